@@ -1,0 +1,1 @@
+"""The three services: integrator, provider_registry, outcomes."""

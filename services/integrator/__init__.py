@@ -1,0 +1,1 @@
+"""Integrator: the council's own workspace, and the live state of its provider network."""

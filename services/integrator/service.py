@@ -1,0 +1,15 @@
+"""Assembly of the integrator service (used by `council serve integrator`)."""
+
+from __future__ import annotations
+
+from shared.web import ServiceSpec
+
+from services.integrator import api, projections
+from services.integrator.application import Integrator
+
+SPEC = ServiceSpec(
+    name="integrator",
+    application=Integrator,
+    projections=projections.projections,
+    routers=[api.router],
+)

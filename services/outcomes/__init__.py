@@ -1,0 +1,1 @@
+"""Outcomes: the measures the council commissions against, and (next) delivery and results."""

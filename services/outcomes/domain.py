@@ -1,0 +1,21 @@
+"""Outcome measures. No I/O here."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from shared.contracts.outcomes import Direction
+
+
+class OutcomeMeasure(Aggregate):
+    """Something measurable the council wants to move, e.g. the teenage obesity rate."""
+
+    id: UUID  # chosen by the application, so retried commands name the same aggregate
+
+    @event("Defined")
+    def __init__(self, name: str, unit: str, direction: str) -> None:
+        self.name = name
+        self.unit = unit
+        self.direction = Direction(direction)

@@ -1,0 +1,15 @@
+"""Assembly of the provider registry service (used by `council serve provider_registry`)."""
+
+from __future__ import annotations
+
+from shared.web import ServiceSpec
+
+from services.provider_registry import api, projections
+from services.provider_registry.application import ProviderRegistry
+
+SPEC = ServiceSpec(
+    name="provider_registry",
+    application=ProviderRegistry,
+    projections=projections.projections,
+    routers=[api.router],
+)

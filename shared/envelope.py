@@ -1,0 +1,89 @@
+"""The envelope every event wears on the shared log: the integration contract between services.
+
+The same event must always have the same bytes (regulators hash them), so encoding is canonical
+JSON: sorted keys, no insignificant whitespace, UTF-8, timestamps in UTC with microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+# Namespace for deterministic event ids: the same stored event always gets the same id, so a
+# relay that publishes it twice (at-least-once) produces a duplicate consumers can recognise.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a52-3b0e-4c55-9a57-3c1e2b9d7f10")
+
+
+def event_id_for(source: str, stream_id: str, position: int) -> uuid.UUID:
+    """The stable id of the event at `position` in `stream_id` of service `source`."""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}/{stream_id}/{position}")
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must carry a timezone")
+    return value.astimezone(UTC)
+
+
+class EventEnvelope(BaseModel):
+    """One event on the shared log. `data` is the event's own payload, described by the catalogue;
+    events whose type a reader does not know are carried through untouched, never dropped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID
+    type: str = Field(min_length=1, max_length=200)
+    schema_version: int = Field(ge=1)
+    source: str = Field(min_length=1, max_length=100, description="service that recorded it")
+    stream_id: str = Field(min_length=1, max_length=200)
+    stream_position: int = Field(ge=1)
+    occurred_at: datetime
+    recorded_at: datetime
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    actor: str | None = None
+    organisation: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    _utc_times = field_validator("occurred_at", "recorded_at")(_utc)
+
+    @field_serializer("occurred_at", "recorded_at", when_used="json")
+    def _iso_utc(self, value: datetime) -> str:
+        # Same text as canonical_json gives a datetime: UTC offset, always with microseconds.
+        return value.isoformat(timespec="microseconds")
+
+    def to_json(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> EventEnvelope:
+        return cls.model_validate_json(raw)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return _utc(value).isoformat(timespec="microseconds")
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as canonical JSON")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Stable bytes for a JSON-able value: sorted keys, compact separators, UTF-8."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+    ).encode("utf-8")
+
+
+def jsonable(value: Any) -> Any:
+    """Turn domain values (UUID, datetime, Decimal, tuples) into plain JSON values."""
+    return json.loads(canonical_json(value))

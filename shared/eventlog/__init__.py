@@ -1,0 +1,28 @@
+"""The shared event log: port and adapters (embedded file log by default, Kafka at scale)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.eventlog.port import EventLog, LogPosition, LogRecord, advance, partition_key
+from shared.settings import SERVICE_NAMES, Settings
+
+__all__ = ["EventLog", "LogPosition", "LogRecord", "advance", "open_event_log", "partition_key"]
+
+
+def open_event_log(settings: Settings) -> EventLog:
+    """The log these settings name; raises InfrastructureUnavailable naming the URL."""
+    url = settings.log_url
+    if url.startswith("kafka://"):
+        from shared.eventlog.kafka import KafkaEventLog
+
+        return KafkaEventLog(
+            url.removeprefix("kafka://").rstrip("/"),
+            topic_prefix=settings.topic_prefix,
+            partitions=settings.kafka_partitions,
+            sources=SERVICE_NAMES,
+        )
+    from shared.eventlog.embedded import EmbeddedEventLog
+
+    directory = Path(url.removeprefix("embedded://")) if url != "embedded" else settings.var_dir
+    return EmbeddedEventLog(directory / "shared-log.sqlite", topic_prefix=settings.topic_prefix)

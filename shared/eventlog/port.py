@@ -1,0 +1,104 @@
+"""The shared event log port: the one interface both adapters (embedded file, Kafka) implement.
+
+A log is a set of topics, one per source service, each split into partitions; an event's
+partition is chosen by its stream id, so one stream's events stay in order. A reader's position
+is the next offset it wants from each partition ("topic:partition" -> offset): readers track
+their own positions (and store them with their read models), never relying on a broker's
+consumer groups.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from shared.envelope import EventEnvelope
+
+LogPosition = dict[str, int]
+
+
+def partition_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes = field(repr=False)
+
+    @property
+    def partition_key(self) -> str:
+        return partition_key(self.topic, self.partition)
+
+    @cached_property
+    def envelope(self) -> EventEnvelope:
+        return EventEnvelope.from_json(self.value)
+
+
+def advance(position: LogPosition, records: Sequence[LogRecord]) -> LogPosition:
+    """The position after having read `records` from `position`."""
+    moved = dict(position)
+    for record in records:
+        moved[record.partition_key] = record.offset + 1
+    return moved
+
+
+class EventLog(ABC):
+    """Append-only, partitioned, replayable: the integration contract between services."""
+
+    def __init__(self, topic_prefix: str = "council") -> None:
+        self.topic_prefix = topic_prefix
+
+    def topic_for(self, source: str) -> str:
+        return f"{self.topic_prefix}.{source}"
+
+    @abstractmethod
+    def append(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Durably append a batch; when this returns every event is stored. Each event goes to
+        its source's topic, partitioned by stream id."""
+
+    @abstractmethod
+    def read(self, topics: Sequence[str], position: LogPosition, limit: int) -> list[LogRecord]:
+        """Up to `limit` records after `position`, each partition's records in offset order.
+        Empty means nothing more is available right now."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise InfrastructureUnavailable (naming the URL) if the log cannot be reached."""
+
+    @property
+    @abstractmethod
+    def url(self) -> str: ...
+
+    def close(self) -> None:  # noqa: B027 - adapters without resources need nothing here
+        """Release connections."""
+
+    def follow(
+        self,
+        topics: Sequence[str],
+        position: LogPosition,
+        stop: threading.Event,
+        idle_wait: float = 0.05,
+        limit: int = 1000,
+    ) -> Iterator[list[LogRecord]]:
+        """Batches of new records as they arrive, until `stop` is set."""
+        while not stop.is_set():
+            records = self.read(topics, position, limit)
+            if records:
+                position = advance(position, records)
+                yield records
+            else:
+                stop.wait(idle_wait)
+
+    def read_all(self, topics: Sequence[str], position: LogPosition | None = None,
+                 limit: int = 5000) -> Iterator[list[LogRecord]]:
+        """Batches of everything available from `position` (default: the beginning)."""
+        position = dict(position or {})
+        while records := self.read(topics, position, limit):
+            position = advance(position, records)
+            yield records

@@ -1,0 +1,152 @@
+"""Per-service event stores built on the `eventsourcing` library.
+
+Each service's Application gets its persistence from our settings, never from the library's
+silent in-memory default: SQLite under var/ when nothing is configured, PostgreSQL (one schema
+per service) when COUNCIL_DATABASE_URL says so. The mapper stamps each stored event with the
+command context (actor, organisation, correlation and causation ids, recorded time), so the
+domain model stays free of request concerns while every event still says who and why.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, Notification, StoredEvent
+
+from shared.context import current_context
+from shared.contracts import EventSpec, spec_for
+from shared.envelope import EventEnvelope, event_id_for, jsonable
+from shared.errors import PersistenceNotConfigured
+from shared.settings import Settings
+from shared.sql import Database
+
+META = "_meta"
+_INTERNAL = (
+    "originator_id", "originator_version", "originator_topic", "timestamp", META, "class_version"
+)
+
+
+class StampingMapper(Mapper[UUID]):
+    """Adds the current command context to every event as it is stored."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        if META not in vars(domain_event):
+            ctx = current_context()
+            meta = {
+                "actor": ctx.actor,
+                "organisation": ctx.organisation,
+                "correlation_id": ctx.correlation_id,
+                "causation_id": ctx.causation_id,
+                "recorded_at": datetime.now(UTC).isoformat(),
+            }
+            # Pending events are fresh frozen dataclasses nobody else holds yet.
+            object.__setattr__(domain_event, META, meta)
+        return super().to_stored_event(domain_event)
+
+
+class CouncilApplication(Application[UUID]):
+    """Base for each service's application: persistence from settings, events published to the
+    shared log under the contract types named in `published`."""
+
+    service: ClassVar[str]
+    # aggregate event class -> catalogue type it is published as
+    published: ClassVar[dict[type, str]] = {}
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        base = self.factory.mapper(transcoder=self.construct_transcoder())
+        return StampingMapper(base.transcoder, base.compressor, base.cipher)
+
+    def to_envelope(self, notification: Notification) -> EventEnvelope:
+        """The shared-log envelope of one stored event."""
+        event = self.mapper.to_domain_event(notification)
+        state: dict[str, Any] = dict(vars(event))
+        meta: dict[str, Any] = state.get(META) or {}
+        for key in _INTERNAL:
+            state.pop(key, None)
+        stream_id = str(notification.originator_id)
+        spec = self._spec_of(type(event))
+        if spec is None:
+            # Not (yet) in the catalogue: carried through under its class name, never dropped.
+            type_, version, data = type(event).__qualname__.replace(".", ""), 1, jsonable(state)
+        else:
+            type_, version = spec.type, spec.version
+            model = spec.data.model_validate({spec.stream_field: stream_id, **state})
+            data = model.model_dump(mode="json")
+        occurred: datetime = event.timestamp
+        return EventEnvelope(
+            event_id=event_id_for(self.service, stream_id, notification.originator_version),
+            type=type_,
+            schema_version=version,
+            source=self.service,
+            stream_id=stream_id,
+            stream_position=notification.originator_version,
+            occurred_at=occurred if occurred.tzinfo else occurred.replace(tzinfo=UTC),
+            recorded_at=datetime.fromisoformat(meta["recorded_at"]) if meta else occurred,
+            correlation_id=meta.get("correlation_id"),
+            causation_id=meta.get("causation_id"),
+            actor=meta.get("actor"),
+            organisation=meta.get("organisation"),
+            data=data,
+        )
+
+    def _spec_of(self, event_class: type) -> EventSpec | None:
+        type_ = self.published.get(event_class)
+        return spec_for(type_) if type_ else None
+
+
+A = TypeVar("A", bound=CouncilApplication)
+
+
+def persistence_env(settings: Settings, service: str) -> dict[str, str]:
+    """The `eventsourcing` environment for one service's store."""
+    if settings.uses_postgres:
+        assert settings.database_url is not None
+        url = urlsplit(settings.database_url)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_SCHEMA": settings.schema_of(service),
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": "4",
+            "CREATE_TABLE": "y",
+        }
+    path = settings.sqlite_path(service)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(path),
+        "SQLITE_LOCK_TIMEOUT": "30",
+        "CREATE_TABLE": "y",
+    }
+
+
+def store_database(settings: Settings, service: str) -> Database:
+    """The database holding a service's event store (its relay position lives beside it)."""
+    if settings.uses_postgres:
+        assert settings.database_url is not None
+        return Database(settings.database_url, schema=settings.schema_of(service))
+    return Database.sqlite(settings.sqlite_path(service))
+
+
+def open_application(cls: type[A], settings: Settings) -> A:
+    """Construct a service application on its configured store; never on memory."""
+    if settings.uses_postgres:
+        # Reachability check with a clear message, and the service's schema, before the library
+        # tries to create its tables there.
+        store_database(settings, cls.service).close()
+    app = cls(env=persistence_env(settings, cls.service))
+    if type(app.recorder).__module__.startswith("eventsourcing.popo"):
+        raise PersistenceNotConfigured(
+            f"{cls.service} would keep its events in memory; configure COUNCIL_DATABASE_URL "
+            "or leave it unset for SQLite under var/"
+        )
+    return app

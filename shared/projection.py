@@ -1,0 +1,160 @@
+"""Projections: read models built from the shared log, exactly once in effect.
+
+A runner reads records after the position it stored, applies them to the read model and stores
+the new position in the same transaction as the rows, so a crash never double-counts or skips.
+Duplicates on the log (from an at-least-once relay) are recognised by stream position: a stream's
+events arrive in order, so an event at or below the position already applied is one we have seen.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import structlog
+
+from shared.context import CommandContext, command_context
+from shared.envelope import EventEnvelope
+from shared.eventlog import EventLog, LogPosition, LogRecord, advance
+from shared.sql import Database, Tx
+
+log = structlog.get_logger("projection")
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS projection_position ("
+    " projection TEXT NOT NULL, log_partition TEXT NOT NULL, next_offset BIGINT NOT NULL,"
+    " PRIMARY KEY (projection, log_partition))",
+    "CREATE TABLE IF NOT EXISTS projection_stream ("
+    " projection TEXT NOT NULL, stream_id TEXT NOT NULL, position BIGINT NOT NULL,"
+    " PRIMARY KEY (projection, stream_id))",
+)
+
+
+class Projection(ABC):
+    """A read model. `apply` runs inside the runner's transaction and must only use `tx`."""
+
+    name: str
+    sources: Sequence[str]
+
+    @abstractmethod
+    def create(self, tx: Tx) -> None:
+        """Create the read model's tables if they do not exist."""
+
+    @abstractmethod
+    def drop(self, tx: Tx) -> None:
+        """Drop the read model's tables."""
+
+    @abstractmethod
+    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+        """Apply one event (types it does not know are ignored)."""
+
+
+class ProjectionRunner:
+    def __init__(self, projection: Projection, db: Database, event_log: EventLog) -> None:
+        self.projection = projection
+        self.db = db
+        self.event_log = event_log
+        self.topics = [event_log.topic_for(source) for source in projection.sources]
+        with db.transaction() as tx:
+            for ddl in _TABLES:
+                tx.execute(ddl)
+            projection.create(tx)
+
+    def position(self) -> LogPosition:
+        with self.db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT log_partition, next_offset FROM projection_position WHERE projection = ?",
+                (self.projection.name,),
+            )
+        return {str(key): int(offset) for key, offset in rows}
+
+    def apply_batch(self, records: Sequence[LogRecord], position: LogPosition) -> int:
+        """Apply records read from `position` in one transaction; returns how many were new."""
+        name = self.projection.name
+        applied = 0
+        with self.db.transaction() as tx:
+            seen = self._stream_positions(tx, {r.envelope.stream_id for r in records})
+            for record in records:
+                event = record.envelope
+                if seen.get(event.stream_id, 0) >= event.stream_position:
+                    continue  # a republished duplicate
+                with command_context(self._context_of(event)):
+                    self.projection.apply(tx, event)
+                seen[event.stream_id] = event.stream_position
+                applied += 1
+            tx.executemany(
+                "INSERT INTO projection_stream (projection, stream_id, position) VALUES (?, ?, ?)"
+                " ON CONFLICT (projection, stream_id) DO UPDATE SET position = excluded.position",
+                [(name, stream, pos) for stream, pos in seen.items()],
+            )
+            moved = advance(position, records)
+            tx.executemany(
+                "INSERT INTO projection_position (projection, log_partition, next_offset)"
+                " VALUES (?, ?, ?) ON CONFLICT (projection, log_partition)"
+                " DO UPDATE SET next_offset = excluded.next_offset",
+                [(name, key, offset) for key, offset in moved.items() if position.get(key) != offset],
+            )
+        return applied
+
+    def _stream_positions(self, tx: Tx, streams: set[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        ordered = sorted(streams)
+        for i in range(0, len(ordered), 500):
+            chunk = ordered[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = tx.execute(
+                "SELECT stream_id, position FROM projection_stream"
+                f" WHERE projection = ? AND stream_id IN ({marks})",
+                (self.projection.name, *chunk),
+            )
+            found.update({str(s): int(p) for s, p in rows})
+        return found
+
+    @staticmethod
+    def _context_of(event: EventEnvelope) -> CommandContext:
+        return CommandContext(
+            actor=event.actor or "system",
+            organisation=event.organisation,
+            correlation_id=event.correlation_id or str(event.event_id),
+            causation_id=str(event.event_id),
+        )
+
+    def run_once(self, limit: int = 1000) -> int:
+        """Read and apply the next batch; returns how many records were read."""
+        position = self.position()
+        records = self.event_log.read(self.topics, position, limit)
+        if records:
+            self.apply_batch(records, position)
+        return len(records)
+
+    def catch_up(self, limit: int = 5000) -> int:
+        """Apply everything the log has now. Kafka may answer empty while a fetch is still in
+        flight, so a single empty read is confirmed by a second one."""
+        total = 0
+        empty = 0
+        while empty < 2:
+            moved = self.run_once(limit)
+            total += moved
+            empty = 0 if moved else empty + 1
+        return total
+
+    def rebuild(self) -> int:
+        """Drop the read model and its positions, then replay the whole log into it."""
+        with self.db.transaction() as tx:
+            self.projection.drop(tx)
+            tx.execute("DELETE FROM projection_position WHERE projection = ?", (self.projection.name,))
+            tx.execute("DELETE FROM projection_stream WHERE projection = ?", (self.projection.name,))
+            self.projection.create(tx)
+        return self.catch_up()
+
+    def run(self, stop: threading.Event, idle_wait: float = 0.05) -> None:
+        while not stop.is_set():
+            try:
+                moved = self.run_once()
+            except Exception as exc:
+                log.error("projection_failed", projection=self.projection.name, error=str(exc))
+                stop.wait(1.0)
+                continue
+            if not moved:
+                stop.wait(idle_wait)

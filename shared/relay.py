@@ -1,0 +1,94 @@
+"""The outbox relay: copies a service's stored events to the shared log, in order, at least once.
+
+The event store is the source of truth. The relay reads its notification log after the last
+position it published, appends that batch to the shared log, then records the new position in
+the same database as the store. A crash between the append and the save republishes the batch;
+events keep their ids, so consumers drop the duplicates.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import structlog
+
+from shared.eventlog import EventLog
+from shared.eventstore import CouncilApplication
+from shared.sql import Database
+
+log = structlog.get_logger("relay")
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS outbox_position ("
+    " relay TEXT PRIMARY KEY, notification_id BIGINT NOT NULL)"
+)
+
+
+class OutboxRelay:
+    def __init__(
+        self, app: CouncilApplication, event_log: EventLog, db: Database, batch_size: int = 500
+    ) -> None:
+        self.app = app
+        self.event_log = event_log
+        self.db = db
+        self.batch_size = batch_size
+        self.name = f"{app.service}->{event_log.topic_for(app.service)}"
+        with db.transaction() as tx:
+            tx.execute(_SCHEMA)
+
+    def position(self) -> int:
+        with self.db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT notification_id FROM outbox_position WHERE relay = ?", (self.name,)
+            )
+        return int(rows[0][0]) if rows else 0
+
+    def _save(self, notification_id: int) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO outbox_position (relay, notification_id) VALUES (?, ?) "
+                "ON CONFLICT (relay) DO UPDATE SET notification_id = excluded.notification_id",
+                (self.name, notification_id),
+            )
+
+    def relay_once(self) -> int:
+        """Publish the next batch; returns how many events it carried."""
+        after = self.position()
+        notifications = self.app.recorder.select_notifications(
+            start=after, limit=self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        envelopes = [self.app.to_envelope(n) for n in notifications]
+        self.event_log.append(envelopes)
+        self._save(notifications[-1].id)
+        return len(notifications)
+
+    def pending(self) -> int:
+        """How many stored events have not been published yet."""
+        newest = self.app.recorder.max_notification_id() or 0
+        return max(0, newest - self.position())
+
+    def drain(self) -> int:
+        """Publish everything stored so far."""
+        total = 0
+        while moved := self.relay_once():
+            total += moved
+        return total
+
+    def run(self, stop: threading.Event, idle_wait: float = 0.05) -> None:
+        """Relay until `stop` is set, backing off on errors (nothing is skipped on failure)."""
+        backoff = idle_wait
+        while not stop.is_set():
+            try:
+                moved = self.relay_once()
+                backoff = idle_wait
+            except Exception as exc:
+                log.error("relay_failed", relay=self.name, error=str(exc))
+                backoff = min(backoff * 2 if backoff > idle_wait else 0.5, 10.0)
+                stop.wait(backoff)
+                continue
+            if moved:
+                log.debug("relayed", relay=self.name, events=moved)
+            else:
+                stop.wait(idle_wait)

@@ -1,0 +1,78 @@
+"""Deployment settings, read from COUNCIL_* environment variables.
+
+The embedded default needs nothing: SQLite event stores and the file-backed log under ./var/.
+Set COUNCIL_DATABASE_URL=postgresql://... and COUNCIL_LOG_URL=kafka://host:port to scale out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_NAMES = ("integrator", "provider_registry", "outcomes")
+ServiceName = Literal["integrator", "provider_registry", "outcomes"]
+
+DEFAULT_PORTS: dict[str, int] = {"integrator": 8000, "provider_registry": 8001, "outcomes": 8002}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COUNCIL_", extra="ignore")
+
+    var_dir: Path = Field(default=Path("var"), description="where embedded files live")
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://user@host:port/db for PostgreSQL event stores and read "
+        "models; unset means one SQLite file per service under var_dir",
+    )
+    schema_prefix: str = Field(
+        default="council", description="PostgreSQL schemas are <prefix>_<service>"
+    )
+    log_url: str = Field(
+        default="embedded", description="'embedded' (file under var_dir) or kafka://host:port"
+    )
+    topic_prefix: str = Field(default="council", description="Kafka topics are <prefix>.<source>")
+    kafka_partitions: int = Field(default=3, ge=1, le=64)
+    host: str = "127.0.0.1"
+    integrator_port: int = DEFAULT_PORTS["integrator"]
+    provider_registry_port: int = DEFAULT_PORTS["provider_registry"]
+    outcomes_port: int = DEFAULT_PORTS["outcomes"]
+    relay_interval: float = Field(default=0.05, gt=0, description="seconds between idle polls")
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        scheme = urlsplit(value).scheme
+        if scheme not in ("postgresql", "postgres", "sqlite"):
+            raise ValueError(f"COUNCIL_DATABASE_URL must be postgresql://... not {scheme}://")
+        return value
+
+    @field_validator("log_url")
+    @classmethod
+    def _known_log(cls, value: str) -> str:
+        if value != "embedded" and not value.startswith(("kafka://", "embedded://")):
+            raise ValueError("COUNCIL_LOG_URL must be 'embedded', embedded://DIR or kafka://h:p")
+        return value
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url is not None and not self.database_url.startswith("sqlite")
+
+    def port_of(self, service: str) -> int:
+        port: int = getattr(self, f"{service}_port")
+        return port
+
+    def url_of(self, service: str) -> str:
+        return f"http://{self.host}:{self.port_of(service)}"
+
+    def sqlite_path(self, name: str) -> Path:
+        return self.var_dir / f"{name}.sqlite"
+
+    def schema_of(self, name: str) -> str:
+        return f"{self.schema_prefix}_{name}"

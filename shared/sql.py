@@ -1,0 +1,144 @@
+"""A deliberately small SQL adapter for read models, positions and tokens: the same statements
+(with `?` placeholders) run on SQLite in the embedded deployment and PostgreSQL at scale."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from shared.errors import InfrastructureUnavailable
+
+Row = tuple[Any, ...]
+
+
+class Tx(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+def redact(url: str) -> str:
+    """The URL with any password removed, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, [tuple(r) for r in rows])
+
+
+class _PgTx:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cur = self._conn.execute(sql.replace("?", "%s"), tuple(params))
+        return list(cur.fetchall()) if cur.description else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self._conn.cursor() as cur:
+                cur.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
+
+
+class Database:
+    """One database (an SQLite file, or a schema in PostgreSQL) with short transactions."""
+
+    dialect: Literal["sqlite", "postgres"]
+
+    def __init__(self, url: str, schema: str | None = None) -> None:
+        self.url = url
+        self.schema = schema
+        self._local = threading.local()
+        self._pool: Any = None
+        if url.startswith("sqlite:"):
+            self.dialect = "sqlite"
+            self.path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite:"))
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            self.dialect = "postgres"
+            self._open_pool()
+
+    @classmethod
+    def sqlite(cls, path: Path) -> Database:
+        return cls(f"sqlite:///{path}")
+
+    def _open_pool(self) -> None:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        try:
+            with psycopg.connect(self.url, connect_timeout=3, autocommit=True) as conn:
+                if self.schema:
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InfrastructureUnavailable(
+                f"PostgreSQL at {redact(self.url)} is unreachable: {reason}"
+            ) from None
+        options = f"-c search_path={self.schema}" if self.schema else ""
+        self._pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=4,
+            kwargs={"options": options, "connect_timeout": 3},
+            open=True,
+        )
+
+    def _sqlite_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """All statements inside commit together, or none do."""
+        if self.dialect == "sqlite":
+            conn = self._sqlite_conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        else:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PgTx(conn)
+
+    def ping(self) -> None:
+        with self.transaction() as tx:
+            tx.execute("SELECT 1")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def open_database(settings: Any, name: str) -> Database:
+    """The database named `name` for these settings: var/<name>.sqlite or schema <prefix>_<name>."""
+    if settings.uses_postgres:
+        return Database(settings.database_url, schema=settings.schema_of(name))
+    return Database.sqlite(settings.sqlite_path(name))

@@ -1,0 +1,206 @@
+"""What every service's HTTP entry point shares: start-up of its store, relay and projections,
+/health and /ready, correlation ids, size limits and error translation."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from shared.context import new_correlation_id
+from shared.errors import DomainRuleBroken, InfrastructureUnavailable, NotFound
+from shared.eventlog import EventLog, open_event_log
+from shared.eventstore import CouncilApplication, open_application, store_database
+from shared.identity import TokenStore
+from shared.projection import Projection, ProjectionRunner
+from shared.relay import OutboxRelay
+from shared.settings import Settings
+from shared.sql import Database, open_database
+
+log = structlog.get_logger("web")
+
+MAX_BODY_BYTES = 1024 * 1024
+_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+@dataclass
+class ServiceSpec:
+    """How to assemble one service: its application, its read models and its routes."""
+
+    name: str
+    application: type[CouncilApplication]
+    projections: Callable[[], Sequence[Projection]]
+    routers: Sequence[APIRouter]
+    max_body_bytes: dict[str, int] = field(default_factory=dict)  # path prefix -> limit
+
+
+class Runtime:
+    """A running service: its store, log, relay, read models and worker threads."""
+
+    def __init__(self, spec: ServiceSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.stop = threading.Event()
+        self.event_log: EventLog = open_event_log(settings)
+        self.app = open_application(spec.application, settings)
+        self.store_db = store_database(settings, spec.name)
+        self.relay = OutboxRelay(self.app, open_event_log(settings), self.store_db)
+        self.views: Database = open_database(settings, f"{spec.name}_views")
+        self.runners = [
+            ProjectionRunner(p, self.views, open_event_log(settings)) for p in spec.projections()
+        ]
+        self.tokens = TokenStore(open_database(settings, "identity"))
+        self._threads: list[threading.Thread] = []
+
+    def runner(self, name: str) -> ProjectionRunner:
+        return next(r for r in self.runners if r.projection.name == name)
+
+    def start(self) -> None:
+        interval = self.settings.relay_interval
+        jobs: list[tuple[str, Callable[[], None]]] = [
+            ("relay", lambda: self.relay.run(self.stop, interval))
+        ]
+        for runner in self.runners:
+            jobs.append((runner.projection.name, lambda r=runner: r.run(self.stop, interval)))
+        for name, job in jobs:
+            thread = threading.Thread(target=job, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        # Publish what was stored before we go, so a clean shutdown leaves nothing behind.
+        try:
+            self.relay.drain()
+        except Exception as exc:  # the next start publishes it; nothing is lost
+            log.warning("relay_drain_on_shutdown_failed", error=str(exc))
+        for runner in self.runners:
+            runner.event_log.close()
+        self.relay.event_log.close()
+        self.event_log.close()
+        self.app.close()
+        for db in (self.store_db, self.views, self.tokens.db):
+            db.close()
+
+    def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            self.app.recorder.max_notification_id()
+            checks["store"] = "ok"
+        except Exception as exc:
+            checks["store"] = f"unavailable: {exc}"
+        try:
+            self.event_log.ping()
+            checks["log"] = "ok"
+        except InfrastructureUnavailable as exc:
+            checks["log"] = str(exc)
+        return checks
+
+
+def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(spec, settings)
+        api.state.runtime = runtime
+        api.state.tokens = runtime.tokens
+        runtime.start()
+        log.info("service_started", store=type(runtime.app.recorder).__module__,
+                 log_url=runtime.event_log.url)
+        try:
+            yield
+        finally:
+            runtime.close()
+            log.info("service_stopped")
+
+    api = FastAPI(
+        title=f"Council Integrator: {spec.name.replace('_', ' ')}",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    api.middleware("http")(_correlation_and_limits(spec))
+    _install_error_handlers(api)
+
+    @api.get("/health", tags=["operations"])
+    def health() -> dict[str, str]:
+        """Liveness: the process is up and serving."""
+        return {"status": "ok", "service": spec.name}
+
+    @api.get("/ready", tags=["operations"])
+    def ready(request: Request) -> JSONResponse:
+        """Readiness: the event store and the shared log are reachable."""
+        runtime: Runtime = request.app.state.runtime
+        checks = runtime.readiness()
+        ok = all(v == "ok" for v in checks.values())
+        body: dict[str, Any] = {"status": "ready" if ok else "not ready", "service": spec.name,
+                                "checks": checks, "relay_pending": _pending(runtime)}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    for router in spec.routers:
+        api.include_router(router)
+    return api
+
+
+def _pending(runtime: Runtime) -> int | None:
+    try:
+        return runtime.relay.pending()
+    except Exception:
+        return None
+
+
+def _correlation_and_limits(
+    spec: ServiceSpec,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    async def middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        given = request.headers.get("x-correlation-id", "")
+        correlation_id = given if _CORRELATION.match(given) else new_correlation_id()
+        request.state.correlation_id = correlation_id
+        limit = next(
+            (n for prefix, n in spec.max_body_bytes.items() if request.url.path.startswith(prefix)),
+            MAX_BODY_BYTES,
+        )
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            return JSONResponse(
+                {"detail": f"request body of {length} bytes is over the limit of {limit} bytes"},
+                status_code=413,
+                headers={"x-correlation-id": correlation_id},
+            )
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+            response = await call_next(request)
+            log.info("request", method=request.method, path=request.url.path,
+                     status=response.status_code,
+                     ms=round((time.perf_counter() - started) * 1000, 2))
+        response.headers["x-correlation-id"] = correlation_id
+        return response
+
+    return middleware
+
+
+def _install_error_handlers(api: FastAPI) -> None:
+    @api.exception_handler(DomainRuleBroken)
+    async def _conflict(_: Request, exc: DomainRuleBroken) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @api.exception_handler(NotFound)
+    async def _missing(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.args[0]) if exc.args else "not found"},
+                            status_code=404)
+
+    @api.exception_handler(InfrastructureUnavailable)
+    async def _unavailable(_: Request, exc: InfrastructureUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)

@@ -1,0 +1,390 @@
+"""The event catalogue and the AsyncAPI document generated from it."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaValidationError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from shared import asyncapi
+from shared.contracts import EventSpec, all_specs, spec_for
+from shared.envelope import EventEnvelope, event_id_for
+from shared.eventlog.port import EventLog
+
+DOCUMENT_URI = "urn:council-integrator:asyncapi"
+COMMITTED = Path(asyncapi.__file__).with_name("asyncapi.json")
+
+# Hand-written valid data for every event type in the catalogue. A new event type needs an
+# example here (test_every_event_type_has_an_example says so).
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "ProviderRegistered": {
+        "provider_id": "0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c",
+        "name": "Hillside Community Kitchen",
+        "organisation_type": "community_group",
+    },
+    "OutcomeMeasureDefined": {
+        "measure_id": "7e1d2c3b-4a5f-4687-9a8b-0c1d2e3f4a5b",
+        "name": "Teenage obesity rate",
+        "unit": "percent",
+        "direction": "lower_is_better",
+    },
+}
+
+SPECS = all_specs()
+SPEC_IDS = [spec.type for spec in SPECS]
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return asyncapi.asyncapi_document()
+
+
+@pytest.fixture(scope="module")
+def registry(document: dict[str, Any]) -> Registry[Any]:
+    resource = Resource.from_contents(document, default_specification=DRAFT202012)
+    return Registry().with_resource(DOCUMENT_URI, resource)
+
+
+def payload_validator(registry: Registry[Any], type_: str) -> Draft202012Validator:
+    ref = f"{DOCUMENT_URI}#/components/messages/{type_}/payload"
+    return Draft202012Validator({"$ref": ref}, registry=registry)
+
+
+def example_envelope(spec: EventSpec, **changes: Any) -> dict[str, Any]:
+    """The wire form (parsed canonical JSON) of an example event of `spec`'s type."""
+    data = EXAMPLES[spec.type]
+    stream_id = str(data[spec.stream_field])
+    envelope = EventEnvelope(
+        event_id=event_id_for(spec.source, stream_id, 1),
+        type=spec.type,
+        schema_version=spec.version,
+        source=spec.source,
+        stream_id=stream_id,
+        stream_position=1,
+        occurred_at=datetime(2024, 5, 1, 9, 30, tzinfo=UTC),
+        recorded_at=datetime(2024, 5, 1, 9, 30, 0, 250, tzinfo=UTC),
+        correlation_id="req-1",
+        actor="officer@council.example",
+        organisation="council",
+        data=data,
+    )
+    wire: dict[str, Any] = json.loads(envelope.to_json())
+    wire.update(changes)
+    return wire
+
+
+def refs(node: Any, where: str = "#") -> Iterator[tuple[str, str]]:
+    """Every ($ref value, location) in a JSON document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value, where
+            else:
+                yield from refs(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from refs(value, f"{where}/{index}")
+
+
+def resolve(document: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), f"{ref} is not a local reference"
+    node: Any = document
+    for raw in ref[2:].split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        assert isinstance(node, dict), f"{ref}: {part!r} looked up in a non-object"
+        assert part in node, f"{ref}: no {part!r}"
+        node = node[part]
+    return node
+
+
+# --- the committed document is current ---------------------------------------------------------
+
+
+def test_committed_document_matches_the_catalogue() -> None:
+    committed = COMMITTED.read_text(encoding="utf-8") if COMMITTED.exists() else ""
+    assert committed == asyncapi.render_document(), (
+        "shared/asyncapi.json is out of date with the event catalogue: "
+        "run `python -m shared.asyncapi` and commit the result"
+    )
+
+
+def test_committed_document_is_the_generated_document() -> None:
+    assert json.loads(COMMITTED.read_text(encoding="utf-8")) == asyncapi.asyncapi_document()
+
+
+def test_write_document_writes_sorted_pretty_json_with_newline(tmp_path: Path) -> None:
+    target = asyncapi.write_document(tmp_path / "asyncapi.json")
+    text = target.read_text(encoding="utf-8")
+    assert text.endswith("}\n")
+    assert text.startswith('{\n  "asyncapi": "3.0.0",')
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_main_writes_then_check_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "asyncapi.json"
+    assert asyncapi.main([str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == asyncapi.render_document()
+    assert asyncapi.main(["--check", str(target)]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_check_fails_clearly_when_out_of_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "asyncapi.json"
+    target.write_text(asyncapi.render_document().replace("3.0.0", "2.6.0"), encoding="utf-8")
+    assert asyncapi.main(["--check", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert "out of date" in err
+    assert "python -m shared.asyncapi" in err
+    assert target.read_text(encoding="utf-8") != asyncapi.render_document()  # not rewritten
+
+
+def test_check_fails_when_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert asyncapi.main(["--check", str(tmp_path / "nowhere.json")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_generation_is_deterministic() -> None:
+    assert asyncapi.render_document() == asyncapi.render_document()
+
+
+# --- the catalogue ---------------------------------------------------------------------------
+
+
+def test_catalogue_is_not_empty_and_types_are_unique() -> None:
+    assert SPECS
+    assert len({spec.type for spec in SPECS}) == len(SPECS)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_catalogue_entry_is_well_formed(spec: EventSpec) -> None:
+    assert spec_for(spec.type) is spec
+    assert spec.version >= 1
+    assert spec.summary
+    assert re.fullmatch(r"[A-Z][A-Za-z0-9]*", spec.type), "event types are PascalCase"
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", spec.source)
+    assert spec.stream_field in spec.data.model_fields, (
+        f"{spec.type}: stream_field {spec.stream_field!r} is not a field of {spec.data.__name__}"
+    )
+
+
+def test_spec_for_unknown_type_is_none() -> None:
+    assert spec_for("NoSuchEvent") is None
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_every_event_type_has_an_example(spec: EventSpec) -> None:
+    assert spec.type in EXAMPLES, f"add valid example data for {spec.type} to EXAMPLES"
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_example_data_is_valid_for_its_model(spec: EventSpec) -> None:
+    model = spec.data.model_validate(EXAMPLES[spec.type])
+    assert model.model_dump(mode="json") == EXAMPLES[spec.type]
+
+
+# --- every catalogue entry is in the document ------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_every_event_type_is_a_message_on_its_source_channel(
+    document: dict[str, Any], spec: EventSpec
+) -> None:
+    message = document["components"]["messages"][spec.type]
+    assert message["name"] == spec.type
+    assert message["title"] == spec.type
+    assert message["summary"] == spec.summary
+    assert message["contentType"] == "application/json"
+    key = message["bindings"]["kafka"]["key"]
+    assert key["type"] == "string"
+    assert "stream id" in key["description"]
+
+    payload = message["payload"]
+    assert payload["properties"]["type"]["const"] == spec.type
+    assert payload["properties"]["schema_version"]["const"] == spec.version
+    assert payload["properties"]["source"]["const"] == spec.source
+    data_schema = resolve(document, payload["properties"]["data"]["$ref"])
+    assert data_schema["title"] == spec.data.__name__
+
+    channel = document["channels"][spec.source]
+    assert channel["address"] == f"council.{spec.source}"
+    assert channel["messages"][spec.type] == {"$ref": f"#/components/messages/{spec.type}"}
+    # ... and on no other channel
+    others = [name for name, ch in document["channels"].items() if spec.type in ch["messages"]]
+    assert others == [spec.source]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_every_event_type_has_a_send_operation(document: dict[str, Any], spec: EventSpec) -> None:
+    operation = document["operations"][f"publish{spec.type}"]
+    assert operation["action"] == "send"
+    assert operation["channel"] == {"$ref": f"#/channels/{spec.source}"}
+    assert operation["messages"] == [
+        {"$ref": f"#/channels/{spec.source}/messages/{spec.type}"}
+    ]
+
+
+def test_document_holds_nothing_outside_the_catalogue(document: dict[str, Any]) -> None:
+    types = {spec.type for spec in SPECS}
+    assert set(document["components"]["messages"]) == types
+    assert set(document["channels"]) == {spec.source for spec in SPECS}
+    assert set(document["operations"]) == {f"publish{t}" for t in types}
+
+
+def test_channel_addresses_are_the_log_topics() -> None:
+    for prefix in ("council", "staging"):
+        log = SimpleNamespace(topic_prefix=prefix)
+        doc = asyncapi.asyncapi_document(topic_prefix=prefix)
+        for source, channel in doc["channels"].items():
+            assert channel["address"] == EventLog.topic_for(log, source)  # type: ignore[arg-type]
+            assert channel["bindings"]["kafka"]["topic"] == channel["address"]
+
+
+# --- the document is structurally AsyncAPI 3 ------------------------------------------------
+
+
+def test_document_header(document: dict[str, Any]) -> None:
+    assert document["asyncapi"] == "3.0.0"
+    info = document["info"]
+    assert info["title"] == "Council Integrator shared event log"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", info["version"])
+    assert "embedded" in info["description"]
+    assert document["servers"]["kafka"] == {
+        "host": "127.0.0.1:9092",
+        "protocol": "kafka",
+        "description": document["servers"]["kafka"]["description"],
+    }
+    assert set(document) <= {
+        "asyncapi", "id", "info", "servers", "defaultContentType",
+        "channels", "operations", "components",
+    }  # fmt: skip
+
+
+def test_every_ref_resolves_inside_the_document(document: dict[str, Any]) -> None:
+    found = list(refs(document))
+    assert found
+    for ref, where in found:
+        assert ref.startswith("#/"), f"{where}: external reference {ref}"
+        resolve(document, ref)
+
+
+def test_component_keys_are_valid_asyncapi_ids(document: dict[str, Any]) -> None:
+    for section in ("schemas", "messages"):
+        for key in document["components"][section]:
+            assert re.fullmatch(r"[\w.\-]+", key), f"components/{section}/{key}"
+    for key in document["operations"]:
+        assert re.fullmatch(r"[\w.\-]+", key)
+
+
+def test_operations_reference_messages_of_their_own_channel(document: dict[str, Any]) -> None:
+    for name, operation in document["operations"].items():
+        assert operation["action"] in ("send", "receive")
+        channel_ref = operation["channel"]["$ref"]
+        for message in operation["messages"]:
+            assert message["$ref"].startswith(channel_ref + "/messages/"), name
+
+
+def test_envelope_schema_is_a_component(document: dict[str, Any]) -> None:
+    schema = document["components"]["schemas"]["EventEnvelope"]
+    assert set(schema["properties"]) == set(EventEnvelope.model_fields)
+    assert schema["additionalProperties"] is False
+
+
+# --- payload schemas are JSON Schema and accept real envelopes ----------------------------
+
+
+def test_every_component_schema_is_valid_json_schema(document: dict[str, Any]) -> None:
+    for name, schema in document["components"]["schemas"].items():
+        try:
+            Draft202012Validator.check_schema(schema)
+        except Exception as error:  # pragma: no cover - message for the developer
+            pytest.fail(f"components/schemas/{name}: {error}")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_message_payload_is_valid_json_schema(document: dict[str, Any], spec: EventSpec) -> None:
+    Draft202012Validator.check_schema(document["components"]["messages"][spec.type]["payload"])
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_example_envelope_validates_against_its_payload(
+    registry: Registry[Any], spec: EventSpec
+) -> None:
+    wire = example_envelope(spec)
+    payload_validator(registry, spec.type).validate(wire)
+    # The generic envelope schema accepts it too.
+    generic = Draft202012Validator(
+        {"$ref": f"{DOCUMENT_URI}#/components/schemas/EventEnvelope"}, registry=registry
+    )
+    generic.validate(wire)
+    # And the wire form reads back as the same envelope.
+    assert EventEnvelope.model_validate(wire).data == EXAMPLES[spec.type]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_example_envelope_with_unset_optionals_validates(
+    registry: Registry[Any], spec: EventSpec
+) -> None:
+    wire = example_envelope(spec, correlation_id=None, actor=None, organisation=None)
+    del wire["causation_id"]
+    payload_validator(registry, spec.type).validate(wire)
+
+
+def _without(data: dict[str, Any], field: str) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if key != field}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+@pytest.mark.parametrize(
+    ("label", "change"),
+    [
+        ("other type", lambda spec, wire: wire.update(type=spec.type + "X")),
+        ("other version", lambda spec, wire: wire.update(schema_version=spec.version + 1)),
+        ("other source", lambda spec, wire: wire.update(source="elsewhere")),
+        ("extra envelope field", lambda spec, wire: wire.update(surprise=1)),
+        ("missing stream id", lambda spec, wire: wire.pop("stream_id")),
+        ("position 0", lambda spec, wire: wire.update(stream_position=0)),
+        ("extra data field", lambda spec, wire: wire["data"].update(surprise=1)),
+        (
+            "missing stream field in data",
+            lambda spec, wire: wire.update(data=_without(wire["data"], spec.stream_field)),
+        ),
+        ("data not an object", lambda spec, wire: wire.update(data=[])),
+    ],
+)
+def test_payload_rejects_wrong_envelopes(
+    registry: Registry[Any], spec: EventSpec, label: str, change: Any
+) -> None:
+    wire = example_envelope(spec)
+    wire["data"] = dict(wire["data"])
+    change(spec, wire)
+    with pytest.raises(SchemaValidationError):
+        payload_validator(registry, spec.type).validate(wire)
+
+
+def test_payload_enforces_enums(registry: Registry[Any]) -> None:
+    spec = spec_for("ProviderRegistered")
+    assert spec is not None
+    wire = example_envelope(spec)
+    wire["data"] = {**wire["data"], "organisation_type": "cartel"}
+    with pytest.raises(SchemaValidationError):
+        payload_validator(registry, spec.type).validate(wire)
+
+
+def test_event_ids_in_examples_are_deterministic() -> None:
+    spec = SPECS[0]
+    first, second = example_envelope(spec), example_envelope(spec)
+    assert first["event_id"] == second["event_id"]
+    assert uuid.UUID(first["event_id"]).version == 5
