@@ -62,7 +62,9 @@ class EventEnvelope(BaseModel):
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> EventEnvelope:
-        return cls.model_validate_json(raw)
+        # json.loads, not pydantic's parser: it accepts the \\ud800-style escapes our own
+        # canonical encoding may write for a lone surrogate that arrived in a request.
+        return cls.model_validate(json.loads(raw))
 
 
 def _default(value: Any) -> Any:
@@ -78,9 +80,10 @@ def _default(value: Any) -> Any:
 
 
 def canonical_json(value: Any) -> bytes:
-    """Stable bytes for a JSON-able value: sorted keys, compact separators, UTF-8."""
+    """Stable bytes for a JSON-able value: sorted keys, compact separators, ASCII with \\u
+    escapes (any Python string encodes, even a lone surrogate from a JSON body)."""
     return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_default
     ).encode("utf-8")
 
 

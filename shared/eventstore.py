@@ -58,7 +58,7 @@ class CouncilApplication(Application[UUID]):
     published: ClassVar[dict[type, str]] = {}
 
     def construct_mapper(self) -> Mapper[UUID]:
-        base = self.factory.mapper(transcoder=self.construct_transcoder())
+        base: Mapper[UUID] = self.factory.mapper(transcoder=self.construct_transcoder())
         return StampingMapper(base.transcoder, base.compressor, base.cipher)
 
     def to_envelope(self, notification: Notification) -> EventEnvelope:
@@ -77,7 +77,7 @@ class CouncilApplication(Application[UUID]):
             type_, version = spec.type, spec.version
             model = spec.data.model_validate({spec.stream_field: stream_id, **state})
             data = model.model_dump(mode="json")
-        occurred: datetime = event.timestamp
+        occurred: datetime = vars(event)["timestamp"]
         return EventEnvelope(
             event_id=event_id_for(self.service, stream_id, notification.originator_version),
             type=type_,

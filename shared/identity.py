@@ -24,7 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from shared.context import CommandContext, command_context, new_correlation_id
 from shared.sql import Database
 
-TOKEN_PREFIX = "cit"
+TOKEN_PREFIX = "cit"  # noqa: S105 - a label, not a secret
 
 
 class Role(StrEnum):
@@ -123,7 +123,7 @@ class TokenStore:
                 "SELECT token_id, role, label, provider_id, created_at, revoked_at"
                 " FROM api_tokens ORDER BY created_at"
             )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 _bearer = HTTPBearer(auto_error=False)

@@ -81,6 +81,8 @@ class ProjectionRunner:
                     continue  # a republished duplicate
                 with command_context(self._context_of(event)):
                     self.projection.apply(tx, event)
+                    log.info("event_applied", projection=name, type=event.type,
+                             event_id=str(event.event_id), source=event.source)
                 seen[event.stream_id] = event.stream_position
                 applied += 1
             tx.executemany(
@@ -93,7 +95,7 @@ class ProjectionRunner:
                 "INSERT INTO projection_position (projection, log_partition, next_offset)"
                 " VALUES (?, ?, ?) ON CONFLICT (projection, log_partition)"
                 " DO UPDATE SET next_offset = excluded.next_offset",
-                [(name, key, offset) for key, offset in moved.items() if position.get(key) != offset],
+                [(name, k, offset) for k, offset in moved.items() if position.get(k) != offset],
             )
         return applied
 
@@ -143,8 +145,8 @@ class ProjectionRunner:
         """Drop the read model and its positions, then replay the whole log into it."""
         with self.db.transaction() as tx:
             self.projection.drop(tx)
-            tx.execute("DELETE FROM projection_position WHERE projection = ?", (self.projection.name,))
-            tx.execute("DELETE FROM projection_stream WHERE projection = ?", (self.projection.name,))
+            for table in ("projection_position", "projection_stream"):
+                tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.projection.name,))
             self.projection.create(tx)
         return self.catch_up()
 

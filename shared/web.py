@@ -65,13 +65,12 @@ class Runtime:
 
     def start(self) -> None:
         interval = self.settings.relay_interval
-        jobs: list[tuple[str, Callable[[], None]]] = [
-            ("relay", lambda: self.relay.run(self.stop, interval))
-        ]
-        for runner in self.runners:
-            jobs.append((runner.projection.name, lambda r=runner: r.run(self.stop, interval)))
-        for name, job in jobs:
-            thread = threading.Thread(target=job, name=name, daemon=True)
+        workers: list[OutboxRelay | ProjectionRunner] = [self.relay, *self.runners]
+        for worker in workers:
+            thread = threading.Thread(
+                target=worker.run, args=(self.stop, interval), name=type(worker).__name__,
+                daemon=True,
+            )
             thread.start()
             self._threads.append(thread)
 

@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from services.integrator.domain import NetworkProvider
+from services.integrator.projections import list_providers, provider_counts
 from shared.identity import COUNCIL_READERS, Principal, require
 from shared.web import Runtime
-
-from services.integrator.domain import NetworkProvider
-from services.integrator.projections import list_providers
 
 router = APIRouter(tags=["network"])
 
@@ -25,3 +24,12 @@ def network_providers(
     """Every provider in the council's network, as projected from the shared log."""
     runtime: Runtime = request.app.state.runtime
     return list_providers(runtime.views, limit, offset)
+
+
+@router.get("/network/summary")
+def network_summary(
+    request: Request, _: Annotated[Principal, Depends(require(*COUNCIL_READERS))]
+) -> dict[str, dict[str, int]]:
+    """How many providers of each organisation type are in the network."""
+    runtime: Runtime = request.app.state.runtime
+    return {"providers_by_organisation_type": provider_counts(runtime.views)}

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from shared.contracts.provider_registry import SOURCE as REGISTRY, ProviderRegistered
+from services.integrator.domain import MemberStatus, NetworkProvider
+from shared.contracts.provider_registry import SOURCE as REGISTRY
+from shared.contracts.provider_registry import ProviderRegistered
 from shared.envelope import EventEnvelope
 from shared.projection import Projection
 from shared.sql import Database, Tx
-
-from services.integrator.domain import MemberStatus, NetworkProvider
 
 
 class NetworkProjection(Projection):
@@ -23,9 +23,15 @@ class NetworkProjection(Projection):
             " provider_id TEXT PRIMARY KEY, name TEXT NOT NULL, organisation_type TEXT NOT NULL,"
             " status TEXT NOT NULL, registered_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
         )
+        # Running totals, kept by increments: a double-applied event would show here.
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS network_counts ("
+            " organisation_type TEXT PRIMARY KEY, providers INTEGER NOT NULL)"
+        )
 
     def drop(self, tx: Tx) -> None:
         tx.execute("DROP TABLE IF EXISTS network_providers")
+        tx.execute("DROP TABLE IF EXISTS network_counts")
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         if event.type == "ProviderRegistered":
@@ -37,6 +43,12 @@ class NetworkProjection(Projection):
                 " ON CONFLICT (provider_id) DO NOTHING",
                 (str(data.provider_id), data.name, data.organisation_type.value,
                  MemberStatus.REGISTERED.value, at, at),
+            )
+            tx.execute(
+                "INSERT INTO network_counts (organisation_type, providers) VALUES (?, 1)"
+                " ON CONFLICT (organisation_type)"
+                " DO UPDATE SET providers = network_counts.providers + 1",
+                (data.organisation_type.value,),
             )
 
 
@@ -54,6 +66,13 @@ def list_providers(db: Database, limit: int = 1000, offset: int = 0) -> list[Net
         )
         for r in rows
     ]
+
+
+def provider_counts(db: Database) -> dict[str, int]:
+    """Providers in the network per organisation type."""
+    with db.transaction() as tx:
+        rows = tx.execute("SELECT organisation_type, providers FROM network_counts")
+    return {str(kind): int(n) for kind, n in rows}
 
 
 def projections() -> Sequence[Projection]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from shared.web import ServiceSpec
-
 from services.integrator import api, projections
 from services.integrator.application import Integrator
+from shared.web import ServiceSpec
 
 SPEC = ServiceSpec(
     name="integrator",

@@ -8,12 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.outcomes.application import Outcomes
+from services.outcomes.projections import MeasureSummary, list_measures
 from shared.contracts.outcomes import Direction
 from shared.identity import COUNCIL_READERS, COUNCIL_WRITERS, Principal, acting_as, require
 from shared.web import Runtime
-
-from services.outcomes.application import Outcomes
-from services.outcomes.projections import MeasureSummary, list_measures
 
 router = APIRouter(tags=["outcome measures"])
 

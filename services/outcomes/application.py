@@ -7,11 +7,10 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from services.outcomes.domain import OutcomeMeasure
 from shared.contracts.outcomes import Direction
 from shared.errors import NotFound
 from shared.eventstore import CouncilApplication
-
-from services.outcomes.domain import OutcomeMeasure
 
 
 class Outcomes(CouncilApplication):
@@ -27,7 +26,9 @@ class Outcomes(CouncilApplication):
             if idempotency_key
             else uuid4()
         )
-        measure = OutcomeMeasure(id=measure_id, name=name, unit=unit, direction=direction.value)
+        measure = OutcomeMeasure(  # type: ignore[call-arg]  # `id` is taken by the metaclass
+            id=measure_id, name=name, unit=unit, direction=direction.value
+        )
         try:
             self.save(measure)
         except IntegrityError:

@@ -14,7 +14,12 @@ class OutcomeMeasure(Aggregate):
 
     id: UUID  # chosen by the application, so retried commands name the same aggregate
 
-    @event("Defined")
+    class Defined(Aggregate.Created):
+        name: str
+        unit: str
+        direction: str
+
+    @event(Defined)
     def __init__(self, name: str, unit: str, direction: str) -> None:
         self.name = name
         self.unit = unit

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from shared.web import ServiceSpec
-
 from services.outcomes import api, projections
 from services.outcomes.application import Outcomes
+from shared.web import ServiceSpec
 
 SPEC = ServiceSpec(
     name="outcomes",

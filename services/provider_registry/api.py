@@ -9,11 +9,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.provider_registry.application import ProviderRegistry
 from shared.contracts.provider_registry import OrganisationType
 from shared.identity import COUNCIL_READERS, COUNCIL_WRITERS, Principal, acting_as, require
 from shared.web import Runtime
-
-from services.provider_registry.application import ProviderRegistry
 
 router = APIRouter(tags=["providers"])
 
@@ -21,7 +20,9 @@ router = APIRouter(tags=["providers"])
 class RegisterProvider(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200, description="the provider's legal or trading name")
+    name: str = Field(
+        min_length=1, max_length=200, description="the provider's legal or trading name"
+    )
     organisation_type: OrganisationType
 
 

@@ -7,11 +7,10 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from services.provider_registry.domain import Provider
 from shared.contracts.provider_registry import OrganisationType
 from shared.errors import NotFound
 from shared.eventstore import CouncilApplication
-
-from services.provider_registry.domain import Provider
 
 
 def provider_id_for(idempotency_key: str) -> UUID:
@@ -28,7 +27,9 @@ class ProviderRegistry(CouncilApplication):
     ) -> tuple[UUID, bool]:
         """Register a provider; returns its id and whether this call created it."""
         provider_id = provider_id_for(idempotency_key) if idempotency_key else uuid4()
-        provider = Provider(id=provider_id, name=name, organisation_type=organisation_type.value)
+        provider = Provider(  # type: ignore[call-arg]  # `id` is taken by the aggregate's metaclass
+            id=provider_id, name=name, organisation_type=organisation_type.value
+        )
         try:
             self.save(provider)
         except IntegrityError:

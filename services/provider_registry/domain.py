@@ -14,7 +14,11 @@ class Provider(Aggregate):
 
     id: UUID  # chosen by the application, so retried commands name the same aggregate
 
-    @event("Registered")
+    class Registered(Aggregate.Created):
+        name: str
+        organisation_type: str
+
+    @event(Registered)
     def __init__(self, name: str, organisation_type: str) -> None:
         self.name = name
         # Stored as its value so replayed and fresh aggregates hold the same thing.

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from shared.web import ServiceSpec
-
 from services.provider_registry import api, projections
 from services.provider_registry.application import ProviderRegistry
+from shared.web import ServiceSpec
 
 SPEC = ServiceSpec(
     name="provider_registry",

@@ -4,6 +4,7 @@ from them (see shared.asyncapi)."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -16,7 +17,7 @@ class EventSpec:
     type: str
     version: int
     source: str
-    data: type[BaseModel]
+    data: builtins.type[BaseModel]  # `type` here would mean the field above
     summary: str
     stream_field: str
 

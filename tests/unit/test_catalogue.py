@@ -231,9 +231,7 @@ def test_every_event_type_has_a_send_operation(document: dict[str, Any], spec: E
     operation = document["operations"][f"publish{spec.type}"]
     assert operation["action"] == "send"
     assert operation["channel"] == {"$ref": f"#/channels/{spec.source}"}
-    assert operation["messages"] == [
-        {"$ref": f"#/channels/{spec.source}/messages/{spec.type}"}
-    ]
+    assert operation["messages"] == [{"$ref": f"#/channels/{spec.source}/messages/{spec.type}"}]
 
 
 def test_document_holds_nothing_outside_the_catalogue(document: dict[str, Any]) -> None:

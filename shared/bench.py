@@ -1,0 +1,137 @@
+"""`council bench`: throughput of the platform's machinery, printed as figures.
+
+For each deployment it measures events per second (a) appended to a service's event store, one
+per save and 100 per save, (b) relayed from the store to the shared log, (c) applied by the
+integrator's network projection from the log. The scale deployment uses PostgreSQL
+(COUNCIL_BENCH_DATABASE_URL, default the local `test` database) and a Kafka-protocol broker
+(COUNCIL_BENCH_KAFKA, default: a local Tansu broker started for the run).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from shared.contracts.provider_registry import OrganisationType
+from shared.eventlog import open_event_log
+from shared.eventstore import open_application, store_database
+from shared.logs import configure_logging
+from shared.projection import ProjectionRunner
+from shared.relay import OutboxRelay
+from shared.settings import Settings
+from shared.sql import Database, open_database
+
+SINGLE_SAVES = 1000
+BATCH = 100
+
+
+def _timed(work: Callable[[], int]) -> tuple[int, float]:
+    started = time.perf_counter()
+    count = work()
+    return count, time.perf_counter() - started
+
+
+def _row(label: str, count: int, seconds: float) -> None:
+    rate = count / seconds if seconds else float("inf")
+    print(f"  {label:<44} {count:>9,} events  {seconds:>8.2f} s  {rate:>11,.0f} events/s")
+
+
+def run_deployment(settings: Settings, events: int) -> None:
+    from services.integrator.projections import NetworkProjection
+    from services.provider_registry.application import ProviderRegistry
+    from services.provider_registry.domain import Provider
+
+    registry = open_application(ProviderRegistry, settings)
+    kinds = list(OrganisationType)
+
+    def providers(n: int) -> list[Provider]:
+        return [
+            Provider(id=uuid.uuid4(), name=f"Provider {i}",  # type: ignore[call-arg]
+                     organisation_type=kinds[i % len(kinds)].value)
+            for i in range(n)
+        ]
+
+    def save_singly() -> int:
+        for provider in providers(SINGLE_SAVES):
+            registry.save(provider)
+        return SINGLE_SAVES
+
+    def save_batched() -> int:
+        for _ in range(events // BATCH):
+            registry.save(*providers(BATCH))
+        return events // BATCH * BATCH
+
+    _row("event store append, 1 event per save", *_timed(save_singly))
+    _row(f"event store append, {BATCH} events per save", *_timed(save_batched))
+
+    store_db = store_database(settings, ProviderRegistry.service)
+    event_log = open_event_log(settings)
+    relay = OutboxRelay(registry, event_log, store_db, batch_size=1000)
+    _row("outbox relay, store -> shared log", *_timed(relay.drain))
+
+    views = open_database(settings, "integrator_views")
+    reader = open_event_log(settings)
+    runner = ProjectionRunner(NetworkProjection(), views, reader)
+    _row("network projection, shared log -> read model", *_timed(runner.catch_up))
+    for closeable in (reader, event_log, registry):
+        closeable.close()
+    for db in (store_db, views):
+        db.close()
+
+
+@contextmanager
+def _broker() -> Iterator[str]:
+    given = os.environ.get("COUNCIL_BENCH_KAFKA")
+    if given:
+        yield given
+        return
+    from shared.tansu import free_port, start_broker
+
+    port = free_port()
+    process = start_broker(port)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _drop_schemas(url: str, prefix: str) -> None:
+    db = Database(url)
+    with db.transaction() as tx:
+        for (name,) in tx.execute(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ?",
+            (f"{prefix}_%",),
+        ):
+            tx.execute(f'DROP SCHEMA "{name}" CASCADE')
+    db.close()
+
+
+def main(events: int = 20000, deployment: str = "all") -> int:
+    configure_logging("bench", "warning")
+    events = max(BATCH, events)
+    print(f"council bench: {events:,} ProviderRegistered events per deployment")
+    if deployment in ("embedded", "all"):
+        with tempfile.TemporaryDirectory(prefix="council-bench-") as tmp:
+            print("\nembedded (SQLite event store, embedded file log, SQLite read model)")
+            run_deployment(Settings(var_dir=Path(tmp), log_url="embedded", database_url=None),
+                           events)
+    if deployment in ("scale", "all"):
+        url = os.environ.get("COUNCIL_BENCH_DATABASE_URL",
+                             "postgresql://postgres@127.0.0.1:5432/test")
+        prefix = f"bench{uuid.uuid4().hex[:8]}"
+        with _broker() as bootstrap:
+            print(f"\nscale-out (PostgreSQL event store and read model, Kafka protocol at "
+                  f"{bootstrap})")
+            settings = Settings(database_url=url, schema_prefix=prefix,
+                                log_url=f"kafka://{bootstrap}", topic_prefix=prefix)
+            try:
+                run_deployment(settings, events)
+            finally:
+                _drop_schemas(url, prefix)
+    return 0
