@@ -131,14 +131,10 @@ class ProjectionRunner:
         return len(records)
 
     def catch_up(self, limit: int = 5000) -> int:
-        """Apply everything the log has now. Kafka may answer empty while a fetch is still in
-        flight, so a single empty read is confirmed by a second one."""
+        """Apply everything the log has now."""
         total = 0
-        empty = 0
-        while empty < 2:
-            moved = self.run_once(limit)
+        while moved := self.run_once(limit):
             total += moved
-            empty = 0 if moved else empty + 1
         return total
 
     def rebuild(self) -> int:

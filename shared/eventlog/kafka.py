@@ -9,6 +9,7 @@ do not want (their positions live with their read models).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,8 @@ from shared.errors import InfrastructureUnavailable
 from shared.eventlog.port import EventLog, LogPosition, LogRecord, partition_key
 
 SEND_TIMEOUT_S = 30.0
+# How long a read waits for a fetch to say whether more records exist before answering empty.
+READ_WAIT_S = 2.0
 BOOTSTRAP_TIMEOUT_MS = 3000  # kafka-python 3: how long a client waits for a first broker
 
 
@@ -151,14 +154,32 @@ class KafkaEventLog(EventLog):
                 if self._expected.get(key) != want:
                     consumer.seek(tp, want)
                     self._expected[key] = want
-            batches = consumer.poll(timeout_ms=100, max_records=limit)
-            records: list[LogRecord] = []
-            for tp, messages in batches.items():
-                for m in messages:
-                    records.append(LogRecord(tp.topic, tp.partition, m.offset, m.value))
-                if messages:
-                    self._expected[partition_key(tp.topic, tp.partition)] = messages[-1].offset + 1
-            return records
+            deadline = time.monotonic() + READ_WAIT_S
+            while True:
+                records = self._poll(consumer, limit)
+                if records or self._at_end(consumer) or time.monotonic() > deadline:
+                    return records
+
+    def _poll(self, consumer: Any, limit: int) -> list[LogRecord]:
+        batches = consumer.poll(timeout_ms=100, max_records=limit)
+        records: list[LogRecord] = []
+        for tp, messages in batches.items():
+            for m in messages:
+                records.append(LogRecord(tp.topic, tp.partition, m.offset, m.value))
+            if messages:
+                self._expected[partition_key(tp.topic, tp.partition)] = messages[-1].offset + 1
+        return records
+
+    def _at_end(self, consumer: Any) -> bool:
+        """Whether every partition is read up to the high watermark of its latest fetch. An
+        empty poll alone proves nothing: the fetch after a seek may still be in flight. (The
+        fetch's watermark is used rather than end_offsets(), which some Kafka-protocol brokers
+        answer with the last batch's base offset.)"""
+        for key, tp in self._assigned.items():
+            highwater = consumer.highwater(tp)
+            if highwater is None or self._expected.get(key, 0) < highwater:
+                return False
+        return True
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,118 @@
+"""The three services as real processes (`council serve`), for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from shared.identity import Role, TokenStore
+from shared.settings import SERVICE_NAMES, Settings
+from shared.sql import open_database
+from shared.tansu import free_port
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 20.0, what: str = "") -> T:
+    """Poll until `check` returns something truthy (tests never assert on timing)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except httpx.TransportError:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what or check}")
+        time.sleep(0.05)
+
+
+class Stack:
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.ports = {name: free_port() for name in SERVICE_NAMES}
+        self.env = {
+            **os.environ,
+            **env,
+            "COUNCIL_VAR_DIR": str(workdir / "var"),
+            **{f"COUNCIL_{n.upper()}_PORT": str(p) for n, p in self.ports.items()},
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.settings = Settings(**{
+            k.removeprefix("COUNCIL_").lower(): v for k, v in self.env.items()
+            if k.startswith("COUNCIL_") and k.removeprefix("COUNCIL_").lower()
+            in Settings.model_fields
+        })
+        db = open_database(self.settings, "identity")
+        self.admin_token = TokenStore(db).create(Role.INTEGRATOR_ADMIN, "e2e admin").token
+        self.staff_token = TokenStore(db).create(Role.COUNCIL_STAFF, "e2e staff").token
+        db.close()
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def log_path(self, service: str) -> Path:
+        return self.workdir / f"{service}.log"
+
+    def start(self, service: str) -> None:
+        log = open(self.log_path(service), "ab")  # noqa: SIM115 - owned by the process
+        self.processes[service] = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "serve", service],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: self._healthy(service), 30, f"{service} /health")
+
+    def _healthy(self, service: str) -> bool:
+        process = self.processes[service]
+        if process.poll() is not None:
+            raise AssertionError(
+                f"{service} exited {process.returncode}:\n{self.log_path(service).read_text()}"
+            )
+        return httpx.get(f"{self.url(service)}/health", timeout=1).status_code == 200
+
+    def start_all(self) -> None:
+        for service in SERVICE_NAMES:
+            self.start(service)
+
+    def kill(self, service: str) -> None:
+        """SIGKILL: no shutdown hooks, exactly like a crash."""
+        process = self.processes.pop(service)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+
+    def headers(self, token: str | None = None, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.admin_token}", **extra}
+
+    def get(self, service: str, path: str, token: str | None = None) -> Any:
+        response = httpx.get(f"{self.url(service)}{path}", headers=self.headers(token), timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def log_lines(self, service: str) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log_path(service).read_text().splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue
+        return lines
