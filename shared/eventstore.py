@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, Notification, StoredEvent
+from eventsourcing.utils import Environment, EnvType
 
 from shared.context import current_context
 from shared.contracts import EventSpec, spec_for
@@ -56,6 +57,11 @@ class CouncilApplication(Application[UUID]):
     service: ClassVar[str]
     # aggregate event class -> catalogue type it is published as
     published: ClassVar[dict[type, str]] = {}
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Only what we pass: the library would otherwise let stray process variables such as
+        PERSISTENCE_MODULE or <NAME>_SQLITE_DBNAME silently redirect a service's store."""
+        return Environment(name, {**type(self).env, **(env or {})})
 
     def construct_mapper(self) -> Mapper[UUID]:
         base: Mapper[UUID] = self.factory.mapper(transcoder=self.construct_transcoder())
@@ -145,6 +151,7 @@ def open_application(cls: type[A], settings: Settings) -> A:
         store_database(settings, cls.service).close()
     app = cls(env=persistence_env(settings, cls.service))
     if type(app.recorder).__module__.startswith("eventsourcing.popo"):
+        app.close()
         raise PersistenceNotConfigured(
             f"{cls.service} would keep its events in memory; configure COUNCIL_DATABASE_URL "
             "or leave it unset for SQLite under var/"

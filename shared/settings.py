@@ -49,8 +49,11 @@ class Settings(BaseSettings):
         if value in (None, ""):
             return None
         scheme = urlsplit(value).scheme
-        if scheme not in ("postgresql", "postgres", "sqlite"):
-            raise ValueError(f"COUNCIL_DATABASE_URL must be postgresql://... not {scheme}://")
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                f"COUNCIL_DATABASE_URL must be postgresql://... (not {scheme or value!r}); leave "
+                "it unset for SQLite files under COUNCIL_VAR_DIR"
+            )
         return value
 
     @field_validator("log_url")
@@ -62,7 +65,7 @@ class Settings(BaseSettings):
 
     @property
     def uses_postgres(self) -> bool:
-        return self.database_url is not None and not self.database_url.startswith("sqlite")
+        return self.database_url is not None
 
     def port_of(self, service: str) -> int:
         port: int = getattr(self, f"{service}_port")

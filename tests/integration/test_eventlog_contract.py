@@ -266,31 +266,33 @@ def test_limit_is_respected_and_small_batches_return_everything_once(
 
 
 def test_read_all_returns_everything_from_the_beginning_or_a_position(
-    event_log: EventLog,
+    event_log: EventLog, log_factory: LogFactory
 ) -> None:
     topics = [event_log.topic_for("provider_registry")]
     events = [envelope(f"s{i % 5}", i // 5 + 1) for i in range(45)]
     event_log.append(events)
     _, end = read_until(event_log, topics, len(events))  # wait until all of it is readable
 
-    def read_all(position: LogPosition | None, n: int) -> list[LogRecord]:
-        got: list[LogRecord] = []
-        deadline = time.monotonic() + 15  # a broker may answer empty while data is in flight
-        while time.monotonic() < deadline:
-            got = [r for batch in event_log.read_all(topics, position, limit=10) for r in batch]
-            assert all(len(b) <= 10 for b in event_log.read_all(topics, position, limit=10))
-            if len(got) >= n:
-                break
-        return got
+    def read_all(position: LogPosition | None, log: EventLog = event_log) -> list[LogRecord]:
+        batches = list(log.read_all(topics, position, limit=10))
+        assert all(0 < len(batch) <= 10 for batch in batches)
+        return [record for batch in batches for record in batch]
 
-    everything = read_all(None, len(events))
+    # Once data is readable, ONE read_all must return all of it, even right after this same
+    # instance read to the end (a projection rebuild): an empty read means "nothing more".
+    everything = read_all(None)
     assert_exactly(everything, events)
     assert advance({}, everything) == end
+    assert_streams_in_order(everything)
 
     # from a midpoint: only what comes after it
     midpoint = advance({}, everything[:20])
-    rest = read_all(midpoint, len(events) - 20)
+    rest = read_all(midpoint)
     assert_exactly(rest, [r.envelope for r in everything[20:]])
+    assert advance(midpoint, rest) == end
+    # and from the start again, on this instance and on a fresh one
+    assert_exactly(read_all({}), events)
+    assert_exactly(read_all(None, log_factory()), events)
     assert list(event_log.read_all(topics, end)) == []
 
 
@@ -399,7 +401,8 @@ def test_two_instances_appending_concurrently_lose_nothing(log_factory: LogFacto
     batches: list[list[list[EventEnvelope]]] = []
     for w in range(len(writers)):
         events = [
-            envelope(f"w{w}-s{i % 10}", i // 10 + 1, source=SOURCES[i % 2]) for i in range(per_writer)
+            envelope(f"w{w}-s{i % 10}", i // 10 + 1, source=SOURCES[i % 2])
+            for i in range(per_writer)
         ]
         batches.append([events[i : i + 10] for i in range(0, per_writer, 10)])
     failures: list[BaseException] = []
@@ -414,7 +417,8 @@ def test_two_instances_appending_concurrently_lose_nothing(log_factory: LogFacto
             failures.append(exc)
 
     threads = [
-        threading.Thread(target=write, args=(log, b)) for log, b in zip(writers, batches, strict=True)
+        threading.Thread(target=write, args=(log, b))
+        for log, b in zip(writers, batches, strict=True)
     ]
     for thread in threads:
         thread.start()

@@ -205,7 +205,8 @@ def test_different_idempotency_keys_and_no_key_register_separate_providers(
     d, created_d = registry.register_provider("C", OrganisationType.SME)
 
     assert len({a, b, c, d}) == 4
-    assert created_c and created_d
+    assert created_c
+    assert created_d
     assert len(stored(registry)) == 4
 
 
@@ -243,12 +244,28 @@ class _Scratch(CouncilApplication):
 def test_open_application_refuses_to_keep_events_in_memory(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The library lets a variable prefixed with the application's name override the environment
-    # we pass it, so a stray <NAME>_PERSISTENCE_MODULE in the process could select memory.
-    monkeypatch.setenv(f"{_Scratch.name.upper()}_PERSISTENCE_MODULE", "eventsourcing.popo")
+    # Whatever the environment came to say, memory is refused.
+    monkeypatch.setattr(
+        "shared.eventstore.persistence_env",
+        lambda *_: {"PERSISTENCE_MODULE": "eventsourcing.popo"},
+    )
 
     with pytest.raises(PersistenceNotConfigured, match="scratch would keep its events in memory"):
         open_application(_Scratch, settings)
+
+
+def test_stray_process_environment_cannot_redirect_a_store(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The library would let <NAME>_PERSISTENCE_MODULE or PERSISTENCE_MODULE in the process
+    # override what we pass; our settings are the only source of persistence configuration.
+    monkeypatch.setenv(f"{_Scratch.name.upper()}_PERSISTENCE_MODULE", "eventsourcing.popo")
+    monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.popo")
+    app = open_application(_Scratch, settings)
+    try:
+        assert type(app.recorder).__module__ == "eventsourcing.sqlite"
+    finally:
+        app.close()
 
 
 def test_open_application_uses_sqlite_under_var_dir(settings: Settings) -> None:
@@ -349,7 +366,8 @@ def test_events_stored_outside_a_command_are_stamped_as_system(registry: Provide
     first, second = (registry.to_envelope(n) for n in stored(registry))
 
     assert first.actor == second.actor == "system"
-    assert first.correlation_id and second.correlation_id
+    assert first.correlation_id
+    assert second.correlation_id
     assert first.correlation_id != second.correlation_id  # a fresh one per command
     assert first.event_id != second.event_id
 
