@@ -28,6 +28,7 @@ from shared.sql import Database, open_database
 log = structlog.get_logger("web")
 
 MAX_BODY_BYTES = 1024 * 1024
+_QUIET_PATHS = frozenset({"/health", "/ready"})  # polled constantly; their lines say nothing
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
@@ -193,9 +194,10 @@ def _correlation_and_limits(
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
             response = await call_next(request)
-            log.info("request", method=request.method, path=request.url.path,
-                     status=response.status_code,
-                     ms=round((time.perf_counter() - started) * 1000, 2))
+            if request.url.path not in _QUIET_PATHS:
+                log.info("request", method=request.method, path=request.url.path,
+                         status=response.status_code,
+                         ms=round((time.perf_counter() - started) * 1000, 2))
         response.headers["x-correlation-id"] = correlation_id
         return response
 
