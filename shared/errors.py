@@ -15,3 +15,16 @@ class DomainRuleBroken(Exception):
 
 class NotFound(LookupError):
     """The thing named does not exist: HTTP 404."""
+
+
+class InvalidInput(ValueError):
+    """Input that parses but breaks a rule about one field: HTTP 422 naming the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ConcurrentChange(RuntimeError):
+    """Someone else changed the same thing first: HTTP 409, safe to retry."""

@@ -16,8 +16,8 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Mapper, Notification, StoredEvent
-from eventsourcing.utils import Environment, EnvType
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import Environment, EnvType, resolve_topic
 
 from shared.context import current_context
 from shared.contracts import EventSpec, spec_for
@@ -57,6 +57,8 @@ class CouncilApplication(Application[UUID]):
     service: ClassVar[str]
     # aggregate event class -> catalogue type it is published as
     published: ClassVar[dict[type, str]] = {}
+    # aggregate event classes kept in the store only (internal bookkeeping)
+    unpublished: ClassVar[frozenset[type]] = frozenset()
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only what we pass: the library would otherwise let stray process variables such as
@@ -67,7 +69,10 @@ class CouncilApplication(Application[UUID]):
         base: Mapper[UUID] = self.factory.mapper(transcoder=self.construct_transcoder())
         return StampingMapper(base.transcoder, base.compressor, base.cipher)
 
-    def to_envelope(self, notification: Notification) -> EventEnvelope:
+    def is_published(self, notification: StoredEvent) -> bool:
+        return resolve_topic(notification.topic) not in self.unpublished
+
+    def to_envelope(self, notification: StoredEvent) -> EventEnvelope:
         """The shared-log envelope of one stored event."""
         event = self.mapper.to_domain_event(notification)
         state: dict[str, Any] = dict(vars(event))
@@ -81,6 +86,7 @@ class CouncilApplication(Application[UUID]):
             type_, version, data = type(event).__qualname__.replace(".", ""), 1, jsonable(state)
         else:
             type_, version = spec.type, spec.version
+            state = self.event_data(type(event), state)
             model = spec.data.model_validate({spec.stream_field: stream_id, **state})
             data = model.model_dump(mode="json")
         occurred: datetime = vars(event)["timestamp"]
@@ -99,6 +105,10 @@ class CouncilApplication(Application[UUID]):
             organisation=meta.get("organisation"),
             data=data,
         )
+
+    def event_data(self, event_class: type, state: dict[str, Any]) -> dict[str, Any]:
+        """Shape a stored event's state into its contract's data (override where they differ)."""
+        return state
 
     def _spec_of(self, event_class: type) -> EventSpec | None:
         type_ = self.published.get(event_class)

@@ -59,7 +59,7 @@ class OutboxRelay:
         )
         if not notifications:
             return 0
-        envelopes = [self.app.to_envelope(n) for n in notifications]
+        envelopes = [self.app.to_envelope(n) for n in notifications if self.app.is_published(n)]
         self.event_log.append(envelopes)
         self._save(notifications[-1].id)
         return len(notifications)

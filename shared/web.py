@@ -16,7 +16,13 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from shared.context import new_correlation_id
-from shared.errors import DomainRuleBroken, InfrastructureUnavailable, NotFound
+from shared.errors import (
+    ConcurrentChange,
+    DomainRuleBroken,
+    InfrastructureUnavailable,
+    InvalidInput,
+    NotFound,
+)
 from shared.eventlog import EventLog, open_event_log
 from shared.eventstore import CouncilApplication, open_application, store_database
 from shared.identity import TokenStore
@@ -41,6 +47,7 @@ class ServiceSpec:
     projections: Callable[[], Sequence[Projection]]
     routers: Sequence[APIRouter]
     max_body_bytes: dict[str, int] = field(default_factory=dict)  # path prefix -> limit
+    wire: Callable[[Runtime], None] | None = None  # connects the application to shared parts
 
 
 class Runtime:
@@ -59,6 +66,8 @@ class Runtime:
             ProjectionRunner(p, self.views, open_event_log(settings)) for p in spec.projections()
         ]
         self.tokens = TokenStore(open_database(settings, "identity"))
+        if spec.wire is not None:
+            spec.wire(self)
         self._threads: list[threading.Thread] = []
 
     def runner(self, name: str) -> ProjectionRunner:
@@ -208,6 +217,18 @@ def _install_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(DomainRuleBroken)
     async def _conflict(_: Request, exc: DomainRuleBroken) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @api.exception_handler(ConcurrentChange)
+    async def _concurrent(_: Request, exc: ConcurrentChange) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @api.exception_handler(InvalidInput)
+    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        loc = ["body", *exc.field.split(".")] if exc.field else ["body"]
+        return JSONResponse(
+            {"detail": [{"type": "value_error", "loc": loc, "msg": exc.message}]},
+            status_code=422,
+        )
 
     @api.exception_handler(NotFound)
     async def _missing(_: Request, exc: NotFound) -> JSONResponse:

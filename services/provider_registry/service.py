@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from services.provider_registry import api, projections
 from services.provider_registry.application import ProviderRegistry
-from shared.web import ServiceSpec
+from shared.web import Runtime, ServiceSpec
+
+
+def wire(runtime: Runtime) -> None:
+    """Provider credentials are issued from the shared token store."""
+    assert isinstance(runtime.app, ProviderRegistry)
+    runtime.app.credentials = runtime.tokens
+
 
 SPEC = ServiceSpec(
     name="provider_registry",
     application=ProviderRegistry,
     projections=projections.projections,
     routers=[api.router],
+    wire=wire,
 )

@@ -199,16 +199,16 @@ def test_roles_that_may_not_write_are_forbidden(
     assert stored_events(registry) == []
 
 
-def test_a_provider_token_may_not_read_the_register(
+def test_a_provider_token_reads_its_own_record_and_no_other(
     registry: TestClient, auth: Callable[..., Auth], admin: Auth
 ) -> None:
-    created = register(registry, admin, "Hillside Kitchen").json()
-    response = registry.get(
-        f"/providers/{created['provider_id']}",
-        headers=auth(Role.PROVIDER, provider_id=UUID(created["provider_id"])),
-    )
+    own = register(registry, admin, "Hillside Kitchen").json()
+    other = register(registry, admin, "Valley Care").json()
+    headers = auth(Role.PROVIDER, provider_id=UUID(own["provider_id"]))
 
-    assert response.status_code == 403
+    assert registry.get(f"/providers/{own['provider_id']}", headers=headers).status_code == 200
+    # Another provider's record does not exist as far as this token can tell.
+    assert registry.get(f"/providers/{other['provider_id']}", headers=headers).status_code == 404
 
 
 @pytest.mark.parametrize("role", [Role.INTEGRATOR_ADMIN, Role.COMMISSIONER],
