@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.provider_registry.api import providers
+from services.provider_registry.api import directory, imports, providers
 
 router = APIRouter()
+# Fixed paths (/providers/import, /providers?...) before /providers/{provider_id}.
+router.include_router(imports.router)
+router.include_router(directory.router)
 router.include_router(providers.router)
