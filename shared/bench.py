@@ -2,9 +2,11 @@
 
 For each deployment it measures events per second (a) appended to a service's event store, one
 per save and 100 per save, (b) relayed from the store to the shared log, (c) applied by the
-integrator's network projection from the log. The scale deployment uses PostgreSQL
-(COUNCIL_BENCH_DATABASE_URL, default the local `test` database) and a Kafka-protocol broker
-(COUNCIL_BENCH_KAFKA, default: a local Tansu broker started for the run).
+integrator's network projection from the log; and rows per second of (d) a CSV import of 2,000
+provider applications, parsed and registered through ProviderRegistry.register_many (each
+provider with its identifier claims, a hundred rows a transaction). The scale deployment uses
+PostgreSQL (COUNCIL_BENCH_DATABASE_URL, default the local `test` database) and a Kafka-protocol
+broker (COUNCIL_BENCH_KAFKA, default: a local Tansu broker started for the run).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from shared.sql import Database, open_database
 
 SINGLE_SAVES = 1000
 BATCH = 100
+IMPORT_ROWS = 2000
 
 
 def _timed(work: Callable[[], int]) -> tuple[int, float]:
@@ -36,15 +39,35 @@ def _timed(work: Callable[[], int]) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
-def _row(label: str, count: int, seconds: float) -> None:
+def _row(label: str, count: int, seconds: float, unit: str = "events") -> None:
     rate = count / seconds if seconds else float("inf")
-    print(f"  {label:<44} {count:>9,} events  {seconds:>8.2f} s  {rate:>11,.0f} events/s")
+    print(f"  {label:<44} {count:>9,} {unit:<6}  {seconds:>8.2f} s  {rate:>11,.0f} {unit}/s")
+
+
+def import_csv(rows: int) -> bytes:
+    """A CSV file of `rows` provider applications of every organisation type but partnership
+    (whose members would have to be registered first), each with its own identifiers."""
+    header = ("name,organisation_type,description,website,companies_house,charity_number,"
+              "contact_email,address_line_1,town,postcode,areas_served,headcount,turnover_gbp")
+    lines = [header]
+    for i in range(rows):
+        kind = ("public_body", "vcse", "sme", "large_private", "community_group")[i % 5]
+        company = f"{i:08d}" if kind in ("sme", "large_private") else ""
+        charity = f"{1_000_000 + i}" if kind == "vcse" else ""
+        size = "12,1500000" if kind == "sme" else ","
+        lines.append(
+            f"Provider {i},{kind},\"Meals, visits and lifts for older people\","
+            f"https://provider{i}.example.org,{company},{charity},hello{i}@example.org,"
+            f"{i} High Street,Leeds,LS1 {i % 10}AB,Leeds; Bradford; Wakefield,{size}"
+        )
+    return ("\r\n".join(lines) + "\r\n").encode()
 
 
 def run_deployment(settings: Settings, events: int) -> None:
     from services.integrator.projections import NetworkProjection
     from services.provider_registry.application import ProviderRegistry
     from services.provider_registry.domain import Provider
+    from services.provider_registry.imports import parse_providers_csv
 
     registry = open_application(ProviderRegistry, settings)
     kinds = list(OrganisationType)
@@ -52,7 +75,7 @@ def run_deployment(settings: Settings, events: int) -> None:
     def providers(n: int) -> list[Provider]:
         return [
             Provider(id=uuid.uuid4(), name=f"Provider {i}",  # type: ignore[call-arg]
-                     organisation_type=kinds[i % len(kinds)].value)
+                     organisation_type=kinds[i % len(kinds)].value, details={})
             for i in range(n)
         ]
 
@@ -66,6 +89,14 @@ def run_deployment(settings: Settings, events: int) -> None:
             registry.save(*providers(BATCH))
         return events // BATCH * BATCH
 
+    file = import_csv(IMPORT_ROWS)
+
+    def import_file() -> int:
+        report = registry.register_many(parse_providers_csv(file).rows)
+        if report.rejected or len(report.accepted) != IMPORT_ROWS:
+            raise RuntimeError(f"CSV import refused rows: {report.rejected[:3]}")
+        return len(report.accepted)
+
     _row("event store append, 1 event per save", *_timed(save_singly))
     _row(f"event store append, {BATCH} events per save", *_timed(save_batched))
 
@@ -78,6 +109,9 @@ def run_deployment(settings: Settings, events: int) -> None:
     reader = open_event_log(settings)
     runner = ProjectionRunner(NetworkProjection(), views, reader)
     _row("network projection, shared log -> read model", *_timed(runner.catch_up))
+    # Last, so the figures above count the same events as before.
+    _row(f"CSV import, parse + register ({len(file) // 1024} KiB)", *_timed(import_file),
+         unit="rows")
     for closeable in (reader, event_log, registry):
         closeable.close()
     for db in (store_db, views):

@@ -28,3 +28,8 @@ class InvalidInput(ValueError):
 
 class ConcurrentChange(RuntimeError):
     """Someone else changed the same thing first: HTTP 409, safe to retry."""
+
+
+class ContractViolation(RuntimeError):
+    """An event about to be stored would not match its published contract: a programming error,
+    refused before anything is stored (HTTP 500), so the shared log never carries poison."""

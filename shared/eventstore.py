@@ -14,15 +14,16 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import Mapper, Recording, StoredEvent
 from eventsourcing.utils import Environment, EnvType, resolve_topic
+from pydantic import ValidationError
 
 from shared.context import current_context
 from shared.contracts import EventSpec, spec_for
 from shared.envelope import EventEnvelope, event_id_for, jsonable
-from shared.errors import PersistenceNotConfigured
+from shared.errors import ContractViolation, PersistenceNotConfigured
 from shared.settings import Settings
 from shared.sql import Database
 
@@ -80,15 +81,7 @@ class CouncilApplication(Application[UUID]):
         for key in _INTERNAL:
             state.pop(key, None)
         stream_id = str(notification.originator_id)
-        spec = self._spec_of(type(event))
-        if spec is None:
-            # Not (yet) in the catalogue: carried through under its class name, never dropped.
-            type_, version, data = type(event).__qualname__.replace(".", ""), 1, jsonable(state)
-        else:
-            type_, version = spec.type, spec.version
-            state = self.event_data(type(event), state)
-            model = spec.data.model_validate({spec.stream_field: stream_id, **state})
-            data = model.model_dump(mode="json")
+        type_, version, data = self.contract_data(type(event), stream_id, state)
         occurred: datetime = vars(event)["timestamp"]
         return EventEnvelope(
             event_id=event_id_for(self.service, stream_id, notification.originator_version),
@@ -105,6 +98,34 @@ class CouncilApplication(Application[UUID]):
             organisation=meta.get("organisation"),
             data=data,
         )
+
+    def contract_data(
+        self, event_class: type, stream_id: str, state: dict[str, Any]
+    ) -> tuple[str, int, dict[str, Any]]:
+        """The published type, schema version and data of an event with this state. Only the
+        fields an event carries are published: an absent optional field stays absent."""
+        spec = self._spec_of(event_class)
+        if spec is None:
+            # Not (yet) in the catalogue: carried through under its class name, never dropped.
+            return event_class.__qualname__.replace(".", ""), 1, jsonable(state)
+        state = self.event_data(event_class, state)
+        model = spec.data.model_validate({spec.stream_field: stream_id, **state})
+        return spec.type, spec.version, model.model_dump(mode="json", exclude_unset=True)
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Refuse to store an event its published contract would reject: once stored, such an
+        event could never be relayed, and would hold back every event after it."""
+        for event in processing_event.events:
+            if type(event) in self.unpublished:
+                continue
+            state = {k: v for k, v in vars(event).items() if k not in _INTERNAL}
+            try:
+                self.contract_data(type(event), str(event.originator_id), state)
+            except ValidationError as exc:
+                raise ContractViolation(
+                    f"{type(event).__qualname__} does not match its published contract: {exc}"
+                ) from exc
+        return super()._record(processing_event)
 
     def event_data(self, event_class: type, state: dict[str, Any]) -> dict[str, Any]:
         """Shape a stored event's state into its contract's data (override where they differ)."""

@@ -3,33 +3,59 @@
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from services.integrator.domain import NetworkProvider
-from services.integrator.projections import list_providers, provider_counts
+from services.integrator.domain import NetworkProvider, NetworkSummary
+from services.integrator.projections import get_provider, list_providers, network_summary
+from shared.contracts.provider_registry import OrganisationType, ProviderStatus
+from shared.errors import NotFound
 from shared.identity import COUNCIL_READERS, Principal, require
 from shared.web import Runtime
 
 router = APIRouter(tags=["network"])
 
+Reader = Annotated[Principal, Depends(require(*COUNCIL_READERS))]
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
 
 @router.get("/network/providers", response_model=list[NetworkProvider])
 def network_providers(
     request: Request,
-    _: Annotated[Principal, Depends(require(*COUNCIL_READERS))],
+    _: Reader,
+    status: Annotated[ProviderStatus | None, Query(description="lifecycle status")] = None,
+    organisation_type: Annotated[OrganisationType | None, Query()] = None,
+    category: Annotated[
+        str | None,
+        Query(min_length=1, max_length=100,
+              description="service category code: providers with a capability in it"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[NetworkProvider]:
-    """Every provider in the council's network, as projected from the shared log."""
-    runtime: Runtime = request.app.state.runtime
-    return list_providers(runtime.views, limit, offset)
+    """Providers in the council's network, as projected from the shared log, by name.
+    Filters combine: `?status=approved&category=home-care` lists who may be commissioned
+    for home care now."""
+    return list_providers(_runtime(request).views, limit, offset, status=status,
+                          organisation_type=organisation_type, category=category)
 
 
-@router.get("/network/summary")
-def network_summary(
-    request: Request, _: Annotated[Principal, Depends(require(*COUNCIL_READERS))]
-) -> dict[str, dict[str, int]]:
-    """How many providers of each organisation type are in the network."""
-    runtime: Runtime = request.app.state.runtime
-    return {"providers_by_organisation_type": provider_counts(runtime.views)}
+@router.get("/network/providers/{provider_id}", response_model=NetworkProvider)
+def network_provider(provider_id: UUID, request: Request, _: Reader) -> NetworkProvider:
+    """One provider as it stands in the network."""
+    found = get_provider(_runtime(request).views, provider_id)
+    if found is None:
+        raise NotFound(f"no provider {provider_id} in the network")
+    return found
+
+
+@router.get("/network/summary", response_model=NetworkSummary)
+def summary(request: Request, _: Reader) -> NetworkSummary:
+    """The network in figures: registrations per organisation type, providers per status, and
+    active (approved) providers per service category."""
+    return network_summary(_runtime(request).views)

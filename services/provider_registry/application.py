@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.utils import resolve_topic
 
 from services.provider_registry.commands import (
     DetailsUpdate,
@@ -26,7 +27,7 @@ from services.provider_registry.commands import (
     NewQualityRating,
     details_of,
 )
-from services.provider_registry.domain import IdentifierClaim, Provider, check_profile
+from services.provider_registry.domain import CLOSED, IdentifierClaim, Provider, check_profile
 from shared.envelope import EventEnvelope
 from shared.errors import ConcurrentChange, DomainRuleBroken, InvalidInput, NotFound
 from shared.eventstore import CouncilApplication
@@ -107,12 +108,14 @@ class ProviderRegistry(CouncilApplication):
             found: Provider = self.repository.get(provider_id)
         except AggregateNotFoundError:
             raise NotFound(f"no provider {provider_id}") from None
+        if not isinstance(found, Provider):  # an identifier claim shares the store
+            raise NotFound(f"no provider {provider_id}")
         return found
 
     def history(self, provider_id: UUID) -> list[EventEnvelope]:
         """Every event of one provider, oldest first, with who and when."""
         stored = self.recorder.select_events(provider_id)
-        if not stored:
+        if not stored or not _starts_a_provider(stored[0]):
             raise NotFound(f"no provider {provider_id}")
         return [self.to_envelope(s) for s in stored]
 
@@ -195,9 +198,10 @@ class ProviderRegistry(CouncilApplication):
     def _same_application(
         self, provider_id: UUID, new: NewProvider, idempotency_key: str | None
     ) -> None:
-        existing = self.provider(provider_id)
-        if (existing.name, existing.organisation_type) != (new.name, new.organisation_type) or (
-            self.repository.get(provider_id, version=1).details != new.details()
+        # Compared with the application as first registered: later changes do not count.
+        original: Provider = self.repository.get(provider_id, version=1)
+        if (original.name, original.organisation_type, original.details) != (
+            new.name, new.organisation_type, new.details()
         ):
             raise DomainRuleBroken(
                 f"Idempotency-Key {idempotency_key!r} was already used to register a "
@@ -206,11 +210,18 @@ class ProviderRegistry(CouncilApplication):
 
     def _check_members(self, provider_id: UUID, members: list[str]) -> None:
         for member in members:
-            if member == str(provider_id) or not self._exists(UUID(member)):
+            if member == str(provider_id) or not self._is_provider(UUID(member)):
                 raise InvalidInput("members", f"{member} is not a registered provider")
+            status = self.provider(UUID(member)).status
+            if status in CLOSED:
+                raise InvalidInput("members", f"member {member} is {status.value}")
 
     def _exists(self, aggregate_id: UUID) -> bool:
         return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+    def _is_provider(self, aggregate_id: UUID) -> bool:
+        first = self.recorder.select_events(aggregate_id, limit=1)
+        return bool(first) and _starts_a_provider(first[0])
 
     # ------------------------------------------------------------------ identifiers
 
@@ -270,15 +281,18 @@ class ProviderRegistry(CouncilApplication):
         return self.credentials
 
     def _issuing(self, provider_id: UUID, command: str, reason: str) -> IssuedToken:
-        """Run an approving command with fresh credentials; revoke them if it fails."""
-        with self._changing(provider_id) as (provider, _):
-            provider.check_transition(command)
-            issued = self._credentials().create(Role.PROVIDER, provider.name, provider.id)
-            try:
+        """Run an approving command with fresh credentials; revoke them if the command is
+        refused or its events cannot be saved, so no token outlives a decision not taken."""
+        issued: IssuedToken | None = None
+        try:
+            with self._changing(provider_id) as (provider, _):
+                provider.check_transition(command)
+                issued = self._credentials().create(Role.PROVIDER, provider.name, provider.id)
                 getattr(provider, command)(reason, issued.principal.token_id)
-            except BaseException:
+        except BaseException:
+            if issued is not None:
                 self._credentials().revoke(issued.principal.token_id)
-                raise
+            raise
         return issued
 
     def start_review(self, provider_id: UUID, reason: str) -> None:
@@ -318,12 +332,20 @@ class ProviderRegistry(CouncilApplication):
                 )
 
     def rotate_credentials(self, provider_id: UUID) -> IssuedToken:
-        with self._changing(provider_id) as (provider, _):
-            provider.require_credentialed()
-            issued = self._credentials().create(Role.PROVIDER, provider.name, provider.id)
-            revoked = provider.rotate_credentials(issued.principal.token_id)
-            if revoked:
-                self._credentials().revoke(revoked)
+        issued: IssuedToken | None = None
+        try:
+            with self._changing(provider_id) as (provider, _):
+                provider.require_credentialed()
+                issued = self._credentials().create(Role.PROVIDER, provider.name, provider.id)
+                revoked = provider.rotate_credentials(issued.principal.token_id)
+        except BaseException:
+            if issued is not None:
+                self._credentials().revoke(issued.principal.token_id)
+            raise
+        # The old token goes only once the new one is recorded: a failed rotation locks no
+        # provider out.
+        if revoked:
+            self._credentials().revoke(revoked)
         return issued
 
     def incubate(self, provider_id: UUID, plan: IncubationPlan) -> list[str]:
@@ -391,6 +413,11 @@ class ProviderRegistry(CouncilApplication):
             provider.declare_conflict_of_interest(declaration_id, new.declared_by, new.interest,
                                                   new.declared_on)
         return declaration_id
+
+
+def _starts_a_provider(stored: StoredEvent) -> bool:
+    """Whether a stream's first event registers a provider (not, say, an identifier claim)."""
+    return resolve_topic(stored.topic) is Provider.Registered
 
 
 def _message(exc: Exception) -> str:

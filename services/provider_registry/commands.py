@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -123,6 +124,20 @@ class DetailsIn(_Input):
     sme_size: SmeSizeIn | None = None
     members: list[UUID] | None = Field(default=None, max_length=100)
 
+    @field_validator("areas_served", "members", mode="before")
+    @classmethod
+    def _null_list_is_empty(cls, value: Any) -> Any:
+        # A list given as null means an empty one (clears it in an update): published lists
+        # are never null.
+        return [] if value is None else value
+
+    @field_validator("members")
+    @classmethod
+    def _distinct_members(cls, value: list[UUID] | None) -> list[UUID] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("a member is listed more than once")
+        return value
+
 
 class NewProvider(DetailsIn):
     """A provider's application to join the network."""
@@ -139,6 +154,14 @@ class DetailsUpdate(DetailsIn):
     """Fields to change; those left out keep their values."""
 
     name: Text | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_kept(cls, value: str | None) -> str | None:
+        # null would clear the name (every provider has one): give a new one or leave it out.
+        if value is None:
+            raise ValueError("a provider's name cannot be removed")
+        return value
 
     @model_validator(mode="after")
     def _something(self) -> Self:
@@ -193,13 +216,21 @@ class NewAccreditation(_Input):
     cover_gbp: int | None = Field(default=None, ge=0, le=10**11,
                                   description="insurance cover, for kind insurance")
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> Self:
-        if self.valid_from and self.expires_on and self.expires_on < self.valid_from:
+    # Field validators (not one for the model) so the error names the field at fault.
+    @field_validator("expires_on")
+    @classmethod
+    def _after_valid_from(cls, value: date | None, info: ValidationInfo) -> date | None:
+        valid_from = info.data.get("valid_from")
+        if value and valid_from and value < valid_from:
             raise ValueError("expires_on is before valid_from")
-        if self.cover_gbp is not None and self.kind is not StandingKind.INSURANCE:
+        return value
+
+    @field_validator("cover_gbp")
+    @classmethod
+    def _insurance_only(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("kind") is not StandingKind.INSURANCE:
             raise ValueError("cover_gbp applies only to kind insurance")
-        return self
+        return value
 
 
 class NewQualityRating(_Input):

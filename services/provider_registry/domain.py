@@ -20,7 +20,7 @@ from shared.contracts.provider_registry import (
     SizeBand,
     StandingKind,
 )
-from shared.errors import DomainRuleBroken
+from shared.errors import DomainRuleBroken, InvalidInput
 
 S = ProviderStatus
 
@@ -58,22 +58,23 @@ def size_band(headcount: int, turnover_gbp: int) -> SizeBand | None:
 def check_profile(
     organisation_type: OrganisationType, sme_size: dict[str, Any] | None, members: list[str]
 ) -> None:
-    """Rules that tie a provider's details to its organisation type."""
+    """Rules that tie a provider's details to its organisation type (each names its field)."""
     if organisation_type is OrganisationType.SME:
         if sme_size is None:
-            raise DomainRuleBroken("an SME must give its headcount and turnover (sme_size)")
+            raise InvalidInput("sme_size", "an SME must give its headcount and turnover")
         if size_band(sme_size["headcount"], sme_size["turnover_gbp"]) is None:
-            raise DomainRuleBroken(
+            raise InvalidInput(
+                "sme_size",
                 "headcount and turnover are over the SME ceilings (fewer than 250 staff, "
-                "turnover up to £50m): register as large_private"
+                "turnover up to £50m): register as large_private",
             )
     elif sme_size is not None:
-        raise DomainRuleBroken("sme_size applies only to organisation_type sme")
+        raise InvalidInput("sme_size", "applies only to organisation_type sme")
     if organisation_type is OrganisationType.PARTNERSHIP:
         if len(set(members)) < 2:
-            raise DomainRuleBroken("a partnership needs at least two distinct member providers")
+            raise InvalidInput("members", "a partnership needs at least two distinct members")
     elif members:
-        raise DomainRuleBroken("only a partnership has member providers")
+        raise InvalidInput("members", "only a partnership has member providers")
 
 
 class Provider(Aggregate):

@@ -18,5 +18,6 @@ SPEC = ServiceSpec(
     application=ProviderRegistry,
     projections=projections.projections,
     routers=[api.router],
+    max_body_bytes={api.imports.IMPORT_PATH: api.imports.MAX_IMPORT_BYTES},  # CSV up to 8 MiB
     wire=wire,
 )

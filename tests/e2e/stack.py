@@ -108,6 +108,11 @@ class Stack:
         response.raise_for_status()
         return response.json()
 
+    def post(self, service: str, path: str, body: dict[str, Any], token: str | None = None,
+             **headers: str) -> httpx.Response:
+        return httpx.post(f"{self.url(service)}{path}", json=body,
+                          headers=self.headers(token, **headers), timeout=10)
+
     def log_lines(self, service: str) -> list[dict[str, Any]]:
         lines = []
         for raw in self.log_path(service).read_text().splitlines():

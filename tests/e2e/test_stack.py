@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from tests.e2e.stack import Stack, wait_for
 pytestmark = pytest.mark.e2e
 
 KINDS = ["public_body", "vcse", "sme", "large_private", "community_group", "partnership"]
+SME_SIZE = {"headcount": 8, "turnover_gbp": 400_000}
 
 
 @pytest.fixture(params=["embedded", "scale"])
@@ -40,14 +42,19 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
 
 
 def register(stack: Stack, name: str, kind: str, key: str | None = None,
-             correlation: str | None = None) -> httpx.Response:
-    headers = stack.headers()
+             correlation: str | None = None, members: list[str] | None = None) -> httpx.Response:
+    """Register an applicant; an SME gives its size, a partnership its member providers."""
+    headers: dict[str, str] = {}
     if key:
         headers["Idempotency-Key"] = key
     if correlation:
         headers["X-Correlation-ID"] = correlation
-    return httpx.post(f"{stack.url('provider_registry')}/providers", headers=headers,
-                      json={"name": name, "organisation_type": kind}, timeout=10)
+    body: dict[str, Any] = {"name": name, "organisation_type": kind}
+    if kind == "sme":
+        body["sme_size"] = SME_SIZE
+    if kind == "partnership":
+        body["members"] = members
+    return stack.post("provider_registry", "/providers", body, **headers)
 
 
 def network(stack: Stack) -> list[dict[str, str]]:
@@ -77,14 +84,42 @@ def test_registered_provider_appears_in_the_integrators_network(stack: Stack) ->
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"store": "ok", "log": "ok"}
 
+    # One lifecycle step: the council approves the provider in the registry, and the
+    # integrator's network shows it approved, with the reason, once the event has crossed.
+    for action, reason in (("review", "application complete"),
+                           ("approve", "meets the council's standards")):
+        decided = stack.post("provider_registry", f"/providers/{provider_id}/{action}",
+                             {"reason": reason})
+        assert decided.status_code == 200, decided.text
+    assert decided.json()["provider"]["status"] == "approved"
+    assert decided.json()["credentials"]["token"]
 
-def _register_all(stack: Stack, start: int, stop: int) -> None:
+    def approved() -> dict[str, str] | None:
+        found: dict[str, str] = stack.get("integrator", f"/network/providers/{provider_id}")
+        return found if found["status"] == "approved" else None
+
+    member = wait_for(approved, 10, "approval projected")
+    assert member["status_reason"] == "meets the council's standards"
+    assert member["status_changed_by"] == "integrator_admin:e2e admin"
+    assert [p["provider_id"] for p in stack.get(
+        "integrator", "/network/providers?status=approved")] == [provider_id]
+    assert stack.get("integrator", "/network/summary")["providers_by_status"] == {"approved": 1}
+
+
+def _register_all(stack: Stack, start: int, stop: int, ids: dict[int, str]) -> None:
+    """Register providers start..stop-1 (a partnership has providers 0 and 1 as members)."""
     for i in range(start, stop):
         key = f"e2e-crash-{i}"
 
         def attempt(i: int = i, key: str = key) -> bool:
-            response = register(stack, f"Provider {i:03d}", KINDS[i % len(KINDS)], key)
-            return response.status_code in (200, 201)
+            members = [ids[0], ids[1]] if KINDS[i % len(KINDS)] == "partnership" else None
+            response = register(stack, f"Provider {i:03d}", KINDS[i % len(KINDS)], key,
+                                members=members)
+            if response.status_code in (200, 201):
+                ids[i] = response.json()["provider_id"]
+                return True
+            assert response.status_code != 422, response.text  # a refused body: the test's fault
+            return False
 
         wait_for(attempt, 30, f"registration {i}")
 
@@ -93,15 +128,16 @@ def test_killing_services_mid_relay_and_mid_projection_loses_and_duplicates_noth
     stack: Stack,
 ) -> None:
     total = 180
-    _register_all(stack, 0, 60)
+    ids: dict[int, str] = {}
+    _register_all(stack, 0, 60, ids)
     stack.kill("provider_registry")  # the relay is most likely part-way through
     stack.kill("integrator")
     stack.start("provider_registry")
-    _register_all(stack, 60, 120)
+    _register_all(stack, 60, 120, ids)
     stack.start("integrator")
     stack.kill("provider_registry")
     stack.start("provider_registry")
-    _register_all(stack, 115, total)  # 115..119 are retries: accepted once
+    _register_all(stack, 115, total, ids)  # 115..119 are retries: accepted once
 
     def complete() -> dict[str, int] | None:
         summary: dict[str, int] = stack.get("integrator", "/network/summary")[

@@ -15,6 +15,7 @@ from services.integrator.projections import (
     provider_counts,
 )
 from services.provider_registry.application import ProviderRegistry
+from services.provider_registry.commands import NewProvider
 from shared.context import CommandContext, command_context
 from shared.contracts.provider_registry import OrganisationType
 from shared.envelope import EventEnvelope
@@ -40,12 +41,24 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
                    log_url=f"kafka://{bootstrap}", topic_prefix=prefix)
 
 
+def applicant(i: int, earlier: list[uuid.UUID]) -> NewProvider:
+    """Provider i, of the i-th organisation type in turn, with what that type needs: an SME
+    gives its size; a partnership names two providers registered before it."""
+    kind = KINDS[i % len(KINDS)]
+    body: dict[str, object] = {"name": f"Provider {i}", "organisation_type": kind}
+    if kind is OrganisationType.SME:
+        body["sme_size"] = {"headcount": 12, "turnover_gbp": 900_000}
+    if kind is OrganisationType.PARTNERSHIP:
+        body["members"] = earlier[:2]
+    return NewProvider.model_validate(body)
+
+
 def register(registry: ProviderRegistry, count: int) -> list[uuid.UUID]:
+    ids: list[uuid.UUID] = []
     with command_context(CommandContext(actor="test:registrar")):
-        return [
-            registry.register_provider(f"Provider {i}", KINDS[i % len(KINDS)])[0]
-            for i in range(count)
-        ]
+        for i in range(count):
+            ids.append(registry.register_provider(applicant(i, ids))[0])
+    return ids
 
 
 class Parts:

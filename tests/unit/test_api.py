@@ -104,9 +104,11 @@ def eventually(read: Callable[[], Any], until: Callable[[Any], bool]) -> Any:
 
 def register(client: TestClient, headers: Auth, name: str, kind: str = "vcse",
              **extra: str) -> Any:
-    response = client.post(
-        "/providers", json={"name": name, "organisation_type": kind}, headers={**headers, **extra}
-    )
+    """Register a valid applicant of `kind` (an SME with its size); `extra` are headers."""
+    body: dict[str, Any] = {"name": name, "organisation_type": kind}
+    if kind == "sme":
+        body["sme_size"] = {"headcount": 12, "turnover_gbp": 900_000}
+    response = client.post("/providers", json=body, headers={**headers, **extra})
     assert response.status_code in (200, 201), response.text
     return response
 
@@ -402,7 +404,7 @@ def test_a_small_chunked_body_is_passed_on_whole(registry: TestClient, admin: Au
 
 
 def test_a_body_of_exactly_the_limit_is_accepted(registry: TestClient, admin: Auth) -> None:
-    start = json.dumps({"name": "A", "organisation_type": "sme"}).encode()
+    start = json.dumps({"name": "A", "organisation_type": "vcse"}).encode()
     body = start + b" " * (MAX_BODY_BYTES - len(start))
     assert len(body) == MAX_BODY_BYTES
 
@@ -469,14 +471,14 @@ def test_the_network_follows_the_registry_through_the_shared_log(
 
     assert [(p["provider_id"], p["name"], p["organisation_type"], p["status"])
             for p in listed] == [
-        (hillside["provider_id"], "Hillside Kitchen", "vcse", "registered"),
-        (northside["provider_id"], "Northside Trust", "public_body", "registered"),
-        (riverside["provider_id"], "Riverside Meals", "vcse", "registered"),
+        (hillside["provider_id"], "Hillside Kitchen", "vcse", "applied"),
+        (northside["provider_id"], "Northside Trust", "public_body", "applied"),
+        (riverside["provider_id"], "Riverside Meals", "vcse", "applied"),
     ]
     assert listed[0]["registered_at"] == listed[0]["updated_at"]
     summary = integrator.get("/network/summary", headers=staff)
     assert summary.status_code == 200
-    assert summary.json() == {"providers_by_organisation_type": {"vcse": 2, "public_body": 1}}
+    assert summary.json()["providers_by_organisation_type"] == {"vcse": 2, "public_body": 1}
 
 
 def test_a_retried_registration_counts_once_in_the_network(
@@ -485,7 +487,7 @@ def test_a_retried_registration_counts_once_in_the_network(
     for _ in range(3):
         register(registry, admin, "Hillside Kitchen", "sme", **{"Idempotency-Key": "once"})
     # The log keeps a source's order: once this later provider shows, the retries are applied.
-    marker = register(registry, admin, "Zeta Partnership", "partnership").json()
+    marker = register(registry, admin, "Zeta Community Group", "community_group").json()
 
     eventually(
         lambda: integrator.get("/network/providers", headers=admin).json(),
@@ -493,10 +495,9 @@ def test_a_retried_registration_counts_once_in_the_network(
     )
 
     names = [p["name"] for p in integrator.get("/network/providers", headers=admin).json()]
-    assert names == ["Hillside Kitchen", "Zeta Partnership"]
-    assert integrator.get("/network/summary", headers=admin).json() == {
-        "providers_by_organisation_type": {"sme": 1, "partnership": 1}
-    }
+    assert names == ["Hillside Kitchen", "Zeta Community Group"]
+    summary = integrator.get("/network/summary", headers=admin).json()
+    assert summary["providers_by_organisation_type"] == {"sme": 1, "community_group": 1}
 
 
 def test_the_network_pages(registry: TestClient, integrator: TestClient, admin: Auth) -> None:
@@ -544,9 +545,8 @@ def test_the_network_needs_a_council_reader(
 
 def test_an_empty_network(integrator: TestClient, admin: Auth) -> None:
     assert integrator.get("/network/providers", headers=admin).json() == []
-    assert integrator.get("/network/summary", headers=admin).json() == {
-        "providers_by_organisation_type": {}
-    }
+    summary = integrator.get("/network/summary", headers=admin).json()
+    assert summary["providers_by_organisation_type"] == {}
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -632,12 +632,12 @@ def test_an_idempotency_key_reused_for_a_different_provider_is_refused(
 ) -> None:
     headers = {**admin, "Idempotency-Key": "reuse-1"}
     first = registry.post(
-        "/providers", json={"name": "Hillside Kitchen", "organisation_type": "sme"},
+        "/providers", json={"name": "Hillside Kitchen", "organisation_type": "vcse"},
         headers=headers,
     )
     assert first.status_code == 201
     other = registry.post(
-        "/providers", json={"name": "Another Name", "organisation_type": "sme"}, headers=headers
+        "/providers", json={"name": "Another Name", "organisation_type": "vcse"}, headers=headers
     )
     assert other.status_code == 409
     assert "reuse-1" in other.json()["detail"]

@@ -27,11 +27,105 @@ COMMITTED = Path(asyncapi.__file__).with_name("asyncapi.json")
 
 # Hand-written valid data for every event type in the catalogue. A new event type needs an
 # example here (test_every_event_type_has_an_example says so).
+# Every field is given (optional ones too), so each example is its model's own JSON form.
+PROVIDER = "0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c"
+MEMBERS = ["3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"]
 EXAMPLES: dict[str, dict[str, Any]] = {
     "ProviderRegistered": {
-        "provider_id": "0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c",
+        "provider_id": PROVIDER,
         "name": "Hillside Community Kitchen",
-        "organisation_type": "community_group",
+        "organisation_type": "sme",
+        "description": "Hot meals delivered to older people at home",
+        "website": "https://hillside.example",
+        "identifiers": {"companies_house": "SC123456", "charity_number": None, "ukprn": None},
+        "contact": {"name": "Ana Patel", "email": "ana@hillside.example", "phone": "0113 496 0000"},
+        "address": {"lines": ["1 Mill Lane"], "town": "Leeds", "postcode": "LS1 4AP"},
+        "areas_served": ["Hillside", "Riverside"],
+        "sme_size": {"headcount": 12, "turnover_gbp": 900000, "band": "small"},
+        "members": [],
+    },
+    "ProviderReviewStarted": {"provider_id": PROVIDER, "reason": "application complete"},
+    "ProviderApproved": {
+        "provider_id": PROVIDER, "reason": "checks passed", "credentials_id": "a1b2c3d4e5f6",
+    },
+    "ProviderRejected": {"provider_id": PROVIDER, "reason": "no safeguarding policy"},
+    "ProviderSuspended": {
+        "provider_id": PROVIDER, "reason": "insurance lapsed",
+        "revoked_credentials_id": "a1b2c3d4e5f6",
+    },
+    "ProviderReinstated": {
+        "provider_id": PROVIDER, "reason": "insurance renewed", "credentials_id": "0f9e8d7c6b5a",
+    },
+    "ProviderExited": {
+        "provider_id": PROVIDER, "reason": "closed down", "revoked_credentials_id": None,
+    },
+    "ProviderDetailsUpdated": {
+        "provider_id": PROVIDER,
+        "changes": {
+            "name": "Hillside Kitchen Partnership", "description": None, "website": None,
+            "identifiers": None, "contact": None, "address": None, "areas_served": None,
+            "sme_size": None, "members": MEMBERS,
+        },
+    },
+    "ProviderCapabilityAdded": {
+        "provider_id": PROVIDER,
+        "capability_id": "c0ffee000001",
+        "category": "home-care",
+        "description": "Personal care visits, 7am to 10pm",
+        "areas": ["Hillside"],
+        "capacity": {"amount": 400, "unit": "hours of care per week"},
+    },
+    "ProviderCapabilityRemoved": {
+        "provider_id": PROVIDER, "capability_id": "c0ffee000001", "reason": "no longer offered",
+    },
+    "AccreditationAdded": {
+        "provider_id": PROVIDER,
+        "accreditation_id": "acc000000001",
+        "kind": "insurance",
+        "name": "Public liability insurance",
+        "issuer": "Mutual Insurers Ltd",
+        "reference": "PL-2024-17",
+        "valid_from": "2024-04-01",
+        "expires_on": "2025-03-31",
+        "cover_gbp": 5000000,
+    },
+    "AccreditationRemoved": {
+        "provider_id": PROVIDER, "accreditation_id": "acc000000001", "reason": "recorded in error",
+    },
+    "QualityRatingRecorded": {
+        "provider_id": PROVIDER,
+        "rating_id": "rat000000001",
+        "scheme": "CQC",
+        "rating": "Good",
+        "rated_on": "2024-03-01",
+        "reference": "1-123456789",
+    },
+    "ConflictOfInterestDeclared": {
+        "provider_id": PROVIDER,
+        "declaration_id": "dec000000001",
+        "declared_by": "Cllr J. Smith",
+        "interest": "Trustee of the applicant charity",
+        "declared_on": "2024-02-14",
+    },
+    "IncubationStarted": {
+        "provider_id": PROVIDER,
+        "support_plan": "Mentoring and a small start-up grant",
+        "milestones": [
+            {"milestone_id": "ms0000000001", "title": "Safeguarding policy adopted",
+             "due_on": "2024-09-30"},
+            {"milestone_id": "ms0000000002", "title": "First 50 meals delivered", "due_on": None},
+        ],
+        "reason": "a new community provider the market needs",
+    },
+    "IncubationMilestoneMet": {
+        "provider_id": PROVIDER, "milestone_id": "ms0000000001", "evidence": "policy v1 attached",
+    },
+    "ProviderGraduated": {
+        "provider_id": PROVIDER, "reason": "all milestones met", "credentials_id": "a1b2c3d4e5f6",
+    },
+    "ProviderCredentialsRotated": {
+        "provider_id": PROVIDER, "credentials_id": "0f9e8d7c6b5a",
+        "revoked_credentials_id": "a1b2c3d4e5f6",
     },
     "OutcomeMeasureDefined": {
         "measure_id": "7e1d2c3b-4a5f-4687-9a8b-0c1d2e3f4a5b",
@@ -178,6 +272,25 @@ def test_catalogue_entry_is_well_formed(spec: EventSpec) -> None:
     assert spec.stream_field in spec.data.model_fields, (
         f"{spec.type}: stream_field {spec.stream_field!r} is not a field of {spec.data.__name__}"
     )
+
+
+def test_the_registry_publishes_exactly_its_catalogue_entries() -> None:
+    from eventsourcing.domain import CanMutateAggregate
+
+    from services.provider_registry.application import ProviderRegistry
+    from services.provider_registry.domain import Provider
+
+    catalogued = {spec.type for spec in SPECS if spec.source == "provider_registry"}
+    assert set(ProviderRegistry.published.values()) == catalogued
+    assert len(ProviderRegistry.published) == len(catalogued)  # one event class per type
+    # Every event a Provider can record leaves the registry under a catalogue type.
+    provider_events = {
+        value for value in vars(Provider).values()
+        if isinstance(value, type) and issubclass(value, CanMutateAggregate)
+    } - {Provider.Created, Provider.Event}  # the library's base classes
+    assert len(provider_events) == 18
+    assert provider_events == set(ProviderRegistry.published)
+    assert not provider_events & ProviderRegistry.unpublished
 
 
 def test_spec_for_unknown_type_is_none() -> None:

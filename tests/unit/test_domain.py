@@ -13,15 +13,32 @@ from eventsourcing.domain import Aggregate
 
 from services.outcomes.application import Outcomes
 from services.outcomes.domain import OutcomeMeasure
-from services.provider_registry.application import ProviderRegistry, provider_id_for
+from services.provider_registry.application import (
+    ProviderRegistry,
+    claim_id_for,
+    provider_id_for,
+)
+from services.provider_registry.commands import NewProvider
 from services.provider_registry.domain import Provider
 from shared.context import CommandContext, command_context
 from shared.contracts.outcomes import Direction, OutcomeMeasureDefined
-from shared.contracts.provider_registry import OrganisationType, ProviderRegistered
+from shared.contracts.provider_registry import (
+    Identifiers,
+    OrganisationType,
+    ProviderRegistered,
+    ProviderStatus,
+)
 from shared.envelope import event_id_for
 from shared.errors import NotFound, PersistenceNotConfigured
 from shared.eventstore import CouncilApplication, open_application, persistence_env
 from shared.settings import Settings
+
+
+def applicant(name: str, kind: OrganisationType, **details: Any) -> NewProvider:
+    """A valid application; an SME gets a size unless one is given."""
+    if kind is OrganisationType.SME:
+        details.setdefault("sme_size", {"headcount": 12, "turnover_gbp": 900_000})
+    return NewProvider.model_validate({"name": name, "organisation_type": kind, **details})
 
 
 def replay(events: Sequence[Any]) -> Any:
@@ -61,11 +78,17 @@ def stored(app: CouncilApplication) -> list[Any]:
 
 def test_a_new_provider_records_one_registered_event_with_its_fields() -> None:
     provider_id = uuid4()
-    provider = Provider(id=provider_id, name="Hillside Kitchen", organisation_type="vcse")  # type: ignore[call-arg]
+    details = {"description": "Meals on wheels", "areas_served": ["Hillside"]}
+    provider = Provider(  # type: ignore[call-arg]
+        id=provider_id, name="Hillside Kitchen", organisation_type="vcse", details=details
+    )
 
     assert provider.id == provider_id
     assert provider.name == "Hillside Kitchen"
     assert provider.organisation_type is OrganisationType.VCSE
+    assert provider.details == details
+    assert provider.status is ProviderStatus.APPLIED
+    assert provider.credentials_id is None
     assert provider.version == 1
     events = provider.collect_events()
     assert len(events) == 1
@@ -74,6 +97,7 @@ def test_a_new_provider_records_one_registered_event_with_its_fields() -> None:
     assert registered.originator_id == provider_id
     assert registered.originator_version == 1
     assert registered.name == "Hillside Kitchen"
+    assert registered.details == details
     # The event carries the plain value, so what is stored never depends on the enum class.
     assert registered.organisation_type == "vcse"
     assert type(registered.organisation_type) is str
@@ -82,18 +106,22 @@ def test_a_new_provider_records_one_registered_event_with_its_fields() -> None:
 
 @pytest.mark.parametrize("kind", list(OrganisationType))
 def test_every_organisation_type_is_accepted(kind: OrganisationType) -> None:
-    provider = Provider(id=uuid4(), name="Any", organisation_type=kind.value)  # type: ignore[call-arg]
+    provider = Provider(id=uuid4(), name="Any", organisation_type=kind.value, details={})  # type: ignore[call-arg]
     assert provider.organisation_type is kind
 
 
 @pytest.mark.parametrize("kind", ["charity", "VCSE", "", "public body"])
 def test_an_unknown_organisation_type_is_refused(kind: str) -> None:
     with pytest.raises(ValueError, match="OrganisationType"):
-        Provider(id=uuid4(), name="Hillside Kitchen", organisation_type=kind)  # type: ignore[call-arg]
+        Provider(id=uuid4(), name="Hillside Kitchen", organisation_type=kind, details={})  # type: ignore[call-arg]
 
 
 def test_a_provider_replayed_from_its_events_equals_the_original() -> None:
-    provider = Provider(id=uuid4(), name="Hillside Kitchen", organisation_type="sme")  # type: ignore[call-arg]
+    sme_size = {"headcount": 4, "turnover_gbp": 150_000, "band": "micro"}
+    provider = Provider(  # type: ignore[call-arg]
+        id=uuid4(), name="Hillside Kitchen", organisation_type="sme",
+        details={"sme_size": sme_size},
+    )
     rebuilt = replay(provider.collect_events())
 
     assert isinstance(rebuilt, Provider)
@@ -101,6 +129,7 @@ def test_a_provider_replayed_from_its_events_equals_the_original() -> None:
     assert rebuilt.id == provider.id
     assert rebuilt.name == "Hillside Kitchen"
     assert rebuilt.organisation_type is OrganisationType.SME
+    assert rebuilt.details == {"sme_size": sme_size}
     assert rebuilt.version == provider.version == 1
     assert rebuilt.created_on == provider.created_on
 
@@ -147,7 +176,9 @@ def test_a_measure_replayed_from_its_events_equals_the_original() -> None:
 def test_a_registered_provider_reads_back_from_the_sqlite_store(
     registry: ProviderRegistry, settings: Settings
 ) -> None:
-    provider_id, created = registry.register_provider("Hillside Kitchen", OrganisationType.VCSE)
+    provider_id, created = registry.register_provider(
+        applicant("Hillside Kitchen", OrganisationType.VCSE, address={"postcode": "ls1 4ap"})
+    )
 
     assert created is True
     assert settings.sqlite_path("provider_registry").exists()
@@ -156,6 +187,7 @@ def test_a_registered_provider_reads_back_from_the_sqlite_store(
     assert provider.id == provider_id
     assert provider.name == "Hillside Kitchen"
     assert provider.organisation_type is OrganisationType.VCSE
+    assert provider.details == {"address": {"postcode": "LS1 4AP"}}
     assert provider.version == 1
     notifications = stored(registry)
     assert len(notifications) == 1
@@ -165,7 +197,9 @@ def test_a_registered_provider_reads_back_from_the_sqlite_store(
 def test_a_provider_survives_reopening_the_store(settings: Settings) -> None:
     first = open_application(ProviderRegistry, settings)
     try:
-        provider_id, _ = first.register_provider("Northside Trust", OrganisationType.PUBLIC_BODY)
+        provider_id, _ = first.register_provider(
+            applicant("Northside Trust", OrganisationType.PUBLIC_BODY, website="https://n.example")
+        )
         original = first.provider(provider_id)
     finally:
         first.close()
@@ -183,10 +217,10 @@ def test_registering_twice_with_one_idempotency_key_registers_once(
     registry: ProviderRegistry,
 ) -> None:
     first_id, first_created = registry.register_provider(
-        "Hillside Kitchen", OrganisationType.VCSE, idempotency_key="req-42"
+        applicant("Hillside Kitchen", OrganisationType.VCSE), idempotency_key="req-42"
     )
     second_id, second_created = registry.register_provider(
-        "Hillside Kitchen", OrganisationType.VCSE, idempotency_key="req-42"
+        applicant("Hillside Kitchen", OrganisationType.VCSE), idempotency_key="req-42"
     )
 
     assert first_created is True
@@ -199,10 +233,10 @@ def test_registering_twice_with_one_idempotency_key_registers_once(
 def test_different_idempotency_keys_and_no_key_register_separate_providers(
     registry: ProviderRegistry,
 ) -> None:
-    a, _ = registry.register_provider("A", OrganisationType.SME, idempotency_key="key-a")
-    b, _ = registry.register_provider("B", OrganisationType.SME, idempotency_key="key-b")
-    c, created_c = registry.register_provider("C", OrganisationType.SME)
-    d, created_d = registry.register_provider("C", OrganisationType.SME)
+    a, _ = registry.register_provider(applicant("A", OrganisationType.SME), idempotency_key="key-a")
+    b, _ = registry.register_provider(applicant("B", OrganisationType.SME), idempotency_key="key-b")
+    c, created_c = registry.register_provider(applicant("C", OrganisationType.SME))
+    d, created_d = registry.register_provider(applicant("C", OrganisationType.SME))
 
     assert len({a, b, c, d}) == 4
     assert created_c
@@ -214,6 +248,17 @@ def test_an_unknown_provider_is_not_found(registry: ProviderRegistry) -> None:
     missing = uuid4()
     with pytest.raises(NotFound, match=str(missing)):
         registry.provider(missing)
+
+
+def test_an_identifier_claim_is_not_a_provider(registry: ProviderRegistry) -> None:
+    # Claims live in the same store under ids anyone can work out from the identifier.
+    registry.register_provider(applicant("Hillside Kitchen", OrganisationType.VCSE,
+                                         identifiers={"companies_house": "12345678"}))
+    claim = claim_id_for("companies_house", "12345678")
+    with pytest.raises(NotFound, match=str(claim)):
+        registry.provider(claim)
+    with pytest.raises(NotFound, match=str(claim)):
+        registry.history(claim)
 
 
 def test_measures_are_defined_idempotently_and_read_back(outcomes: Outcomes) -> None:
@@ -331,9 +376,15 @@ def test_the_envelope_of_a_stored_registration(registry: ProviderRegistry) -> No
         causation_id="cause-9",
     )
     with command_context(ctx):
-        provider_id, _ = registry.register_provider("Hillside Kitchen", OrganisationType.VCSE)
+        provider_id, _ = registry.register_provider(
+            applicant("Hillside Kitchen", OrganisationType.VCSE,
+                      identifiers={"charity_number": "1234567"}, areas_served=["Hillside"])
+        )
     provider = registry.provider(provider_id)
-    (notification,) = stored(registry)
+    # The identifier claim is stored beside the provider but never published.
+    notification, claim = stored(registry)
+    assert not registry.is_published(claim)
+    assert registry.is_published(notification)
 
     envelope = registry.to_envelope(notification)
 
@@ -353,16 +404,19 @@ def test_the_envelope_of_a_stored_registration(registry: ProviderRegistry) -> No
     assert envelope.recorded_at >= envelope.occurred_at
     data = ProviderRegistered.model_validate(envelope.data)
     assert data == ProviderRegistered(
-        provider_id=provider_id, name="Hillside Kitchen", organisation_type=OrganisationType.VCSE
+        provider_id=provider_id, name="Hillside Kitchen", organisation_type=OrganisationType.VCSE,
+        identifiers=Identifiers(charity_number="1234567"), areas_served=["Hillside"],
     )
+    # The details are listed in the contract's own fields, not nested; only those given.
     assert envelope.data == {
-        "provider_id": str(provider_id), "name": "Hillside Kitchen", "organisation_type": "vcse"
+        "provider_id": str(provider_id), "name": "Hillside Kitchen", "organisation_type": "vcse",
+        "identifiers": {"charity_number": "1234567"}, "areas_served": ["Hillside"],
     }
 
 
 def test_events_stored_outside_a_command_are_stamped_as_system(registry: ProviderRegistry) -> None:
-    registry.register_provider("Hillside Kitchen", OrganisationType.SME)
-    registry.register_provider("Northside Trust", OrganisationType.SME)
+    registry.register_provider(applicant("Hillside Kitchen", OrganisationType.SME))
+    registry.register_provider(applicant("Northside Trust", OrganisationType.SME))
     first, second = (registry.to_envelope(n) for n in stored(registry))
 
     assert first.actor == second.actor == "system"

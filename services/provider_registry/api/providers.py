@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 
 from services.provider_registry.application import ProviderRegistry
 from services.provider_registry.commands import Decision as DecisionIn
@@ -44,7 +44,12 @@ Writer = Annotated[Principal, Depends(require(*COUNCIL_WRITERS))]
 # Lifecycle decisions shape the market: they are the integrator's to take.
 Decider = Annotated[Principal, Depends(require(Role.INTEGRATOR_ADMIN))]
 Reader = Annotated[Principal, Depends(require(*COUNCIL_READERS, Role.PROVIDER))]
-ReasonQuery = Annotated[str, Query(min_length=3, max_length=2000, description="why")]
+# The same rule as a decision's reason: surrounding whitespace does not count.
+ReasonQuery = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=2000),
+    Query(description="why"),
+]
 
 
 class Credentials(BaseModel):
