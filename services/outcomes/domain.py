@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
+from shared.aggregate import CouncilAggregate
 from shared.contracts.outcomes import Direction
 
 
-class OutcomeMeasure(Aggregate):
+class OutcomeMeasure(CouncilAggregate):
     """Something measurable the council wants to move, e.g. the teenage obesity rate."""
 
     id: UUID  # chosen by the application, so retried commands name the same aggregate
 
-    class Defined(Aggregate.Created):
+    class Defined(CouncilAggregate.Created):
         name: str
         unit: str
         direction: str

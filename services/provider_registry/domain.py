@@ -12,8 +12,9 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
+from shared.aggregate import CouncilAggregate
 from shared.contracts.provider_registry import (
     OrganisationType,
     ProviderStatus,
@@ -77,12 +78,12 @@ def check_profile(
         raise InvalidInput("members", "only a partnership has member providers")
 
 
-class Provider(Aggregate):
+class Provider(CouncilAggregate):
     """A local organisation that delivers (or wants to deliver) public services."""
 
     id: UUID  # chosen by the application, so retried commands name the same aggregate
 
-    class Registered(Aggregate.Created):
+    class Registered(CouncilAggregate.Created):
         name: str
         organisation_type: str
         details: dict[str, Any]
@@ -119,7 +120,7 @@ class Provider(Aggregate):
                 f"allowed from: {', '.join(sorted(s.value for s in allowed))}"
             )
 
-    class ReviewStarted(Aggregate.Event):
+    class ReviewStarted(CouncilAggregate.Event):
         reason: str
 
     def start_review(self, reason: str) -> None:
@@ -130,7 +131,7 @@ class Provider(Aggregate):
     def _review_started(self, reason: str) -> None:
         self.status = S.UNDER_REVIEW
 
-    class Approved(Aggregate.Event):
+    class Approved(CouncilAggregate.Event):
         reason: str
         credentials_id: str
 
@@ -143,7 +144,7 @@ class Provider(Aggregate):
         self.status = S.APPROVED
         self.credentials_id = credentials_id
 
-    class Rejected(Aggregate.Event):
+    class Rejected(CouncilAggregate.Event):
         reason: str
 
     def reject(self, reason: str) -> None:
@@ -154,7 +155,7 @@ class Provider(Aggregate):
     def _rejected(self, reason: str) -> None:
         self.status = S.REJECTED
 
-    class Suspended(Aggregate.Event):
+    class Suspended(CouncilAggregate.Event):
         reason: str
         revoked_credentials_id: str | None
 
@@ -167,7 +168,7 @@ class Provider(Aggregate):
         self.status = S.SUSPENDED
         self.credentials_id = None
 
-    class Reinstated(Aggregate.Event):
+    class Reinstated(CouncilAggregate.Event):
         reason: str
         credentials_id: str
 
@@ -180,7 +181,7 @@ class Provider(Aggregate):
         self.status = S.APPROVED
         self.credentials_id = credentials_id
 
-    class Exited(Aggregate.Event):
+    class Exited(CouncilAggregate.Event):
         reason: str
         revoked_credentials_id: str | None
 
@@ -195,7 +196,7 @@ class Provider(Aggregate):
 
     # ------------------------------------------------------------------ incubation
 
-    class IncubationStarted(Aggregate.Event):
+    class IncubationStarted(CouncilAggregate.Event):
         support_plan: str
         milestones: list[dict[str, Any]]
         reason: str
@@ -221,7 +222,7 @@ class Provider(Aggregate):
             },
         }
 
-    class MilestoneMet(Aggregate.Event):
+    class MilestoneMet(CouncilAggregate.Event):
         milestone_id: str
         evidence: str
 
@@ -240,7 +241,7 @@ class Provider(Aggregate):
         assert self.incubation is not None
         self.incubation["milestones"][milestone_id].update(met=True, evidence=evidence)
 
-    class Graduated(Aggregate.Event):
+    class Graduated(CouncilAggregate.Event):
         reason: str
         credentials_id: str
 
@@ -263,7 +264,7 @@ class Provider(Aggregate):
 
     # ------------------------------------------------------------------ credentials
 
-    class CredentialsRotated(Aggregate.Event):
+    class CredentialsRotated(CouncilAggregate.Event):
         credentials_id: str
         revoked_credentials_id: str | None
 
@@ -292,7 +293,7 @@ class Provider(Aggregate):
                 f"the record of a provider that is {self.status.value} is closed"
             )
 
-    class DetailsUpdated(Aggregate.Event):
+    class DetailsUpdated(CouncilAggregate.Event):
         changes: dict[str, Any]
 
     def update_details(self, changes: dict[str, Any]) -> None:
@@ -318,7 +319,7 @@ class Provider(Aggregate):
 
     # ------------------------------------------------------------------ capabilities
 
-    class CapabilityAdded(Aggregate.Event):
+    class CapabilityAdded(CouncilAggregate.Event):
         capability_id: str
         category: str
         description: str | None
@@ -344,7 +345,7 @@ class Provider(Aggregate):
             "areas": list(areas), "capacity": capacity,
         }
 
-    class CapabilityRemoved(Aggregate.Event):
+    class CapabilityRemoved(CouncilAggregate.Event):
         capability_id: str
         reason: str
 
@@ -360,7 +361,7 @@ class Provider(Aggregate):
 
     # ------------------------------------------------------------------ standing
 
-    class AccreditationAdded(Aggregate.Event):
+    class AccreditationAdded(CouncilAggregate.Event):
         accreditation_id: str
         kind: str
         name: str
@@ -396,7 +397,7 @@ class Provider(Aggregate):
             "cover_gbp": cover_gbp,
         }
 
-    class AccreditationRemoved(Aggregate.Event):
+    class AccreditationRemoved(CouncilAggregate.Event):
         accreditation_id: str
         reason: str
 
@@ -410,7 +411,7 @@ class Provider(Aggregate):
     def _accreditation_removed(self, accreditation_id: str, reason: str) -> None:
         del self.accreditations[accreditation_id]
 
-    class QualityRated(Aggregate.Event):
+    class QualityRated(CouncilAggregate.Event):
         rating_id: str
         scheme: str
         rating: str
@@ -432,7 +433,7 @@ class Provider(Aggregate):
             "reference": reference,
         })
 
-    class ConflictDeclared(Aggregate.Event):
+    class ConflictDeclared(CouncilAggregate.Event):
         declaration_id: str
         declared_by: str
         interest: str
@@ -465,13 +466,13 @@ def is_expired(expires_on: str | None, on: date) -> bool:
     return expires_on is not None and date.fromisoformat(expires_on) < on
 
 
-class IdentifierClaim(Aggregate):
+class IdentifierClaim(CouncilAggregate):
     """Who holds a registered identifier (a Companies House number, say). Saved together with
     the provider, so two providers can never hold the same identifier: the second save fails."""
 
     id: UUID
 
-    class Claimed(Aggregate.Created):
+    class Claimed(CouncilAggregate.Created):
         scheme: str
         value: str
         provider_id: UUID
@@ -482,14 +483,14 @@ class IdentifierClaim(Aggregate):
         self.value = value
         self.provider_id: UUID | None = provider_id
 
-    class Reclaimed(Aggregate.Event):
+    class Reclaimed(CouncilAggregate.Event):
         provider_id: UUID
 
     @event(Reclaimed)
     def reclaim(self, provider_id: UUID) -> None:
         self.provider_id = provider_id
 
-    class Released(Aggregate.Event):
+    class Released(CouncilAggregate.Event):
         pass
 
     @event(Released)

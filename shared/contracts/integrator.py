@@ -1,6 +1,333 @@
-"""Events published by the integrator. Commissioning events arrive with the commissioning work;
-the module exists so every source service has its place in the catalogue."""
+"""Events published by the integrator: commissioning needs and their strategic-sourcing steps,
+decisions, agreements with their variations, extensions, business cases, spend and endings,
+and lessons learned. Money is in pounds with pence (decimal, written as a string in JSON)."""
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts import published
+
 SOURCE = "integrator"
+
+Money = Annotated[Decimal, Field(max_digits=14, decimal_places=2)]
+
+
+class SourcingOption(StrEnum):
+    """The range of arrangements strategic sourcing weighs, from in-house to a mix."""
+
+    IN_HOUSE = "in_house"
+    SHARED_SERVICE = "shared_service"  # from another public body
+    VCSE_GRANT = "vcse_grant"
+    INFORMAL_SLA = "informal_sla"
+    FRAMEWORK_CALL_OFF = "framework_call_off"
+    FORMAL_CONTRACT = "formal_contract"
+    MIXED = "mixed"  # split across several providers and arrangements
+
+
+class ArrangementType(StrEnum):
+    """The kind of agreement made with providers."""
+
+    INFORMAL_SLA = "informal_sla"
+    GRANT = "grant"
+    CALL_OFF = "call_off"
+    SHARED_SERVICE = "shared_service"
+    FORMAL_CONTRACT = "formal_contract"
+
+
+class SourcingStage(StrEnum):
+    """The eight strategic-sourcing steps, from objectives to exit."""
+
+    OBJECTIVES = "objectives"
+    OPTIONS = "options"
+    MARKET_ENGAGEMENT = "market_engagement"
+    DECISION = "decision"
+    MOBILISATION = "mobilisation"
+    MANAGEMENT = "management"
+    REVIEW = "review"
+    EXIT = "exit"
+
+
+class VariationKind(StrEnum):
+    GROWTH = "growth"
+    SCOPE_CHANGE = "scope_change"
+    BUDGET_CHANGE = "budget_change"
+    BUSINESS_CASE = "business_case"
+
+
+class EndingKind(StrEnum):
+    COMPLETED = "completed"
+    TERMINATED = "terminated"
+    EXITED = "exited"  # the exit plan was executed
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Population(_Data):
+    description: str
+    size: int | None = Field(default=None, ge=0)
+
+
+class OutcomeSought(_Data):
+    """An outcome (not an activity) the council is buying, ideally tied to a measure."""
+
+    outcome_id: str
+    description: str
+    measure_id: UUID | None = None
+    target: str | None = None
+    target_date: date | None = None
+
+
+class Option(_Data):
+    option: SourcingOption
+    description: str
+    estimated_cost: Money | None = None
+    score: int | None = Field(default=None, ge=0, le=100)
+    benefits: str | None = None
+    risks: str | None = None
+
+
+class Award(_Data):
+    award_id: str
+    title: str
+    arrangement_type: ArrangementType
+    provider_ids: list[UUID] = Field(min_length=1)
+    allocation: Money
+
+
+class Party(_Data):
+    provider_id: UUID
+    allocation: Money
+
+
+class AgreementOutcome(_Data):
+    outcome_id: str
+    measure_id: UUID | None = None
+    target: str | None = None
+
+
+class RewardTerms(_Data):
+    payment_by_results_share_pct: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    bonus_max: Money | None = None
+    penalty_max: Money | None = None
+    notes: str | None = None
+
+
+class RiskShare(_Data):
+    council_pct: Decimal = Field(ge=0, le=100)
+    provider_pct: Decimal = Field(ge=0, le=100)
+    notes: str | None = None
+
+
+# ---------------------------------------------------------------------- needs
+
+
+@published(SOURCE, "NeedDefined", stream_field="need_id")
+class NeedDefined(_Data):
+    """The council defined a commissioning need as outcomes sought, within a budget envelope."""
+
+    need_id: UUID
+    title: str
+    service_area: str
+    population: Population
+    outcomes: list[OutcomeSought]
+    outputs: list[str] = Field(default_factory=list)
+    budget_envelope: Money
+    starts_on: date
+    ends_on: date
+    lead_organisation: str
+
+
+@published(SOURCE, "NeedContributionPledged", stream_field="need_id")
+class NeedContributionPledged(_Data):
+    """A partner organisation pooled budget into the commission (collaborative commissioning)."""
+
+    need_id: UUID
+    contribution_id: str
+    partner: str
+    amount: Money
+    note: str | None = None
+
+
+@published(SOURCE, "OptionsAppraised", stream_field="need_id")
+class OptionsAppraised(_Data):
+    """Sourcing options were appraised and one recommended."""
+
+    need_id: UUID
+    options: list[Option]
+    recommended: SourcingOption
+    rationale: str
+
+
+@published(SOURCE, "MarketEngaged", stream_field="need_id")
+class MarketEngaged(_Data):
+    """The council engaged the market about the need."""
+
+    need_id: UUID
+    summary: str
+    engaged_on: date
+    provider_ids: list[UUID] = Field(default_factory=list)
+
+
+@published(SOURCE, "CommissioningDecided", stream_field="need_id")
+class CommissioningDecided(_Data):
+    """The council decided whom to commission, with budget allocated per award."""
+
+    need_id: UUID
+    decision_id: str
+    awards: list[Award]
+    rationale: str
+    decision_maker: str
+
+
+@published(SOURCE, "NeedStageReached", stream_field="need_id")
+class NeedStageReached(_Data):
+    """The commissioning moved on to a later strategic-sourcing step (mobilisation onwards)."""
+
+    need_id: UUID
+    stage: SourcingStage
+    notes: str
+
+
+@published(SOURCE, "NeedClosed", stream_field="need_id")
+class NeedClosed(_Data):
+    """The need was closed: met, withdrawn or superseded."""
+
+    need_id: UUID
+    reason: str
+
+
+# ---------------------------------------------------------------------- agreements
+
+
+@published(SOURCE, "AgreementDrafted", stream_field="agreement_id")
+class AgreementDrafted(_Data):
+    """An agreement with one or more providers was drafted from a commissioning decision."""
+
+    agreement_id: UUID
+    need_id: UUID
+    decision_id: str | None = None
+    award_id: str | None = None
+    title: str
+    arrangement_type: ArrangementType
+    parties: list[Party] = Field(min_length=1)
+    starts_on: date
+    ends_on: date
+    budget: Money
+    outcomes: list[AgreementOutcome] = Field(default_factory=list)
+    reward_terms: RewardTerms | None = None
+    risk_share: RiskShare | None = None
+    break_clauses: list[str] = Field(default_factory=list)
+    exit_plan: str
+
+
+@published(SOURCE, "AgreementActivated", stream_field="agreement_id")
+class AgreementActivated(_Data):
+    """The agreement came into force."""
+
+    agreement_id: UUID
+    activated_on: date
+
+
+@published(SOURCE, "AgreementVaried", stream_field="agreement_id")
+class AgreementVaried(_Data):
+    """The agreement was varied: growth, scope or budget change, or an approved business case."""
+
+    agreement_id: UUID
+    variation_id: str
+    kind: VariationKind
+    budget_change: Money
+    new_budget: Money
+    scope: str | None = None
+    reason: str
+    business_case_id: str | None = None
+
+
+@published(SOURCE, "AgreementExtended", stream_field="agreement_id")
+class AgreementExtended(_Data):
+    """The agreement's term was extended, justified by performance."""
+
+    agreement_id: UUID
+    extension_id: str
+    previous_end: date
+    new_end: date
+    justification: str
+    performance_evidence: str
+
+
+@published(SOURCE, "AgreementEnded", stream_field="agreement_id")
+class AgreementEnded(_Data):
+    """The agreement ended: completed, terminated, or exited with its exit plan executed."""
+
+    agreement_id: UUID
+    how: EndingKind
+    ended_on: date
+    reason: str
+    exit_plan_executed: bool
+    exit_notes: str | None = None
+
+
+@published(SOURCE, "BusinessCaseProposed", stream_field="agreement_id")
+class BusinessCaseProposed(_Data):
+    """Additional delivery was proposed under the agreement, with need, outcomes and cost."""
+
+    agreement_id: UUID
+    business_case_id: str
+    need: str
+    expected_outcomes: str
+    cost: Money
+
+
+@published(SOURCE, "BusinessCaseApproved", stream_field="agreement_id")
+class BusinessCaseApproved(_Data):
+    """A business case was approved (its cost varies the agreement's budget)."""
+
+    agreement_id: UUID
+    business_case_id: str
+    reason: str
+
+
+@published(SOURCE, "BusinessCaseRejected", stream_field="agreement_id")
+class BusinessCaseRejected(_Data):
+    """A business case was rejected."""
+
+    agreement_id: UUID
+    business_case_id: str
+    reason: str
+
+
+@published(SOURCE, "SpendRecorded", stream_field="agreement_id")
+class SpendRecorded(_Data):
+    """Money was paid to a provider under the agreement."""
+
+    agreement_id: UUID
+    spend_id: str
+    provider_id: UUID
+    amount: Money
+    period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+    reference: str | None = None
+
+
+# ---------------------------------------------------------------------- lessons
+
+
+@published(SOURCE, "LessonRecorded", stream_field="lesson_id")
+class LessonRecorded(_Data):
+    """What went well or badly in an arrangement, and why, so others can learn from it."""
+
+    lesson_id: UUID
+    need_id: UUID | None = None
+    agreement_id: UUID | None = None
+    stage: SourcingStage
+    went: str = Field(pattern=r"^(well|badly)$")
+    what: str
+    why: str
+    tags: list[str] = Field(default_factory=list)

@@ -9,7 +9,6 @@ view can count active providers per service category and organisation type.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -364,7 +363,3 @@ def network_summary(db: Database) -> NetworkSummary:
         active_providers_by_category={c: sum(kinds.values()) for c, kinds in active.items()},
         active_providers_by_category_and_organisation_type=active,
     )
-
-
-def projections() -> Sequence[Projection]:
-    return (NetworkProjection(),)

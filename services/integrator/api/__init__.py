@@ -1,0 +1,10 @@
+"""HTTP entry points of the integrator."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.integrator.api import network
+
+router = APIRouter()
+router.include_router(network.router)

@@ -1,0 +1,18 @@
+"""The integrator's domain: the network as it stands (read models built from the log) and the
+council's commissioning (needs, agreements, lessons), which it owns and records as events."""
+
+from services.integrator.domain.network import (
+    ACTIVE,
+    IncubationProgress,
+    NetworkCapability,
+    NetworkProvider,
+    NetworkSummary,
+)
+
+__all__ = [
+    "ACTIVE",
+    "IncubationProgress",
+    "NetworkCapability",
+    "NetworkProvider",
+    "NetworkSummary",
+]
