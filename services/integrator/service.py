@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from services.integrator import api, projections
 from services.integrator.application import Integrator
-from shared.web import ServiceSpec
+from services.integrator.projections.network import get_provider
+from shared.contracts.provider_registry import ProviderStatus
+from shared.web import Runtime, ServiceSpec
+
+
+def wire(runtime: Runtime) -> None:
+    """Commissioning asks the network projection whether a provider is approved."""
+    assert isinstance(runtime.app, Integrator)
+
+    def provider_status(provider_id: UUID) -> ProviderStatus | None:
+        provider = get_provider(runtime.views, provider_id)
+        return provider.status if provider else None
+
+    runtime.app.provider_status = provider_status
+
 
 SPEC = ServiceSpec(
     name="integrator",
     application=Integrator,
     projections=projections.projections,
     routers=[api.router],
+    wire=wire,
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.integrator.api import network
+from services.integrator.api import commissioning, network
 
 router = APIRouter()
 router.include_router(network.router)
+router.include_router(commissioning.router)

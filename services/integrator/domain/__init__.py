@@ -1,6 +1,9 @@
 """The integrator's domain: the network as it stands (read models built from the log) and the
 council's commissioning (needs, agreements, lessons), which it owns and records as events."""
 
+from services.integrator.domain.agreements import Agreement, AgreementStatus
+from services.integrator.domain.lessons import Lesson
+from services.integrator.domain.needs import Need
 from services.integrator.domain.network import (
     ACTIVE,
     IncubationProgress,
@@ -11,7 +14,11 @@ from services.integrator.domain.network import (
 
 __all__ = [
     "ACTIVE",
+    "Agreement",
+    "AgreementStatus",
     "IncubationProgress",
+    "Lesson",
+    "Need",
     "NetworkCapability",
     "NetworkProvider",
     "NetworkSummary",

@@ -1,0 +1,243 @@
+"""What the integrator accepts from the outside for commissioning, validated field by field
+before any command runs."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Self
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from shared.contracts.integrator import (
+    ArrangementType,
+    EndingKind,
+    SourcingOption,
+    SourcingStage,
+    VariationKind,
+)
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+
+
+def _pounds(value: Decimal) -> Decimal:
+    if value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValueError("pounds have at most two decimal places (pence)")
+    return value.quantize(Decimal("0.01"))
+
+
+Money = Annotated[Decimal, Field(gt=0, le=Decimal("1e11"), allow_inf_nan=False),
+                  AfterValidator(_pounds)]
+SignedMoney = Annotated[Decimal, Field(ge=Decimal("-1e11"), le=Decimal("1e11"),
+                                       allow_inf_nan=False), AfterValidator(_pounds)]
+Percent = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
+def _known_category(code: str) -> str:
+    from services.provider_registry.taxonomy import taxonomy
+
+    if not taxonomy().has(code):
+        raise ValueError("not a category of the service taxonomy")
+    return code
+
+
+Category = Annotated[str, AfterValidator(_known_category)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class PopulationIn(_Input):
+    description: LongText = Field(examples=["Young people aged 13 to 17 in Northshire"])
+    size: int | None = Field(default=None, ge=0, le=10**9)
+
+
+class OutcomeIn(_Input):
+    description: LongText = Field(examples=["Fewer teenagers living with obesity"])
+    measure_id: UUID | None = Field(default=None, description="an outcome measure's id")
+    target: Text | None = Field(default=None, examples=["from 21% to 17%"])
+    target_date: date | None = None
+
+
+class NewNeed(_Input):
+    title: Text
+    service_area: Category
+    population: PopulationIn
+    outcomes: list[OutcomeIn] = Field(min_length=1, max_length=50)
+    outputs: list[Text] = Field(default_factory=list, max_length=50)
+    budget_envelope: Money
+    starts_on: date
+    ends_on: date
+    lead_organisation: Text = "Northshire County Council"
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        if self.ends_on <= self.starts_on:
+            raise ValueError("ends_on must be after starts_on")
+        return self
+
+
+class NewContribution(_Input):
+    partner: Text = Field(examples=["Northshire Police"])
+    amount: Money
+    note: LongText | None = None
+
+
+class OptionIn(_Input):
+    option: SourcingOption
+    description: LongText
+    estimated_cost: Money | None = None
+    score: int | None = Field(default=None, ge=0, le=100)
+    benefits: LongText | None = None
+    risks: LongText | None = None
+
+
+class OptionsAppraisal(_Input):
+    options: list[OptionIn] = Field(min_length=1, max_length=20)
+    recommended: SourcingOption
+    rationale: Reason
+
+
+class MarketEngagement(_Input):
+    summary: LongText
+    engaged_on: date
+    provider_ids: list[UUID] = Field(default_factory=list, max_length=500)
+
+
+class AwardIn(_Input):
+    title: Text
+    arrangement_type: ArrangementType
+    provider_ids: list[UUID] = Field(min_length=1, max_length=20)
+    allocation: Money
+
+
+class NewDecision(_Input):
+    awards: list[AwardIn] = Field(min_length=1, max_length=50)
+    rationale: Reason
+    decision_maker: Text = Field(examples=["Cabinet Member for Adult Social Care"])
+
+
+class StageStep(_Input):
+    stage: SourcingStage
+    notes: LongText
+
+
+class Closure(_Input):
+    reason: Reason
+
+
+class PartyIn(_Input):
+    provider_id: UUID
+    allocation: Money
+
+
+class AgreementOutcomeIn(_Input):
+    outcome_id: Text
+    measure_id: UUID | None = None
+    target: Text | None = None
+
+
+class RewardTermsIn(_Input):
+    payment_by_results_share_pct: Percent = Decimal(0)
+    bonus_max: Money | None = None
+    penalty_max: Money | None = None
+    notes: LongText | None = None
+
+
+class RiskShareIn(_Input):
+    council_pct: Percent
+    provider_pct: Percent
+    notes: LongText | None = None
+
+
+class NewAgreement(_Input):
+    """An agreement for one award of a commissioning decision."""
+
+    need_id: UUID
+    award_id: Text
+    title: Text | None = Field(default=None, description="defaults to the award's title")
+    parties: list[PartyIn] | None = Field(
+        default=None, description="defaults to the award's providers, sharing it equally"
+    )
+    starts_on: date
+    ends_on: date
+    outcomes: list[AgreementOutcomeIn] = Field(default_factory=list, max_length=50)
+    reward_terms: RewardTermsIn | None = None
+    risk_share: RiskShareIn | None = None
+    break_clauses: list[LongText] = Field(default_factory=list, max_length=20)
+    exit_plan: LongText
+
+
+class Activation(_Input):
+    activated_on: date
+
+
+class NewVariation(_Input):
+    kind: VariationKind
+    budget_change: SignedMoney = Decimal(0)
+    scope: LongText | None = None
+    reason: Reason
+
+
+class NewExtension(_Input):
+    new_end: date
+    justification: Reason
+    performance_evidence: LongText
+
+
+class NewBusinessCase(_Input):
+    need: LongText
+    expected_outcomes: LongText
+    cost: Money
+
+
+class Ending(_Input):
+    how: EndingKind
+    ended_on: date
+    reason: Reason
+    exit_plan_executed: bool = False
+    exit_notes: LongText | None = None
+
+
+class NewSpend(_Input):
+    provider_id: UUID
+    amount: Money
+    period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-04"])
+    reference: Text | None = None
+
+
+class NewLesson(_Input):
+    need_id: UUID | None = None
+    agreement_id: UUID | None = None
+    stage: SourcingStage
+    went: str = Field(pattern=r"^(well|badly)$")
+    what: LongText
+    why: LongText
+    tags: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=50)]] = Field(default_factory=list,
+                                                                         max_length=20)
+
+    @model_validator(mode="after")
+    def _about_something(self) -> Self:
+        if self.need_id is None and self.agreement_id is None:
+            raise ValueError("a lesson is about a need or an agreement (need_id or agreement_id)")
+        return self
+
+
+def dump(model: BaseModel | None) -> dict[str, Any] | None:
+    """A model as event data: Decimals and UUIDs kept, dates as ISO strings."""
+    if model is None:
+        return None
+    data: dict[str, Any] = model.model_dump(mode="python")
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in data.items()}

@@ -1,0 +1,331 @@
+"""An agreement: one arrangement with one or more providers, kept flexible (variations,
+extensions justified by performance, business cases for additional delivery) and always with an
+exit plan. No I/O here. Money is Decimal pounds; dates travel as ISO strings.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from shared.aggregate import CouncilAggregate
+from shared.contracts.integrator import EndingKind, VariationKind
+from shared.errors import DomainRuleBroken, InvalidInput
+
+
+class AgreementStatus(StrEnum):
+    DRAFTED = "drafted"
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+def check_terms(
+    parties: list[dict[str, Any]], budget: Decimal, starts_on: str, ends_on: str,
+    exit_plan: str, risk_share: dict[str, Any] | None,
+) -> None:
+    """Rules every agreement's terms meet before it is drafted."""
+    if budget <= 0:
+        raise InvalidInput("budget", "must be more than zero")
+    if not parties:
+        raise InvalidInput("parties", "an agreement needs at least one provider")
+    if len({str(p["provider_id"]) for p in parties}) != len(parties):
+        raise InvalidInput("parties", "each provider may be a party once")
+    if sum((p["allocation"] for p in parties), Decimal(0)) != budget:
+        raise InvalidInput("parties", "the parties' allocations must add up to the budget")
+    if ends_on <= starts_on:
+        raise InvalidInput("ends_on", "must be after starts_on")
+    if not exit_plan.strip():
+        raise InvalidInput("exit_plan", "every arrangement has an exit plan")
+    if risk_share is not None and (
+        risk_share["council_pct"] + risk_share["provider_pct"] != Decimal(100)
+    ):
+        raise InvalidInput("risk_share", "council_pct and provider_pct must add up to 100")
+
+
+class Agreement(CouncilAggregate):
+    id: UUID
+
+    class Drafted(CouncilAggregate.Created):
+        need_id: UUID
+        decision_id: str | None
+        award_id: str | None
+        title: str
+        arrangement_type: str
+        parties: list[dict[str, Any]]
+        starts_on: str
+        ends_on: str
+        budget: Decimal
+        outcomes: list[dict[str, Any]]
+        reward_terms: dict[str, Any] | None
+        risk_share: dict[str, Any] | None
+        break_clauses: list[str]
+        exit_plan: str
+
+    @event(Drafted)
+    def __init__(
+        self, need_id: UUID, decision_id: str | None, award_id: str | None, title: str,
+        arrangement_type: str, parties: list[dict[str, Any]], starts_on: str, ends_on: str,
+        budget: Decimal, outcomes: list[dict[str, Any]], reward_terms: dict[str, Any] | None,
+        risk_share: dict[str, Any] | None, break_clauses: list[str], exit_plan: str,
+    ) -> None:
+        self.need_id = need_id
+        self.decision_id = decision_id
+        self.award_id = award_id
+        self.title = title
+        self.arrangement_type = arrangement_type
+        self.parties = parties
+        self.starts_on = starts_on
+        self.ends_on = ends_on
+        self.budget = budget
+        self.outcomes = outcomes
+        self.reward_terms = reward_terms
+        self.risk_share = risk_share
+        self.break_clauses = break_clauses
+        self.exit_plan = exit_plan
+        self.status = AgreementStatus.DRAFTED
+        self.activated_on: str | None = None
+        self.variations: list[dict[str, Any]] = []
+        self.extensions: list[dict[str, Any]] = []
+        self.business_cases: dict[str, dict[str, Any]] = {}
+        self.spend: dict[str, dict[str, Any]] = {}
+        self.ending: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def spent(self) -> Decimal:
+        return sum((s["amount"] for s in self.spend.values()), Decimal(0))
+
+    def _require(self, status: AgreementStatus, doing: str) -> None:
+        if self.status is not status:
+            raise DomainRuleBroken(
+                f"cannot {doing}: the agreement is {self.status.value}, not {status.value}"
+            )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    class Activated(CouncilAggregate.Event):
+        activated_on: str
+
+    def activate(self, activated_on: str) -> None:
+        self._require(AgreementStatus.DRAFTED, "activate it")
+        self._activated(activated_on)
+
+    @event(Activated)
+    def _activated(self, activated_on: str) -> None:
+        self.status = AgreementStatus.ACTIVE
+        self.activated_on = activated_on
+
+    class Varied(CouncilAggregate.Event):
+        variation_id: str
+        kind: str
+        budget_change: Decimal
+        new_budget: Decimal
+        scope: str | None
+        reason: str
+        business_case_id: str | None
+
+    def vary(
+        self, variation_id: str, kind: VariationKind, budget_change: Decimal, scope: str | None,
+        reason: str,
+    ) -> None:
+        """Vary an active agreement: growth, a scope change or a budget change, with a reason."""
+        self._require(AgreementStatus.ACTIVE, "vary it")
+        if kind is VariationKind.BUSINESS_CASE:
+            raise InvalidInput("kind", "business-case variations come from approving one")
+        if budget_change == 0 and not scope:
+            raise InvalidInput("budget_change", "a variation changes the budget or the scope")
+        new_budget = self.budget + budget_change
+        if new_budget <= 0:
+            raise DomainRuleBroken("a variation cannot take the budget to zero or below")
+        if new_budget < self.spent:
+            raise DomainRuleBroken(
+                f"the budget cannot fall below the £{self.spent:,.2f} already spent"
+            )
+        self._varied(variation_id, kind.value, budget_change, new_budget, scope, reason, None)
+
+    @event(Varied)
+    def _varied(
+        self, variation_id: str, kind: str, budget_change: Decimal, new_budget: Decimal,
+        scope: str | None, reason: str, business_case_id: str | None,
+    ) -> None:
+        # Parties keep their shares of the budget as it grows or shrinks.
+        old = self.budget
+        self.parties = [
+            {**p, "allocation": (p["allocation"] * new_budget / old).quantize(Decimal("0.01"))}
+            for p in self.parties
+        ]
+        drift = new_budget - sum((p["allocation"] for p in self.parties), Decimal(0))
+        self.parties[0]["allocation"] += drift  # rounding pennies go to the lead party
+        self.budget = new_budget
+        self.variations.append({
+            "variation_id": variation_id, "kind": kind, "budget_change": budget_change,
+            "new_budget": new_budget, "scope": scope, "reason": reason,
+            "business_case_id": business_case_id,
+        })
+
+    class Extended(CouncilAggregate.Event):
+        extension_id: str
+        previous_end: str
+        new_end: str
+        justification: str
+        performance_evidence: str
+
+    def extend(
+        self, extension_id: str, new_end: str, justification: str, performance_evidence: str
+    ) -> None:
+        """Extend the term; each extension is justified by performance."""
+        self._require(AgreementStatus.ACTIVE, "extend it")
+        if new_end <= self.ends_on:
+            raise InvalidInput("new_end", f"must be after the current end, {self.ends_on}")
+        if not performance_evidence.strip():
+            raise InvalidInput("performance_evidence", "an extension is justified by performance")
+        self._extended(extension_id, self.ends_on, new_end, justification, performance_evidence)
+
+    @event(Extended)
+    def _extended(
+        self, extension_id: str, previous_end: str, new_end: str, justification: str,
+        performance_evidence: str,
+    ) -> None:
+        self.extensions.append({
+            "extension_id": extension_id, "previous_end": previous_end, "new_end": new_end,
+            "justification": justification, "performance_evidence": performance_evidence,
+        })
+        self.ends_on = new_end
+
+    # ------------------------------------------------------------------ business cases
+
+    class BusinessCaseProposed(CouncilAggregate.Event):
+        business_case_id: str
+        need: str
+        expected_outcomes: str
+        cost: Decimal
+
+    def propose_business_case(
+        self, business_case_id: str, need: str, expected_outcomes: str, cost: Decimal
+    ) -> None:
+        """Propose additional delivery under this agreement instead of renegotiating it."""
+        self._require(AgreementStatus.ACTIVE, "propose a business case")
+        if cost <= 0:
+            raise InvalidInput("cost", "must be more than zero")
+        self._business_case_proposed(business_case_id, need, expected_outcomes, cost)
+
+    @event(BusinessCaseProposed)
+    def _business_case_proposed(
+        self, business_case_id: str, need: str, expected_outcomes: str, cost: Decimal
+    ) -> None:
+        self.business_cases[business_case_id] = {
+            "business_case_id": business_case_id, "need": need,
+            "expected_outcomes": expected_outcomes, "cost": cost, "status": "proposed",
+            "reason": None,
+        }
+
+    def _pending_case(self, business_case_id: str) -> dict[str, Any]:
+        case = self.business_cases.get(business_case_id)
+        if case is None:
+            raise DomainRuleBroken(f"no business case {business_case_id} on this agreement")
+        if case["status"] != "proposed":
+            raise DomainRuleBroken(f"business case {business_case_id} is already {case['status']}")
+        return case
+
+    class BusinessCaseApproved(CouncilAggregate.Event):
+        business_case_id: str
+        reason: str
+
+    def approve_business_case(self, business_case_id: str, reason: str, variation_id: str) -> None:
+        """Approve additional delivery: its cost varies the agreement's budget."""
+        self._require(AgreementStatus.ACTIVE, "approve a business case")
+        case = self._pending_case(business_case_id)
+        self._business_case_approved(business_case_id, reason)
+        self._varied(
+            variation_id, VariationKind.BUSINESS_CASE.value, case["cost"],
+            self.budget + case["cost"], case["need"], reason, business_case_id,
+        )
+
+    @event(BusinessCaseApproved)
+    def _business_case_approved(self, business_case_id: str, reason: str) -> None:
+        self.business_cases[business_case_id].update(status="approved", reason=reason)
+
+    class BusinessCaseRejected(CouncilAggregate.Event):
+        business_case_id: str
+        reason: str
+
+    def reject_business_case(self, business_case_id: str, reason: str) -> None:
+        self._pending_case(business_case_id)
+        self._business_case_rejected(business_case_id, reason)
+
+    @event(BusinessCaseRejected)
+    def _business_case_rejected(self, business_case_id: str, reason: str) -> None:
+        self.business_cases[business_case_id].update(status="rejected", reason=reason)
+
+    # ------------------------------------------------------------------ money
+
+    class SpendRecorded(CouncilAggregate.Event):
+        spend_id: str
+        provider_id: UUID
+        amount: Decimal
+        period: str
+        reference: str | None
+
+    def record_spend(
+        self, spend_id: str, provider_id: UUID, amount: Decimal, period: str,
+        reference: str | None,
+    ) -> None:
+        """Record a payment to a party; spend never exceeds the budget."""
+        if self.status is AgreementStatus.DRAFTED:
+            raise DomainRuleBroken("nothing can be paid before the agreement is active")
+        if str(provider_id) not in {str(p["provider_id"]) for p in self.parties}:
+            raise InvalidInput("provider_id", "is not a party to this agreement")
+        if amount <= 0:
+            raise InvalidInput("amount", "must be more than zero")
+        if self.spent + amount > self.budget:
+            raise DomainRuleBroken(
+                f"£{amount:,.2f} would take spend to £{self.spent + amount:,.2f}, over the "
+                f"£{self.budget:,.2f} budget: vary the agreement first"
+            )
+        self._spend_recorded(spend_id, provider_id, amount, period, reference)
+
+    @event(SpendRecorded)
+    def _spend_recorded(
+        self, spend_id: str, provider_id: UUID, amount: Decimal, period: str,
+        reference: str | None,
+    ) -> None:
+        self.spend[spend_id] = {
+            "spend_id": spend_id, "provider_id": provider_id, "amount": amount,
+            "period": period, "reference": reference,
+        }
+
+    # ------------------------------------------------------------------ ending
+
+    class Ended(CouncilAggregate.Event):
+        how: str
+        ended_on: str
+        reason: str
+        exit_plan_executed: bool
+        exit_notes: str | None
+
+    def end(
+        self, how: EndingKind, ended_on: str, reason: str, exit_plan_executed: bool,
+        exit_notes: str | None,
+    ) -> None:
+        self._require(AgreementStatus.ACTIVE, "end it")
+        if how is EndingKind.EXITED and not exit_plan_executed:
+            raise InvalidInput("exit_plan_executed", "an exit is made by executing the exit plan")
+        if ended_on < (self.activated_on or self.starts_on):
+            raise InvalidInput("ended_on", "cannot be before the agreement started")
+        self._ended(how.value, ended_on, reason, exit_plan_executed, exit_notes)
+
+    @event(Ended)
+    def _ended(
+        self, how: str, ended_on: str, reason: str, exit_plan_executed: bool,
+        exit_notes: str | None,
+    ) -> None:
+        self.status = AgreementStatus.ENDED
+        self.ending = {
+            "how": how, "ended_on": ended_on, "reason": reason,
+            "exit_plan_executed": exit_plan_executed, "exit_notes": exit_notes,
+        }
