@@ -31,6 +31,11 @@ _TABLES = (
 )
 
 
+def _stream_key(event: EventEnvelope) -> str:
+    # Streams are numbered per source: two services may use the same id for their own streams.
+    return f"{event.source}/{event.stream_id}"
+
+
 class Projection(ABC):
     """A read model. `apply` runs inside the runner's transaction and must only use `tx`."""
 
@@ -74,16 +79,17 @@ class ProjectionRunner:
         name = self.projection.name
         applied = 0
         with self.db.transaction() as tx:
-            seen = self._stream_positions(tx, {r.envelope.stream_id for r in records})
+            seen = self._stream_positions(tx, {_stream_key(r.envelope) for r in records})
             for record in records:
                 event = record.envelope
-                if seen.get(event.stream_id, 0) >= event.stream_position:
+                key = _stream_key(event)
+                if seen.get(key, 0) >= event.stream_position:
                     continue  # a republished duplicate
                 with command_context(self._context_of(event)):
                     self.projection.apply(tx, event)
                     log.info("event_applied", projection=name, type=event.type,
                              event_id=str(event.event_id), source=event.source)
-                seen[event.stream_id] = event.stream_position
+                seen[key] = event.stream_position
                 applied += 1
             tx.executemany(
                 "INSERT INTO projection_stream (projection, stream_id, position) VALUES (?, ?, ?)"
