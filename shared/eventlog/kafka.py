@@ -159,8 +159,15 @@ class KafkaEventLog(EventLog):
             deadline = time.monotonic() + READ_WAIT_S
             while True:
                 records = self._poll(consumer, limit)
-                if records or self._at_end(consumer) or time.monotonic() > deadline:
+                if records or self._at_end(consumer):
                     return records
+                if time.monotonic() > deadline:
+                    # Empty would say "nothing more": a reader replaying the log would stop
+                    # short without knowing. Say the broker is not answering instead.
+                    raise InfrastructureUnavailable(
+                        f"Kafka broker at {self.url} did not say within {READ_WAIT_S:.0f} s "
+                        "whether more records exist"
+                    )
 
     def _poll(self, consumer: Any, limit: int) -> list[LogRecord]:
         batches = consumer.poll(timeout_ms=100, max_records=limit)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.integrator.api import commissioning, network
+from services.integrator.api import commissioning, market, network, ocds
 
 router = APIRouter()
 router.include_router(network.router)
 router.include_router(commissioning.router)
+router.include_router(ocds.router)
+router.include_router(market.router)

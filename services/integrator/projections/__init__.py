@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from services.integrator.projections.commissioning import (
+    CommissioningProjection,
+    get_agreement,
+    get_need,
+    list_agreements,
+    list_needs,
+    search_lessons,
+    spend_by_partner,
+)
+from services.integrator.projections.market import market_view, network_state
 from services.integrator.projections.network import (
+    IGNORED,
     NetworkProjection,
     active_providers,
     get_provider,
@@ -15,15 +26,25 @@ from services.integrator.projections.network import (
 from shared.projection import Projection
 
 __all__ = [
+    "IGNORED",
+    "CommissioningProjection",
     "NetworkProjection",
     "active_providers",
+    "get_agreement",
+    "get_need",
     "get_provider",
+    "list_agreements",
+    "list_needs",
     "list_providers",
+    "market_view",
+    "network_state",
     "network_summary",
     "projections",
     "provider_counts",
+    "search_lessons",
+    "spend_by_partner",
 ]
 
 
 def projections() -> Sequence[Projection]:
-    return (NetworkProjection(),)
+    return (NetworkProjection(), CommissioningProjection())
