@@ -187,6 +187,8 @@ class Integrator(CouncilApplication):
     def draft_agreement(self, new: NewAgreement) -> UUID:
         """Draft the agreement for one award of a decision."""
         need = self.need(new.need_id)
+        if not need.is_open:
+            raise DomainRuleBroken(f"the need is closed ({need.closed_reason})")
         award = need.award(new.award_id)
         if new.parties is None:
             parties = _split(award["allocation"], list(award["provider_ids"]))

@@ -14,6 +14,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -81,11 +83,13 @@ class NewNeed(_Input):
     ends_on: date
     lead_organisation: Text = "Northshire County Council"
 
-    @model_validator(mode="after")
-    def _in_order(self) -> Self:
-        if self.ends_on <= self.starts_on:
-            raise ValueError("ends_on must be after starts_on")
-        return self
+    @field_validator("ends_on")
+    @classmethod
+    def _in_order(cls, ends_on: date, info: ValidationInfo) -> date:
+        starts_on = info.data.get("starts_on")  # absent when it failed its own validation
+        if starts_on is not None and ends_on <= starts_on:
+            raise ValueError("must be after starts_on")
+        return ends_on
 
 
 class NewContribution(_Input):

@@ -30,6 +30,9 @@ COMMITTED = Path(asyncapi.__file__).with_name("asyncapi.json")
 # Every field is given (optional ones too), so each example is its model's own JSON form.
 PROVIDER = "0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c"
 MEMBERS = ["3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"]
+NEED = "1d2c3b4a-5f6e-4d7c-8b9a-0f1e2d3c4b5a"
+AGREEMENT = "6c5b4a3f-2e1d-4c0b-9a8f-7e6d5c4b3a29"
+MEASURE = "7e1d2c3b-4a5f-4687-9a8b-0c1d2e3f4a5b"
 EXAMPLES: dict[str, dict[str, Any]] = {
     "ProviderRegistered": {
         "provider_id": PROVIDER,
@@ -132,6 +135,122 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "name": "Teenage obesity rate",
         "unit": "percent",
         "direction": "lower_is_better",
+    },
+    # integrator: commissioning needs, agreements and lessons
+    "NeedDefined": {
+        "need_id": NEED,
+        "title": "Healthy weight for teenagers",
+        "service_area": "weight-management",
+        "population": {"description": "Young people aged 13 to 17 in Northshire", "size": 42000},
+        "outcomes": [
+            {"outcome_id": "oc0000000001", "description": "Fewer teenagers living with obesity",
+             "measure_id": MEASURE, "target": "from 21% to 17%", "target_date": "2027-03-31"},
+        ],
+        "outputs": ["1,200 family sessions a year"],
+        "budget_envelope": "750000.00",
+        "starts_on": "2026-04-01",
+        "ends_on": "2029-03-31",
+        "lead_organisation": "Northshire County Council",
+    },
+    "NeedContributionPledged": {
+        "need_id": NEED, "contribution_id": "con000000001", "partner": "Northshire ICB",
+        "amount": "250000.00", "note": "public health grant",
+    },
+    "OptionsAppraised": {
+        "need_id": NEED,
+        "options": [
+            {"option": "in_house", "description": "Council leisure team", "estimated_cost": None,
+             "score": 40, "benefits": None, "risks": "no community reach"},
+            {"option": "mixed", "description": "VCSE grants and a formal contract",
+             "estimated_cost": "900000.00", "score": 80, "benefits": "local reach",
+             "risks": "co-ordination"},
+        ],
+        "recommended": "mixed",
+        "rationale": "the mix reaches families the council does not",
+    },
+    "MarketEngaged": {
+        "need_id": NEED, "summary": "Provider day with 14 organisations",
+        "engaged_on": "2026-05-12", "provider_ids": [PROVIDER],
+    },
+    "CommissioningDecided": {
+        "need_id": NEED,
+        "decision_id": "dec0000000a1",
+        "awards": [
+            {"award_id": "awd000000001", "title": "Family cooking sessions",
+             "arrangement_type": "grant", "provider_ids": [PROVIDER], "allocation": "300000.00"},
+            {"award_id": "awd000000002", "title": "Activity programme",
+             "arrangement_type": "formal_contract", "provider_ids": MEMBERS,
+             "allocation": "600000.00"},
+        ],
+        "rationale": "best value for the outcomes sought",
+        "decision_maker": "Cabinet Member for Public Health",
+    },
+    "NeedStageReached": {"need_id": NEED, "stage": "mobilisation", "notes": "kick-off held"},
+    "NeedClosed": {"need_id": NEED, "reason": "superseded by the 2029 commission"},
+    "AgreementDrafted": {
+        "agreement_id": AGREEMENT,
+        "need_id": NEED,
+        "decision_id": "dec0000000a1",
+        "award_id": "awd000000002",
+        "title": "Activity programme",
+        "arrangement_type": "formal_contract",
+        "parties": [
+            {"provider_id": MEMBERS[0], "allocation": "400000.00"},
+            {"provider_id": MEMBERS[1], "allocation": "200000.00"},
+        ],
+        "starts_on": "2026-07-01",
+        "ends_on": "2029-03-31",
+        "budget": "600000.00",
+        "outcomes": [{"outcome_id": "oc0000000001", "measure_id": MEASURE, "target": "17%"}],
+        "reward_terms": {"payment_by_results_share_pct": "10", "bonus_max": "20000.00",
+                         "penalty_max": "15000.00", "notes": "paid yearly on the measure"},
+        "risk_share": {"council_pct": "60", "provider_pct": "40", "notes": None},
+        "break_clauses": ["either party on six months' notice after year one"],
+        "exit_plan": "hand sessions to the community leisure trust",
+    },
+    "AgreementActivated": {"agreement_id": AGREEMENT, "activated_on": "2026-07-01"},
+    "AgreementVaried": {
+        "agreement_id": AGREEMENT, "variation_id": "var000000001", "kind": "growth",
+        "budget_change": "-25000.50", "new_budget": "574999.50", "scope": "two more schools",
+        "reason": "demand higher than forecast", "business_case_id": None,
+    },
+    "AgreementExtended": {
+        "agreement_id": AGREEMENT, "extension_id": "ext000000001",
+        "previous_end": "2029-03-31", "new_end": "2030-03-31",
+        "justification": "outcomes ahead of trajectory",
+        "performance_evidence": "obesity rate 18.2% against 19% planned",
+    },
+    "AgreementEnded": {
+        "agreement_id": AGREEMENT, "how": "exited", "ended_on": "2030-03-31",
+        "reason": "service moved to the leisure trust", "exit_plan_executed": True,
+        "exit_notes": "staff and kit transferred",
+    },
+    "BusinessCaseProposed": {
+        "agreement_id": AGREEMENT, "business_case_id": "bc0000000001",
+        "need": "sessions for the new estate", "expected_outcomes": "200 more families reached",
+        "cost": "45000.00",
+    },
+    "BusinessCaseApproved": {
+        "agreement_id": AGREEMENT, "business_case_id": "bc0000000001",
+        "reason": "need and outcomes agreed",
+    },
+    "BusinessCaseRejected": {
+        "agreement_id": AGREEMENT, "business_case_id": "bc0000000001",
+        "reason": "already covered by another agreement",
+    },
+    "SpendRecorded": {
+        "agreement_id": AGREEMENT, "spend_id": "sp0000000001", "provider_id": MEMBERS[0],
+        "amount": "33333.33", "period": "2026-09", "reference": "INV-0042",
+    },
+    "LessonRecorded": {
+        "lesson_id": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d",
+        "need_id": NEED,
+        "agreement_id": AGREEMENT,
+        "stage": "mobilisation",
+        "went": "badly",
+        "what": "venues were booked late",
+        "why": "the grant letter went out after the school term was planned",
+        "tags": ["mobilisation", "venues"],
     },
 }
 

@@ -5,7 +5,7 @@ exit plan. No I/O here. Money is Decimal pounds; dates travel as ISO strings.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -153,14 +153,18 @@ class Agreement(CouncilAggregate):
         self, variation_id: str, kind: str, budget_change: Decimal, new_budget: Decimal,
         scope: str | None, reason: str, business_case_id: str | None,
     ) -> None:
-        # Parties keep their shares of the budget as it grows or shrinks.
-        old = self.budget
+        # Parties keep their shares of the budget as it grows or shrinks: each share rounded
+        # down to the penny, then the pennies left over one each to the largest remainders
+        # (the lead party first on a tie), so no share goes negative and the total is exact.
+        penny, old = Decimal("0.01"), self.budget
+        exact = [p["allocation"] * new_budget / old for p in self.parties]
+        shares = [e.quantize(penny, rounding=ROUND_DOWN) for e in exact]
+        left = int((new_budget - sum(shares, Decimal(0))) / penny)
+        for i in sorted(range(len(shares)), key=lambda i: shares[i] - exact[i])[:left]:
+            shares[i] += penny
         self.parties = [
-            {**p, "allocation": (p["allocation"] * new_budget / old).quantize(Decimal("0.01"))}
-            for p in self.parties
+            {**p, "allocation": share} for p, share in zip(self.parties, shares, strict=True)
         ]
-        drift = new_budget - sum((p["allocation"] for p in self.parties), Decimal(0))
-        self.parties[0]["allocation"] += drift  # rounding pennies go to the lead party
         self.budget = new_budget
         self.variations.append({
             "variation_id": variation_id, "kind": kind, "budget_change": budget_change,

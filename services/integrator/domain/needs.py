@@ -212,6 +212,10 @@ class Need(CouncilAggregate):
         for award in awards:
             if award["allocation"] <= 0:
                 raise InvalidInput("awards", f"award {award['title']!r} allocates nothing")
+            if len(set(award["provider_ids"])) != len(award["provider_ids"]):
+                raise InvalidInput(
+                    "awards", f"award {award['title']!r} names a provider more than once"
+                )
             for provider_id in award["provider_ids"]:
                 status = provider_status.get(provider_id)
                 if status is not ProviderStatus.APPROVED:
