@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-## Start the whole stack on the embedded default (SQLite stores, file log under var/).
+## Start the whole stack on the embedded default (SQLite stores, file log under var/), with the
+## demo data set loaded the first time (`council demo`).
 run: $(STAMP)
-	$(BIN)/council up
+	$(BIN)/council up --demo
 
 ## Run the whole suite: the fast tests first, then the slow ones (PostgreSQL, broker, processes).
 test: test-fast test-slow

@@ -1,5 +1,6 @@
-"""The `council` command line: start the stack, serve one service, manage tokens, rebuild
-projections, check infrastructure, run benchmarks. It only translates arguments into calls."""
+"""The `council` command line: start the stack, load the demo data, serve one service, manage
+tokens, rebuild projections, check infrastructure, run benchmarks. It only translates arguments
+into calls."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TextIO
 from uuid import UUID
 
 from shared.errors import InfrastructureUnavailable, PersistenceNotConfigured
@@ -79,9 +81,66 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _progress(stream: TextIO) -> Callable[[str, int, int], None]:
+    """A progress bar on a terminal; a line per quarter otherwise (logs, CI)."""
+    tty = stream.isatty()
+    shown: dict[str, int] = {}
+
+    def show(phase: str, done: int, total: int) -> None:
+        pct = done * 100 // total if total else 100
+        if tty:
+            filled = pct * 30 // 100
+            stream.write(f"\r  {phase:<30} [{'#' * filled}{'.' * (30 - filled)}] {pct:3d}%"
+                         f"  {done}/{total}")
+            if done >= total:
+                stream.write("\n")
+        elif pct // 25 > shown.get(phase, -1):
+            shown[phase] = pct // 25
+            stream.write(f"  {phase}: {pct}% ({done}/{total})\n")
+        stream.flush()
+
+    return show
+
+
+def load_demo_data(settings: Settings) -> None:
+    """Load the demo data set (once) and say what it holds."""
+    from services.integrator.demo import load_demo
+
+    where = "PostgreSQL" if settings.uses_postgres else f"SQLite under {settings.var_dir}/"
+    print(f"Demo data (Northshire County Council): event stores on {where}; shared log at "
+          f"{settings.log_url}", flush=True)
+    summary = load_demo(settings, _progress(sys.stdout))
+    if summary.already_loaded:
+        print("  demo data already loaded; nothing added", flush=True)
+        return
+    print(f"Loaded in {summary.seconds:.1f} s:")
+    for line in summary.lines():
+        print(f"  {line}")
+    sys.stdout.flush()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from services.integrator.demo import DemoError
+
+    settings = Settings()
+    preflight(settings)
+    try:
+        load_demo_data(settings)
+    except DemoError as exc:
+        return _fail(str(exc), 1)
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     settings = Settings()
     preflight(settings)
+    if args.demo:
+        from services.integrator.demo import DemoError
+
+        try:
+            load_demo_data(settings)
+        except DemoError as exc:
+            return _fail(f"cannot load the demo data: {exc}", 1)
     children = {
         name: subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", name])
         for name in SERVICE_NAMES
@@ -217,8 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     infra_options(up)
     up.add_argument("--demo-token", action=argparse.BooleanOptionalAction, default=True,
                     help="create and print an integrator admin token")
+    up.add_argument("--demo", action=argparse.BooleanOptionalAction, default=False,
+                    help="load the demo data first, unless already loaded (make run does)")
     up.add_argument("--start-timeout", type=float, default=60.0)
     up.set_defaults(func=cmd_up)
+
+    demo = sub.add_parser("demo", help="load the demo data set (Northshire County Council) "
+                          "into the configured stores and log; once only")
+    infra_options(demo)
+    demo.set_defaults(func=cmd_demo)
 
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=SERVICE_NAMES)

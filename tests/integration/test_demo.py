@@ -1,0 +1,445 @@
+"""The demo data set (`council demo`, loaded by `make run`): what it holds, that every provider,
+need and agreement in it obeys the services' rules when re-read from the stores, that loading it
+twice adds nothing, that every event reaches the shared log, and that its history is back-dated
+from April 2023 to a month before it was written. Loaded once on the embedded default and once on
+PostgreSQL + Kafka."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from eventsourcing.utils import resolve_topic
+
+from services.integrator.application import Integrator
+from services.integrator.demo import DemoError, DemoSummary, load_demo, summarise
+from services.integrator.demo import data as demo_data
+from services.integrator.demo.loader import DemoLoader, demo_provider_ids
+from services.integrator.domain.agreements import Agreement, AgreementStatus, check_terms
+from services.integrator.domain.needs import Need
+from services.outcomes.application import Outcomes
+from services.provider_registry.application import ProviderRegistry
+from services.provider_registry.commands import AddressIn, NewProvider
+from services.provider_registry.domain import Provider, check_profile
+from services.provider_registry.taxonomy import taxonomy
+from shared.cli import build_parser
+from shared.cli import main as council
+from shared.contracts.integrator import EndingKind, VariationKind
+from shared.contracts.provider_registry import OrganisationType, ProviderStatus
+from shared.envelope import EventEnvelope
+from shared.eventlog import open_event_log
+from shared.eventstore import CouncilApplication, open_application, store_database
+from shared.identity import TokenStore
+from shared.relay import OutboxRelay
+from shared.settings import SERVICE_NAMES, Settings
+from shared.sql import open_database
+
+S = ProviderStatus
+EXPECTED_TYPES = {"vcse": 59, "sme": 46, "community_group": 25, "public_body": 10,
+                  "large_private": 8, "partnership": 4}
+EXPECTED_STATUSES = {"approved": 134, "applied": 3, "under_review": 3, "incubating": 3,
+                     "suspended": 3, "exited": 3, "rejected": 3}
+EXPECTED_ARRANGEMENTS = {"call_off": 21, "grant": 21, "formal_contract": 15,
+                         "informal_sla": 6, "shared_service": 3}
+
+
+class Stores:
+    """The three applications opened on a deployment, for re-reading what the demo stored."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = open_application(ProviderRegistry, settings)
+        self.integrator = open_application(Integrator, settings)
+        self.outcomes = open_application(Outcomes, settings)
+        self.apps: tuple[CouncilApplication, ...] = (
+            self.registry, self.integrator, self.outcomes)
+
+    def notification_counts(self) -> dict[str, int]:
+        return {app.service: app.recorder.max_notification_id() or 0 for app in self.apps}
+
+    def envelopes(self, app: CouncilApplication) -> Iterator[EventEnvelope]:
+        start = 0
+        while batch := app.recorder.select_notifications(start=start, limit=1000,
+                                                         inclusive_of_start=False):
+            for stored in batch:
+                if app.is_published(stored):
+                    yield app.to_envelope(stored)
+            start = batch[-1].id
+
+    def ids_of(self, app: CouncilApplication, event_class: type) -> list[UUID]:
+        start, found = 0, []
+        while batch := app.recorder.select_notifications(start=start, limit=1000,
+                                                         inclusive_of_start=False):
+            found += [s.originator_id for s in batch if resolve_topic(s.topic) is event_class]
+            start = batch[-1].id
+        return found  # type: ignore[return-value]
+
+    def status_at(self, provider_id: UUID, moment: datetime) -> ProviderStatus | None:
+        """The provider's status as the registry recorded it at `moment` (business time)."""
+        version = None
+        for stored in self.registry.recorder.select_events(provider_id):
+            if self.registry.mapper.to_domain_event(stored).timestamp > moment:
+                break
+            version = stored.originator_version
+        if version is None:
+            return None
+        provider: Provider = self.registry.repository.get(provider_id, version=version)
+        return provider.status
+
+    def close(self) -> None:
+        for app in self.apps:
+            app.close()
+
+
+def _log_envelopes(settings: Settings) -> list[EventEnvelope]:
+    """Everything on the shared log's three topics."""
+    reader = open_event_log(settings)
+    try:
+        topics = [reader.topic_for(s) for s in SERVICE_NAMES]
+        position: dict[str, int] = {}
+        found: list[EventEnvelope] = []
+        empty = 0
+        while empty < 3:  # Kafka may answer empty while a fetch is in flight
+            batch = reader.read(topics, position, 2000)
+            empty = 0 if batch else empty + 1
+            for record in batch:
+                position[record.partition_key] = record.offset + 1
+                found.append(record.envelope)
+        return found
+    finally:
+        reader.close()
+
+
+def _load_with_cli(var_dir: Path, extra: list[str]) -> tuple[str, str]:
+    """`council demo` twice, as a user would run it; returns both outputs."""
+    outputs = []
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("COUNCIL_VAR_DIR", "COUNCIL_DATABASE_URL", "COUNCIL_LOG_URL"):
+            mp.delenv(name, raising=False)
+        for _ in range(2):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                assert council(["demo", "--var-dir", str(var_dir), *extra]) == 0
+            outputs.append(out.getvalue())
+    return outputs[0], outputs[1]
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, str, str]:
+    var_dir = tmp_path_factory.mktemp("demo")
+    first, second = _load_with_cli(var_dir, [])
+    return Settings(var_dir=var_dir, log_url="embedded"), first, second
+
+
+@pytest.fixture(scope="module")
+def stores(embedded: tuple[Settings, str, str]) -> Iterator[Stores]:
+    opened = Stores(embedded[0])
+    yield opened
+    opened.close()
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def test_council_demo_loads_once_and_says_what_it_loaded(
+    embedded: tuple[Settings, str, str]
+) -> None:
+    _, first, second = embedded
+    assert "Loaded in" in first
+    assert "providers        152" in first
+    assert "agreements       66" in first
+    assert "demo data already loaded" in second
+    assert "Loaded in" not in second
+
+
+def test_up_loads_the_demo_only_when_asked() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["up"]).demo is False
+    assert parser.parse_args(["up", "--demo"]).demo is True
+    assert parser.parse_args(["up", "--no-demo"]).demo is False
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert re.search(r"^run:.*\n\t\$\(BIN\)/council up --demo$", makefile, re.M)
+
+
+def test_the_counts(stores: Stores) -> None:
+    summary = summarise(stores.registry, stores.integrator, stores.outcomes)
+    assert summary.providers_by_type == EXPECTED_TYPES
+    assert summary.providers_by_status == EXPECTED_STATUSES
+    assert (summary.incubated, summary.graduated) == (6, 3)
+    assert summary.measures == len(demo_data.MEASURES) >= 10
+    assert (summary.needs, summary.needs_decided, summary.needs_closed) == (22, 20, 2)
+    assert summary.agreements_by_arrangement == EXPECTED_ARRANGEMENTS
+    assert summary.agreements_by_status == {"active": 41, "ended": 24, "drafted": 1}
+    assert summary.endings == {"completed": 20, "terminated": 2, "exited": 2}
+    assert summary.variations == {"growth": 20, "budget_change": 11, "business_case": 10,
+                                  "scope_change": 8}
+    assert summary.extensions == 11
+    assert summary.business_cases == {"approved": 10, "rejected": 3, "proposed": 2}
+    assert summary.contributions == 4
+    assert summary.spend_records > 1000
+    assert summary.lessons == len(demo_data.LESSONS)
+
+
+def test_the_collaborative_commission_pools_four_budgets(stores: Stores) -> None:
+    needs = [stores.integrator.need(i) for i in stores.ids_of(stores.integrator, Need.Defined)]
+    pooled = [n for n in needs if len(n.contributions) >= 3]
+    assert len(pooled) == 1
+    need = pooled[0]
+    shares = need.contributions_by_partner()
+    assert set(shares) == {"Northshire County Council", "Southmere District Council",
+                           "Northshire Police",
+                           "NHS Northshire and Westvale Integrated Care Board"}
+    assert need.committed <= need.pooled_budget
+    assert need.pooled_budget > need.budget_envelope
+
+
+# ------------------------------------------------------------------------------ the rules
+
+
+def test_every_provider_obeys_the_registry_rules(stores: Stores) -> None:
+    registry = stores.registry
+    ids = demo_provider_ids()
+    identifiers: Counter[tuple[str, str]] = Counter()
+    for key, provider_id in ids.items():
+        provider = registry.provider(provider_id)
+        details = provider.details
+        check_profile(provider.organisation_type, details.get("sme_size"),
+                      [str(m) for m in details.get("members") or []])
+        # What was applied with still passes the registry's input checks, postcode included.
+        NewProvider.model_validate({"name": provider.name,
+                                    "organisation_type": provider.organisation_type,
+                                    **details, "sme_size": _sme(details)})
+        assert AddressIn.model_validate(details["address"]).postcode == \
+            details["address"]["postcode"]
+        identifiers.update(details.get("identifiers", {}).items())
+        for member in details.get("members", []):
+            assert UUID(member) in ids.values()
+            assert registry.history(UUID(member))[0].occurred_at < \
+                registry.history(provider_id)[0].occurred_at
+        if provider.organisation_type is OrganisationType.PARTNERSHIP:
+            assert len(details["members"]) >= 2
+        # Status and credentials agree.
+        if provider.status is S.APPROVED:
+            assert provider.credentials_id
+        else:
+            assert provider.credentials_id is None
+        if provider.status is S.INCUBATING:
+            assert provider.unmet_milestones()
+        if provider.incubation is not None and provider.status is S.APPROVED:
+            assert not provider.unmet_milestones(), key
+        for capability in provider.capabilities.values():
+            assert taxonomy().has(capability["category"])
+        for standing in provider.accreditations.values():
+            assert standing["valid_from"] <= standing["expires_on"]
+        for rating in provider.quality_ratings:
+            assert date.fromisoformat(rating["rated_on"]) <= date.today()
+        # The history replays in business-time order and every event meets its contract.
+        history = registry.history(provider_id)
+        assert [e.occurred_at for e in history] == sorted(e.occurred_at for e in history)
+        assert history[0].type == "ProviderRegistered"
+    assert max(identifiers.values()) == 1, "an identifier is held by two providers"
+    assert sum(1 for k, _ in identifiers if k == "companies_house") > 50
+    assert sum(1 for k, _ in identifiers if k == "charity_number") > 40
+
+
+def _sme(details: dict[str, Any]) -> dict[str, int] | None:
+    sme = details.get("sme_size")
+    return None if sme is None else {"headcount": sme["headcount"],
+                                     "turnover_gbp": sme["turnover_gbp"]}
+
+
+def test_some_standing_has_lapsed_and_care_providers_are_rated(stores: Stores) -> None:
+    today = demo_data.END
+    expired = providers_rated = 0
+    for provider_id in demo_provider_ids().values():
+        provider = stores.registry.provider(provider_id)
+        expired += sum(1 for a in provider.accreditations.values()
+                       if a["expires_on"] and date.fromisoformat(a["expires_on"]) < today)
+        if {c["category"] for c in provider.capabilities.values()} & {"home-care",
+                                                                     "residential-care"}:
+            providers_rated += provider.current_rating("CQC") is not None
+    assert 10 <= expired <= 80
+    assert providers_rated >= 10
+
+
+def test_every_need_and_agreement_obeys_the_commissioning_rules(stores: Stores) -> None:
+    integrator = stores.integrator
+    agreements = [integrator.agreement(i)
+                  for i in stores.ids_of(integrator, Agreement.Drafted)]
+    by_need: dict[UUID, list[Agreement]] = {}
+    for agreement in agreements:
+        by_need.setdefault(agreement.need_id, []).append(agreement)
+        drafted: Agreement = integrator.repository.get(agreement.id, version=1)
+        check_terms(drafted.parties, drafted.budget, drafted.starts_on, drafted.ends_on,
+                    drafted.exit_plan, drafted.risk_share)
+        assert drafted.outcomes, "every agreement carries the need's outcomes"
+        # The budget is the award plus its variations; parties' shares add up to it.
+        assert agreement.budget == drafted.budget + sum(
+            (v["budget_change"] for v in agreement.variations), Decimal(0))
+        assert sum((p["allocation"] for p in agreement.parties), Decimal(0)) == \
+            agreement.budget
+        assert Decimal(0) <= agreement.spent <= agreement.budget
+        parties = {str(p["provider_id"]) for p in agreement.parties}
+        assert {str(s["provider_id"]) for s in agreement.spend.values()} <= parties
+        for case in agreement.business_cases.values():
+            if case["status"] == "approved":
+                assert [v for v in agreement.variations
+                        if v["business_case_id"] == case["business_case_id"]]
+        ends = [e["new_end"] for e in agreement.extensions]
+        assert ends == sorted(ends)
+        if agreement.status is AgreementStatus.DRAFTED:
+            assert not agreement.spend
+        else:
+            assert agreement.activated_on is not None
+        if agreement.ending is not None:
+            assert agreement.ending["ended_on"] >= agreement.activated_on
+            if agreement.ending["how"] == EndingKind.EXITED.value:
+                assert agreement.ending["exit_plan_executed"]
+        else:
+            assert agreement.ends_on >= f"{demo_data.END}", "past its term but not ended"
+        # Money moved only once the agreement was active.
+        history = [integrator.to_envelope(s)
+                   for s in integrator.recorder.select_events(agreement.id)]
+        assert [e.occurred_at for e in history] == sorted(e.occurred_at for e in history)
+        activated = [e.occurred_at for e in history if e.type == "AgreementActivated"]
+        for event in history:
+            if event.type == "SpendRecorded":
+                assert activated
+                assert event.occurred_at > activated[0]
+    assert {a.arrangement_type for a in agreements} == set(EXPECTED_ARRANGEMENTS)
+    assert {v["kind"] for a in agreements for v in a.variations} == {k.value for k in
+                                                                     VariationKind}
+
+    for need_id, its_agreements in by_need.items():
+        need = integrator.need(need_id)
+        assert need.committed <= need.pooled_budget
+        assert need.recommended is not None
+        if not need.is_open:
+            assert all(a.status is AgreementStatus.ENDED for a in its_agreements)
+        # Every award went to a provider that was approved when the decision was taken.
+        decided_at = {e.data["decision_id"]: e.occurred_at
+                      for e in (integrator.to_envelope(s)
+                                for s in integrator.recorder.select_events(need_id))
+                      if e.type == "CommissioningDecided"}
+        for decision in need.decisions.values():
+            for award in decision["awards"]:
+                for provider_id in award["provider_ids"]:
+                    status = stores.status_at(provider_id, decided_at[decision["decision_id"]])
+                    assert status is S.APPROVED, (award["title"], status)
+
+
+# ------------------------------------------------------------------------------ idempotence
+
+
+def test_a_second_load_adds_nothing(embedded: tuple[Settings, str, str],
+                                    stores: Stores) -> None:
+    settings = embedded[0]
+    before = stores.notification_counts()
+    identity = open_database(settings, "identity")
+    tokens = len(TokenStore(identity).list())
+    again = load_demo(settings)
+    assert again.already_loaded
+    assert stores.notification_counts() == before
+    assert len(TokenStore(identity).list()) == tokens
+    identity.close()
+
+
+def test_a_load_that_stopped_part_way_is_refused(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path, log_url="embedded")
+    registry = open_application(ProviderRegistry, settings)
+    first = demo_data.PROVIDERS[0]
+    registry.register_provider(NewProvider(name=first.name, organisation_type=first.kind),
+                               idempotency_key="demo-provider-1")
+    registry.close()
+    with pytest.raises(DemoError, match="stopped part-way"):
+        load_demo(settings)
+
+
+def test_the_plan_is_the_same_every_time(stores: Stores) -> None:
+    def planned() -> list[tuple[datetime, str, str]]:
+        loader = DemoLoader(stores.registry, stores.integrator, stores.outcomes)
+        return [(s.at, s.actor, s.label) for s in sorted(loader.plan_all().steps)]
+
+    assert planned() == planned()
+
+
+# ------------------------------------------------------------------------------ log and time
+
+
+def test_every_event_reaches_the_shared_log(embedded: tuple[Settings, str, str],
+                                            stores: Stores) -> None:
+    _check_log(embedded[0], stores)
+
+
+def _check_log(settings: Settings, stores: Stores) -> None:
+    event_log = open_event_log(settings)
+    try:
+        for app in stores.apps:
+            db = store_database(settings, app.service)
+            assert OutboxRelay(app, event_log, db).pending() == 0
+            db.close()
+    finally:
+        event_log.close()
+    on_log = _log_envelopes(settings)
+    stored = [e for app in stores.apps for e in stores.envelopes(app)]
+    assert {e.event_id for e in on_log} == {e.event_id for e in stored}
+    types = {e.type for e in on_log}
+    assert {"ProviderRegistered", "ProviderApproved", "ProviderSuspended", "ProviderExited",
+            "ProviderRejected", "ProviderGraduated", "IncubationMilestoneMet",
+            "QualityRatingRecorded", "AccreditationRemoved", "NeedContributionPledged",
+            "CommissioningDecided", "AgreementVaried", "AgreementExtended",
+            "BusinessCaseApproved", "BusinessCaseRejected", "SpendRecorded",
+            "AgreementEnded", "NeedClosed", "LessonRecorded",
+            "OutcomeMeasureDefined"} <= types
+
+
+def test_the_history_is_back_dated_from_2023_to_last_month(stores: Stores) -> None:
+    envelopes = [e for app in stores.apps for e in stores.envelopes(app)]
+    occurred = [e.occurred_at for e in envelopes]
+    assert min(occurred) >= datetime(2023, 4, 1, tzinfo=UTC)
+    assert max(occurred) <= datetime.now(UTC) - timedelta(days=30)
+    assert {t.year for t in occurred} == {2023, 2024, 2025, 2026}
+    # Recorded now, whatever date it happened: nothing pretends to be recorded in the past.
+    assert all(e.recorded_at > e.occurred_at for e in envelopes)
+    assert {e.actor for e in envelopes} >= {"commissioner:Jo Patel",
+                                            "integrator_admin:Sam Okafor"}
+
+
+# ------------------------------------------------------------------------------ scale-out
+
+
+def test_loads_the_same_on_postgresql_and_kafka(
+    tmp_path: Path, postgres_url: str, kafka_bootstrap: str, pg_schema_prefix: str,
+    stores: Stores,
+) -> None:
+    settings = Settings(var_dir=tmp_path, database_url=postgres_url,
+                        schema_prefix=pg_schema_prefix, log_url=f"kafka://{kafka_bootstrap}",
+                        topic_prefix=pg_schema_prefix)
+    summary = load_demo(settings)
+    embedded = summarise(stores.registry, stores.integrator, stores.outcomes)
+    assert _counts(summary) == _counts(embedded)
+    scale = Stores(settings)
+    try:
+        before = scale.notification_counts()
+        assert load_demo(settings).already_loaded
+        assert scale.notification_counts() == before
+        _check_log(settings, scale)
+    finally:
+        scale.close()
+
+
+def _counts(summary: DemoSummary) -> dict[str, Any]:
+    counts = asdict(summary)
+    for volatile in ("seconds", "already_loaded"):
+        counts.pop(volatile)
+    return counts
