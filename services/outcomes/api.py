@@ -6,23 +6,16 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from services.outcomes.application import Outcomes
+from services.outcomes.commands import NewMeasure
 from services.outcomes.projections import MeasureSummary, list_measures
 from shared.contracts.outcomes import Direction
 from shared.identity import COUNCIL_READERS, COUNCIL_WRITERS, Principal, acting_as, require
 from shared.web import Runtime
 
 router = APIRouter(tags=["outcome measures"])
-
-
-class DefineMeasure(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    name: str = Field(min_length=1, max_length=200, examples=["Teenage obesity rate"])
-    unit: str = Field(min_length=1, max_length=50, examples=["% of 13-17 year olds"])
-    direction: Direction
 
 
 class MeasureView(BaseModel):
@@ -40,7 +33,7 @@ def _outcomes(request: Request) -> Outcomes:
 
 @router.post("/measures", status_code=status.HTTP_201_CREATED, response_model=MeasureView)
 def define_measure(
-    body: DefineMeasure,
+    body: NewMeasure,
     request: Request,
     response: Response,
     principal: Annotated[Principal, Depends(require(*COUNCIL_WRITERS))],
@@ -51,9 +44,7 @@ def define_measure(
     """Define an outcome measure (records OutcomeMeasureDefined)."""
     outcomes = _outcomes(request)
     with acting_as(request, principal):
-        measure_id, created = outcomes.define_measure(
-            body.name, body.unit, body.direction, idempotency_key
-        )
+        measure_id, created = outcomes.define_measure(body, idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
     measure = outcomes.measure(measure_id)

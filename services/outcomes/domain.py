@@ -1,17 +1,34 @@
-"""Outcome measures. No I/O here."""
+"""The outcomes service's domain: outcome measures and their measurements, delivery reported by
+providers, and each agreement's terms (attribution, rate card) with its payment schedule.
+No I/O here. Decimals for values and money; dates and periods as ISO strings in events.
+"""
 
 from __future__ import annotations
 
-from uuid import UUID
+from decimal import Decimal
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
 from shared.aggregate import CouncilAggregate
-from shared.contracts.outcomes import Direction
+from shared.contracts.outcomes import Direction, Periodicity
+from shared.errors import DomainRuleBroken, InvalidInput
+
+
+def delivery_id_for(provider_id: UUID, idempotency_key: str) -> UUID:
+    """A provider's idempotency key names one delivery report: a replay is the same report."""
+    return uuid5(NAMESPACE_URL, f"council:delivery:{provider_id}:{idempotency_key}")
+
+
+def terms_id_for(agreement_id: UUID) -> UUID:
+    """The outcomes service's terms for an agreement (one per agreement)."""
+    return uuid5(NAMESPACE_URL, f"council:terms:{agreement_id}")
 
 
 class OutcomeMeasure(CouncilAggregate):
-    """Something measurable the council wants to move, e.g. the teenage obesity rate."""
+    """Something measurable the council wants to move, e.g. the teenage obesity rate, with its
+    baseline and target trajectory, and the values measured period by period."""
 
     id: UUID  # chosen by the application, so retried commands name the same aggregate
 
@@ -19,9 +36,251 @@ class OutcomeMeasure(CouncilAggregate):
         name: str
         unit: str
         direction: str
+        description: str | None
+        baseline: Decimal | None
+        baseline_period: str | None
+        trajectory: list[dict[str, Any]]
+        data_source: str | None
+        geography: str | None
+
+        # v1 (the foundation slice) had only name, unit and direction.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.update(description=None, baseline=None, baseline_period=None, trajectory=[],
+                         data_source=None, geography=None)
 
     @event(Defined)
-    def __init__(self, name: str, unit: str, direction: str) -> None:
+    def __init__(
+        self, name: str, unit: str, direction: str, description: str | None = None,
+        baseline: Decimal | None = None, baseline_period: str | None = None,
+        trajectory: list[dict[str, Any]] | None = None, data_source: str | None = None,
+        geography: str | None = None,
+    ) -> None:
         self.name = name
         self.unit = unit
         self.direction = Direction(direction)
+        self.description = description
+        self.baseline = baseline
+        self.baseline_period = baseline_period
+        self.trajectory: dict[str, Decimal] = {
+            p["period"]: p["target"] for p in (trajectory or [])
+        }
+        self.data_source = data_source
+        self.geography = geography
+        # period -> every measurement recorded for it, oldest first (revisions kept)
+        self.measurements: dict[str, list[dict[str, Any]]] = {}
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.direction is Direction.LOWER_IS_BETTER
+
+    def current(self, period: str) -> dict[str, Any] | None:
+        """The latest measurement for a period (a revision replaces what it revises)."""
+        history = self.measurements.get(period)
+        return history[-1] if history else None
+
+    class Measured(CouncilAggregate.Event):
+        measurement_id: str
+        period: str
+        value: Decimal
+        source: str
+        revises: str | None
+        note: str | None
+
+    def record_measurement(
+        self, measurement_id: str, period: str, value: Decimal, source: str, note: str | None
+    ) -> str | None:
+        """Record a value for a period; a second value for the same period is a revision of
+        the first (both kept). Returns the id of the measurement revised, if any."""
+        previous = self.current(period)
+        if previous is not None and previous["value"] == value and previous["source"] == source:
+            raise DomainRuleBroken(f"{period} already has the value {value} from {source}")
+        revises = previous["measurement_id"] if previous else None
+        self._measured(measurement_id, period, value, source, revises, note)
+        return revises
+
+    @event(Measured)
+    def _measured(
+        self, measurement_id: str, period: str, value: Decimal, source: str,
+        revises: str | None, note: str | None,
+    ) -> None:
+        self.measurements.setdefault(period, []).append({
+            "measurement_id": measurement_id, "period": period, "value": value,
+            "source": source, "revises": revises, "note": note,
+        })
+
+
+class DeliveryReport(CouncilAggregate):
+    """One report of delivery by a provider under one of its agreements. A correction is a new
+    report that names the one it corrects; nothing is edited in place."""
+
+    id: UUID
+
+    class Reported(CouncilAggregate.Created):
+        agreement_id: UUID
+        provider_id: UUID
+        activity_type: str
+        quantity: Decimal
+        unit: str
+        period_start: str
+        period_end: str
+        location: str | None
+        idempotency_key: str
+        corrects: UUID | None
+        channel: str
+
+    @event(Reported)
+    def __init__(
+        self, agreement_id: UUID, provider_id: UUID, activity_type: str, quantity: Decimal,
+        unit: str, period_start: str, period_end: str, location: str | None,
+        idempotency_key: str, corrects: UUID | None, channel: str,
+    ) -> None:
+        self.agreement_id = agreement_id
+        self.provider_id = provider_id
+        self.activity_type = activity_type
+        self.quantity = quantity
+        self.unit = unit
+        self.period_start = period_start
+        self.period_end = period_end
+        self.location = location
+        self.idempotency_key = idempotency_key
+        self.corrects = corrects
+        self.channel = channel
+
+    def same_report(self, other: dict[str, Any]) -> bool:
+        """Whether a replayed report says the same as this one (else its key was reused)."""
+        mine = {k: getattr(self, k) for k in other}
+        return {k: str(v) for k, v in mine.items()} == {k: str(v) for k, v in other.items()}
+
+
+class AgreementTerms(CouncilAggregate):
+    """The outcomes service's terms for one agreement: which outcomes it is attributed (with
+    weights), its payment-by-results rate card, and the payment worked out for each period."""
+
+    id: UUID
+
+    class Opened(CouncilAggregate.Created):
+        agreement_id: UUID
+
+    @event(Opened)
+    def __init__(self, agreement_id: UUID) -> None:
+        self.agreement_id = agreement_id
+        self.attributions: dict[str, Decimal] = {}  # measure id -> weight
+        self.rate_card: dict[str, Any] | None = None
+        self.payments: dict[str, dict[str, Any]] = {}  # period -> latest calculation
+
+    class Attributed(CouncilAggregate.Event):
+        agreement_id: UUID
+        measure_id: UUID
+        weight: Decimal
+
+    def attribute(self, measure_id: UUID, weight: Decimal) -> None:
+        if not Decimal(0) <= weight <= Decimal(1):
+            raise InvalidInput("weight", "is a share between 0 and 1")
+        if self.attributions.get(str(measure_id)) == weight:
+            raise DomainRuleBroken(f"measure {measure_id} is already attributed {weight}")
+        self._attributed(self.agreement_id, measure_id, weight)
+
+    @event(Attributed)
+    def _attributed(self, agreement_id: UUID, measure_id: UUID, weight: Decimal) -> None:
+        self.attributions[str(measure_id)] = weight
+
+    class RateCardAgreed(CouncilAggregate.Event):
+        agreement_id: UUID
+        periodicity: str
+        delivery_rates: list[dict[str, Any]]
+        outcome_rates: list[dict[str, Any]]
+        bands: list[dict[str, Any]]
+        provider_risk_pct: Decimal
+        period_cap: Decimal | None
+
+    def agree_rate_card(
+        self, periodicity: Periodicity, delivery_rates: list[dict[str, Any]],
+        outcome_rates: list[dict[str, Any]], bands: list[dict[str, Any]],
+        provider_risk_pct: Decimal, period_cap: Decimal | None,
+    ) -> None:
+        """Agree (or replace) the rate card; outcome rates need an attribution first."""
+        if not delivery_rates and not outcome_rates:
+            raise InvalidInput("delivery_rates", "a rate card pays for delivery or outcomes")
+        for rate in outcome_rates:
+            if str(rate["measure_id"]) not in self.attributions:
+                raise InvalidInput(
+                    "outcome_rates", f"measure {rate['measure_id']} is not attributed to the "
+                    "agreement: attribute it first"
+                )
+        self._rate_card_agreed(self.agreement_id, periodicity.value, delivery_rates,
+                               outcome_rates, bands, provider_risk_pct, period_cap)
+
+    @event(RateCardAgreed)
+    def _rate_card_agreed(
+        self, agreement_id: UUID, periodicity: str, delivery_rates: list[dict[str, Any]],
+        outcome_rates: list[dict[str, Any]], bands: list[dict[str, Any]],
+        provider_risk_pct: Decimal, period_cap: Decimal | None,
+    ) -> None:
+        self.rate_card = {
+            "periodicity": periodicity, "delivery_rates": delivery_rates,
+            "outcome_rates": outcome_rates, "bands": bands,
+            "provider_risk_pct": provider_risk_pct, "period_cap": period_cap,
+        }
+
+    class PaymentCalculated(CouncilAggregate.Event):
+        agreement_id: UUID
+        period: str
+        calculation_id: str
+        lines: list[dict[str, Any]]
+        total: Decimal
+        achievement_pct: Decimal | None
+
+    class PaymentRecalculated(CouncilAggregate.Event):
+        agreement_id: UUID
+        period: str
+        calculation_id: str
+        lines: list[dict[str, Any]]
+        total: Decimal
+        achievement_pct: Decimal | None
+        previous_total: Decimal
+        difference: Decimal
+        reason: str
+
+    def settle(
+        self, period: str, calculation_id: str, lines: list[dict[str, Any]], total: Decimal,
+        achievement_pct: Decimal | None, reason: str,
+    ) -> bool:
+        """Record a period's payment if it is new or different; a change is recorded with the
+        difference. Returns whether anything was recorded (recalculating is idempotent)."""
+        previous = self.payments.get(period)
+        if previous is None:
+            self._payment_calculated(self.agreement_id, period, calculation_id, lines, total,
+                                     achievement_pct)
+            return True
+        if previous["total"] == total and previous["lines"] == lines:
+            return False
+        self._payment_recalculated(
+            self.agreement_id, period, calculation_id, lines, total, achievement_pct,
+            previous["total"], total - previous["total"], reason,
+        )
+        return True
+
+    @event(PaymentCalculated)
+    def _payment_calculated(
+        self, agreement_id: UUID, period: str, calculation_id: str, lines: list[dict[str, Any]],
+        total: Decimal, achievement_pct: Decimal | None,
+    ) -> None:
+        self.payments[period] = {
+            "period": period, "calculation_id": calculation_id, "lines": lines, "total": total,
+            "achievement_pct": achievement_pct, "history": [total],
+        }
+
+    @event(PaymentRecalculated)
+    def _payment_recalculated(
+        self, agreement_id: UUID, period: str, calculation_id: str, lines: list[dict[str, Any]],
+        total: Decimal, achievement_pct: Decimal | None, previous_total: Decimal,
+        difference: Decimal, reason: str,
+    ) -> None:
+        history = [*self.payments[period]["history"], total]
+        self.payments[period] = {
+            "period": period, "calculation_id": calculation_id, "lines": lines, "total": total,
+            "achievement_pct": achievement_pct, "history": history,
+        }

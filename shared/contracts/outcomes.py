@@ -1,8 +1,12 @@
-"""Events published by the outcomes service."""
+"""Events published by the outcomes service: the outcome framework (measures, measurements,
+attribution), delivery reported by providers, and payment by results."""
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.contracts import published
 
 SOURCE = "outcomes"
+
+Money = Annotated[Decimal, Field(max_digits=14, decimal_places=2)]
+Period = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$",
+                              description="a month (2026-04) or a quarter (2026-Q2)")]
 
 
 class Direction(StrEnum):
@@ -19,13 +27,151 @@ class Direction(StrEnum):
     LOWER_IS_BETTER = "lower_is_better"
 
 
-@published(SOURCE, "OutcomeMeasureDefined", stream_field="measure_id")
-class OutcomeMeasureDefined(BaseModel):
-    """The council defined an outcome measure it will commission against."""
+class Periodicity(StrEnum):
+    MONTHLY = "monthly"
+    QUARTERLY = "quarterly"
 
+
+class Channel(StrEnum):
+    HTTP = "http"
+    KAFKA = "kafka"
+
+
+class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrajectoryPoint(_Data):
+    period: Period
+    target: Decimal
+
+
+@published(SOURCE, "OutcomeMeasureDefined", stream_field="measure_id")
+class OutcomeMeasureDefined(_Data):
+    """The council defined an outcome measure it will commission against."""
 
     measure_id: UUID
     name: str = Field(min_length=1, max_length=200)
     unit: str = Field(min_length=1, max_length=50)
     direction: Direction
+    description: str | None = None
+    baseline: Decimal | None = None
+    baseline_period: Period | None = None
+    trajectory: list[TrajectoryPoint] = Field(default_factory=list)
+    data_source: str | None = None
+    geography: str | None = None
+
+
+@published(SOURCE, "MeasurementRecorded", stream_field="measure_id")
+class MeasurementRecorded(_Data):
+    """A value of the measure for a period, with where it came from; a revision names the
+    measurement it replaces (both are kept)."""
+
+    measure_id: UUID
+    measurement_id: str
+    period: Period
+    value: Decimal
+    source: str
+    revises: str | None = None
+    note: str | None = None
+
+
+@published(SOURCE, "DeliveryReported", stream_field="delivery_id")
+class DeliveryReported(_Data):
+    """A provider reported what it delivered under one of its agreements; a correction names
+    the report it corrects (nothing is edited in place)."""
+
+    delivery_id: UUID
+    agreement_id: UUID
+    provider_id: UUID
+    activity_type: str
+    quantity: Decimal
+    unit: str
+    period_start: date
+    period_end: date
+    location: str | None = None
+    idempotency_key: str
+    corrects: UUID | None = None
+    channel: Channel
+
+
+class DeliveryRateTerm(_Data):
+    activity_type: str
+    rate: Money
+    threshold: Decimal = Decimal(0)
+    cap: Money | None = None
+
+
+class OutcomeRateTerm(_Data):
+    measure_id: UUID
+    rate: Money
+    threshold: Decimal = Decimal(0)
+    cap: Money | None = None
+
+
+class BandTerm(_Data):
+    min_pct: Decimal
+    max_pct: Decimal | None = None
+    adjustment: Money
+    label: str
+
+
+@published(SOURCE, "OutcomeAttributed", stream_field="terms_id")
+class OutcomeAttributed(_Data):
+    """An agreement was attributed a weighted share of an outcome measure."""
+
+    terms_id: UUID
+    agreement_id: UUID
+    measure_id: UUID
+    weight: Decimal = Field(ge=0, le=1)
+
+
+@published(SOURCE, "RateCardAgreed", stream_field="terms_id")
+class RateCardAgreed(_Data):
+    """The agreement's payment-by-results terms: delivery and outcome rates, performance bands,
+    the provider's share of penalties, and a cap per period."""
+
+    terms_id: UUID
+    agreement_id: UUID
+    periodicity: Periodicity
+    delivery_rates: list[DeliveryRateTerm] = Field(default_factory=list)
+    outcome_rates: list[OutcomeRateTerm] = Field(default_factory=list)
+    bands: list[BandTerm] = Field(default_factory=list)
+    provider_risk_pct: Decimal = Field(default=Decimal(100), ge=0, le=100)
+    period_cap: Money | None = None
+
+
+class PaymentLine(_Data):
+    description: str
+    basis: str
+    amount: Money
+
+
+@published(SOURCE, "PaymentCalculated", stream_field="terms_id")
+class PaymentCalculated(_Data):
+    """The payment due for a period, worked out line by line from the rate card."""
+
+    terms_id: UUID
+    agreement_id: UUID
+    period: Period
+    calculation_id: str
+    lines: list[PaymentLine]
+    total: Money
+    achievement_pct: Decimal | None = None
+
+
+@published(SOURCE, "PaymentRecalculated", stream_field="terms_id")
+class PaymentRecalculated(_Data):
+    """A late measurement or a correction changed a period's payment; the difference is due
+    (or owed back)."""
+
+    terms_id: UUID
+    agreement_id: UUID
+    period: Period
+    calculation_id: str
+    lines: list[PaymentLine]
+    total: Money
+    achievement_pct: Decimal | None = None
+    previous_total: Money
+    difference: Money
+    reason: str

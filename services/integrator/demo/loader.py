@@ -76,6 +76,7 @@ from services.integrator.domain.agreements import Agreement
 from services.integrator.domain.lessons import Lesson
 from services.integrator.domain.needs import Need
 from services.outcomes.application import Outcomes
+from services.outcomes.commands import NewMeasure
 from services.outcomes.domain import OutcomeMeasure
 from services.provider_registry.application import ProviderRegistry, provider_id_for
 from services.provider_registry.commands import (
@@ -369,7 +370,8 @@ class DemoLoader:
         for spec in data.MEASURES:
             def define(spec: data.MeasureSpec = spec) -> None:
                 measure_id, _ = self.outcomes.define_measure(
-                    spec.name, spec.unit, spec.direction, idempotency_key=f"demo-{spec.key}")
+                    NewMeasure(name=spec.name, unit=spec.unit, direction=spec.direction),
+                    idempotency_key=f"demo-{spec.key}")
                 self.measure_ids[spec.key] = measure_id
 
             self.plan.add(START, data.PERFORMANCE, f"measure {spec.key}", define, "measures")
