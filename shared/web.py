@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -48,6 +48,12 @@ class ServiceSpec:
     routers: Sequence[APIRouter]
     max_body_bytes: dict[str, int] = field(default_factory=dict)  # path prefix -> limit
     wire: Callable[[Runtime], None] | None = None  # connects the application to shared parts
+    # further background workers (each with run(stop, idle_wait)), started with the service
+    workers: Callable[[Runtime], Sequence[Worker]] | None = None
+
+
+class Worker(Protocol):
+    def run(self, stop: threading.Event, idle_wait: float) -> None: ...
 
 
 class Runtime:
@@ -75,7 +81,9 @@ class Runtime:
 
     def start(self) -> None:
         interval = self.settings.relay_interval
-        workers: list[OutboxRelay | ProjectionRunner] = [self.relay, *self.runners]
+        workers: list[Worker] = [self.relay, *self.runners]
+        if self.spec.workers is not None:
+            workers.extend(self.spec.workers(self))
         for worker in workers:
             thread = threading.Thread(
                 target=worker.run, args=(self.stop, interval), name=type(worker).__name__,

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from services.outcomes.application import Outcomes
 from services.outcomes.commands import NewMeasure
-from services.outcomes.projections import MeasureSummary, list_measures
+from services.outcomes.projections.measures import MeasureSummary, list_measures
 from shared.contracts.outcomes import Direction
 from shared.identity import COUNCIL_READERS, COUNCIL_WRITERS, Principal, acting_as, require
 from shared.web import Runtime

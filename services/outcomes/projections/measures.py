@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from pydantic import BaseModel
 
 from shared.contracts.outcomes import SOURCE, Direction, OutcomeMeasureDefined
@@ -48,7 +46,3 @@ def list_measures(db: Database) -> list[MeasureSummary]:
             "SELECT measure_id, name, unit, direction FROM outcome_measures ORDER BY name"
         )
     return [MeasureSummary(measure_id=r[0], name=r[1], unit=r[2], direction=r[3]) for r in rows]
-
-
-def projections() -> Sequence[Projection]:
-    return (MeasuresProjection(),)
