@@ -147,6 +147,9 @@ def _drop_schemas(url: str, prefix: str) -> None:
 
 
 def main(events: int = 20000, deployment: str = "all") -> int:
+    from services.outcomes import bench as outcomes_bench
+    from services.outcomes import kafka_bench
+
     configure_logging("bench", "warning")
     events = max(BATCH, events)
     print(f"council bench: {events:,} ProviderRegistered events per deployment")
@@ -155,6 +158,9 @@ def main(events: int = 20000, deployment: str = "all") -> int:
             print("\nembedded (SQLite event store, embedded file log, SQLite read model)")
             run_deployment(Settings(var_dir=Path(tmp), log_url="embedded", database_url=None),
                            events)
+            outcomes_bench.run(Settings(var_dir=Path(tmp), log_url="embedded",
+                                        database_url=None))
+            kafka_bench.run(Settings(var_dir=Path(tmp), log_url="embedded"), events)
     if deployment in ("scale", "all"):
         url = os.environ.get("COUNCIL_BENCH_DATABASE_URL",
                              "postgresql://postgres@127.0.0.1:5432/test")
@@ -166,6 +172,8 @@ def main(events: int = 20000, deployment: str = "all") -> int:
                                 log_url=f"kafka://{bootstrap}", topic_prefix=prefix)
             try:
                 run_deployment(settings, events)
+                outcomes_bench.run(settings)
+                kafka_bench.run(settings, events)
             finally:
                 _drop_schemas(url, prefix)
     return 0

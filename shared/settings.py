@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     outcomes_port: int = DEFAULT_PORTS["outcomes"]
     relay_interval: float = Field(default=0.05, gt=0, description="seconds between idle polls")
     log_level: str = "info"
+    deliveries_inbound_topic: str = ""  # "" = <topic_prefix>.deliveries.inbound (Kafka only)
+    deliveries_rejects_topic: str = ""  # "" = <topic_prefix>.deliveries.rejects
+    deliveries_ingest_partitions: str = ""  # inbound partitions this instance reads ("0,2"); "" all
 
     @field_validator("database_url")
     @classmethod

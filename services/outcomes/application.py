@@ -8,14 +8,17 @@ agreements projection (the integrator's events as this service has applied them)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from pydantic import ValidationError
 
+from services.outcomes.activities import activity_types
 from services.outcomes.commands import (
     Attribution,
     DeliveryIn,
@@ -31,7 +34,7 @@ from services.outcomes.domain import (
     terms_id_for,
 )
 from shared.contracts.outcomes import Channel
-from shared.errors import ConcurrentChange, DomainRuleBroken, NotFound
+from shared.errors import ConcurrentChange, DomainRuleBroken, InvalidInput, NotFound
 from shared.eventstore import CouncilApplication
 
 
@@ -48,6 +51,14 @@ class AgreementLookup(Protocol):
     def __call__(self, agreement_ids: Sequence[UUID]) -> dict[UUID, AgreementInfo]: ...
 
 
+# Why a delivery report was rejected: bad input (HTTP 422), not the provider's agreement (403),
+# or a clash with what is recorded: an inactive agreement, a reused key, a report already
+# corrected (409).
+INVALID, FORBIDDEN, CONFLICT = "invalid", "forbidden", "conflict"
+_CHUNK = 1000  # reports per query and per transaction
+_STORE_ATTEMPTS = 5
+
+
 @dataclass
 class DeliveryOutcome:
     """What became of one delivery report: accepted (new or a replay) or rejected, and why."""
@@ -57,6 +68,34 @@ class DeliveryOutcome:
     duplicate: bool = False
     error: str | None = None
     field: str | None = None
+    code: str | None = None  # INVALID, FORBIDDEN or CONFLICT when rejected
+
+
+@dataclass
+class _Group:
+    """Delivery reports saved in one transaction: a report, and the reports that correct it
+    or that it corrects."""
+
+    indices: list[int]  # positions in the batch of the new reports among `aggregates`
+    aggregates: list[DeliveryReport]
+
+
+def rejection(error: Exception) -> tuple[str | None, str]:
+    """The field (None for the report as a whole) and the reason, for a report that failed to
+    parse: a pydantic ValidationError (its first error), or InvalidInput."""
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        loc = ".".join(str(part) for part in first["loc"]) or None
+        kind = first["type"]
+        if kind == "json_invalid":
+            return None, f"not valid JSON: {first.get('ctx', {}).get('error', first['msg'])}"
+        if kind in ("model_type", "model_attributes_type", "dict_type") and loc is None:
+            return None, "a delivery report is a JSON object"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        return loc, message
+    if isinstance(error, InvalidInput):
+        return error.field, error.message
+    return None, str(error)
 
 
 @dataclass
@@ -193,7 +232,11 @@ class Outcomes(CouncilApplication):
 
     def agree_rate_card(self, agreement_id: UUID, card: RateCardIn) -> None:
         for rate in card.outcome_rates:
-            self.measure(rate.measure_id)
+            if self.measure(rate.measure_id).baseline is None:
+                raise InvalidInput(
+                    "outcome_rates", f"measure {rate.measure_id} has no baseline: paying for "
+                    "improvement needs one"
+                )
         terms = self._terms_or_new(agreement_id)
         terms.agree_rate_card(
             card.periodicity,
@@ -212,70 +255,161 @@ class Outcomes(CouncilApplication):
     ) -> DeliveryBatch:
         """Accept a provider's delivery reports: each either stored (or recognised as a replay
         of one already stored) or rejected with the reason. Already-parsed reports come with
-        their position in the batch; a report that failed to parse comes as its error."""
+        their position in the batch; a report that failed to parse comes as its error.
+
+        Reports are checked against the agreements (one lookup per batch) and against what is
+        stored (one query per 1,000 reports), then saved 1,000 to a transaction. If a save
+        clashes with a concurrent one (the same report, or a correction of the same report,
+        stored meanwhile), what is left is checked again against the store and saved: nothing
+        valid is lost, and nothing is stored twice."""
         batch = DeliveryBatch()
         valid: list[tuple[int, DeliveryIn]] = []
         for index, report in reports:
             if isinstance(report, Exception):
-                batch.outcomes.append(DeliveryOutcome(index, error=str(report)))
+                field_name, reason = rejection(report)
+                batch.outcomes.append(DeliveryOutcome(index, error=reason, field=field_name,
+                                                      code=INVALID))
             else:
                 valid.append((index, report))
         agreements = self._agreement_lookup()(sorted({r.agreement_id for _, r in valid}, key=str))
-        fresh: dict[UUID, tuple[int, DeliveryReport]] = {}
-        existing = self._existing(delivery_id_for(provider_id, r.idempotency_key)
-                                  for _, r in valid)
-        for index, report in valid:
-            outcome = self._check(provider_id, report, agreements, index)
-            delivery_id = outcome.delivery_id
-            if delivery_id is not None:
-                if delivery_id in existing or delivery_id in fresh:
-                    outcome = self._replay(outcome, report, fresh, provider_id, channel)
-                else:
-                    fresh[delivery_id] = (index, self._report(provider_id, report, channel))
-            batch.outcomes.append(outcome)
-        self._store(fresh, batch)
+        for _ in range(_STORE_ATTEMPTS):
+            outcomes, groups = self._plan(provider_id, valid, agreements, channel)
+            saved = self._store(groups)
+            if saved is None:
+                batch.outcomes.extend(outcomes)
+                valid = []
+                break
+            # What was saved is final; the rest is planned again against the store as it is now.
+            batch.outcomes.extend(o for o in outcomes if o.index in saved)
+            valid = [(index, report) for index, report in valid if index not in saved]
+        batch.outcomes.extend(
+            DeliveryOutcome(index, error="the report clashed with concurrent changes too often; "
+                            "send it again", field=None, code=CONFLICT)
+            for index, _ in valid
+        )
         batch.outcomes.sort(key=lambda o: o.index)
         return batch
 
-    def _check(self, provider_id: UUID, report: DeliveryIn,
-               agreements: dict[UUID, AgreementInfo], index: int) -> DeliveryOutcome:
+    def _plan(
+        self, provider_id: UUID, valid: Sequence[tuple[int, DeliveryIn]],
+        agreements: dict[UUID, AgreementInfo], channel: Channel,
+    ) -> tuple[list[DeliveryOutcome], list[_Group]]:
+        """What to do with each report given what is stored now: the outcome of every report,
+        and the aggregates to save in groups that must be saved together (a correction with the
+        report it supersedes)."""
+        outcomes: list[DeliveryOutcome] = []
+        ids = [delivery_id_for(provider_id, r.idempotency_key) for _, r in valid]
+        stored = self._stored_reports(set(ids))
+        fresh: dict[UUID, DeliveryReport] = {}
+        groups: list[_Group] = []
+        group_of: dict[UUID, _Group] = {}  # fresh delivery id -> the group it is saved in
+        loaded: dict[UUID, DeliveryReport | None] = {}  # stored reports that are corrected
+        for (index, report), delivery_id in zip(valid, ids, strict=True):
+            previous: Any = stored.get(delivery_id)
+            if previous is None:
+                previous = fresh.get(delivery_id)
+            if previous is not None:  # a replay (recognised even if the agreement has ended)
+                outcomes.append(self._replay(index, delivery_id, report, previous))
+                continue
+            outcome = self._check(provider_id, report, agreements, index, delivery_id)
+            if outcome.error is None:
+                new = self._report(provider_id, delivery_id, report, channel)
+                problem, target = self._correct(provider_id, report, new, fresh, loaded, index)
+                if problem is not None:
+                    outcome = problem
+                else:
+                    fresh[delivery_id] = new
+                    if report.corrects in group_of:  # corrects a report new in this batch
+                        group = group_of[report.corrects]
+                        group.indices.append(index)
+                        group.aggregates.append(new)
+                    else:
+                        group = _Group([index], [new] if target is None else [new, target])
+                        groups.append(group)
+                    group_of[delivery_id] = group
+            outcomes.append(outcome)
+        return outcomes, groups
+
+    @staticmethod
+    def _check(provider_id: UUID, report: DeliveryIn, agreements: dict[UUID, AgreementInfo],
+               index: int, delivery_id: UUID) -> DeliveryOutcome:
         agreement = agreements.get(report.agreement_id)
         if agreement is None:
-            return DeliveryOutcome(index, error=f"no agreement {report.agreement_id}",
-                                   field="agreement_id")
+            return DeliveryOutcome(
+                index, error=f"no agreement {report.agreement_id} in the shared log (yet)",
+                field="agreement_id", code=INVALID,
+            )
         if provider_id not in agreement.provider_ids:
             return DeliveryOutcome(index, error="the agreement is not one of this provider's",
-                                   field="agreement_id")
+                                   field="agreement_id", code=FORBIDDEN)
         if agreement.status != "active":
             return DeliveryOutcome(
-                index, error=f"the agreement is {agreement.status}, not active",
-                field="agreement_id",
+                index, error=f"the agreement is {agreement.status}, not active: delivery is "
+                "reported only against active agreements", field="agreement_id", code=CONFLICT,
             )
-        return DeliveryOutcome(index, delivery_id=delivery_id_for(provider_id,
-                                                                  report.idempotency_key))
+        return DeliveryOutcome(index, delivery_id=delivery_id)
 
-    def _replay(self, outcome: DeliveryOutcome, report: DeliveryIn,
-                fresh: dict[UUID, tuple[int, DeliveryReport]], provider_id: UUID,
-                channel: Channel) -> DeliveryOutcome:
-        assert outcome.delivery_id is not None
-        stored = (fresh[outcome.delivery_id][1] if outcome.delivery_id in fresh
-                  else self.delivery(outcome.delivery_id))
-        candidate = self._report(provider_id, report, channel)
-        fields = ("agreement_id", "activity_type", "quantity", "period_start", "period_end",
-                  "corrects")
-        if not stored.same_report({f: getattr(candidate, f) for f in fields}):
+    @staticmethod
+    def _replay(index: int, delivery_id: UUID, report: DeliveryIn,
+                previous: Any) -> DeliveryOutcome:
+        """A report whose key is already used (`previous`: its stored Reported event, or the
+        report new in this batch): a replay if it says the same, else refused."""
+        said = {
+            "agreement_id": report.agreement_id, "activity_type": report.activity_type,
+            "quantity": report.quantity, "unit": activity_types()[report.activity_type].unit,
+            "period_start": report.period_start.isoformat(),
+            "period_end": report.period_end.isoformat(), "location": report.location,
+            "corrects": report.corrects,
+        }
+        if any(getattr(previous, name) != value for name, value in said.items()):
             return DeliveryOutcome(
-                outcome.index, error=f"idempotency_key {report.idempotency_key!r} was already "
-                "used for a different report", field="idempotency_key",
+                index, error=f"idempotency_key {report.idempotency_key!r} was already used "
+                "for a different report", field="idempotency_key", code=CONFLICT,
             )
-        outcome.duplicate = True
-        return outcome
+        return DeliveryOutcome(index, delivery_id=delivery_id, duplicate=True)
 
-    def _report(self, provider_id: UUID, report: DeliveryIn, channel: Channel) -> DeliveryReport:
-        from services.outcomes.activities import activity_types
+    def _correct(
+        self, provider_id: UUID, report: DeliveryIn, new: DeliveryReport,
+        fresh: dict[UUID, DeliveryReport], loaded: dict[UUID, DeliveryReport | None],
+        index: int,
+    ) -> tuple[DeliveryOutcome | None, DeliveryReport | None]:
+        """If the report is a correction, mark the report it corrects as superseded. Returns a
+        rejection, or the stored report to save with the correction (None if the corrected
+        report is new in this batch, or the report corrects nothing)."""
+        target_id = report.corrects
+        if target_id is None:
+            return None, None
+        target = fresh.get(target_id)
+        if target is None:
+            if target_id not in loaded:
+                loaded[target_id] = self._stored_report(target_id)
+            target = loaded[target_id]
+        if target is None or target.provider_id != provider_id:
+            return DeliveryOutcome(index, error=f"no delivery {target_id} of this provider to "
+                                   "correct", field="corrects", code=INVALID), None
+        if target.agreement_id != report.agreement_id:
+            return DeliveryOutcome(
+                index, error=f"delivery {target_id} is under agreement {target.agreement_id}: "
+                "a correction is reported under the same agreement", field="corrects",
+                code=INVALID), None
+        try:
+            target.supersede(new.id)
+        except DomainRuleBroken as exc:
+            return DeliveryOutcome(index, error=str(exc), field="corrects", code=CONFLICT), None
+        return None, None if target_id in fresh else target
 
+    def _stored_report(self, delivery_id: UUID) -> DeliveryReport | None:
+        try:
+            found: Aggregate = self.repository.get(delivery_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, DeliveryReport) else None
+
+    @staticmethod
+    def _report(provider_id: UUID, delivery_id: UUID, report: DeliveryIn,
+                channel: Channel) -> DeliveryReport:
         return DeliveryReport(  # type: ignore[call-arg]  # `id` is taken by the metaclass
-            id=delivery_id_for(provider_id, report.idempotency_key),
+            id=delivery_id,
             agreement_id=report.agreement_id, provider_id=provider_id,
             activity_type=report.activity_type, quantity=report.quantity,
             unit=activity_types()[report.activity_type].unit,
@@ -285,24 +419,86 @@ class Outcomes(CouncilApplication):
             channel=channel.value,
         )
 
-    def _existing(self, delivery_ids: Any) -> set[UUID]:
-        """Which of these delivery reports are already stored."""
-        return {i for i in set(delivery_ids) if self.recorder.select_events(i, limit=1)}
+    def _stored_reports(self, delivery_ids: set[UUID]) -> dict[UUID, DeliveryReport.Reported]:
+        """The first event of each of these delivery reports already stored: one query per
+        1,000 ids against the event store's table (not one per report)."""
+        found: dict[UUID, DeliveryReport.Reported] = {}
+        ordered = sorted(delivery_ids)
+        for start in range(0, len(ordered), _CHUNK):
+            for stored in self._first_events(ordered[start:start + _CHUNK]):
+                event = self.mapper.to_domain_event(stored)
+                if isinstance(event, DeliveryReport.Reported):
+                    found[event.originator_id] = event
+        return found
 
-    def _store(self, fresh: dict[UUID, tuple[int, DeliveryReport]], batch: DeliveryBatch) -> None:
-        """Save new reports, 1,000 to a transaction; a clash (a concurrent replay) is resolved
-        report by report so nothing valid is lost."""
-        items = list(fresh.values())
-        for start in range(0, len(items), 1000):
-            chunk = items[start:start + 1000]
-            try:
-                self.save(*(report for _, report in chunk))
-            except IntegrityError:
-                for _, report in chunk:
-                    try:
-                        self.save(report)
-                    except IntegrityError:
-                        for outcome in batch.outcomes:
-                            if outcome.delivery_id == report.id:
-                                outcome.duplicate = True
+    def _first_events(self, ids: list[UUID]) -> list[StoredEvent]:
+        recorder: Any = self.recorder
+        module = type(recorder).__module__
+        if module == "eventsourcing.sqlite":
+            marks = ",".join("?" * len(ids))
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(
+                    f"SELECT originator_id, topic, state FROM {recorder.events_table_name}"
+                    f" WHERE originator_version = 1 AND originator_id IN ({marks})",
+                    [i.hex for i in ids],
+                )
+                return [StoredEvent(originator_id=UUID(row["originator_id"]),
+                                    originator_version=1, topic=row["topic"],
+                                    state=row["state"]) for row in cursor.fetchall()]
+        if module == "eventsourcing.postgres":
+            from psycopg.sql import SQL, Identifier
 
+            statement = SQL(
+                "SELECT originator_id, topic, state FROM {schema}.{table}"
+                " WHERE originator_id = ANY(%s) AND originator_version = 1"
+            ).format(schema=Identifier(recorder.datastore.schema),
+                     table=Identifier(recorder.events_table_name))
+            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+                cursor.execute(statement, (ids,))
+                return [StoredEvent(originator_id=UUID(str(row["originator_id"])),
+                                    originator_version=1, topic=row["topic"],
+                                    state=bytes(row["state"])) for row in cursor.fetchall()]
+        # Any other recorder: one select per report.
+        return [event for i in ids for event in self.recorder.select_events(i, limit=1)]
+
+    def _store(self, groups: Sequence[_Group]) -> set[int] | None:
+        """Save the groups, about 1,000 reports to a transaction (a group is never split into
+        two). Returns None when all are saved; else, after a clash with a concurrent change, the
+        positions of the reports that were saved.
+
+        Chunks are independent of each other (a correction is in its target's chunk), so they
+        are saved by a few threads at once: one thread's round trip to the database overlaps
+        another's encoding. The store still commits them one at a time, in the order of their
+        notification ids (PostgreSQL: the recorder locks the table; SQLite: one writer)."""
+        chunks: list[list[_Group]] = [[]]
+        size = 0
+        for group in groups:
+            if size >= _CHUNK:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(group)
+            size += len(group.aggregates)
+        if len(chunks) == 1 or self._writers == 1:
+            results = [self._save_chunk(chunk) for chunk in chunks]
+        else:
+            with ThreadPoolExecutor(self._writers, thread_name_prefix="deliveries") as pool:
+                results = list(pool.map(self._save_chunk, chunks))
+        if all(results):
+            return None
+        return {i for chunk, ok in zip(chunks, results, strict=True) if ok
+                for group in chunk for i in group.indices}
+
+    @property
+    def _writers(self) -> int:
+        # SQLite has one writer and no round trips worth overlapping.
+        return 3 if type(self.recorder).__module__ == "eventsourcing.postgres" else 1
+
+    def _save_chunk(self, chunk: list[_Group]) -> bool:
+        """Save one chunk in one transaction; False if it clashed with a concurrent change."""
+        # Saved as events: the library then skips a costly protocol check per report.
+        events = [e for g in chunk for a in g.aggregates for e in a.collect_events()]
+        try:
+            self.save(*events)
+        except IntegrityError:
+            return False
+        return True

@@ -15,11 +15,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from services.outcomes.activities import activity_types
+from shared import clock
 from shared.contracts.outcomes import Direction, Periodicity
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -160,13 +162,32 @@ class DeliveryIn(_Input):
             raise ValueError("not a known activity type (GET /activity-types lists them)")
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        unit = activity_types()[self.activity_type].unit
-        if self.unit is not None and self.unit != unit:
-            raise ValueError(f"unit: {self.activity_type} is counted in {unit}, not {self.unit}")
-        if self.period_end < self.period_start:
-            raise ValueError("period_end is before period_start")
-        if self.period_start > date.today():
+    # The checks below are field validators (fields are validated in order), so an error
+    # names the field at fault.
+    @field_validator("unit")
+    @classmethod
+    def _unit_of_the_activity(cls, value: str | None, info: ValidationInfo) -> str | None:
+        activity = info.data.get("activity_type")
+        if value is not None and activity is not None:
+            unit = activity_types()[activity].unit
+            if value != unit:
+                raise ValueError(f"{activity} is counted in {unit}, not {value}")
+        return value
+
+    @field_validator("period_start")
+    @classmethod
+    def _started(cls, value: date) -> date:
+        if value > clock.now().date():
             raise ValueError("period_start is in the future: report delivery once it happened")
-        return self
+        return value
+
+    @field_validator("period_end")
+    @classmethod
+    def _ended(cls, value: date, info: ValidationInfo) -> date:
+        start = info.data.get("period_start")
+        if start is not None and value < start:
+            raise ValueError("period_end is before period_start")
+        if value > clock.now().date():
+            raise ValueError("period_end is in the future: report delivery once the period "
+                             "is over")
+        return value

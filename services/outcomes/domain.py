@@ -148,6 +148,25 @@ class DeliveryReport(CouncilAggregate):
         self.idempotency_key = idempotency_key
         self.corrects = corrects
         self.channel = channel
+        self.superseded_by: UUID | None = None
+
+    class Superseded(CouncilAggregate.Event):
+        by: UUID
+
+    def supersede(self, by: UUID) -> None:
+        """Record that a correction replaced this report. Kept in the store only (the correction's
+        own DeliveryReported says it on the log): its point is that a report can be corrected
+        once, so corrections form a chain and two concurrent corrections of one report clash."""
+        if self.superseded_by is not None:
+            raise DomainRuleBroken(
+                f"delivery {self.id} was already corrected by {self.superseded_by}: "
+                "correct that report instead"
+            )
+        self._superseded(by)
+
+    @event(Superseded)
+    def _superseded(self, by: UUID) -> None:
+        self.superseded_by = by
 
     def same_report(self, other: dict[str, Any]) -> bool:
         """Whether a replayed report says the same as this one (else its key was reused)."""
@@ -202,6 +221,12 @@ class AgreementTerms(CouncilAggregate):
         provider_risk_pct: Decimal, period_cap: Decimal | None,
     ) -> None:
         """Agree (or replace) the rate card; outcome rates need an attribution first."""
+        if (self.payments and self.rate_card is not None
+                and self.rate_card["periodicity"] != periodicity.value):
+            raise DomainRuleBroken(
+                f"payments are already calculated {self.rate_card['periodicity']}: the "
+                "periodicity cannot change (periods would overlap and be paid twice)"
+            )
         if not delivery_rates and not outcome_rates:
             raise InvalidInput("delivery_rates", "a rate card pays for delivery or outcomes")
         for rate in outcome_rates:

@@ -20,8 +20,10 @@ How a period's payment is worked out (each amount rounded to the penny, half up)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 PENNY = Decimal("0.01")
@@ -30,6 +32,45 @@ HUNDRED = Decimal(100)
 
 def pounds(value: Decimal) -> Decimal:
     return value.quantize(PENNY, rounding=ROUND_HALF_UP)
+
+
+# --- periods: a month ("2026-04") or a quarter ("2026-Q2") --------------------------------------
+
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
+_QUARTER = re.compile(r"^([0-9]{4})-Q([1-4])$")
+
+
+def period_of(day: date, periodicity: str) -> str:
+    """The period of `periodicity` ("monthly" or "quarterly") containing `day`."""
+    if periodicity == "monthly":
+        return f"{day.year:04d}-{day.month:02d}"
+    if periodicity == "quarterly":
+        return f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
+    raise ValueError(f"unknown periodicity {periodicity!r}")
+
+
+def periodicity_of(period: str) -> str:
+    """"monthly" for a month, "quarterly" for a quarter."""
+    if _MONTH.match(period):
+        return "monthly"
+    if _QUARTER.match(period):
+        return "quarterly"
+    raise ValueError(f"{period!r} is neither a month (2026-04) nor a quarter (2026-Q2)")
+
+
+def period_bounds(period: str) -> tuple[date, date]:
+    """The first and last day of a period."""
+    if found := _MONTH.match(period):
+        year, month = int(found[1]), int(found[2])
+        first = date(year, month, 1)
+        after = date(year + month // 12, month % 12 + 1, 1)
+    elif found := _QUARTER.match(period):
+        year, quarter = int(found[1]), int(found[2])
+        first = date(year, 3 * quarter - 2, 1)
+        after = date(year + quarter // 4, (3 * quarter) % 12 + 1, 1)
+    else:
+        raise ValueError(f"{period!r} is neither a month (2026-04) nor a quarter (2026-Q2)")
+    return first, after - timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +88,7 @@ class OutcomeRate:
     weight: Decimal = Decimal(1)  # the agreement's attributed share of the outcome, 0..1
     threshold: Decimal = Decimal(0)  # improvement before the line pays at all
     cap: Decimal | None = None
+    label: str | None = None  # how the line names the measure (default: its id)
 
 
 @dataclass(frozen=True)
@@ -118,7 +160,7 @@ def delivery_line(rate: DeliveryRate, units: Decimal) -> Line:
 
 
 def outcome_line(rate: OutcomeRate, result: OutcomeResult) -> Line:
-    name = f"Outcome: {rate.measure_id}"
+    name = f"Outcome: {rate.label or rate.measure_id}"
     if result.actual is None:
         return Line(name, "no measurement for the period yet: nothing due", Decimal(0))
     better = improvement(result, result.actual)
@@ -156,7 +198,8 @@ def band_line(card: RateCard, pct: Decimal) -> Line | None:
     for band in card.bands:
         if pct >= band.min_pct and (band.max_pct is None or pct < band.max_pct):
             if band.adjustment >= 0:
-                return Line(f"Bonus: {band.label}", f"{pct}% of target achieved",
+                kind = "Bonus" if band.adjustment > 0 else "Band"
+                return Line(f"{kind}: {band.label}", f"{pct}% of target achieved",
                             pounds(band.adjustment))
             share = pounds(band.adjustment * card.provider_risk_pct / HUNDRED)
             return Line(

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from services.outcomes import api, projections
 from services.outcomes.application import Outcomes
-from shared.web import ServiceSpec
+from services.outcomes.kafka_ingest import workers as kafka_ingest_workers
+from services.outcomes.payments_process import payments_workers
+from services.outcomes.projections.agreements import lookup_agreements
+from shared.web import Runtime, ServiceSpec
+
+
+def wire(runtime: Runtime) -> None:
+    """Delivery is checked against the agreements as the shared log tells them."""
+    assert isinstance(runtime.app, Outcomes)
+    runtime.app.agreements = lambda ids: lookup_agreements(runtime.views, ids)
+
 
 SPEC = ServiceSpec(
     name="outcomes",
     application=Outcomes,
     projections=projections.projections,
     routers=[api.router],
+    max_body_bytes={api.deliveries.BATCH_PATH: api.deliveries.MAX_BATCH_BYTES},
+    wire=wire,
+    workers=lambda runtime: [*payments_workers(runtime), *kafka_ingest_workers(runtime)],
 )

@@ -33,6 +33,8 @@ MEMBERS = ["3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "9f8e7d6c-5b4a-4392-8170-6f5e
 NEED = "1d2c3b4a-5f6e-4d7c-8b9a-0f1e2d3c4b5a"
 AGREEMENT = "6c5b4a3f-2e1d-4c0b-9a8f-7e6d5c4b3a29"
 MEASURE = "7e1d2c3b-4a5f-4687-9a8b-0c1d2e3f4a5b"
+DELIVERY = "4b3a2f1e-0d9c-4b8a-9f7e-6d5c4b3a2f1e"
+TERMS = "8d7c6b5a-4f3e-5d2c-9b1a-0f9e8d7c6b5a"
 EXAMPLES: dict[str, dict[str, Any]] = {
     "ProviderRegistered": {
         "provider_id": PROVIDER,
@@ -130,11 +132,79 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "provider_id": PROVIDER, "credentials_id": "0f9e8d7c6b5a",
         "revoked_credentials_id": "a1b2c3d4e5f6",
     },
+    # outcomes: the outcome framework, delivery reports and payment by results
     "OutcomeMeasureDefined": {
-        "measure_id": "7e1d2c3b-4a5f-4687-9a8b-0c1d2e3f4a5b",
+        "measure_id": MEASURE,
         "name": "Teenage obesity rate",
         "unit": "percent",
         "direction": "lower_is_better",
+        "description": "Share of 13 to 17 year olds living with obesity",
+        "baseline": "21.0",
+        "baseline_period": "2025-Q4",
+        "trajectory": [{"period": "2026-Q1", "target": "20.5"},
+                       {"period": "2026-Q2", "target": "20.0"}],
+        "data_source": "National Child Measurement Programme",
+        "geography": "Northshire (upper-tier LA)",
+    },
+    "MeasurementRecorded": {
+        "measure_id": MEASURE, "measurement_id": "a1b2c3d4e5f6", "period": "2026-Q1",
+        "value": "20.3", "source": "NCMP 2025/26 final", "revises": "0f9e8d7c6b5a",
+        "note": "provisional figure revised",
+    },
+    "DeliveryReported": {
+        "delivery_id": DELIVERY,
+        "agreement_id": AGREEMENT,
+        "provider_id": PROVIDER,
+        "activity_type": "sessions_delivered",
+        "quantity": "12",
+        "unit": "sessions",
+        "period_start": "2026-04-01",
+        "period_end": "2026-04-30",
+        "location": "Hillside community centre",
+        "idempotency_key": "hillside-2026-04-sessions",
+        "corrects": "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a",
+        "channel": "http",
+    },
+    "OutcomeAttributed": {
+        "terms_id": TERMS, "agreement_id": AGREEMENT, "measure_id": MEASURE, "weight": "0.6",
+    },
+    "RateCardAgreed": {
+        "terms_id": TERMS,
+        "agreement_id": AGREEMENT,
+        "periodicity": "quarterly",
+        "delivery_rates": [{"activity_type": "sessions_delivered", "rate": "25.00",
+                            "threshold": "40", "cap": "1500.00"}],
+        "outcome_rates": [{"measure_id": MEASURE, "rate": "10000.00", "threshold": "0.2",
+                           "cap": None}],
+        "bands": [{"min_pct": "110", "max_pct": None, "adjustment": "2000.00",
+                   "label": "target exceeded"},
+                  {"min_pct": "0", "max_pct": "80", "adjustment": "-3000.00",
+                   "label": "below 80% of target"}],
+        "provider_risk_pct": "40",
+        "period_cap": "12000.00",
+    },
+    "PaymentCalculated": {
+        "terms_id": TERMS,
+        "agreement_id": AGREEMENT,
+        "period": "2026-Q1",
+        "calculation_id": "c0ffee000002",
+        "lines": [{"description": "Delivery: sessions_delivered",
+                   "basis": "52 units x £25.00", "amount": "1300.00"}],
+        "total": "1300.00",
+        "achievement_pct": "70.0",
+    },
+    "PaymentRecalculated": {
+        "terms_id": TERMS,
+        "agreement_id": AGREEMENT,
+        "period": "2026-Q1",
+        "calculation_id": "c0ffee000003",
+        "lines": [{"description": "Delivery: sessions_delivered",
+                   "basis": "48 units x £25.00", "amount": "1200.00"}],
+        "total": "1200.00",
+        "achievement_pct": None,
+        "previous_total": "1300.00",
+        "difference": "-100.00",
+        "reason": "delivery correction",
     },
     # integrator: commissioning needs, agreements and lessons
     "NeedDefined": {

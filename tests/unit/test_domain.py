@@ -12,6 +12,7 @@ import pytest
 from eventsourcing.domain import Aggregate
 
 from services.outcomes.application import Outcomes
+from services.outcomes.commands import NewMeasure
 from services.outcomes.domain import OutcomeMeasure
 from services.provider_registry.application import (
     ProviderRegistry,
@@ -262,12 +263,9 @@ def test_an_identifier_claim_is_not_a_provider(registry: ProviderRegistry) -> No
 
 
 def test_measures_are_defined_idempotently_and_read_back(outcomes: Outcomes) -> None:
-    measure_id, created = outcomes.define_measure(
-        "Teenage obesity rate", "%", Direction.LOWER_IS_BETTER, idempotency_key="m-1"
-    )
-    again_id, again_created = outcomes.define_measure(
-        "Teenage obesity rate", "%", Direction.LOWER_IS_BETTER, idempotency_key="m-1"
-    )
+    new = NewMeasure(name="Teenage obesity rate", unit="%", direction=Direction.LOWER_IS_BETTER)
+    measure_id, created = outcomes.define_measure(new, idempotency_key="m-1")
+    again_id, again_created = outcomes.define_measure(new, idempotency_key="m-1")
 
     assert (created, again_created) == (True, False)
     assert again_id == measure_id
@@ -428,8 +426,9 @@ def test_events_stored_outside_a_command_are_stamped_as_system(registry: Provide
 
 def test_the_envelope_of_a_stored_measure(outcomes: Outcomes) -> None:
     with command_context(CommandContext(actor="integrator_admin:sam", correlation_id="c-1")):
-        measure_id, _ = outcomes.define_measure("Adults in work", "people",
-                                                Direction.HIGHER_IS_BETTER)
+        measure_id, _ = outcomes.define_measure(
+            NewMeasure(name="Adults in work", unit="people", direction=Direction.HIGHER_IS_BETTER)
+        )
     envelope = outcomes.to_envelope(stored(outcomes)[0])
 
     assert envelope.type == "OutcomeMeasureDefined"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import pytest
+
 from services.outcomes.payments import (
     Band,
     DeliveryRate,
@@ -155,3 +157,54 @@ def test_a_late_measurement_turns_a_nil_outcome_line_into_a_payment() -> None:
     late = calculate(card, "2026-Q1", {}, {"teen-obesity": OBESITY})
     # nothing at first; then £7,200.00 as worked out above: a difference of £7,200.00
     assert (first.total, late.total) == (D("0.00"), D("7200.00"))
+
+
+def test_band_edges_include_their_minimum_and_exclude_their_maximum() -> None:
+    card = RateCard(outcomes=(OutcomeRate("teen-obesity", rate=D("1000")),), bands=BANDS)
+    at_80 = OutcomeResult(baseline=D("21.0"), actual=D("19.4"), target=D("19.0"),
+                          lower_is_better=True)
+    at_110 = OutcomeResult(baseline=D("21.0"), actual=D("18.8"), target=D("19.0"),
+                           lower_is_better=True)
+    # 1.6 of 2.0 = 80.0%: "on track" (80 <= pct < 110), not the penalty band below it:
+    # 1.6 x £1,000 = £1,600.00 + £0.00
+    low = calculate(card, "2026-Q1", {}, {"teen-obesity": at_80})
+    assert (low.achievement_pct, low.lines[1].description, low.total) == (
+        D("80.0"), "Band: on track", D("1600.00"))
+    # 2.2 of 2.0 = 110.0%: the bonus band starts there: 2.2 x £1,000 = £2,200.00 + £2,000.00
+    high = calculate(card, "2026-Q1", {}, {"teen-obesity": at_110})
+    assert (high.achievement_pct, high.total) == (D("110.0"), D("4200.00"))
+
+
+def test_a_provider_bearing_no_risk_pays_no_penalty() -> None:
+    card = RateCard(outcomes=(OutcomeRate("teen-obesity", rate=D("10000"), weight=D("0.6")),),
+                    bands=BANDS, provider_risk_pct=D("0"))
+    # £8,400.00 as above; 70% -> the £3,000.00 penalty, the provider bearing 0%: -£0.00
+    calc = calculate(card, "2026-Q1", {}, {"teen-obesity": OBESITY})
+    assert [line.amount for line in calc.lines] == [D("8400.00"), D("0.00")]
+    assert calc.total == D("8400.00")
+
+
+def test_an_outcome_line_cap_limits_the_line() -> None:
+    card = RateCard(outcomes=(OutcomeRate("teen-obesity", rate=D("10000"), cap=D("20000")),))
+    big = OutcomeResult(baseline=D("21.0"), actual=D("18.5"), target=None, lower_is_better=True)
+    # 2.5 points x £10,000 x 1 = £25,000.00, capped at £20,000.00
+    calc = calculate(card, "2026-Q1", {}, {"teen-obesity": big})
+    assert calc.total == D("20000.00")
+    assert calc.lines[0].basis.endswith("capped at £20,000.00")
+
+
+def test_periods_are_months_or_calendar_quarters() -> None:
+    from datetime import date
+
+    from services.outcomes.payments import period_bounds, period_of, periodicity_of
+
+    assert period_of(date(2026, 4, 5), "monthly") == "2026-04"
+    assert period_of(date(2026, 4, 5), "quarterly") == "2026-Q2"
+    assert period_of(date(2026, 12, 31), "quarterly") == "2026-Q4"
+    assert period_bounds("2024-02") == (date(2024, 2, 1), date(2024, 2, 29))  # a leap year
+    assert period_bounds("2026-12") == (date(2026, 12, 1), date(2026, 12, 31))
+    assert period_bounds("2026-Q4") == (date(2026, 10, 1), date(2026, 12, 31))
+    assert period_bounds("2026-Q1") == (date(2026, 1, 1), date(2026, 3, 31))
+    assert (periodicity_of("2026-04"), periodicity_of("2026-Q2")) == ("monthly", "quarterly")
+    with pytest.raises(ValueError, match="neither a month"):
+        period_bounds("2026-13")

@@ -23,6 +23,7 @@ from services.integrator.projections.network import (
     network_summary,
     provider_counts,
 )
+from services.integrator.projections.performance import AgreementPerformanceProjection
 from shared.projection import Projection
 
 __all__ = [
@@ -47,4 +48,4 @@ __all__ = [
 
 
 def projections() -> Sequence[Projection]:
-    return (NetworkProjection(), CommissioningProjection())
+    return (NetworkProjection(), CommissioningProjection(), AgreementPerformanceProjection())

@@ -1,7 +1,8 @@
 """The integrator's two whole-network views, read from the network and commissioning projections
 (which share one read-model database):
 
-- the network state: providers x agreements x outcomes x budgets and spend;
+- the network state: providers x agreements x outcomes x budgets and spend, with each active
+  agreement's performance (from the performance projection, when it is in the database);
 - the market view: who holds the committed spend (by organisation type), how many providers are
   active in each service category and how concentrated each category's spend is (the
   Herfindahl-Hirschman index), and the gaps: needs and outcomes with no active agreement.
@@ -27,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from services.integrator.domain import ACTIVE
 from services.integrator.projections.commissioning import PENNY, pounds
+from services.integrator.projections.performance import PerformanceBrief, performance_of
 from shared.contracts.integrator import ArrangementType, SourcingStage
 from shared.contracts.provider_registry import OrganisationType
 from shared.sql import Database, Row, Tx
@@ -86,6 +88,9 @@ class ProviderAgreement(BaseModel):
     allocation: Decimal = Field(description="this provider's part of the current budget")
     spent: Decimal = Field(description="paid to this provider under the agreement")
     outcomes: list[LinkedOutcome]
+    performance: PerformanceBrief | None = Field(
+        description="RAG, latest achievement, payments, delivery volume and cost per outcome, "
+                    "from the outcomes service's events; none until it has any for the agreement")
 
 
 class ProviderState(BaseModel):
@@ -236,6 +241,7 @@ def network_state(db: Database) -> NetworkState:
                 " budget_pence, outcomes FROM cm_agreements WHERE status = 'active'")
         }
         holdings = _active_holdings(tx)
+        performance = performance_of(tx, db.dialect, sorted(agreements))
         spend: dict[tuple[str, str], int] = {}
         spent_ever: dict[str, int] = defaultdict(int)
         for agreement_id, provider_id, total in tx.execute(
@@ -255,7 +261,8 @@ def network_state(db: Database) -> NetworkState:
     for provider_id in shown:
         name, kind, status = providers.get(provider_id, (None, UNKNOWN, None))
         rows = [_provider_agreement(agreements[h.agreement_id], needs.get(h.need_id), h,
-                                    spend.get((h.agreement_id, provider_id), 0))
+                                    spend.get((h.agreement_id, provider_id), 0),
+                                    performance.get(h.agreement_id))
                 for h in held.get(provider_id, [])]
         states.append(ProviderState(
             provider_id=UUID(provider_id), name=name, organisation_type=kind, status=status,
@@ -278,8 +285,8 @@ def network_state(db: Database) -> NetworkState:
     )
 
 
-def _provider_agreement(row: Row, need: _Need | None, holding: _Holding,
-                        spent: int) -> ProviderAgreement:
+def _provider_agreement(row: Row, need: _Need | None, holding: _Holding, spent: int,
+                        performance: PerformanceBrief | None) -> ProviderAgreement:
     agreement_id, title, need_id, arrangement, starts_on, ends_on, budget, outcomes = row
     sought = {str(o["outcome_id"]): o for o in need.outcomes} if need else {}
     return ProviderAgreement(
@@ -294,6 +301,7 @@ def _provider_agreement(row: Row, need: _Need | None, holding: _Holding,
                           measure_id=o.get("measure_id"), target=o.get("target"))
             for o in json.loads(outcomes)
         ],
+        performance=performance,
     )
 
 

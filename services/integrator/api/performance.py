@@ -1,0 +1,39 @@
+"""HTTP entry point for which arrangements work: every agreement with its performance (RAG,
+latest achievement, payments, spend, delivery volume, cost per outcome) from the outcomes
+service's events, best first; with `as_of`, as it stood then (rebuilt from the shared log)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from services.integrator.api.market import AsOf, Reader, read
+from services.integrator.projections.performance import (
+    ArrangementPerformance,
+    network_performance,
+)
+from services.outcomes.projections.performance import Rag
+
+router = APIRouter(tags=["network state and market"])
+
+
+@router.get("/network/performance", response_model=list[ArrangementPerformance])
+def performance(
+    request: Request,
+    _: Reader,
+    as_of: AsOf,
+    status: Annotated[Literal["drafted", "active", "ended"] | None, Query()] = None,
+    rag: Annotated[
+        Literal["green", "amber", "red", "none"] | None,
+        Query(description="only agreements of this RAG ('none': not yet assessable)"),
+    ] = None,
+) -> list[ArrangementPerformance]:
+    """Which arrangements work: agreements sorted by RAG (green, amber, red, then those not yet
+    assessable), then by cost per outcome (lowest first), each with its latest achievement
+    against the outcome trajectory, payments, spend and delivery volume. The RAG rule: green if
+    the weighted improvement achieved meets the improvement targeted for the latest assessed
+    period, amber within 10% short of it, red otherwise."""
+    chosen = Rag(rag) if rag not in (None, "none") else None
+    return read(request, as_of, lambda db: network_performance(
+        db, status=status, rag=chosen, unrated=rag == "none"))

@@ -1,0 +1,347 @@
+"""How each agreement performs, as the integrator sees it: a compact read model built from the
+outcomes service's events on the shared log, so the network state can show, next to each active
+agreement's budget and spend, its RAG, latest achievement, payments, delivery volume and cost per
+outcome, and the council can see which arrangements work.
+
+It keeps only the facts the figures need: each measure's direction, baseline and targets and the
+latest measurement of each period (the measure's stream is in order, so a revision simply
+replaces the value); each agreement's attribution weights; the latest payment total of each
+period (the terms stream is in order too); and the delivery reports with what they correct (a
+report and its correction are different streams, so what corrections leave standing is worked
+out when read). The agreement's term and spend come from the commissioning projection, which
+shares the read-model database.
+
+The rules (RAG, achievement, cost per outcome) are the outcomes service's performance view's,
+imported from there so both sides judge an agreement alike: see
+services.outcomes.projections.performance. The figures depend only on the events applied, so the
+view rebuilt "as of" a date (services.integrator.projections.asof builds this projection with the
+others) is the one the live projection gave on that date.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from services.outcomes.projections.performance import (
+    RAG_ORDER,
+    ZERO,
+    MeasureFacts,
+    Rag,
+    assess,
+    cost_per_outcome,
+    pence,
+    pounds,
+)
+from shared.contracts.integrator import ArrangementType
+from shared.contracts.outcomes import SOURCE as OUTCOMES
+from shared.contracts.outcomes import (
+    DeliveryReported,
+    Direction,
+    MeasurementRecorded,
+    OutcomeAttributed,
+    OutcomeMeasureDefined,
+    PaymentCalculated,
+    PaymentRecalculated,
+)
+from shared.envelope import EventEnvelope
+from shared.projection import Projection
+from shared.sql import Database, Row, Tx
+
+# Bump when the tables below change shape: the read model is then dropped and replayed.
+SCHEMA_VERSION = 1
+
+_CHUNK = 500
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS ip_measures ("
+    " measure_id TEXT PRIMARY KEY, lower_is_better INTEGER NOT NULL, baseline TEXT)",
+    "CREATE TABLE IF NOT EXISTS ip_targets ("
+    " measure_id TEXT NOT NULL, period TEXT NOT NULL, target TEXT NOT NULL,"
+    " PRIMARY KEY (measure_id, period))",
+    "CREATE TABLE IF NOT EXISTS ip_actuals ("
+    " measure_id TEXT NOT NULL, period TEXT NOT NULL, value TEXT NOT NULL,"
+    " PRIMARY KEY (measure_id, period))",
+    "CREATE TABLE IF NOT EXISTS ip_attributions ("
+    " agreement_id TEXT NOT NULL, measure_id TEXT NOT NULL, weight TEXT NOT NULL,"
+    " PRIMARY KEY (agreement_id, measure_id))",
+    "CREATE TABLE IF NOT EXISTS ip_payments ("
+    " agreement_id TEXT NOT NULL, period TEXT NOT NULL, total_pence BIGINT NOT NULL,"
+    " PRIMARY KEY (agreement_id, period))",
+    "CREATE TABLE IF NOT EXISTS ip_deliveries ("
+    " delivery_id TEXT PRIMARY KEY, agreement_id TEXT NOT NULL, quantity TEXT NOT NULL,"
+    " corrects TEXT)",
+    "CREATE INDEX IF NOT EXISTS ip_deliveries_agreement ON ip_deliveries (agreement_id)",
+    "CREATE INDEX IF NOT EXISTS ip_deliveries_corrects ON ip_deliveries (corrects)",
+)
+_DROPPED = ("ip_measures", "ip_targets", "ip_actuals", "ip_attributions", "ip_payments",
+            "ip_deliveries", "ip_schema")
+
+
+class AgreementPerformanceProjection(Projection):
+    name = "integrator.performance"
+    sources = (OUTCOMES,)
+
+    def create(self, tx: Tx) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS ip_schema (version INTEGER NOT NULL)")
+        versions = [int(v) for (v,) in tx.execute("SELECT version FROM ip_schema")]
+        if versions != [SCHEMA_VERSION]:
+            self.drop(tx)
+            tx.execute("CREATE TABLE ip_schema (version INTEGER NOT NULL)")
+            tx.execute("INSERT INTO ip_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            for table in ("projection_position", "projection_stream"):
+                tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.name,))
+        for ddl in _TABLES:
+            tx.execute(ddl)
+
+    def drop(self, tx: Tx) -> None:
+        for table in _DROPPED:
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+        data = event.data
+        match event.type:
+            case "OutcomeMeasureDefined":
+                measure = OutcomeMeasureDefined.model_validate(data)
+                tx.execute(
+                    "INSERT INTO ip_measures (measure_id, lower_is_better, baseline)"
+                    " VALUES (?, ?, ?) ON CONFLICT (measure_id) DO NOTHING",
+                    (str(measure.measure_id),
+                     int(measure.direction is Direction.LOWER_IS_BETTER),
+                     None if measure.baseline is None else str(measure.baseline)),
+                )
+                tx.executemany(
+                    "INSERT INTO ip_targets (measure_id, period, target) VALUES (?, ?, ?)"
+                    " ON CONFLICT (measure_id, period) DO NOTHING",
+                    [(str(measure.measure_id), p.period, str(p.target))
+                     for p in measure.trajectory],
+                )
+            case "MeasurementRecorded":
+                measured = MeasurementRecorded.model_validate(data)
+                tx.execute(
+                    "INSERT INTO ip_actuals (measure_id, period, value) VALUES (?, ?, ?)"
+                    " ON CONFLICT (measure_id, period) DO UPDATE SET value = excluded.value",
+                    (str(measured.measure_id), measured.period, str(measured.value)),
+                )
+            case "OutcomeAttributed":
+                attributed = OutcomeAttributed.model_validate(data)
+                tx.execute(
+                    "INSERT INTO ip_attributions (agreement_id, measure_id, weight)"
+                    " VALUES (?, ?, ?) ON CONFLICT (agreement_id, measure_id)"
+                    " DO UPDATE SET weight = excluded.weight",
+                    (str(attributed.agreement_id), str(attributed.measure_id),
+                     str(attributed.weight)),
+                )
+            case "PaymentCalculated" | "PaymentRecalculated":
+                model = PaymentCalculated if event.type == "PaymentCalculated" \
+                    else PaymentRecalculated
+                paid = model.model_validate(data)
+                tx.execute(
+                    "INSERT INTO ip_payments (agreement_id, period, total_pence) VALUES (?, ?, ?)"
+                    " ON CONFLICT (agreement_id, period)"
+                    " DO UPDATE SET total_pence = excluded.total_pence",
+                    (str(paid.agreement_id), paid.period, pence(paid.total)),
+                )
+            case "DeliveryReported":
+                report = DeliveryReported.model_validate(data)
+                tx.execute(
+                    "INSERT INTO ip_deliveries (delivery_id, agreement_id, quantity, corrects)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING",
+                    (str(report.delivery_id), str(report.agreement_id), str(report.quantity),
+                     str(report.corrects) if report.corrects else None),
+                )
+            case _:
+                pass  # a type this projection does not use
+
+
+# ---------------------------------------------------------------------- views
+
+
+class PerformanceBrief(BaseModel):
+    """An agreement's performance in a line (the outcomes service's view has the detail)."""
+
+    rag: Rag | None = Field(description="green, amber or red in its latest assessed period")
+    rag_period: str | None
+    latest_achievement_pct: Decimal | None = Field(
+        description="weighted improvement achieved / targeted in that period, in per cent")
+    payments_total: Decimal = Field(description="the latest payment total of every period")
+    spend_total: Decimal
+    delivery_volume_total: Decimal = Field(description="every activity type, after corrections")
+    weighted_improvement: Decimal
+    cost_per_outcome: Decimal | None
+    cost_basis: str | None = Field(description="payments, or spend if nothing was calculated")
+
+
+class ArrangementPerformance(PerformanceBrief):
+    agreement_id: UUID
+    title: str
+    need_id: UUID
+    need_title: str | None
+    service_area: str | None
+    arrangement_type: ArrangementType
+    status: str
+    provider_ids: list[UUID]
+    budget: Decimal
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def _in(column: str, values: Sequence[str]) -> str:
+    return f"{column} IN ({','.join('?' * len(values))})"
+
+
+def _select(tx: Tx, sql: str, column: str, ids: Sequence[str], tail: str = "") -> list[Row]:
+    rows: list[Row] = []
+    joiner = " AND " if " WHERE " in sql else " WHERE "
+    for i in range(0, len(ids), _CHUNK):
+        chunk = list(ids[i:i + _CHUNK])
+        rows.extend(tx.execute(f"{sql}{joiner}{_in(column, chunk)}{tail}", chunk))
+    return rows
+
+
+def _has_read_model(tx: Tx, dialect: str) -> bool:
+    """Whether this database holds the read model (a database built without it has none)."""
+    if dialect == "sqlite":
+        rows = tx.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                          ("ip_schema",))
+    else:
+        rows = tx.execute("SELECT 1 FROM information_schema.tables"
+                          " WHERE table_schema = current_schema() AND table_name = ?",
+                          ("ip_schema",))
+    return bool(rows)
+
+
+def performance_of(tx: Tx, dialect: str,
+                   agreement_ids: Sequence[str]) -> dict[str, PerformanceBrief]:
+    """The performance of those of `agreement_ids` the outcomes service has said anything about
+    (an attribution, a payment or a delivery report); the others are left out."""
+    if not agreement_ids or not _has_read_model(tx, dialect):
+        return {}
+    ids = sorted(set(agreement_ids))
+    weights: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for a, m, weight in _select(tx, "SELECT agreement_id, measure_id, weight"
+                                " FROM ip_attributions", "agreement_id", ids):
+        weights[str(a)][str(m)] = Decimal(str(weight))
+    payments: dict[str, int] = {
+        str(a): int(total) for a, total in _select(
+            tx, "SELECT agreement_id, SUM(total_pence) FROM ip_payments", "agreement_id", ids,
+            " GROUP BY agreement_id")
+    }
+    volumes: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for a, quantity in _select(
+        tx, "SELECT d.agreement_id, d.quantity FROM ip_deliveries d WHERE NOT EXISTS"
+            " (SELECT 1 FROM ip_deliveries c WHERE c.corrects = d.delivery_id"
+            " AND c.delivery_id <> d.delivery_id)", "d.agreement_id", ids,
+    ):
+        volumes[str(a)] += Decimal(str(quantity))
+    known = set(weights) | set(payments) | set(volumes)
+    if not known:
+        return {}
+    measures = _measures(tx, sorted({m for w in weights.values() for m in w}))
+    terms: dict[str, tuple[date, date]] = {}
+    for a, starts_on, ends_on, ended_on in _select(
+        tx, "SELECT agreement_id, starts_on, ends_on, ended_on FROM cm_agreements",
+        "agreement_id", sorted(known),
+    ):
+        end = date.fromisoformat(str(ends_on))
+        if ended_on:
+            end = min(end, date.fromisoformat(str(ended_on)))
+        terms[str(a)] = (date.fromisoformat(str(starts_on)), end)
+    spend: dict[str, int] = {
+        str(a): int(total) for a, total in _select(
+            tx, "SELECT agreement_id, SUM(amount_pence) FROM cm_spend", "agreement_id",
+            sorted(known), " GROUP BY agreement_id")
+    }
+    found: dict[str, PerformanceBrief] = {}
+    for agreement_id in sorted(known):
+        assessment = assess(measures, weights.get(agreement_id, {}), terms.get(agreement_id))
+        paid, spent = payments.get(agreement_id), spend.get(agreement_id)
+        cost, basis = cost_per_outcome(paid, spent, assessment.weighted_improvement)
+        found[agreement_id] = PerformanceBrief(
+            rag=assessment.rag, rag_period=assessment.rag_period,
+            latest_achievement_pct=assessment.achievement_pct,
+            payments_total=pounds(paid or 0), spend_total=pounds(spent or 0),
+            delivery_volume_total=volumes.get(agreement_id, ZERO),
+            weighted_improvement=assessment.weighted_improvement, cost_per_outcome=cost,
+            cost_basis=basis,
+        )
+    return found
+
+
+def _measures(tx: Tx, measure_ids: Sequence[str]) -> dict[str, MeasureFacts]:
+    targets: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    actuals: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for m, period, target in _select(tx, "SELECT measure_id, period, target FROM ip_targets",
+                                     "measure_id", measure_ids):
+        targets[str(m)][str(period)] = Decimal(str(target))
+    for m, period, value in _select(tx, "SELECT measure_id, period, value FROM ip_actuals",
+                                    "measure_id", measure_ids):
+        actuals[str(m)][str(period)] = Decimal(str(value))
+    return {
+        str(m): MeasureFacts(str(m), bool(lower), None if base is None else Decimal(str(base)),
+                             targets[str(m)], actuals[str(m)])
+        for m, lower, base in _select(
+            tx, "SELECT measure_id, lower_is_better, baseline FROM ip_measures", "measure_id",
+            measure_ids)
+    }
+
+
+def network_performance(
+    db: Database, *, status: str | None = None, rag: Rag | None = None, unrated: bool = False,
+) -> list[ArrangementPerformance]:
+    """Which arrangements work: every agreement (or those of `status`) with its performance,
+    best first: by RAG (green, amber, red, none), then cost per outcome (lowest first, none
+    last), then title. `rag` keeps one RAG, `unrated` those with none."""
+    where, params = (" WHERE a.status = ?", [status]) if status is not None else ("", [])
+    with db.transaction() as tx:
+        rows = tx.execute(
+            "SELECT a.agreement_id, a.title, a.need_id, n.title, n.service_area,"
+            " a.arrangement_type, a.status, a.budget_pence FROM cm_agreements a"
+            f" LEFT JOIN cm_needs n ON n.need_id = a.need_id{where}"
+            " ORDER BY a.drafted_at, a.agreement_id", params)
+        parties: dict[str, list[UUID]] = defaultdict(list)
+        for a, p in tx.execute("SELECT agreement_id, provider_id FROM cm_parties"
+                               " ORDER BY agreement_id, ordinal"):
+            parties[str(a)].append(UUID(str(p)))
+        ids = [str(r[0]) for r in rows]
+        briefs = performance_of(tx, db.dialect, ids)
+        spend: dict[str, int] = {
+            str(a): int(total) for a, total in tx.execute(
+                "SELECT agreement_id, SUM(amount_pence) FROM cm_spend GROUP BY agreement_id")
+        }
+    found: list[ArrangementPerformance] = []
+    for agreement_id, title, need_id, need_title, area, kind, state, budget in rows:
+        key = str(agreement_id)
+        brief = briefs.get(key) or _nothing_yet(spend.get(key))
+        if (rag is not None or unrated) and brief.rag != rag:
+            continue
+        found.append(ArrangementPerformance(
+            **brief.model_dump(), agreement_id=agreement_id, title=title, need_id=need_id,
+            need_title=need_title, service_area=area, arrangement_type=kind, status=state,
+            provider_ids=parties.get(key, []), budget=pounds(int(budget)),
+        ))
+    found.sort(key=_best_first)
+    return found
+
+
+def _nothing_yet(spent: int | None) -> PerformanceBrief:
+    """An agreement the outcomes service has said nothing about: only its spend is known."""
+    cost, basis = cost_per_outcome(None, spent, ZERO)
+    return PerformanceBrief(
+        rag=None, rag_period=None, latest_achievement_pct=None, payments_total=pounds(0),
+        spend_total=pounds(spent or 0), delivery_volume_total=ZERO, weighted_improvement=ZERO,
+        cost_per_outcome=cost, cost_basis=basis,
+    )
+
+
+def _best_first(row: ArrangementPerformance) -> tuple[Any, ...]:
+    cost = row.cost_per_outcome
+    return (RAG_ORDER[row.rag], cost is None, cost or ZERO, row.title.casefold(),
+            str(row.agreement_id))

@@ -1,0 +1,498 @@
+"""Delivery reports over Kafka, for large providers: the inbound topic and the rejects topic.
+
+Topics (only in the scale-out deployment, COUNCIL_LOG_URL=kafka://...; the embedded deployment
+has no broker and so no inbound topic: providers there report over HTTP):
+
+- ``<topic_prefix>.deliveries.inbound`` (COUNCIL_DELIVERIES_INBOUND_TOPIC overrides the name),
+  created with COUNCIL_KAFKA_PARTITIONS partitions. Providers key each message by their provider
+  id, so one provider's reports stay in one partition, in order. The value is one delivery report
+  as JSON: the same fields, and the same validation, as the HTTP body (``DeliveryIn``). Each
+  message carries the header ``authorization: Bearer <provider token>``: the same credentials as
+  HTTP. The token, not the key, says who is reporting, and a provider may report only against
+  its own active agreements.
+- ``<topic_prefix>.deliveries.rejects`` (COUNCIL_DELIVERIES_REJECTS_TOPIC): one message per
+  rejected report, keyed like the original, whose value is JSON ``{"reason", "field",
+  "original", "topic", "partition", "offset", "provider_id"}``: why, which field (or null), the
+  original value as text (cut at 64 KiB, with ``"original_truncated": true``), where it was
+  read, and the provider if its credentials were valid (the headers, and so the token, are never
+  repeated). A message without valid provider credentials (field ``headers.authorization``),
+  malformed JSON, a field that breaks a rule, another provider's agreement or an agreement that
+  is not active are all rejected here with the reason.
+
+How it is consumed (``KafkaDeliveryIngest``, a worker of the outcomes service): partitions are
+assigned explicitly and read from offsets this service tracks itself, in the table
+``kafka_inbound_offsets (topic, log_partition, next_offset)`` in the outcomes store's database;
+no consumer groups. Each polled batch is grouped by the reporting principal (each distinct
+token is authenticated once per batch) and handed to ``Outcomes.report_deliveries`` (the
+events record the provider's token as actor, and one correlation id per group); then the
+rejects are produced (acks=all, flushed, every send confirmed); only then are the new offsets
+stored. Delivery is at least once: if anything fails, or the process dies, before the offsets
+are stored, the batch is read again from the tracked offset. A replayed report has the same
+provider and idempotency key, hence the same delivery id, so it is recognised and accepted once;
+a re-read batch may however produce its rejects again (each names its topic, partition and
+offset, so a reader can drop the repeats). A valid report is never lost: the offset moves past
+it only after it is stored. If the broker's log is shorter than the tracked offset (a topic
+re-created, a broker that lost its data), the partition is read again from its start.
+
+Scale-out: each outcomes instance consumes every inbound partition unless
+COUNCIL_DELIVERIES_INGEST_PARTITIONS (e.g. ``0,2``) names the ones it owns; partitions must not
+be shared between running instances (it would be harmless, replays being accepted once, but
+wasteful).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import structlog
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from pydantic import ValidationError
+
+from services.outcomes.application import DeliveryOutcome, Outcomes
+from services.outcomes.commands import DeliveryIn
+from shared.context import CommandContext, command_context, new_correlation_id
+from shared.contracts.outcomes import Channel
+from shared.errors import ContractViolation, InfrastructureUnavailable
+from shared.identity import Principal, Role, TokenStore
+from shared.settings import Settings
+from shared.sql import Database
+
+if TYPE_CHECKING:
+    from shared.web import Runtime, Worker
+
+log = structlog.get_logger("kafka_ingest")
+
+MAX_MESSAGE_BYTES = 64 * 1024  # a delivery report is a few hundred bytes
+ORIGINAL_LIMIT = 64 * 1024  # how much of a rejected value the rejects topic repeats
+BATCH_SIZE = 5000  # messages per poll, stored in one go
+POLL_MS = 200
+SEND_TIMEOUT_S = 30.0
+PARTITIONS_REFRESH_S = 30.0  # how often to look for partitions added to the inbound topic
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS kafka_inbound_offsets ("
+    " topic TEXT NOT NULL, log_partition INTEGER NOT NULL, next_offset BIGINT NOT NULL,"
+    " PRIMARY KEY (topic, log_partition))"
+)
+
+
+def inbound_topic(settings: Settings) -> str:
+    return settings.deliveries_inbound_topic or f"{settings.topic_prefix}.deliveries.inbound"
+
+
+def rejects_topic(settings: Settings) -> str:
+    return settings.deliveries_rejects_topic or f"{settings.topic_prefix}.deliveries.rejects"
+
+
+def owned_partitions(settings: Settings) -> list[int] | None:
+    """The inbound partitions this instance consumes (None: all of them)."""
+    given = settings.deliveries_ingest_partitions.strip()
+    if not given:
+        return None
+    try:
+        return sorted({int(p) for p in given.split(",") if p.strip()})
+    except ValueError:
+        raise ValueError(
+            f"COUNCIL_DELIVERIES_INGEST_PARTITIONS must be partition numbers like 0,2 "
+            f"(not {given!r})"
+        ) from None
+
+
+def kafka_bootstrap(settings: Settings) -> str | None:
+    """host:port of the broker, or None when the deployment's log is not Kafka."""
+    if not settings.log_url.startswith("kafka://"):
+        return None
+    return settings.log_url.removeprefix("kafka://").rstrip("/")
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One rejected message, as it goes to the rejects topic."""
+
+    reason: str
+    field: str | None
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    original: bytes | None
+    provider_id: UUID | None = None
+
+    def to_json(self) -> bytes:
+        original = self.original or b""
+        body: dict[str, Any] = {
+            "reason": self.reason,
+            "field": self.field,
+            "original": (original[:ORIGINAL_LIMIT].decode("utf-8", errors="replace")
+                         if self.original is not None else None),
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "provider_id": str(self.provider_id) if self.provider_id else None,
+        }
+        if len(original) > ORIGINAL_LIMIT:
+            body["original_truncated"] = True
+        return json.dumps(body, sort_keys=True, ensure_ascii=False).encode()
+
+
+@dataclass
+class IngestCounts:
+    """Running totals since the worker started (a replayed report counts as a duplicate)."""
+
+    messages: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+
+
+@dataclass
+class _Group:
+    principal: Principal
+    items: list[tuple[Any, DeliveryIn | Exception]] = field(default_factory=list)
+
+
+def _authorization(headers: Sequence[tuple[str, bytes | None]] | None) -> str | None:
+    for name, value in headers or ():
+        if name.lower() == "authorization":
+            return (value or b"").decode("utf-8", errors="replace")
+    return None
+
+
+class KafkaDeliveryIngest:
+    """Consumes the inbound delivery topic into the outcomes store (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: Outcomes,
+        tokens: TokenStore,
+        db: Database,
+        bootstrap: str,
+        *,
+        inbound: str,
+        rejects: str,
+        partitions: int = 3,
+        only_partitions: Sequence[int] | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.db = db
+        self.bootstrap = bootstrap
+        self.inbound = inbound
+        self.rejects = rejects
+        self.partitions = partitions
+        self.only_partitions = list(only_partitions) if only_partitions is not None else None
+        self.batch_size = batch_size
+        self.counts = IngestCounts()
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._assigned: dict[int, TopicPartition] = {}
+        self._checked_partitions = 0.0
+        with db.transaction() as tx:
+            tx.execute(_SCHEMA)
+
+    @classmethod
+    def for_settings(
+        cls, app: Outcomes, tokens: TokenStore, db: Database, settings: Settings,
+        batch_size: int = BATCH_SIZE,
+    ) -> KafkaDeliveryIngest | None:
+        """The ingest these settings call for, or None when the log is not Kafka."""
+        bootstrap = kafka_bootstrap(settings)
+        if bootstrap is None:
+            return None
+        return cls(app, tokens, db, bootstrap, inbound=inbound_topic(settings),
+                   rejects=rejects_topic(settings), partitions=settings.kafka_partitions,
+                   only_partitions=owned_partitions(settings), batch_size=batch_size)
+
+    # ------------------------------------------------------------------ positions
+
+    def position(self) -> dict[int, int]:
+        """The next offset to read from each inbound partition, as stored."""
+        with self.db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT log_partition, next_offset FROM kafka_inbound_offsets WHERE topic = ?",
+                (self.inbound,),
+            )
+        return {int(p): int(o) for p, o in rows}
+
+    def _store_position(self, moved: dict[int, int]) -> None:
+        with self.db.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO kafka_inbound_offsets (topic, log_partition, next_offset)"
+                " VALUES (?, ?, ?) ON CONFLICT (topic, log_partition)"
+                " DO UPDATE SET next_offset = excluded.next_offset",
+                [(self.inbound, p, o) for p, o in sorted(moved.items())],
+            )
+
+    # ------------------------------------------------------------------ connections
+
+    def _unreachable(self, exc: Exception) -> InfrastructureUnavailable:
+        return InfrastructureUnavailable(
+            f"Kafka broker at kafka://{self.bootstrap} is unreachable: {type(exc).__name__} {exc}"
+        )
+
+    def ensure_topics(self) -> None:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000,
+                                     bootstrap_timeout_ms=3000, client_id="council-ingest-admin")
+        except (KafkaError, OSError) as exc:
+            raise self._unreachable(exc) from None
+        try:
+            missing = {self.inbound, self.rejects} - set(admin.list_topics())
+            for topic in sorted(missing):
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics([NewTopic(topic, self.partitions, 1)])
+        except (KafkaError, OSError) as exc:
+            raise self._unreachable(exc) from None
+        finally:
+            admin.close()
+
+    def _connect(self) -> Any:
+        if self._consumer is not None:
+            if time.monotonic() - self._checked_partitions > PARTITIONS_REFRESH_S:
+                self._assign(self._consumer)
+            return self._consumer
+        self.ensure_topics()
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
+                linger_ms=5, batch_size=256 * 1024, max_block_ms=10_000,
+                request_timeout_ms=10_000, delivery_timeout_ms=30_000,
+                client_id="council-ingest-rejects",
+            )
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                # A tracked offset beyond the log's end (the topic was re-created, the broker
+                # lost its data) reads the partition again from its start: replays are harmless.
+                auto_offset_reset="earliest",
+                fetch_max_bytes=16 * 1024 * 1024, max_partition_fetch_bytes=4 * 1024 * 1024,
+                fetch_max_wait_ms=100, reconnect_backoff_max_ms=1000,
+                client_id="council-ingest",
+            )
+        except (KafkaError, OSError) as exc:
+            self._disconnect()
+            raise self._unreachable(exc) from None
+        self._assigned = {}
+        self._assign(self._consumer)
+        return self._consumer
+
+    def _assign(self, consumer: Any) -> None:
+        """Assign the inbound partitions (this instance's share) and seek each to its tracked
+        offset."""
+        found = consumer.partitions_for_topic(self.inbound)
+        if not found:
+            raise InfrastructureUnavailable(
+                f"Kafka broker at kafka://{self.bootstrap} does not know topic {self.inbound}"
+            )
+        wanted = sorted(found) if self.only_partitions is None else [
+            p for p in sorted(found) if p in self.only_partitions
+        ]
+        self._checked_partitions = time.monotonic()
+        if wanted == sorted(self._assigned):
+            return
+        self._assigned = {p: TopicPartition(self.inbound, p) for p in wanted}
+        consumer.assign(list(self._assigned.values()))
+        # Called only between batches, when the stored offsets are where the consumer is.
+        stored = self.position()
+        for p, tp in self._assigned.items():
+            consumer.seek(tp, stored.get(p, 0))
+        log.info("kafka_ingest_assigned", topic=self.inbound, partitions=wanted,
+                 offsets={p: stored.get(p, 0) for p in wanted})
+
+    def _disconnect(self) -> None:
+        """Drop the clients; the next round reconnects and seeks to the stored offsets."""
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        self._assigned = {}
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                consumer.close()
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.close(timeout=5)
+
+    def close(self) -> None:
+        self._disconnect()
+
+    # ------------------------------------------------------------------ work
+
+    def run_once(self) -> int:
+        """Read, store and acknowledge the next batch; returns how many messages it held."""
+        consumer = self._connect()
+        try:
+            polled = consumer.poll(timeout_ms=POLL_MS, max_records=self.batch_size)
+        except (KafkaError, OSError) as exc:
+            raise self._unreachable(exc) from None
+        messages = [m for batch in polled.values() for m in batch]
+        if not messages:
+            return 0
+        self.process(messages)
+        moved: dict[int, int] = {}
+        for m in messages:
+            moved[m.partition] = max(moved.get(m.partition, 0), m.offset + 1)
+        self._store_position(moved)
+        self.counts.messages += len(messages)
+        self.counts.batches += 1
+        return len(messages)
+
+    def process(self, messages: Sequence[Any]) -> list[Reject]:
+        """Store the valid reports among `messages` and produce a reject for every other one;
+        returns the rejects. Raises (having stored nothing it should not have) if the store or
+        the broker fails: the caller then reads the batch again."""
+        rejects: list[Reject] = []
+        principals: dict[str, Principal | str] = {}
+        groups: dict[str, _Group] = {}
+
+        def reject(m: Any, reason: str, where: str | None, who: UUID | None = None) -> None:
+            rejects.append(Reject(reason, where, m.topic, m.partition, m.offset, m.key, m.value,
+                                  who))
+
+        for m in messages:
+            principal = self._principal(_authorization(m.headers), principals)
+            if isinstance(principal, str):
+                reject(m, principal, "headers.authorization")
+                continue
+            if not m.value:
+                reject(m, "an empty message: the value must be one delivery report as JSON",
+                       None, principal.provider_id)
+                continue
+            if len(m.value) > MAX_MESSAGE_BYTES:
+                reject(m, f"a message of {len(m.value)} bytes is over the limit of "
+                       f"{MAX_MESSAGE_BYTES} bytes for one delivery report", None,
+                       principal.provider_id)
+                continue
+            report: DeliveryIn | Exception
+            try:
+                report = DeliveryIn.model_validate_json(m.value)
+            except ValidationError as exc:  # rejected by report_deliveries, naming the field
+                report = exc
+            groups.setdefault(principal.token_id, _Group(principal)).items.append((m, report))
+
+        accepted = duplicates = 0
+        for group in groups.values():
+            outcomes = self._report(group)
+            for outcome in outcomes:
+                m = group.items[outcome.index][0]
+                if outcome.error is not None:
+                    reject(m, outcome.error, outcome.field, group.principal.provider_id)
+                elif outcome.duplicate:
+                    duplicates += 1
+                else:
+                    accepted += 1
+        self._publish(rejects)
+        self.counts.accepted += accepted
+        self.counts.duplicates += duplicates
+        self.counts.rejected += len(rejects)
+        if rejects or duplicates:
+            log.info("kafka_ingest_batch", messages=len(messages), accepted=accepted,
+                     duplicates=duplicates, rejected=len(rejects))
+        return rejects
+
+    def _principal(self, header: str | None, seen: dict[str, Principal | str]) -> Principal | str:
+        """The provider the header's token names, or why there is none."""
+        if header is None:
+            return ("missing credentials: each message needs the header "
+                    "'authorization: Bearer <provider token>'")
+        if header in seen:
+            return seen[header]
+        scheme, _, token = header.strip().partition(" ")
+        found: Principal | str
+        if scheme.lower() != "bearer" or not token.strip():
+            found = "the authorization header must be 'Bearer <provider token>'"
+        else:
+            principal = self.tokens.authenticate(token.strip())
+            if principal is None:
+                found = "invalid or revoked token"
+            elif principal.role is not Role.PROVIDER or principal.provider_id is None:
+                found = (f"role {principal.role.value} may not report delivery; only a "
+                         "provider's token may")
+            else:
+                found = principal
+        seen[header] = found
+        return found
+
+    def _report(self, group: _Group) -> list[DeliveryOutcome]:
+        principal = group.principal
+        assert principal.provider_id is not None
+        context = CommandContext(actor=principal.actor, organisation=str(principal.provider_id),
+                                 correlation_id=new_correlation_id())
+        reports = [(i, report) for i, (_, report) in enumerate(group.items)]
+        with command_context(context):
+            try:
+                batch = self.app.report_deliveries(principal.provider_id, reports,
+                                                   Channel.KAFKA)
+                return batch.outcomes
+            except ContractViolation:
+                return self._report_singly(principal.provider_id, reports)
+
+    def _report_singly(self, provider_id: UUID,
+                       reports: list[tuple[int, DeliveryIn | Exception]]
+                       ) -> list[DeliveryOutcome]:
+        """A report the store refuses as breaking its published contract would otherwise block
+        the partition forever: report one by one and reject only the ones refused."""
+        outcomes: list[DeliveryOutcome] = []
+        for index, report in reports:
+            try:
+                outcomes.extend(
+                    self.app.report_deliveries(provider_id, [(index, report)], Channel.KAFKA)
+                    .outcomes
+                )
+            except ContractViolation as exc:
+                log.error("kafka_ingest_contract_violation", error=str(exc))
+                outcomes.append(DeliveryOutcome(index, error=f"could not be stored: {exc}"))
+        return outcomes
+
+    def _publish(self, rejects: Sequence[Reject]) -> None:
+        """Produce the rejects and wait until the broker has every one (acks=all)."""
+        if not rejects:
+            return
+        producer = self._producer
+        if producer is None:
+            raise InfrastructureUnavailable("the ingest has no connection to the broker")
+        try:
+            futures = [producer.send(self.rejects, key=r.key, value=r.to_json())
+                       for r in rejects]
+            producer.flush(timeout=SEND_TIMEOUT_S)
+            for future in futures:
+                future.get(timeout=SEND_TIMEOUT_S)
+        except (KafkaError, OSError) as exc:
+            raise self._unreachable(exc) from None
+
+    def run(self, stop: threading.Event, idle_wait: float = 0.05) -> None:
+        """Consume until `stop` is set; on any failure back off, reconnect and read again from
+        the stored offsets (nothing is skipped)."""
+        backoff = idle_wait
+        try:
+            while not stop.is_set():
+                try:
+                    moved = self.run_once()
+                    backoff = idle_wait
+                except Exception as exc:
+                    log.error("kafka_ingest_failed", topic=self.inbound, error=str(exc))
+                    self._disconnect()
+                    backoff = min(backoff * 2 if backoff > idle_wait else 0.5, 10.0)
+                    stop.wait(backoff)
+                    continue
+                if not moved:
+                    stop.wait(idle_wait)
+        finally:
+            self.close()
+
+
+def workers(runtime: Runtime) -> list[Worker]:
+    """The outcomes service's Kafka ingest, when its log is Kafka (none with the embedded log)."""
+    app = runtime.app
+    assert isinstance(app, Outcomes)
+    ingest = KafkaDeliveryIngest.for_settings(app, runtime.tokens, runtime.store_db,
+                                              runtime.settings)
+    return [ingest] if ingest is not None else []

@@ -1,0 +1,137 @@
+"""The agreements the outcomes service knows of, projected from the integrator's events on the
+shared log: each agreement's status (drafted, active, ended), its parties' provider ids and its
+term. Delivery reports are accepted only against an agreement that is active here and names the
+reporting provider as a party.
+
+The status follows the integrator's commissioning view: AgreementDrafted makes an agreement
+drafted, AgreementActivated active, AgreementEnded ended; AgreementExtended moves its end date.
+Each agreement's events come from one stream, so they arrive in order on the shared log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from services.outcomes.application import AgreementInfo
+from shared.contracts.integrator import SOURCE as INTEGRATOR
+from shared.contracts.integrator import (
+    AgreementActivated,
+    AgreementDrafted,
+    AgreementEnded,
+    AgreementExtended,
+)
+from shared.envelope import EventEnvelope
+from shared.projection import Projection
+from shared.sql import Database, Tx
+
+# Bump when the tables below change shape: the read model is then dropped and replayed.
+SCHEMA_VERSION = 1
+
+DRAFTED, ACTIVE, ENDED = "drafted", "active", "ended"
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS oc_agreements ("
+    " agreement_id TEXT PRIMARY KEY, status TEXT NOT NULL, title TEXT NOT NULL,"
+    " starts_on TEXT NOT NULL, ends_on TEXT NOT NULL, activated_on TEXT, ended_on TEXT,"
+    " updated_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS oc_agreement_parties ("
+    " agreement_id TEXT NOT NULL, provider_id TEXT NOT NULL,"
+    " PRIMARY KEY (agreement_id, provider_id))",
+    "CREATE INDEX IF NOT EXISTS oc_agreement_parties_provider"
+    " ON oc_agreement_parties (provider_id)",
+)
+_DROPPED = ("oc_agreements", "oc_agreement_parties", "oc_agreements_schema")
+_CHUNK = 500  # ids per IN (...) list
+
+
+class AgreementsProjection(Projection):
+    name = "outcomes.agreements"
+    sources = (INTEGRATOR,)
+
+    def create(self, tx: Tx) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS oc_agreements_schema (version INTEGER NOT NULL)")
+        versions = [int(v) for (v,) in tx.execute("SELECT version FROM oc_agreements_schema")]
+        if versions != [SCHEMA_VERSION]:
+            self.drop(tx)
+            tx.execute("CREATE TABLE oc_agreements_schema (version INTEGER NOT NULL)")
+            tx.execute("INSERT INTO oc_agreements_schema (version) VALUES (?)",
+                       (SCHEMA_VERSION,))
+            for table in ("projection_position", "projection_stream"):
+                tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.name,))
+        for ddl in _TABLES:
+            tx.execute(ddl)
+
+    def drop(self, tx: Tx) -> None:
+        for table in _DROPPED:
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+        at = event.occurred_at.isoformat()
+        match event.type:
+            case "AgreementDrafted":
+                drafted = AgreementDrafted.model_validate(event.data)
+                agreement_id = str(drafted.agreement_id)
+                tx.execute(
+                    "INSERT INTO oc_agreements (agreement_id, status, title, starts_on, ends_on,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (agreement_id) DO NOTHING",
+                    (agreement_id, DRAFTED, drafted.title, drafted.starts_on.isoformat(),
+                     drafted.ends_on.isoformat(), at),
+                )
+                tx.executemany(
+                    "INSERT INTO oc_agreement_parties (agreement_id, provider_id) VALUES (?, ?)"
+                    " ON CONFLICT (agreement_id, provider_id) DO NOTHING",
+                    [(agreement_id, str(p.provider_id)) for p in drafted.parties],
+                )
+            case "AgreementActivated":
+                activated = AgreementActivated.model_validate(event.data)
+                tx.execute(
+                    "UPDATE oc_agreements SET status = ?, activated_on = ?, updated_at = ?"
+                    " WHERE agreement_id = ?",
+                    (ACTIVE, activated.activated_on.isoformat(), at,
+                     str(activated.agreement_id)),
+                )
+            case "AgreementExtended":
+                extended = AgreementExtended.model_validate(event.data)
+                tx.execute(
+                    "UPDATE oc_agreements SET ends_on = ?, updated_at = ? WHERE agreement_id = ?",
+                    (extended.new_end.isoformat(), at, str(extended.agreement_id)),
+                )
+            case "AgreementEnded":
+                ended = AgreementEnded.model_validate(event.data)
+                tx.execute(
+                    "UPDATE oc_agreements SET status = ?, ended_on = ?, updated_at = ?"
+                    " WHERE agreement_id = ?",
+                    (ENDED, ended.ended_on.isoformat(), at, str(ended.agreement_id)),
+                )
+
+
+def lookup_agreements(db: Database, agreement_ids: Sequence[UUID]) -> dict[UUID, AgreementInfo]:
+    """What the shared log has said so far about these agreements: one query per 500 ids (a
+    delivery batch names few agreements, so normally one query per batch). Agreements the log
+    has not mentioned (yet) are absent from the answer."""
+    wanted = sorted({str(i) for i in agreement_ids})
+    statuses: dict[str, str] = {}
+    parties: dict[str, set[UUID]] = {}
+    if not wanted:
+        return {}
+    with db.transaction() as tx:
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start:start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = tx.execute(
+                "SELECT a.agreement_id, a.status, p.provider_id FROM oc_agreements a"
+                " LEFT JOIN oc_agreement_parties p ON p.agreement_id = a.agreement_id"
+                f" WHERE a.agreement_id IN ({marks})",
+                chunk,
+            )
+            for agreement_id, status, provider_id in rows:
+                statuses[agreement_id] = status
+                found = parties.setdefault(agreement_id, set())
+                if provider_id is not None:
+                    found.add(UUID(provider_id))
+    return {
+        UUID(agreement_id): AgreementInfo(UUID(agreement_id), status,
+                                          frozenset(parties[agreement_id]))
+        for agreement_id, status in statuses.items()
+    }

@@ -1,0 +1,983 @@
+"""Performance: per outcome measure and per agreement, target against actual over time, delivery
+volumes, payments and spend, cost per outcome and a RAG (red / amber / green) status, built
+entirely from events on the shared log (the outcomes service's own and the integrator's), so it
+can be dropped and rebuilt from the log at any time.
+
+The read model keeps facts only, one table per kind of stream; everything derived (the latest
+revision, what corrections leave standing, RAG, achievement, cost per outcome) is worked out when
+read. Streams are ordered on the log but not against each other (Kafka keeps order per stream),
+so nothing stored depends on which stream's events came first.
+
+Facts kept:
+- per measure (OutcomeMeasureDefined, MeasurementRecorded): direction, baseline, the trajectory's
+  target per period, and every measurement. The actual for a period is its latest measurement
+  (highest position in the measure's stream); a revision replaces what it revises, and the number
+  of revisions is shown;
+- per agreement, from the outcomes service (OutcomeAttributed, RateCardAgreed, DeliveryReported,
+  PaymentCalculated, PaymentRecalculated): the attributed measures and their weights (the latest
+  attribution of a measure wins), the rate card's periodicity, every delivery report, and every
+  calculation of each period's payment (the latest is the period's total; the rest are its
+  history, each recalculation with its difference);
+- per agreement, from the integrator (AgreementDrafted/Activated/Varied/Extended/Ended,
+  SpendRecorded): title, parties, status, term, budget (the latest variation's) and spend.
+
+Periods: a month (2026-04) or a calendar quarter (2026-Q2 is April to June). A delivery report
+counts in the period in which its own period ends (as the deliveries projection counts it);
+a correction replaces the report it corrects, and only the last report of a chain of corrections
+counts. Delivery volumes are shown in the periodicity of the agreement's rate card (quarterly if
+it has none).
+
+The RAG rule. With improvement(v) the change from the baseline in the better direction
+(v - baseline where higher is better, baseline - v where lower is better):
+
+- per measure and period:
+  * none (grey): the period has no target, or no measurement;
+  * GREEN: the actual meets or beats the target (actual >= target where higher is better,
+    actual <= target where lower is better);
+  * AMBER: the actual falls short of the target by no more than 10% of the targeted improvement,
+    improvement(target): shortfall = improvement(target) - improvement(actual) <= 10% of it;
+  * RED: further short than that; with no baseline, or a target that is no improvement on the
+    baseline, there is no amber band and a miss is red.
+  The measure's RAG is that of its latest period with both a target and a measurement.
+- per agreement and period: achievement = sum of weight x improvement(actual) / sum of weight x
+  improvement(target) over its attributed measures that have a baseline, a target and a
+  measurement for the period, each improvement counted from zero as the payment rule counts it.
+  GREEN at 100% or more, AMBER from 90% (i.e. within 10% of the targeted improvement), RED below;
+  none if nothing is targeted. Only periods that overlap the agreement's term count (all of them
+  while the term is not known). The agreement's RAG is that of its latest assessed period.
+  (For one measure with a baseline and an improving target the two rules agree exactly.)
+  The thresholds compare exact decimals; the percentage shown is rounded to 0.1, half up.
+
+Cost per outcome = money / weighted improvement achieved, to the penny (half up), where money is
+the sum of the latest payment total of every period (or, if no payment has been calculated, the
+spend recorded by the integrator), and weighted improvement achieved is the sum over attributed
+measures and over their measured periods that overlap the agreement's term of weight x
+improvement(actual) (never below zero): the improvement the payment rule pays for, period by
+period. None when there is no money or no improvement.
+
+Money is kept as whole pence (BIGINT); measure values, targets, weights and quantities as decimal
+text (SQLite has no decimal type), summed as Decimal.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from shared.contracts.integrator import SOURCE as INTEGRATOR
+from shared.contracts.integrator import (
+    AgreementActivated,
+    AgreementDrafted,
+    AgreementEnded,
+    AgreementExtended,
+    AgreementVaried,
+    SpendRecorded,
+)
+from shared.contracts.outcomes import SOURCE as OUTCOMES
+from shared.contracts.outcomes import (
+    DeliveryReported,
+    Direction,
+    MeasurementRecorded,
+    OutcomeAttributed,
+    OutcomeMeasureDefined,
+    PaymentCalculated,
+    PaymentRecalculated,
+    Periodicity,
+    RateCardAgreed,
+)
+from shared.envelope import EventEnvelope
+from shared.projection import Projection
+from shared.sql import Database, Row, Tx
+
+# Bump when the tables below change shape: the read model is then dropped and replayed.
+SCHEMA_VERSION = 1
+
+PENNY = Decimal("0.01")
+TENTH = Decimal("0.1")
+HUNDRED = Decimal(100)
+ZERO = Decimal(0)
+_CHUNK = 500  # ids per IN (...) list
+
+
+class Rag(StrEnum):
+    """Red, amber or green; no RAG (grey, null) when there is nothing to judge."""
+
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+
+
+RAG_ORDER: dict[Rag | None, int] = {Rag.GREEN: 0, Rag.AMBER: 1, Rag.RED: 2, None: 3}
+
+
+def pence(amount: Decimal) -> int:
+    """Pounds (at most two decimal places, as the contracts allow) as whole pence."""
+    return int(amount.quantize(PENNY).scaleb(2))
+
+
+def pounds(amount: int) -> Decimal:
+    return Decimal(int(amount)).scaleb(-2)
+
+
+# ---------------------------------------------------------------------- periods
+
+
+def period_bounds(period: str) -> tuple[date, date]:
+    """The first and last day of a month (2026-04) or calendar quarter (2026-Q2)."""
+    year, rest = int(period[:4]), period[5:]
+    if rest.startswith("Q"):
+        first_month = 3 * int(rest[1:]) - 2
+        last_month = first_month + 2
+    else:
+        first_month = last_month = int(rest)
+    after = date(year + 1, 1, 1) if last_month == 12 else date(year, last_month + 1, 1)
+    return date(year, first_month, 1), after - timedelta(days=1)
+
+
+def period_order(period: str) -> tuple[date, date]:
+    """Sort key: periods by their last day, then their first (a quarter before its last month)."""
+    first, last = period_bounds(period)
+    return last, first
+
+
+def period_of(day: date, periodicity: Periodicity) -> str:
+    """The month (2026-04) or calendar quarter (2026-Q2) a day falls in."""
+    if periodicity is Periodicity.QUARTERLY:
+        return f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+Term = tuple[date, date]
+
+
+def overlaps(period: str, term: Term | None) -> bool:
+    """Whether the period shares a day with the term (always, when the term is not known)."""
+    if term is None:
+        return True
+    first, last = period_bounds(period)
+    return first <= term[1] and last >= term[0]
+
+
+# ---------------------------------------------------------------------- the rule
+
+
+def improvement(lower_is_better: bool, baseline: Decimal, value: Decimal) -> Decimal:
+    """The change from the baseline in the better direction (negative if it is worse)."""
+    return baseline - value if lower_is_better else value - baseline
+
+
+def measure_rag(lower_is_better: bool, baseline: Decimal | None, target: Decimal | None,
+                actual: Decimal | None) -> Rag | None:
+    """One measure in one period, by the rule in the module docstring."""
+    if target is None or actual is None:
+        return None
+    if (actual <= target) if lower_is_better else (actual >= target):
+        return Rag.GREEN
+    if baseline is not None:
+        targeted = improvement(lower_is_better, baseline, target)
+        shortfall = targeted - improvement(lower_is_better, baseline, actual)
+        if targeted > 0 and 10 * shortfall <= targeted:
+            return Rag.AMBER
+    return Rag.RED
+
+
+def achievement_rag(achieved: Decimal, targeted: Decimal) -> Rag | None:
+    """Weighted improvement achieved against targeted: green from 100%, amber from 90%."""
+    if targeted <= 0:
+        return None
+    if achieved >= targeted:
+        return Rag.GREEN
+    if 10 * achieved >= 9 * targeted:
+        return Rag.AMBER
+    return Rag.RED
+
+
+def achievement_pct(achieved: Decimal, targeted: Decimal) -> Decimal | None:
+    """As the payment rule shows it: a percentage to 0.1, half up."""
+    if targeted <= 0:
+        return None
+    return (achieved / targeted * HUNDRED).quantize(TENTH, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class MeasureFacts:
+    """What the rule needs of one measure: direction, baseline, targets and actuals by period."""
+
+    measure_id: str
+    lower_is_better: bool
+    baseline: Decimal | None
+    targets: Mapping[str, Decimal]
+    actuals: Mapping[str, Decimal]
+
+    def periods(self) -> list[str]:
+        return sorted(set(self.targets) | set(self.actuals), key=period_order)
+
+    def rag(self, period: str) -> Rag | None:
+        return measure_rag(self.lower_is_better, self.baseline, self.targets.get(period),
+                           self.actuals.get(period))
+
+    def achieved(self, period: str) -> Decimal:
+        """Improvement in the period counted from zero (zero without a baseline or actual)."""
+        actual = self.actuals.get(period)
+        if self.baseline is None or actual is None:
+            return ZERO
+        return max(improvement(self.lower_is_better, self.baseline, actual), ZERO)
+
+    def targeted(self, period: str) -> Decimal:
+        target = self.targets.get(period)
+        if self.baseline is None or target is None:
+            return ZERO
+        return max(improvement(self.lower_is_better, self.baseline, target), ZERO)
+
+    def latest_rag(self, periods: Sequence[str] | None = None) -> tuple[Rag | None, str | None]:
+        """The RAG of the latest period (of `periods`, default all) with both a target and a
+        measurement, and that period."""
+        for period in reversed(self.periods() if periods is None else periods):
+            if period in self.targets and period in self.actuals:
+                return self.rag(period), period
+        return None, None
+
+
+@dataclass(frozen=True)
+class PeriodAssessment:
+    period: str
+    achieved: Decimal  # weighted improvement achieved
+    targeted: Decimal  # weighted improvement targeted
+    achievement_pct: Decimal | None
+    rag: Rag | None
+    measures: tuple[str, ...]  # the measures assessed
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """An agreement judged on its attributed measures."""
+
+    periods: tuple[PeriodAssessment, ...] = ()
+    rag: Rag | None = None
+    rag_period: str | None = None
+    achievement_pct: Decimal | None = None
+    weighted_improvement: Decimal = ZERO  # achieved, over every measured period in the term
+
+
+def assess(measures: Mapping[str, MeasureFacts], weights: Mapping[str, Decimal],
+           term: Term | None) -> Assessment:
+    """Per period, the weighted achievement of the attributed measures (`weights`: measure id ->
+    weight) that have a baseline, a target and a measurement for it; the latest assessed period
+    gives the agreement's RAG. Also the weighted improvement achieved over the term, for cost
+    per outcome."""
+    attributed = [(measures[m], w) for m, w in sorted(weights.items()) if m in measures]
+    periods = sorted({p for facts, _ in attributed for p in facts.periods() if overlaps(p, term)},
+                     key=period_order)
+    assessed: list[PeriodAssessment] = []
+    for period in periods:
+        achieved = targeted = ZERO
+        names: list[str] = []
+        for facts, weight in attributed:
+            if facts.baseline is None or period not in facts.targets \
+                    or period not in facts.actuals:
+                continue
+            achieved += weight * facts.achieved(period)
+            targeted += weight * facts.targeted(period)
+            names.append(facts.measure_id)
+        if names:
+            assessed.append(PeriodAssessment(period, achieved, targeted,
+                                             achievement_pct(achieved, targeted),
+                                             achievement_rag(achieved, targeted), tuple(names)))
+    weighted = sum((weight * facts.achieved(p) for facts, weight in attributed
+                    for p in facts.actuals if overlaps(p, term)), ZERO)
+    judged = [a for a in assessed if a.rag is not None]
+    latest = judged[-1] if judged else None
+    return Assessment(
+        periods=tuple(assessed), rag=latest.rag if latest else None,
+        rag_period=latest.period if latest else None,
+        achievement_pct=latest.achievement_pct if latest else None,
+        weighted_improvement=weighted,
+    )
+
+
+def cost_per_outcome(payments: int | None, spend: int | None,
+                     weighted_improvement: Decimal) -> tuple[Decimal | None, str | None]:
+    """Money (payments in pence if any were calculated, else spend in pence) per unit of weighted
+    improvement achieved, to the penny; and which money it used ("payments" or "spend")."""
+    money, basis = (payments, "payments") if payments is not None else (
+        (spend, "spend") if spend is not None else (None, None))
+    if money is None:
+        return None, None
+    if weighted_improvement <= 0:
+        return None, basis
+    return (pounds(money) / weighted_improvement).quantize(PENNY, rounding=ROUND_HALF_UP), basis
+
+
+# ---------------------------------------------------------------------- the projection
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS pf_measures ("
+    " measure_id TEXT PRIMARY KEY, name TEXT NOT NULL, unit TEXT NOT NULL,"
+    " direction TEXT NOT NULL, baseline TEXT, baseline_period TEXT, defined_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS pf_targets ("
+    " measure_id TEXT NOT NULL, period TEXT NOT NULL, target TEXT NOT NULL,"
+    " PRIMARY KEY (measure_id, period))",
+    "CREATE TABLE IF NOT EXISTS pf_measurements ("
+    " measure_id TEXT NOT NULL, measurement_id TEXT NOT NULL, period TEXT NOT NULL,"
+    " value TEXT NOT NULL, source TEXT NOT NULL, revises TEXT, position BIGINT NOT NULL,"
+    " recorded_at TEXT NOT NULL, PRIMARY KEY (measure_id, measurement_id))",
+    "CREATE TABLE IF NOT EXISTS pf_attributions ("
+    " agreement_id TEXT NOT NULL, measure_id TEXT NOT NULL, weight TEXT NOT NULL,"
+    " PRIMARY KEY (agreement_id, measure_id))",
+    "CREATE INDEX IF NOT EXISTS pf_attributions_measure ON pf_attributions (measure_id)",
+    "CREATE TABLE IF NOT EXISTS pf_rate_cards ("
+    " agreement_id TEXT PRIMARY KEY, periodicity TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS pf_deliveries ("
+    " delivery_id TEXT PRIMARY KEY, agreement_id TEXT NOT NULL, activity_type TEXT NOT NULL,"
+    " quantity TEXT NOT NULL, unit TEXT NOT NULL, period_end TEXT NOT NULL, corrects TEXT)",
+    "CREATE INDEX IF NOT EXISTS pf_deliveries_agreement ON pf_deliveries (agreement_id)",
+    "CREATE INDEX IF NOT EXISTS pf_deliveries_corrects ON pf_deliveries (corrects)",
+    "CREATE TABLE IF NOT EXISTS pf_payments ("
+    " terms_id TEXT NOT NULL, position BIGINT NOT NULL, agreement_id TEXT NOT NULL,"
+    " period TEXT NOT NULL, calculation_id TEXT NOT NULL, total_pence BIGINT NOT NULL,"
+    " achievement_pct TEXT, previous_total_pence BIGINT, difference_pence BIGINT, reason TEXT,"
+    " calculated_at TEXT NOT NULL, PRIMARY KEY (terms_id, position))",
+    "CREATE INDEX IF NOT EXISTS pf_payments_agreement ON pf_payments (agreement_id)",
+    "CREATE TABLE IF NOT EXISTS pf_agreements ("
+    " agreement_id TEXT PRIMARY KEY, title TEXT NOT NULL, need_id TEXT NOT NULL,"
+    " status TEXT NOT NULL, starts_on TEXT NOT NULL, ends_on TEXT NOT NULL, ended_on TEXT,"
+    " budget_pence BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS pf_parties ("
+    " agreement_id TEXT NOT NULL, provider_id TEXT NOT NULL, ordinal INTEGER NOT NULL,"
+    " PRIMARY KEY (agreement_id, provider_id))",
+    "CREATE INDEX IF NOT EXISTS pf_parties_provider ON pf_parties (provider_id)",
+    "CREATE TABLE IF NOT EXISTS pf_spend ("
+    " agreement_id TEXT NOT NULL, spend_id TEXT NOT NULL, amount_pence BIGINT NOT NULL,"
+    " period TEXT NOT NULL, PRIMARY KEY (agreement_id, spend_id))",
+)
+_DROPPED = (
+    "pf_measures", "pf_targets", "pf_measurements", "pf_attributions", "pf_rate_cards",
+    "pf_deliveries", "pf_payments", "pf_agreements", "pf_parties", "pf_spend", "pf_schema",
+)
+
+
+class PerformanceProjection(Projection):
+    name = "outcomes.performance"
+    sources = (OUTCOMES, INTEGRATOR)
+
+    def create(self, tx: Tx) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS pf_schema (version INTEGER NOT NULL)")
+        versions = [int(v) for (v,) in tx.execute("SELECT version FROM pf_schema")]
+        if versions != [SCHEMA_VERSION]:
+            self.drop(tx)
+            tx.execute("CREATE TABLE pf_schema (version INTEGER NOT NULL)")
+            tx.execute("INSERT INTO pf_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            for table in ("projection_position", "projection_stream"):
+                tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.name,))
+        for ddl in _TABLES:
+            tx.execute(ddl)
+
+    def drop(self, tx: Tx) -> None:
+        for table in _DROPPED:
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def apply(self, tx: Tx, event: EventEnvelope) -> None:
+        if event.source == OUTCOMES:
+            self._outcomes(tx, event)
+        elif event.source == INTEGRATOR:
+            self._integrator(tx, event)
+
+    def _outcomes(self, tx: Tx, event: EventEnvelope) -> None:
+        data, at = event.data, event.occurred_at.isoformat()
+        match event.type:
+            case "OutcomeMeasureDefined":
+                measure = OutcomeMeasureDefined.model_validate(data)
+                tx.execute(
+                    "INSERT INTO pf_measures (measure_id, name, unit, direction, baseline,"
+                    " baseline_period, defined_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (measure_id) DO NOTHING",
+                    (str(measure.measure_id), measure.name, measure.unit,
+                     measure.direction.value, _text(measure.baseline), measure.baseline_period,
+                     at),
+                )
+                tx.executemany(
+                    "INSERT INTO pf_targets (measure_id, period, target) VALUES (?, ?, ?)"
+                    " ON CONFLICT (measure_id, period) DO NOTHING",
+                    [(str(measure.measure_id), p.period, str(p.target))
+                     for p in measure.trajectory],
+                )
+            case "MeasurementRecorded":
+                measured = MeasurementRecorded.model_validate(data)
+                tx.execute(
+                    "INSERT INTO pf_measurements (measure_id, measurement_id, period, value,"
+                    " source, revises, position, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (measure_id, measurement_id) DO NOTHING",
+                    (str(measured.measure_id), measured.measurement_id, measured.period,
+                     str(measured.value), measured.source, measured.revises,
+                     event.stream_position, at),
+                )
+            case "OutcomeAttributed":
+                attributed = OutcomeAttributed.model_validate(data)
+                tx.execute(
+                    "INSERT INTO pf_attributions (agreement_id, measure_id, weight)"
+                    " VALUES (?, ?, ?) ON CONFLICT (agreement_id, measure_id)"
+                    " DO UPDATE SET weight = excluded.weight",
+                    (str(attributed.agreement_id), str(attributed.measure_id),
+                     str(attributed.weight)),
+                )
+            case "RateCardAgreed":
+                card = RateCardAgreed.model_validate(data)
+                tx.execute(
+                    "INSERT INTO pf_rate_cards (agreement_id, periodicity) VALUES (?, ?)"
+                    " ON CONFLICT (agreement_id) DO UPDATE SET periodicity = excluded.periodicity",
+                    (str(card.agreement_id), card.periodicity.value),
+                )
+            case "DeliveryReported":
+                self._delivery(tx, data)
+            case "PaymentCalculated":
+                paid = PaymentCalculated.model_validate(data)
+                self._payment(tx, event, paid.terms_id, paid.agreement_id, paid.period,
+                              paid.calculation_id, paid.total, paid.achievement_pct)
+            case "PaymentRecalculated":
+                again = PaymentRecalculated.model_validate(data)
+                self._payment(tx, event, again.terms_id, again.agreement_id, again.period,
+                              again.calculation_id, again.total, again.achievement_pct,
+                              again.previous_total, again.difference, again.reason)
+            case _:
+                pass  # a type this projection does not use
+
+    @staticmethod
+    def _delivery(tx: Tx, data: dict[str, Any]) -> None:
+        report = DeliveryReported.model_validate(data)
+        tx.execute(
+            "INSERT INTO pf_deliveries (delivery_id, agreement_id, activity_type, quantity, unit,"
+            " period_end, corrects) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (delivery_id) DO NOTHING",
+            (str(report.delivery_id), str(report.agreement_id), report.activity_type,
+             str(report.quantity), report.unit, report.period_end.isoformat(),
+             str(report.corrects) if report.corrects else None),
+        )
+
+    @staticmethod
+    def _payment(tx: Tx, event: EventEnvelope, terms_id: UUID, agreement_id: UUID, period: str,
+                 calculation_id: str, total: Decimal, pct: Decimal | None,
+                 previous: Decimal | None = None, difference: Decimal | None = None,
+                 reason: str | None = None) -> None:
+        tx.execute(
+            "INSERT INTO pf_payments (terms_id, position, agreement_id, period, calculation_id,"
+            " total_pence, achievement_pct, previous_total_pence, difference_pence, reason,"
+            " calculated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (terms_id, position) DO NOTHING",
+            (str(terms_id), event.stream_position, str(agreement_id), period, calculation_id,
+             pence(total), _text(pct), None if previous is None else pence(previous),
+             None if difference is None else pence(difference), reason,
+             event.occurred_at.isoformat()),
+        )
+
+    def _integrator(self, tx: Tx, event: EventEnvelope) -> None:
+        data = event.data
+        match event.type:
+            case "AgreementDrafted":
+                drafted = AgreementDrafted.model_validate(data)
+                key = str(drafted.agreement_id)
+                tx.execute(
+                    "INSERT INTO pf_agreements (agreement_id, title, need_id, status, starts_on,"
+                    " ends_on, budget_pence) VALUES (?, ?, ?, 'drafted', ?, ?, ?)"
+                    " ON CONFLICT (agreement_id) DO NOTHING",
+                    (key, drafted.title, str(drafted.need_id), drafted.starts_on.isoformat(),
+                     drafted.ends_on.isoformat(), pence(drafted.budget)),
+                )
+                tx.executemany(
+                    "INSERT INTO pf_parties (agreement_id, provider_id, ordinal) VALUES (?, ?, ?)"
+                    " ON CONFLICT (agreement_id, provider_id) DO NOTHING",
+                    [(key, str(p.provider_id), i) for i, p in enumerate(drafted.parties)],
+                )
+            case "AgreementActivated":
+                activated = AgreementActivated.model_validate(data)
+                self._agreement(tx, activated.agreement_id, status="active")
+            case "AgreementVaried":
+                varied = AgreementVaried.model_validate(data)
+                self._agreement(tx, varied.agreement_id, budget_pence=pence(varied.new_budget))
+            case "AgreementExtended":
+                extended = AgreementExtended.model_validate(data)
+                self._agreement(tx, extended.agreement_id, ends_on=extended.new_end.isoformat())
+            case "AgreementEnded":
+                ended = AgreementEnded.model_validate(data)
+                self._agreement(tx, ended.agreement_id, status="ended",
+                                ended_on=ended.ended_on.isoformat())
+            case "SpendRecorded":
+                spent = SpendRecorded.model_validate(data)
+                tx.execute(
+                    "INSERT INTO pf_spend (agreement_id, spend_id, amount_pence, period)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (agreement_id, spend_id) DO NOTHING",
+                    (str(spent.agreement_id), spent.spend_id, pence(spent.amount), spent.period),
+                )
+            case _:
+                pass
+
+    @staticmethod
+    def _agreement(tx: Tx, agreement_id: UUID, **values: Any) -> None:
+        sets = ", ".join(f"{column} = ?" for column in values)
+        tx.execute(f"UPDATE pf_agreements SET {sets} WHERE agreement_id = ?",
+                   (*values.values(), str(agreement_id)))
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+# ---------------------------------------------------------------------- views
+
+
+class PeriodPoint(BaseModel):
+    """One period of a measure: target against actual, and its RAG."""
+
+    period: str
+    target: Decimal | None = Field(description="from the measure's trajectory")
+    actual: Decimal | None = Field(description="the latest measurement (revisions replace it)")
+    revisions: int = Field(description="how many times the period's measurement was revised")
+    source: str | None = Field(description="where the latest measurement came from")
+    targeted_improvement: Decimal | None = Field(
+        description="the target's improvement on the baseline, in the better direction")
+    achieved_improvement: Decimal | None = Field(
+        description="the actual's improvement on the baseline, in the better direction")
+    rag: Rag | None
+
+
+class MeasurePerformance(BaseModel):
+    measure_id: UUID
+    name: str
+    unit: str
+    direction: Direction
+    baseline: Decimal | None
+    baseline_period: str | None
+    rag: Rag | None = Field(description="of the latest period shown with a target and a "
+                                        "measurement")
+    rag_period: str | None
+    series: list[PeriodPoint] = Field(description="every period with a target or a measurement")
+
+
+class AttributedOutcome(MeasurePerformance):
+    weight: Decimal = Field(description="the agreement's attributed share of the outcome")
+    weighted_improvement: Decimal = Field(
+        description="weight x improvement achieved, summed over the measured periods in the term")
+
+
+class PeriodAchievement(BaseModel):
+    period: str
+    achievement_pct: Decimal | None = Field(
+        description="weighted improvement achieved / targeted, in per cent (to 0.1)")
+    rag: Rag | None
+    measures: list[UUID] = Field(description="the measures with a target and a measurement")
+
+
+class DeliveryVolume(BaseModel):
+    period: str
+    activity_type: str
+    unit: str
+    quantity: Decimal = Field(description="after corrections")
+    reports: int = Field(description="reports that count (corrected reports do not)")
+
+
+class ActivityTotal(BaseModel):
+    activity_type: str
+    unit: str
+    quantity: Decimal
+
+
+class PaymentChange(BaseModel):
+    calculation_id: str
+    total: Decimal
+    previous_total: Decimal | None = Field(description="none for the first calculation")
+    difference: Decimal | None
+    reason: str | None
+    achievement_pct: Decimal | None
+    calculated_at: datetime
+
+
+class PeriodPayment(BaseModel):
+    period: str
+    total: Decimal = Field(description="the latest calculation's total")
+    achievement_pct: Decimal | None
+    calculation_id: str
+    history: list[PaymentChange] = Field(description="every calculation, oldest first")
+
+
+class PeriodSpend(BaseModel):
+    period: str
+    amount: Decimal
+
+
+class AgreementPerformanceSummary(BaseModel):
+    agreement_id: UUID
+    title: str | None = Field(description="none while the integrator's agreement is not known")
+    status: str | None = Field(description="drafted, active or ended")
+    provider_ids: list[UUID]
+    starts_on: date | None
+    ends_on: date | None = Field(description="the end of its term (earlier if it ended early)")
+    budget: Decimal | None
+    rag: Rag | None = Field(description="of the latest assessed period")
+    rag_period: str | None
+    latest_achievement_pct: Decimal | None
+    payments_total: Decimal = Field(description="the latest total of every period")
+    spend_total: Decimal
+    delivery_volume_total: Decimal = Field(description="every activity type, after corrections")
+    weighted_improvement: Decimal
+    cost_per_outcome: Decimal | None = Field(
+        description="money / weighted improvement achieved, to the penny")
+    cost_basis: str | None = Field(description="payments, or spend if nothing was calculated")
+
+
+class AgreementPerformance(AgreementPerformanceSummary):
+    periodicity: Periodicity = Field(description="the rate card's (quarterly if none)")
+    outcomes: list[AttributedOutcome]
+    achievement: list[PeriodAchievement]
+    deliveries: list[DeliveryVolume]
+    delivery_totals: list[ActivityTotal]
+    payments: list[PeriodPayment]
+    spend: list[PeriodSpend]
+
+
+# ---------------------------------------------------------------------- reading
+
+
+@dataclass
+class _Measure:
+    measure_id: str
+    name: str
+    unit: str
+    direction: Direction
+    baseline: Decimal | None
+    baseline_period: str | None
+    targets: dict[str, Decimal] = field(default_factory=dict)
+    actuals: dict[str, Decimal] = field(default_factory=dict)
+    revisions: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def facts(self) -> MeasureFacts:
+        return MeasureFacts(self.measure_id, self.direction is Direction.LOWER_IS_BETTER,
+                            self.baseline, self.targets, self.actuals)
+
+
+@dataclass
+class _Agreement:
+    agreement_id: str
+    title: str | None = None
+    status: str | None = None
+    starts_on: date | None = None
+    ends_on: date | None = None
+    budget: int | None = None
+    providers: list[str] = field(default_factory=list)
+    periodicity: Periodicity = Periodicity.QUARTERLY
+    weights: dict[str, Decimal] = field(default_factory=dict)
+    deliveries: list[tuple[str, str, Decimal, date]] = field(default_factory=list)
+    payments: list[Row] = field(default_factory=list)
+    spend: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def term(self) -> Term | None:
+        if self.starts_on is None or self.ends_on is None:
+            return None
+        return self.starts_on, self.ends_on
+
+
+def _in(column: str, values: Sequence[str]) -> str:
+    return f"{column} IN ({','.join('?' * len(values))})"
+
+
+def _select(tx: Tx, sql: str, column: str, ids: Sequence[str] | None,
+            tail: str = "") -> list[Row]:
+    """`sql` (ending in WHERE-able text), for every id in `ids` (None: every row)."""
+    if ids is None:
+        return tx.execute(f"{sql}{tail}")
+    rows: list[Row] = []
+    for i in range(0, len(ids), _CHUNK):
+        chunk = list(ids[i:i + _CHUNK])
+        joiner = " AND " if " WHERE " in sql else " WHERE "
+        rows.extend(tx.execute(f"{sql}{joiner}{_in(column, chunk)}{tail}", chunk))
+    return rows
+
+
+def _measures(tx: Tx, measure_ids: Sequence[str] | None) -> dict[str, _Measure]:
+    found = {
+        str(m): _Measure(str(m), str(name), str(unit), Direction(direction), _decimal(baseline),
+                         period)
+        for m, name, unit, direction, baseline, period in _select(
+            tx, "SELECT measure_id, name, unit, direction, baseline, baseline_period"
+                " FROM pf_measures", "measure_id", measure_ids)
+    }
+    for m, period, target in _select(tx, "SELECT measure_id, period, target FROM pf_targets",
+                                     "measure_id", measure_ids):
+        if str(m) in found:
+            found[str(m)].targets[str(period)] = Decimal(str(target))
+    for m, period, value, source in _select(
+        tx, "SELECT measure_id, period, value, source FROM pf_measurements", "measure_id",
+        measure_ids, " ORDER BY measure_id, period, position",
+    ):
+        measure = found.get(str(m))
+        if measure is None:
+            continue  # measurements of a measure not yet defined here (cannot happen in order)
+        key = str(period)
+        measure.revisions[key] = measure.revisions.get(key, -1) + 1
+        measure.actuals[key] = Decimal(str(value))
+        measure.sources[key] = str(source)
+    return found
+
+
+def _agreements(tx: Tx, agreement_ids: Sequence[str] | None) -> dict[str, _Agreement]:
+    """Every agreement any fact names (or just `agreement_ids`), with its facts."""
+    found: dict[str, _Agreement] = {}
+
+    def get(agreement_id: Any) -> _Agreement:
+        key = str(agreement_id)
+        if key not in found:
+            found[key] = _Agreement(key)
+        return found[key]
+
+    for a, title, status, starts_on, ends_on, ended_on, budget in _select(
+        tx, "SELECT agreement_id, title, status, starts_on, ends_on, ended_on, budget_pence"
+            " FROM pf_agreements", "agreement_id", agreement_ids,
+    ):
+        agreement = get(a)
+        agreement.title, agreement.status, agreement.budget = str(title), str(status), int(budget)
+        agreement.starts_on = date.fromisoformat(str(starts_on))
+        end = date.fromisoformat(str(ends_on))
+        agreement.ends_on = min(end, date.fromisoformat(str(ended_on))) if ended_on else end
+    for a, p in _select(tx, "SELECT agreement_id, provider_id FROM pf_parties", "agreement_id",
+                        agreement_ids, " ORDER BY agreement_id, ordinal"):
+        get(a).providers.append(str(p))
+    for a, periodicity in _select(tx, "SELECT agreement_id, periodicity FROM pf_rate_cards",
+                                  "agreement_id", agreement_ids):
+        get(a).periodicity = Periodicity(periodicity)
+    for a, m, weight in _select(tx, "SELECT agreement_id, measure_id, weight FROM pf_attributions",
+                                "agreement_id", agreement_ids):
+        get(a).weights[str(m)] = Decimal(str(weight))
+    rows = _select(
+        tx, "SELECT d.agreement_id, d.activity_type, d.unit, d.quantity, d.period_end"
+            " FROM pf_deliveries d"
+            " WHERE NOT EXISTS (SELECT 1 FROM pf_deliveries c WHERE c.corrects = d.delivery_id"
+            " AND c.delivery_id <> d.delivery_id)", "d.agreement_id", agreement_ids,
+    )
+    for a, activity, unit, quantity, period_end in rows:
+        get(a).deliveries.append((str(activity), str(unit), Decimal(str(quantity)),
+                                  date.fromisoformat(str(period_end))))
+    for row in _select(
+        tx, "SELECT agreement_id, period, calculation_id, total_pence, achievement_pct,"
+            " previous_total_pence, difference_pence, reason, calculated_at FROM pf_payments",
+        "agreement_id", agreement_ids, " ORDER BY agreement_id, terms_id, position",
+    ):
+        get(row[0]).payments.append(row[1:])
+    for a, period, amount in _select(
+        tx, "SELECT agreement_id, period, SUM(amount_pence) FROM pf_spend", "agreement_id",
+        agreement_ids, " GROUP BY agreement_id, period",
+    ):
+        get(a).spend[str(period)] = int(amount)
+    return found
+
+
+def _series(measure: _Measure, periods: Iterable[str]) -> list[PeriodPoint]:
+    facts = measure.facts
+    points: list[PeriodPoint] = []
+    for period in periods:
+        target, actual = measure.targets.get(period), measure.actuals.get(period)
+        base = measure.baseline
+        points.append(PeriodPoint(
+            period=period, target=target, actual=actual,
+            revisions=measure.revisions.get(period, 0), source=measure.sources.get(period),
+            targeted_improvement=None if base is None or target is None else improvement(
+                facts.lower_is_better, base, target),
+            achieved_improvement=None if base is None or actual is None else improvement(
+                facts.lower_is_better, base, actual),
+            rag=facts.rag(period),
+        ))
+    return points
+
+
+def _measure_fields(measure: _Measure, periods: Sequence[str]) -> dict[str, Any]:
+    rag, rag_period = measure.facts.latest_rag(periods)
+    return {
+        "measure_id": UUID(measure.measure_id), "name": measure.name, "unit": measure.unit,
+        "direction": measure.direction, "baseline": measure.baseline,
+        "baseline_period": measure.baseline_period, "rag": rag, "rag_period": rag_period,
+        "series": _series(measure, periods),
+    }
+
+
+@dataclass(frozen=True)
+class _Figures:
+    assessment: Assessment
+    payments_total: int | None  # None: nothing calculated
+    spend_total: int | None  # None: nothing spent
+    delivery_total: Decimal
+    cost: Decimal | None
+    basis: str | None
+
+
+def _figures(agreement: _Agreement, measures: Mapping[str, _Measure]) -> _Figures:
+    assessment = assess({m: x.facts for m, x in measures.items()}, agreement.weights,
+                        agreement.term)
+    latest: dict[str, int] = {}
+    for period, _, total, *_ in agreement.payments:
+        latest[str(period)] = int(total)
+    payments = sum(latest.values()) if latest else None
+    spend = sum(agreement.spend.values()) if agreement.spend else None
+    cost, basis = cost_per_outcome(payments, spend, assessment.weighted_improvement)
+    return _Figures(assessment, payments, spend,
+                    sum((q for _, _, q, _ in agreement.deliveries), ZERO), cost, basis)
+
+
+def _summary_fields(agreement: _Agreement, figures: _Figures) -> dict[str, Any]:
+    a = figures.assessment
+    return {
+        "agreement_id": UUID(agreement.agreement_id), "title": agreement.title,
+        "status": agreement.status, "provider_ids": [UUID(p) for p in agreement.providers],
+        "starts_on": agreement.starts_on, "ends_on": agreement.ends_on,
+        "budget": None if agreement.budget is None else pounds(agreement.budget),
+        "rag": a.rag, "rag_period": a.rag_period, "latest_achievement_pct": a.achievement_pct,
+        "payments_total": pounds(figures.payments_total or 0),
+        "spend_total": pounds(figures.spend_total or 0),
+        "delivery_volume_total": figures.delivery_total,
+        "weighted_improvement": a.weighted_improvement,
+        "cost_per_outcome": figures.cost, "cost_basis": figures.basis,
+    }
+
+
+def _sort_key(summary: AgreementPerformanceSummary) -> tuple[Any, ...]:
+    cost = summary.cost_per_outcome
+    return (RAG_ORDER[summary.rag], cost is None, cost or ZERO, summary.title or "",
+            str(summary.agreement_id))
+
+
+def get_measure_performance(db: Database, measure_id: UUID) -> MeasurePerformance | None:
+    """A measure's target against actual over time, with the RAG of every period."""
+    with db.transaction() as tx:
+        measure = _measures(tx, [str(measure_id)]).get(str(measure_id))
+    if measure is None:
+        return None
+    return MeasurePerformance(**_measure_fields(measure, measure.facts.periods()))
+
+
+def get_agreement_performance(db: Database, agreement_id: UUID) -> AgreementPerformance | None:
+    """One agreement: per attributed outcome target against actual over its term, achievement
+    and RAG per period, delivery volumes, payments, spend and cost per outcome."""
+    with db.transaction() as tx:
+        agreement = _agreements(tx, [str(agreement_id)]).get(str(agreement_id))
+        if agreement is None:
+            return None
+        measures = _measures(tx, sorted(agreement.weights))
+    figures = _figures(agreement, measures)
+    outcomes = []
+    for measure_id, weight in sorted(agreement.weights.items()):
+        measure = measures.get(measure_id)
+        if measure is None:
+            continue  # attributed before its definition reached this view
+        facts = measure.facts
+        in_term = [p for p in facts.periods() if overlaps(p, agreement.term)]
+        outcomes.append(AttributedOutcome(
+            **_measure_fields(measure, in_term), weight=weight,
+            weighted_improvement=sum((weight * facts.achieved(p) for p in in_term
+                                      if p in facts.actuals), ZERO),
+        ))
+    volumes: dict[tuple[str, str], tuple[str, Decimal, int]] = {}
+    totals: dict[str, tuple[str, Decimal]] = {}
+    for activity, unit, quantity, period_end in agreement.deliveries:
+        key = (period_of(period_end, agreement.periodicity), activity)
+        _, sofar, reports = volumes.get(key, (unit, ZERO, 0))
+        volumes[key] = (unit, sofar + quantity, reports + 1)
+        totals[activity] = (unit, totals.get(activity, (unit, ZERO))[1] + quantity)
+    payments: dict[str, list[Row]] = defaultdict(list)
+    for row in agreement.payments:
+        payments[str(row[0])].append(row)
+    return AgreementPerformance(
+        **_summary_fields(agreement, figures), periodicity=agreement.periodicity,
+        outcomes=outcomes,
+        achievement=[
+            PeriodAchievement(period=p.period, achievement_pct=p.achievement_pct, rag=p.rag,
+                              measures=[UUID(m) for m in p.measures])
+            for p in figures.assessment.periods
+        ],
+        deliveries=[
+            DeliveryVolume(period=period, activity_type=activity, unit=unit, quantity=quantity,
+                           reports=reports)
+            for (period, activity), (unit, quantity, reports) in sorted(
+                volumes.items(), key=lambda item: (period_order(item[0][0]), item[0][1]))
+        ],
+        delivery_totals=[ActivityTotal(activity_type=a, unit=u, quantity=q)
+                         for a, (u, q) in sorted(totals.items())],
+        payments=[_period_payment(period, rows) for period, rows in sorted(
+            payments.items(), key=lambda item: period_order(item[0]))],
+        spend=[PeriodSpend(period=p, amount=pounds(a)) for p, a in sorted(
+            agreement.spend.items(), key=lambda item: period_order(item[0]))],
+    )
+
+
+def _period_payment(period: str, rows: list[Row]) -> PeriodPayment:
+    history = [
+        PaymentChange(calculation_id=calc, total=pounds(total),
+                      previous_total=None if previous is None else pounds(previous),
+                      difference=None if difference is None else pounds(difference),
+                      reason=reason, achievement_pct=_decimal(pct), calculated_at=at)
+        for _, calc, total, pct, previous, difference, reason, at in rows
+    ]
+    latest = history[-1]
+    return PeriodPayment(period=period, total=latest.total, achievement_pct=latest.achievement_pct,
+                         calculation_id=latest.calculation_id, history=history)
+
+
+def list_agreement_performance(
+    db: Database, *, rag: Rag | None = None, unrated: bool = False,
+    provider_id: UUID | None = None, limit: int = 1000, offset: int = 0,
+) -> list[AgreementPerformanceSummary]:
+    """Every agreement the view knows of, best first: by RAG (green, amber, red, none), then
+    cost per outcome (lowest first, none last). `rag` keeps one RAG, `unrated` keeps those with
+    none; `provider_id` keeps the agreements it is a party to."""
+    with db.transaction() as tx:
+        ids: list[str] | None = None
+        if provider_id is not None:
+            ids = [str(a) for (a,) in tx.execute(
+                "SELECT agreement_id FROM pf_parties WHERE provider_id = ?", (str(provider_id),))]
+        agreements = _agreements(tx, ids)
+        measures = _measures(tx, sorted({m for a in agreements.values() for m in a.weights}))
+    found = [AgreementPerformanceSummary(**_summary_fields(a, _figures(a, measures)))
+             for a in agreements.values()]
+    if rag is not None or unrated:
+        found = [s for s in found if s.rag == rag]
+    found.sort(key=_sort_key)
+    return found[offset:offset + limit]
+
+
+def agreement_parties(db: Database, agreement_id: UUID) -> list[UUID]:
+    """The agreement's parties, as the integrator's AgreementDrafted named them."""
+    with db.transaction() as tx:
+        rows = tx.execute("SELECT provider_id FROM pf_parties WHERE agreement_id = ?"
+                          " ORDER BY ordinal", (str(agreement_id),))
+    return [UUID(str(p)) for (p,) in rows]
+
+
+__all__ = [
+    "AgreementPerformance",
+    "AgreementPerformanceSummary",
+    "Assessment",
+    "MeasureFacts",
+    "MeasurePerformance",
+    "PerformanceProjection",
+    "Rag",
+    "achievement_rag",
+    "agreement_parties",
+    "assess",
+    "cost_per_outcome",
+    "get_agreement_performance",
+    "get_measure_performance",
+    "list_agreement_performance",
+    "measure_rag",
+    "period_bounds",
+    "period_of",
+]
