@@ -251,20 +251,22 @@ def stored_reports(world: World, provider: str, *keys: str) -> list[UUID]:
     return sorted(found)
 
 
-def logged_deliveries(world: World) -> Counter[UUID]:
-    """How many times each delivery report is on the shared log, once the relay has caught up."""
+def logged(world: World) -> list[EventEnvelope]:
+    """The outcomes service's events on the shared log, once the relay has caught up."""
     runtime = runtime_of(world.outcomes)
     eventually(runtime.relay.pending, lambda pending: pending == 0, world.deadline)
     log = open_event_log(world.settings)
     try:
-        counts: Counter[UUID] = Counter()
-        for records in log.read_all([log.topic_for("outcomes")]):
-            for record in records:
-                if record.envelope.type == "DeliveryReported":
-                    counts[UUID(record.envelope.data["delivery_id"])] += 1
-        return counts
+        return [record.envelope for records in log.read_all([log.topic_for("outcomes")])
+                for record in records]
     finally:
         log.close()
+
+
+def logged_deliveries(world: World) -> Counter[UUID]:
+    """How many times each delivery report is on the shared log, once the relay has caught up."""
+    return Counter(UUID(e.data["delivery_id"]) for e in logged(world)
+                   if e.type == "DeliveryReported")
 
 
 def projected(world: World, delivery_id: UUID | str) -> Any:
@@ -299,15 +301,15 @@ def test_a_report_is_stored_and_reads_back(world: World) -> None:
     row = projected(world, created["delivery_id"])
     assert (row.quantity, row.month, row.quarter, row.superseded_by) == (
         Decimal("12.5"), "2025-04", "2025-Q2", None)
-    assert row.reported_by is not None and row.reported_by.startswith("provider:")
+    assert row.reported_by == "provider:Hillside"
 
 
 def test_the_event_records_the_provider_as_actor_and_organisation(world: World) -> None:
     created = post(world, report(world.agreements["active"])).json()
-    (stored,) = world.app.recorder.select_events(UUID(created["delivery_id"]))
-    envelope = world.app.to_envelope(
-        world.app.recorder.select_notifications(start=stored_count(world), limit=1)[0])
-    assert envelope.type == "DeliveryReported"
+    notifications = world.app.recorder.select_notifications(start=1, limit=100_000)
+    (envelope,) = [world.app.to_envelope(n) for n in notifications
+                   if str(n.originator_id) == created["delivery_id"]]
+    assert (envelope.type, envelope.stream_id) == ("DeliveryReported", created["delivery_id"])
     assert envelope.organisation == str(world.providers["hillside"])
     assert envelope.actor == "provider:Hillside"
 
@@ -787,6 +789,19 @@ def test_a_correction_replayed_is_accepted_once(world: World) -> None:
     assert post(world, correction).status_code == 200
     result = post_batch(world, ndjson(correction)).json()
     assert (result["accepted"], result["duplicates"]) == (0, 1)
+
+
+def test_marking_a_report_superseded_stays_in_the_store(world: World) -> None:
+    original = post(world, report(world.agreements["active"])).json()
+    correction = post(world, report(world.agreements["active"],
+                                    corrects=original["delivery_id"])).json()
+    stored = world.app.recorder.select_events(UUID(original["delivery_id"]))
+    assert [e.originator_version for e in stored] == [1, 2]  # reported, then superseded
+    events = logged(world)
+    assert {e.type for e in events} <= set(Outcomes.published.values())
+    assert [e.stream_position for e in events if e.stream_id == original["delivery_id"]] == [1]
+    assert [e.data["corrects"] for e in events
+            if e.stream_id == correction["delivery_id"]] == [original["delivery_id"]]
 
 
 # --------------------------------------------------------------------------- reading

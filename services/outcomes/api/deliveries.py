@@ -200,7 +200,7 @@ def parse_lines(body: bytes) -> list[tuple[int, DeliveryIn | Exception]]:
     lines = [(number, line) for number, line in enumerate(body.split(b"\n"), 1) if line.strip()]
     if len(lines) > MAX_BATCH_LINES:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            status.HTTP_413_CONTENT_TOO_LARGE,
             detail=f"{len(lines):,} reports in one batch: at most {MAX_BATCH_LINES:,}; "
                    "nothing was stored, send them in smaller batches",
         )
