@@ -9,7 +9,8 @@ shared log as the integrator would publish it, issues the provider's credentials
 - HTTP NDJSON batch: 10,000 reports in one POST /deliveries/batch, timed until the response
   (every report stored in the event store: that is when it is accepted);
 - the same batch end to end: until every report is on the shared log (the relay publishes in
-  the background), and until the deliveries read model has applied them.
+  the background), and until the deliveries read model has applied them;
+- the same batch sent again: every line recognised as a replay, nothing stored.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from services.outcomes.domain import delivery_id_for
 from services.outcomes.projections.agreements import lookup_agreements
 from services.outcomes.projections.deliveries import get_delivery_row
 from services.outcomes.service import SPEC
+from shared.bench import _row
 from shared.contracts.integrator import SOURCE as INTEGRATOR
 from shared.contracts.integrator import AgreementActivated, AgreementDrafted
 from shared.envelope import EventEnvelope, event_id_for
@@ -44,11 +46,6 @@ from shared.web import Runtime, create_service_app
 SINGLE_REQUESTS = 500
 BATCH_LINES = MAX_BATCH_LINES
 DEADLINE_SECONDS = 300.0
-
-
-def _row(label: str, count: int, seconds: float, unit: str = "events") -> None:
-    rate = count / seconds if seconds else float("inf")
-    print(f"  {label:<44} {count:>9,} {unit:<6}  {seconds:>8.2f} s  {rate:>11,.0f} {unit}/s")
 
 
 def _wait(what: str, done: Callable[[], bool]) -> None:

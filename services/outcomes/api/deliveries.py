@@ -8,7 +8,9 @@ report carries the provider's own `idempotency_key`: sending it again is accepte
 How a single report is answered:
 
 - 201: the report is new and stored;
-- 200: a replay of a report already stored (same key, same content): nothing new is stored;
+- 200: a replay of a report already stored (same key, same content: agreement, activity type,
+  quantity as a number, unit, period, location and what it corrects), recognised even if the
+  agreement has ended since: nothing new is stored;
 - 401: no, unknown or revoked credentials;
 - 403: not a provider's credentials, or the agreement is not one of this provider's;
 - 409: the agreement is not active (drafted or ended: the agreement exists and is the
