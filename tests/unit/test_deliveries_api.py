@@ -54,6 +54,9 @@ from shared.sql import Database, open_database
 from shared.web import Runtime, create_service_app
 
 Auth = dict[str, str]
+# How long to wait for the shared log and the read models: generous, since a loaded machine
+# may take a while to project the 10,000-line batches (waiting ends as soon as they are there).
+DEADLINE_SECONDS = 60.0
 MISSING = object()  # a field left out of a body
 NDJSON = {"Content-Type": "application/x-ndjson"}
 PERIOD = {"period_start": "2025-04-01", "period_end": "2025-04-30"}
@@ -206,7 +209,7 @@ def build_world(stack: ExitStack, settings: Settings, deadline: float = 10.0) ->
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     settings = Settings(var_dir=tmp_path_factory.mktemp("deliveries"), relay_interval=0.01)
     with ExitStack() as stack:
-        yield build_world(stack, settings)
+        yield build_world(stack, settings, DEADLINE_SECONDS)
 
 
 # --------------------------------------------------------------------------- helpers
