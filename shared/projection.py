@@ -55,6 +55,21 @@ class Projection(ABC):
         """Apply one event (types it does not know are ignored)."""
 
 
+def ensure_layout(tx: Tx, projection: Projection, marker: str, version: int) -> None:
+    """Keep a read model's tables at the layout `version`, recorded in the table `marker`. A new
+    database, or tables of another layout, are dropped and the projection's log positions
+    forgotten (in this transaction), so the runner rebuilds it from the log's beginning: the
+    log is the source of truth; a read model is only a view of it."""
+    tx.execute(f"CREATE TABLE IF NOT EXISTS {marker} (version INTEGER NOT NULL)")
+    if [int(v) for (v,) in tx.execute(f"SELECT version FROM {marker}")] == [version]:
+        return
+    projection.drop(tx)
+    tx.execute(f"CREATE TABLE {marker} (version INTEGER NOT NULL)")
+    tx.execute(f"INSERT INTO {marker} (version) VALUES (?)", (version,))
+    for table in ("projection_position", "projection_stream"):
+        tx.execute(f"DELETE FROM {table} WHERE projection = ?", (projection.name,))
+
+
 class ProjectionRunner:
     def __init__(self, projection: Projection, db: Database, event_log: EventLog) -> None:
         self.projection = projection

@@ -70,7 +70,7 @@ from shared.contracts.outcomes import (
 from shared.envelope import EventEnvelope
 from shared.errors import NotFound
 from shared.eventlog import EventLog, open_event_log
-from shared.projection import Projection, ProjectionRunner
+from shared.projection import Projection, ProjectionRunner, ensure_layout
 from shared.sql import Database, Tx
 from shared.web import Runtime
 
@@ -150,14 +150,7 @@ class PaymentsToSettle(Projection):
     sources = (SOURCE,)
 
     def create(self, tx: Tx) -> None:
-        tx.execute("CREATE TABLE IF NOT EXISTS oc_pay_schema (version INTEGER NOT NULL)")
-        versions = [int(v) for (v,) in tx.execute("SELECT version FROM oc_pay_schema")]
-        if versions != [SCHEMA_VERSION]:
-            self.drop(tx)
-            tx.execute("CREATE TABLE oc_pay_schema (version INTEGER NOT NULL)")
-            tx.execute("INSERT INTO oc_pay_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-            for table in ("projection_position", "projection_stream"):
-                tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.name,))
+        ensure_layout(tx, self, "oc_pay_schema", SCHEMA_VERSION)
         for ddl in _TABLES:
             tx.execute(ddl)
 

@@ -50,7 +50,7 @@ from shared.contracts.integrator import (
     SpendRecorded,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection
+from shared.projection import Projection, ensure_layout
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -169,14 +169,7 @@ class CommissioningProjection(Projection):
     sources = (INTEGRATOR,)
 
     def create(self, tx: Tx) -> None:
-        tx.execute("CREATE TABLE IF NOT EXISTS cm_schema (version INTEGER NOT NULL)")
-        versions = [int(v) for (v,) in tx.execute("SELECT version FROM cm_schema")]
-        if versions != [SCHEMA_VERSION]:
-            self.drop(tx)
-            tx.execute("CREATE TABLE cm_schema (version INTEGER NOT NULL)")
-            tx.execute("INSERT INTO cm_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-            for table in ("projection_position", "projection_stream"):
-                tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.name,))
+        ensure_layout(tx, self, "cm_schema", SCHEMA_VERSION)
         for ddl in _TABLES:
             tx.execute(ddl)
 

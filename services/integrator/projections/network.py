@@ -40,7 +40,7 @@ from shared.contracts.provider_registry import (
     ProviderSuspended,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection
+from shared.projection import Projection, ensure_layout
 from shared.sql import Database, Row, Tx
 
 S = ProviderStatus
@@ -88,16 +88,7 @@ class NetworkProjection(Projection):
     sources = (REGISTRY,)
 
     def create(self, tx: Tx) -> None:
-        tx.execute("CREATE TABLE IF NOT EXISTS network_schema (version INTEGER NOT NULL)")
-        versions = [int(v) for (v,) in tx.execute("SELECT version FROM network_schema")]
-        if versions != [SCHEMA_VERSION]:
-            # A new database, or tables of an older layout: start afresh from the log's
-            # beginning (the runner keeps its positions in these tables, in this transaction).
-            self.drop(tx)
-            tx.execute("CREATE TABLE network_schema (version INTEGER NOT NULL)")
-            tx.execute("INSERT INTO network_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-            for table in ("projection_position", "projection_stream"):
-                tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.name,))
+        ensure_layout(tx, self, "network_schema", SCHEMA_VERSION)
         for ddl in _TABLES:
             tx.execute(ddl)
 

@@ -22,7 +22,7 @@ from shared.contracts.integrator import (
     AgreementExtended,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection
+from shared.projection import Projection, ensure_layout
 from shared.sql import Database, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -50,15 +50,7 @@ class AgreementsProjection(Projection):
     sources = (INTEGRATOR,)
 
     def create(self, tx: Tx) -> None:
-        tx.execute("CREATE TABLE IF NOT EXISTS oc_agreements_schema (version INTEGER NOT NULL)")
-        versions = [int(v) for (v,) in tx.execute("SELECT version FROM oc_agreements_schema")]
-        if versions != [SCHEMA_VERSION]:
-            self.drop(tx)
-            tx.execute("CREATE TABLE oc_agreements_schema (version INTEGER NOT NULL)")
-            tx.execute("INSERT INTO oc_agreements_schema (version) VALUES (?)",
-                       (SCHEMA_VERSION,))
-            for table in ("projection_position", "projection_stream"):
-                tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.name,))
+        ensure_layout(tx, self, "oc_agreements_schema", SCHEMA_VERSION)
         for ddl in _TABLES:
             tx.execute(ddl)
 

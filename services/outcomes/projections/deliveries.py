@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from shared.contracts.outcomes import SOURCE, Channel, DeliveryReported, Periodicity
 from shared.envelope import EventEnvelope
-from shared.projection import Projection
+from shared.projection import Projection, ensure_layout
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -115,15 +115,7 @@ class DeliveriesProjection(Projection):
     sources = (SOURCE,)
 
     def create(self, tx: Tx) -> None:
-        tx.execute("CREATE TABLE IF NOT EXISTS oc_deliveries_schema (version INTEGER NOT NULL)")
-        versions = [int(v) for (v,) in tx.execute("SELECT version FROM oc_deliveries_schema")]
-        if versions != [SCHEMA_VERSION]:
-            self.drop(tx)
-            tx.execute("CREATE TABLE oc_deliveries_schema (version INTEGER NOT NULL)")
-            tx.execute("INSERT INTO oc_deliveries_schema (version) VALUES (?)",
-                       (SCHEMA_VERSION,))
-            for table in ("projection_position", "projection_stream"):
-                tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.name,))
+        ensure_layout(tx, self, "oc_deliveries_schema", SCHEMA_VERSION)
         for ddl in _TABLES:
             tx.execute(ddl)
 

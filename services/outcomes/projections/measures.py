@@ -24,7 +24,7 @@ from shared.contracts.outcomes import (
     TrajectoryPoint,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection
+from shared.projection import Projection, ensure_layout
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -96,16 +96,7 @@ class MeasuresProjection(Projection):
     sources = (SOURCE,)
 
     def create(self, tx: Tx) -> None:
-        tx.execute("CREATE TABLE IF NOT EXISTS outcome_measures_schema (version INTEGER NOT NULL)")
-        versions = [int(v) for (v,) in tx.execute("SELECT version FROM outcome_measures_schema")]
-        if versions != [SCHEMA_VERSION]:
-            # An older shape (or none): start again from the beginning of the log.
-            self.drop(tx)
-            tx.execute("CREATE TABLE outcome_measures_schema (version INTEGER NOT NULL)")
-            tx.execute("INSERT INTO outcome_measures_schema (version) VALUES (?)",
-                       (SCHEMA_VERSION,))
-            for table in ("projection_position", "projection_stream"):
-                tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.name,))
+        ensure_layout(tx, self, "outcome_measures_schema", SCHEMA_VERSION)
         for ddl in _TABLES:
             tx.execute(ddl)
 
