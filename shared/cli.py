@@ -208,18 +208,21 @@ def _shutdown(children: dict[str, subprocess.Popen[bytes]]) -> None:
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
-    from shared.identity import Role, TokenStore
+    from shared.identity import Role, Scope, TokenStore
     from shared.sql import open_database
 
     settings = Settings()
+    if args.action == "create":  # bad arguments fail before anything is opened
+        provider_id = UUID(args.provider_id) if args.provider_id else None
+        scope = Scope.parse(args.scope or ())
     db = open_database(settings, "identity")
     store = TokenStore(db)
     try:
         if args.action == "create":
-            provider_id = UUID(args.provider_id) if args.provider_id else None
-            issued = store.create(Role(args.role), args.label or args.role, provider_id)
+            issued = store.create(Role(args.role), args.label or args.role, provider_id, scope)
             print(issued.token)
-            print(f"token id {issued.principal.token_id} ({args.role}); shown once, "
+            scoped = f", scoped to {scope.describe()}" if scope else ""
+            print(f"token id {issued.principal.token_id} ({args.role}{scoped}); shown once, "
                   "only its hash is stored", file=sys.stderr)
         elif args.action == "revoke":
             if not store.revoke(args.token_id):
@@ -303,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "provider", "regulator"])
     create.add_argument("--provider-id", help="required for --role provider")
     create.add_argument("--label", help="who holds it, recorded as the actor of their events")
+    create.add_argument("--scope", action="append", metavar="KEY=VALUE",
+                        help="regulator tokens only, repeatable: what the token may see through "
+                        "the audit API: organisation=<name>, provider=<uuid>, agreement=<uuid>, "
+                        "from=<date>, to=<date> (business time, both inclusive)")
     revoke = tsub.add_parser("revoke", help="revoke a token by its id")
     revoke.add_argument("token_id")
     tsub.add_parser("list", help="list tokens (ids, roles, labels; never secrets)")

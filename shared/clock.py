@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 
 _business_now: ContextVar[datetime | None] = ContextVar("council_business_now", default=None)
 
@@ -31,3 +31,32 @@ def business_time(at: datetime) -> Iterator[None]:
         yield
     finally:
         _business_now.reset(token)
+
+
+_END_OF_DAY = time(23, 59, 59, 999999)
+
+
+def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:
+    """An ISO date or date-time as a moment in UTC: a date means the start of that day, or its
+    end when it closes a range (`end_of_day`); a date-time naming no zone is UTC. ValueError
+    (saying what is expected) for anything else."""
+    stripped = text.strip()
+    try:
+        if len(stripped) == 10:
+            day = date.fromisoformat(stripped)
+            return datetime.combine(day, _END_OF_DAY if end_of_day else time(0), tzinfo=UTC)
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO date (2025-03-31) or date-time (2025-03-31T17:00:00Z)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def moment_text(moment: datetime, *, end_of_day: bool = False) -> str:
+    """The text `parse_moment` reads back as `moment`: the date alone when it is the start (or,
+    with `end_of_day`, the end) of a UTC day."""
+    moment = moment.astimezone(UTC)
+    if moment.timetz().replace(tzinfo=None) == (_END_OF_DAY if end_of_day else time(0)):
+        return moment.date().isoformat()
+    return moment.isoformat()

@@ -4,14 +4,18 @@ Tokens are random secrets shown once at creation; only their SHA-256 is stored (
 256 bits of entropy, so a fast hash is enough: there is nothing to brute-force). Every write
 endpoint names the roles it accepts; the guard answers 401 without a valid token and 403 for
 the wrong role, and sets the command context so each event records its actor.
+
+A regulator's token may carry a scope (an organisation, provider or agreement, and/or a range of
+business dates); only routes that honour scopes (the audit API) admit a scoped token.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,8 +25,9 @@ from uuid import UUID
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shared.clock import moment_text, parse_moment
 from shared.context import CommandContext, command_context, new_correlation_id
-from shared.sql import Database
+from shared.sql import Database, Tx
 
 TOKEN_PREFIX = "cit"  # noqa: S105 - a label, not a secret
 
@@ -40,12 +45,76 @@ COUNCIL_READERS = (*COUNCIL_WRITERS, Role.COUNCIL_STAFF, Role.REGULATOR)
 ANY_ROLE = tuple(Role)
 
 
+SCOPE_KEYS = ("organisation", "provider", "agreement", "from", "to")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a regulator's token may see: events concerning one organisation, provider or
+    agreement, that occurred (business time) from `starts` to `ends`, both inclusive. Given as
+    `key=value` items: organisation=<name>, provider=<uuid>, agreement=<uuid>, from=<date or
+    date-time>, to=<date or date-time> (a date in `to` means the end of that day, UTC)."""
+
+    organisation: str | None = None
+    provider: UUID | None = None
+    agreement: UUID | None = None
+    starts: datetime | None = None
+    ends: datetime | None = None
+
+    @classmethod
+    def parse(cls, items: Iterable[str]) -> Scope | None:
+        """A scope from `key=value` items (None for none); ValueError naming the bad item."""
+        given: dict[str, str] = {}
+        for item in items:
+            key, sep, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep or key not in SCOPE_KEYS or not value:
+                raise ValueError(f"scope {item!r}: expected one of "
+                                 f"{', '.join(k + '=...' for k in SCOPE_KEYS)}")
+            if key in given:
+                raise ValueError(f"scope {key} given twice")
+            given[key] = value
+        return cls.from_items(given) if given else None
+
+    @classmethod
+    def from_items(cls, items: dict[str, str]) -> Scope:
+        def uuid_of(key: str) -> UUID | None:
+            try:
+                return UUID(items[key]) if key in items else None
+            except ValueError:
+                raise ValueError(f"scope {key}={items[key]!r} is not a UUID") from None
+
+        def moment_of(key: str, end_of_day: bool) -> datetime | None:
+            try:
+                return parse_moment(items[key], end_of_day=end_of_day) if key in items else None
+            except ValueError as exc:
+                raise ValueError(f"scope {key}: {exc}") from None
+
+        scope = cls(items.get("organisation"), uuid_of("provider"), uuid_of("agreement"),
+                    moment_of("from", False), moment_of("to", True))
+        if scope.starts and scope.ends and scope.starts > scope.ends:
+            raise ValueError("scope to must not be before from")
+        return scope
+
+    def items(self) -> dict[str, str]:
+        values = {"organisation": self.organisation,
+                  "provider": str(self.provider) if self.provider else None,
+                  "agreement": str(self.agreement) if self.agreement else None,
+                  "from": moment_text(self.starts, end_of_day=False) if self.starts else None,
+                  "to": moment_text(self.ends, end_of_day=True) if self.ends else None}
+        return {k: v for k, v in values.items() if v is not None}
+
+    def describe(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.items().items())
+
+
 @dataclass(frozen=True)
 class Principal:
     token_id: str
     role: Role
     label: str
     provider_id: UUID | None = None
+    scope: Scope | None = None
 
     @property
     def actor(self) -> str:
@@ -69,27 +138,48 @@ _SCHEMA = (
 )
 
 
+def _add_scope_column(tx: Tx, dialect: str) -> None:
+    """Token tables made before scopes existed get the column (NULL: unscoped)."""
+    if dialect == "postgres":
+        present = tx.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = 'api_tokens' AND column_name = 'scope'")
+        if not present:  # IF NOT EXISTS: services starting together may race to add it
+            tx.execute("ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS scope TEXT")
+    elif "scope" not in {row[1] for row in tx.execute("PRAGMA table_info(api_tokens)")}:
+        tx.execute("ALTER TABLE api_tokens ADD COLUMN scope TEXT")
+
+
+def _scope_of(stored: str | None) -> Scope | None:
+    return Scope.from_items(json.loads(stored)) if stored else None
+
+
 class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         with db.transaction() as tx:
             tx.execute(_SCHEMA)
+            _add_scope_column(tx, db.dialect)
 
-    def create(self, role: Role, label: str, provider_id: UUID | None = None) -> IssuedToken:
+    def create(self, role: Role, label: str, provider_id: UUID | None = None,
+               scope: Scope | None = None) -> IssuedToken:
         if role is Role.PROVIDER and provider_id is None:
             raise ValueError("a provider token needs --provider-id")
         if role is not Role.PROVIDER and provider_id is not None:
             raise ValueError("only provider tokens are bound to a provider id")
+        if scope is not None and role is not Role.REGULATOR:
+            raise ValueError("only regulator tokens are scoped")
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT INTO api_tokens (token_id, token_hash, role, label, provider_id,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                " created_at, scope) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (token_id, _hash(secret), role.value, label,
-                 str(provider_id) if provider_id else None, datetime.now(UTC).isoformat()),
+                 str(provider_id) if provider_id else None, datetime.now(UTC).isoformat(),
+                 json.dumps(scope.items(), sort_keys=True) if scope else None),
             )
-        principal = Principal(token_id, role, label, provider_id)
+        principal = Principal(token_id, role, label, provider_id, scope)
         return IssuedToken(f"{TOKEN_PREFIX}_{token_id}_{secret}", principal)
 
     def authenticate(self, token: str) -> Principal | None:
@@ -99,14 +189,15 @@ class TokenStore:
             return None
         with self.db.transaction() as tx:
             rows = tx.execute(
-                "SELECT token_hash, role, label, provider_id FROM api_tokens"
+                "SELECT token_hash, role, label, provider_id, scope FROM api_tokens"
                 " WHERE token_id = ? AND revoked_at IS NULL",
                 (token_id,),
             )
         if not rows or not hmac.compare_digest(rows[0][0], _hash(secret)):
             return None
-        _, role, label, provider_id = rows[0]
-        return Principal(token_id, Role(role), label, UUID(provider_id) if provider_id else None)
+        _, role, label, provider_id, scope = rows[0]
+        return Principal(token_id, Role(role), label, UUID(provider_id) if provider_id else None,
+                         _scope_of(scope))
 
     def revoke(self, token_id: str) -> bool:
         with self.db.transaction() as tx:
@@ -117,13 +208,15 @@ class TokenStore:
             )
         return bool(rows)
 
-    def list(self) -> list[tuple[str, str, str, str | None, str, str | None]]:
+    def list(self) -> list[tuple[str, str, str, str | None, str, str | None, str | None]]:
+        """(token id, role, label, provider id, created, revoked, scope as `key=value ...`)."""
         with self.db.transaction() as tx:
             rows = tx.execute(
-                "SELECT token_id, role, label, provider_id, created_at, revoked_at"
+                "SELECT token_id, role, label, provider_id, created_at, revoked_at, scope"
                 " FROM api_tokens ORDER BY created_at"
             )
-        return [tuple(r) for r in rows]
+        described = [(*r[:6], s.describe() if (s := _scope_of(r[6])) else None) for r in rows]
+        return [tuple(r) for r in described]
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -135,8 +228,9 @@ def _unauthorised(detail: str) -> HTTPException:
     )
 
 
-def require(*roles: Role) -> Callable[..., Principal]:
-    """A FastAPI dependency admitting only `roles`."""
+def require(*roles: Role, honours_scope: bool = False) -> Callable[..., Principal]:
+    """A FastAPI dependency admitting only `roles`; a scoped token only where the route
+    `honours_scope` (enforces it), so no route can serve a scoped token more than its scope."""
     allowed = frozenset(roles)
 
     def guard(
@@ -154,6 +248,12 @@ def require(*roles: Role) -> Callable[..., Principal]:
                 status.HTTP_403_FORBIDDEN,
                 detail=f"role {principal.role.value} may not do this; "
                 f"allowed: {', '.join(sorted(r.value for r in allowed))}",
+            )
+        if principal.scope is not None and not honours_scope:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"this token is scoped ({principal.scope.describe()}); only the audit "
+                "API (/audit/...) serves scoped tokens",
             )
         return principal
 

@@ -33,6 +33,7 @@ from services.integrator.commands import (
     dump,
 )
 from services.integrator.domain.agreements import Agreement, check_terms
+from services.integrator.domain.audit import AuditRead
 from services.integrator.domain.lessons import Lesson
 from services.integrator.domain.needs import Need
 from shared.contracts.provider_registry import ProviderStatus
@@ -80,6 +81,8 @@ class Integrator(CouncilApplication):
         Agreement.SpendRecorded: "SpendRecorded",
         Agreement.Ended: "AgreementEnded",
         Lesson.Recorded: "LessonRecorded",
+        AuditRead.Started: "AuditReadStarted",
+        AuditRead.Finished: "AuditReadFinished",
     }
     provider_status: ProviderStatusLookup | None = None
 
@@ -280,3 +283,19 @@ class Integrator(CouncilApplication):
         )
         self.save(lesson)
         return lesson.id
+
+    # ------------------------------------------------------------------ audit reads
+
+    def start_audit_read(self, token_id: str, role: str, label: str, endpoint: str,
+                         query: dict[str, str], scope: dict[str, str]) -> UUID:
+        """Record that an audit read begins; nothing is served before this is stored."""
+        read = AuditRead(  # type: ignore[call-arg]  # `id` is taken by the metaclass
+            id=uuid4(), token_id=token_id, role=role, label=label, endpoint=endpoint,
+            query=query, scope=scope,
+        )
+        self.save(read)
+        return read.id
+
+    def finish_audit_read(self, read_id: UUID, returned: int, completed: bool) -> None:
+        with self._changing(AuditRead, read_id, "audit read") as read:
+            read.finish(returned, completed)

@@ -1,6 +1,7 @@
 """Events published by the integrator: commissioning needs and their strategic-sourcing steps,
 decisions, agreements with their variations, extensions, business cases, spend and endings,
-and lessons learned. Money is in pounds with pence (decimal, written as a string in JSON)."""
+lessons learned, and reads of the audit trail. Money is in pounds with pence (decimal, written
+as a string in JSON)."""
 
 from __future__ import annotations
 
@@ -331,3 +332,42 @@ class LessonRecorded(_Data):
     what: str
     why: str
     tags: list[str] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------- audit reads
+
+
+class AuditEndpoint(StrEnum):
+    """What was read: the trail of events, the network state, or the log of audit reads."""
+
+    EVENTS = "events"
+    STATE = "state"
+    READS = "reads"
+
+
+@published(SOURCE, "AuditReadStarted", stream_field="read_id")
+class AuditReadStarted(_Data):
+    """Someone began reading the audit trail: who (token, role, label), what (the query as
+    narrowed to the token's scope) and within which scope; recorded before anything is served."""
+
+    read_id: UUID
+    token_id: str
+    role: str
+    label: str
+    endpoint: AuditEndpoint
+    query: dict[str, str] = Field(
+        default_factory=dict,
+        description="the filters applied, by query parameter name; several values of one "
+                    "parameter are joined by commas")
+    scope: dict[str, str] = Field(default_factory=dict,
+                                  description="the token's scope, by key; empty if unscoped")
+
+
+@published(SOURCE, "AuditReadFinished", stream_field="read_id")
+class AuditReadFinished(_Data):
+    """An audit read ended: how many items it returned (events streamed, providers in the
+    state, reads listed) and whether the reader received all of them."""
+
+    read_id: UUID
+    returned: int = Field(ge=0)
+    completed: bool

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.integrator.api import commissioning, market, network, ocds, performance
+from services.integrator.api import audit, commissioning, market, network, ocds, performance
 
 router = APIRouter()
 router.include_router(network.router)
@@ -12,3 +12,4 @@ router.include_router(commissioning.router)
 router.include_router(ocds.router)
 router.include_router(market.router)
 router.include_router(performance.router)
+router.include_router(audit.router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from services.integrator.projections.audit import AuditReadsProjection
 from services.integrator.projections.commissioning import (
     CommissioningProjection,
     get_agreement,
@@ -28,6 +29,7 @@ from shared.projection import Projection
 
 __all__ = [
     "IGNORED",
+    "AuditReadsProjection",
     "CommissioningProjection",
     "NetworkProjection",
     "active_providers",
@@ -48,4 +50,5 @@ __all__ = [
 
 
 def projections() -> Sequence[Projection]:
-    return (NetworkProjection(), CommissioningProjection(), AgreementPerformanceProjection())
+    return (NetworkProjection(), CommissioningProjection(), AgreementPerformanceProjection(),
+            AuditReadsProjection())
