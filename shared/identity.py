@@ -41,7 +41,9 @@ class Role(StrEnum):
 
 
 COUNCIL_WRITERS = (Role.INTEGRATOR_ADMIN, Role.COMMISSIONER)
-COUNCIL_READERS = (*COUNCIL_WRITERS, Role.COUNCIL_STAFF, Role.REGULATOR)
+# Regulators are not council readers: they read through the audit API alone, where every read
+# is scoped and itself recorded (services/integrator/api/audit.py).
+COUNCIL_READERS = (*COUNCIL_WRITERS, Role.COUNCIL_STAFF)
 ANY_ROLE = tuple(Role)
 
 

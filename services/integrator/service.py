@@ -25,7 +25,7 @@ def wire(runtime: Runtime) -> None:
 SPEC = ServiceSpec(
     name="integrator",
     application=Integrator,
-    projections=projections.projections,
+    projections=projections.service_projections,
     routers=[api.router],
     wire=wire,
 )

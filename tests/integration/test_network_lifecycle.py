@@ -336,7 +336,7 @@ def test_the_network_over_http(network: Network, settings: Settings) -> None:
     graduated = incubate_and_graduate(network)
     register(network, name="Hilltop Youth Club", organisation_type="community_group")
     network.sync()
-    reader = network.tokens.create(Role.REGULATOR, "ofsted").token
+    reader = network.tokens.create(Role.COUNCIL_STAFF, "market team").token
     with TestClient(create_service_app(INTEGRATOR, settings)) as client:
         client.headers["Authorization"] = f"Bearer {reader}"
 

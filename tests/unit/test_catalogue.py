@@ -322,6 +322,20 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "why": "the grant letter went out after the school term was planned",
         "tags": ["mobilisation", "venues"],
     },
+    "AuditReadStarted": {
+        "read_id": "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
+        "token_id": "3fa85f6457b2",
+        "role": "regulator",
+        "label": "CQC inspector",
+        "endpoint": "events",
+        "query": {"provider": PROVIDER, "from": "2024-04-01", "to": "2025-03-31"},
+        "scope": {"provider": PROVIDER},
+    },
+    "AuditReadFinished": {
+        "read_id": "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
+        "returned": 412,
+        "completed": True,
+    },
 }
 
 SPECS = all_specs()

@@ -36,6 +36,7 @@ from services.integrator.commands import (
     StageStep,
 )
 from services.integrator.domain.agreements import Agreement, AgreementStatus, check_terms
+from services.integrator.domain.audit import AuditRead
 from services.integrator.domain.lessons import Lesson
 from services.integrator.domain.needs import Need
 from shared.context import CommandContext, command_context
@@ -1017,7 +1018,7 @@ def test_the_integrator_publishes_exactly_its_catalogue_entries() -> None:
     assert set(Integrator.published.values()) == catalogued
     assert len(Integrator.published) == len(catalogued)
     recordable = {
-        value for kind in (Need, Agreement, Lesson) for value in vars(kind).values()
+        value for kind in (Need, Agreement, Lesson, AuditRead) for value in vars(kind).values()
         if isinstance(value, type) and issubclass(value, CanMutateAggregate)
         and value not in (kind.Created, kind.Event)  # the library's base classes
     }
@@ -1062,6 +1063,9 @@ def test_every_event_published_matches_its_contract(app: Integrator) -> None:
                                     stage=SourcingStage.EXIT, went="well", what="clean exit",
                                     why="exit plan written on day one", tags=["Exit", "exit"]))
         app.close_need(need_id, Closure(reason="met: all agreements in place"))
+        read_id = app.start_audit_read("3fa85f6457b2", "commissioner", "jo", "events",
+                                       {"provider": str(P1)}, {})
+        app.finish_audit_read(read_id, 12, True)
 
     notifications = list(app.recorder.select_notifications(start=1, limit=1000))
     envelopes = [app.to_envelope(n) for n in notifications]
@@ -1094,6 +1098,9 @@ def test_every_event_published_matches_its_contract(app: Integrator) -> None:
                                  ("business_case", "45.50", "1045.50", case)]
     assert by_type["LessonRecorded"]["tags"] == ["exit"]
     assert by_type["SpendRecorded"]["period"] == "2026-08"
+    assert by_type["AuditReadStarted"]["query"] == {"provider": str(P1)}
+    assert by_type["AuditReadFinished"] == {"read_id": str(read_id), "returned": 12,
+                                            "completed": True}
     # The stored streams replay to what the application reads back.
     agreement = app.agreement(agreement_id)
     assert agreement.budget == D("1045.50")

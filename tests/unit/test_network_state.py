@@ -745,6 +745,7 @@ def test_hhi_edges() -> None:
 def test_the_api_answers_live_and_as_of_for_council_readers_only(tmp_path: Path) -> None:
     settings = Settings(var_dir=tmp_path, relay_interval=0.01)
     tokens = TokenStore(open_database(settings, "identity"))
+    reader = {"Authorization": f"Bearer {tokens.create(Role.COUNCIL_STAFF, 'finance').token}"}
     regulator = {"Authorization": f"Bearer {tokens.create(Role.REGULATOR, 'ofsted').token}"}
     outsider = {"Authorization":
                 f"Bearer {tokens.create(Role.PROVIDER, 'acorn', P1).token}"}
@@ -752,7 +753,7 @@ def test_the_api_answers_live_and_as_of_for_council_readers_only(tmp_path: Path)
     shared_log.append(history().in_time_order())
     with TestClient(create_service_app(INTEGRATOR, settings)) as client:
         def get(path: str, **params: str) -> Any:
-            response = client.get(path, params=params, headers=regulator)
+            response = client.get(path, params=params, headers=reader)
             assert response.status_code == 200, response.text
             return response.json()
 
@@ -762,9 +763,11 @@ def test_the_api_answers_live_and_as_of_for_council_readers_only(tmp_path: Path)
             time.sleep(0.02)
 
         assert client.get("/market", headers=outsider).status_code == 403
+        # Regulators read through the audit API, where each read is scoped and recorded.
+        assert client.get("/market", headers=regulator).status_code == 403
         assert client.get("/market").status_code == 401
         assert get("/market", as_of="2024-12-31")["committed_total"] == "1150000.00"
-        bad = client.get("/market", params={"as_of": "soon"}, headers=regulator)
+        bad = client.get("/market", params={"as_of": "soon"}, headers=reader)
         assert bad.status_code == 422
         assert bad.json()["detail"][0]["loc"] == ["query", "as_of"]
         # 2025-03-31: AG1 600,000 + AG2 300,000 + AG3 200,000 + AG4 150,000.
@@ -772,18 +775,18 @@ def test_the_api_answers_live_and_as_of_for_council_readers_only(tmp_path: Path)
         assert [n["need_id"] for n in get("/needs")] == [str(N1), str(N2), str(N3)]
         assert [n["need_id"] for n in get("/needs", as_of="2024-12-31")] == [str(N1), str(N2)]
         assert get(f"/needs/{N1}")["pooled_budget"] == "1000000.00"
-        missing = client.get(f"/needs/{uuid4()}", headers=regulator)
+        missing = client.get(f"/needs/{uuid4()}", headers=reader)
         assert missing.status_code == 404
         split = get(f"/needs/{N1}/spend-by-partner")
         assert [p["spent"] for p in split["partners"]] == ["192000.01", "96000.00", "32000.00"]
         assert [a["agreement_id"] for a in get(
             "/agreements", provider_id=str(P2), status="active")] == [str(AG2), str(AG4)]
         assert client.get("/agreements", params={"status": "paused"},
-                          headers=regulator).status_code == 422
+                          headers=reader).status_code == 422
         detail = get(f"/agreements/{AG4}", as_of="2025-04-21")
         assert [c["status"] for c in detail["business_cases"]] == ["approved"]
         assert client.get(f"/agreements/{AG4}", params={"as_of": "2024-01-01"},
-                          headers=regulator).status_code == 404
+                          headers=reader).status_code == 404
         assert [x["lesson_id"] for x in get("/lessons", q="staffing", went="badly")] == [
             str(L2)]
         assert [x["lesson_id"] for x in get("/lessons", as_of="2025-01-01")] == [str(L1)]

@@ -219,7 +219,7 @@ def test_measurements_and_revisions_keep_their_provenance(
     assert revision["revises"] == first["measurement_id"]
     assert (revision["recorded_by"], revision["note"]) == (
         "integrator_admin:sam", "final figures published")
-    detail = ok(client.get(url, headers=auth(Role.REGULATOR)))
+    detail = ok(client.get(url, headers=auth(Role.COUNCIL_STAFF)))
     by_id = {m["measurement_id"]: m for m in detail["measurements"]}
     assert [m["measurement_id"] for m in detail["measurements"]] == [
         first["measurement_id"], revision["measurement_id"], other["measurement_id"]]
@@ -535,7 +535,7 @@ def test_council_readers_read_and_a_provider_reads_only_its_own_agreements(
         ok(attribute(client, admin, measure_id, agreement=agreement), 201)
         ok(client.put(f"/agreements/{agreement}/rate-card", json=CARD, headers=admin))
 
-    for role in (Role.COUNCIL_STAFF, Role.REGULATOR):
+    for role in (Role.COUNCIL_STAFF, Role.COMMISSIONER):
         headers = auth(role)
         ok(client.get(f"/measures/{measure_id}", headers=headers))
         ok(client.get(f"/agreements/{AGREEMENT}/terms", headers=headers))

@@ -697,7 +697,7 @@ def test_a_commissioner_maintains_a_providers_record(
     assert {e["actor"] for e in history(client, admin, pid)} == {"commissioner:jo"}
 
 
-@pytest.mark.parametrize("role", [Role.COUNCIL_STAFF, Role.REGULATOR, Role.COMMISSIONER])
+@pytest.mark.parametrize("role", [Role.COUNCIL_STAFF, Role.COMMISSIONER])
 def test_council_readers_read_records_and_history(
     client: TestClient, admin: Auth, auth: Callable[..., Auth], role: Role
 ) -> None:

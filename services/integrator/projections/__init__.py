@@ -45,10 +45,16 @@ __all__ = [
     "projections",
     "provider_counts",
     "search_lessons",
+    "service_projections",
     "spend_by_partner",
 ]
 
 
 def projections() -> Sequence[Projection]:
-    return (NetworkProjection(), CommissioningProjection(), AgreementPerformanceProjection(),
-            AuditReadsProjection())
+    """The read models of the network and commissioning (what a view "as of" a date rebuilds)."""
+    return (NetworkProjection(), CommissioningProjection(), AgreementPerformanceProjection())
+
+
+def service_projections() -> Sequence[Projection]:
+    """Every read model the integrator service keeps: the above and the log of audit reads."""
+    return (*projections(), AuditReadsProjection())

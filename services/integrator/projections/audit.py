@@ -54,7 +54,8 @@ class AuditReadsProjection(Projection):
             tx.execute(ddl)
 
     def drop(self, tx: Tx) -> None:
-        tx.execute("DROP TABLE IF EXISTS audit_reads")
+        for table in ("audit_reads", "audit_reads_schema"):
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         if event.type == "AuditReadStarted":
