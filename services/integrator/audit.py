@@ -41,6 +41,7 @@ from shared.sql import Database
 
 TRAIL_SOURCES = SERVICE_NAMES
 AUDIT_READ_TYPES = frozenset({"AuditReadStarted", "AuditReadFinished"})
+# The log holds canonical JSON (no spaces), so these bytes find the events worth parsing.
 _RESOLVING_TYPES = (b'"type":"AgreementDrafted"', b'"type":"NeedDefined"',
                     b'"type":"NeedContributionPledged"')
 
@@ -79,10 +80,6 @@ class TrailQuery:
             "source": ",".join(self.sources) or None, "type": ",".join(self.types) or None,
         }
         return {k: v for k, v in values.items() if v is not None}
-
-    @property
-    def names_a_subject(self) -> bool:
-        return bool(self.organisation or self.provider or self.agreement)
 
 
 def _text(moment: datetime | None, end_of_day: bool) -> str | None:
