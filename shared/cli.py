@@ -1,6 +1,6 @@
 """The `council` command line: start the stack, load the demo data, serve one service, manage
-tokens, rebuild projections, check infrastructure, run benchmarks. It only translates arguments
-into calls."""
+tokens, rebuild projections, check infrastructure, verify and export the audit trail, run
+benchmarks. It only translates arguments into calls."""
 
 from __future__ import annotations
 
@@ -315,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     proj.add_argument("name", help="e.g. integrator.network")
     infra_options(proj)
     proj.set_defaults(func=cmd_projections)
+
+    from shared.audit.cli import add_audit_parser
+
+    add_audit_parser(sub, infra_options)
 
     bench = sub.add_parser("bench", help="measure store, relay and projection throughput")
     bench.add_argument("--events", type=int, default=20000)
