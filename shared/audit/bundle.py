@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,7 +40,6 @@ from shared.audit.checkpoints import statement
 from shared.audit.keys import KeyProblem, key_id, public_pem, read_public_key, signature_valid
 from shared.audit.trail import CheckpointBook, Progress, settle_unchained, verify_log
 from shared.audit.verify import Break, ChainChecker, Kind, Place, Report, first_break
-from shared.contracts.audit import SOURCE as AUDIT
 from shared.eventlog import EventLog, LogRecord
 from shared.settings import SERVICE_NAMES
 
@@ -161,6 +159,7 @@ def _write(event_log: EventLog, work: Path, key: Ed25519PrivateKey, sources: Seq
         }
     unchained = {c.source: c.unchained for c in report.chains if c.unchained}
     (work / "README.md").write_text(readme(chains, summary), encoding="utf-8")
+    files = {name: _digest(work / name) for name in _files(work)}
     manifest = {
         "format": FORMAT,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -171,13 +170,13 @@ def _write(event_log: EventLog, work: Path, key: Ed25519PrivateKey, sources: Seq
         "chains": chains,
         "checkpoints": summary.checkpoints,
         "unchained_events_not_exported": unchained,
-        "files": {name: _digest(work / name) for name in _files(work)},
+        "files": files,
     }
     body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     (work / MANIFEST).write_bytes(body)
     (work / SIGNATURE).write_bytes(key.sign(body))
     (work / SUMS).write_text("".join(f"{entry['sha256']}  {name}\n"
-                                     for name, entry in manifest["files"].items()))
+                                     for name, entry in files.items()))
     return summary
 
 

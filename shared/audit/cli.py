@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from shared.audit.verify import Kind, Report, first_break
 from shared.settings import SERVICE_NAMES, Settings
 
 InfraOptions = Callable[[argparse.ArgumentParser], None]
@@ -114,14 +115,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.intact else 1
 
 
-def render(report: Any, where: str) -> str:
+def render(report: Report, where: str) -> str:
     """The report as people read it: the first break exactly, or what was verified."""
-    from shared.audit.verify import Kind, first_break
-
     lines = []
     if not report.intact:
         chain_breaks = [b for b in report.breaks if b.kind is not Kind.BUNDLE]
-        first = first_break(chain_breaks) or first_break(report.breaks)
+        first = first_break(chain_breaks) or report.breaks[0]
         lines.append(f"council audit verify: BROKEN ({where}): {len(report.breaks)} "
                      f"break{'s' if len(report.breaks) != 1 else ''}")
         lines.append(f"  first broken link: {first.describe()}")
