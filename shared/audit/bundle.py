@@ -394,20 +394,22 @@ def _read(path: Path) -> bytes | None:
 
 # --------------------------------------------------------------------------- README
 
-HASH_CHECK = r'''python3 - events/*.ndjson <<'EOF'
+HASH_CHECK = r'''python3 - <<'EOF'
 import hashlib, json, sys
-for path in sys.argv[1:]:
-    want, n, carried = None, 0, None
-    for n, line in enumerate(open(path, "rb"), 1):
+for source, chain in json.load(open("manifest.json"))["chains"].items():
+    want, n = (chain["first_sequence"], chain["first_prev_hash"]), 0
+    for n, line in enumerate(open(chain["file"], "rb"), 1):
         event = json.loads(line)
         carried = event.pop("hash")
         body = json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
         if hashlib.sha256(body).hexdigest() != carried:
-            sys.exit(f"{path} line {n}: the event does not hash to its hash")
-        if want and (event["sequence"], event["prev_hash"]) != want:
-            sys.exit(f"{path} line {n}: does not follow line {n - 1}")
+            sys.exit(f"{chain['file']} line {n}: the event does not hash to its hash")
+        if (event["sequence"], event["prev_hash"]) != want:
+            sys.exit(f"{chain['file']} line {n}: does not follow the event before it")
         want = (event["sequence"] + 1, carried)
-    print(f"{path}: {n} events chained, last hash {carried}")
+    if n != chain["events"] or (n and carried != chain["last_hash"]):
+        sys.exit(f"{chain['file']}: does not end with the manifest's last event")
+    print(f"{source}: {n} events chained" + (f", last hash {carried}" if n else ""))
 EOF'''
 
 CHECKPOINT_SIGNATURES = r'''bad=0; for sig in checkpoints/*.sig; do
@@ -476,7 +478,8 @@ Compare its id with the one the council published:
 {FILE_DIGESTS}
 ```
 
-### 3. Every event hashes to its `hash`, and each follows the one before it
+### 3. Every event hashes to its `hash`, each follows the one before it, and each chain
+starts and ends where the (signed) manifest says
 
 ```sh
 {HASH_CHECK}

@@ -162,9 +162,10 @@ class ChainChecker:
         self._gaps: set[int] = set()
         self._container = ""
         self._pending: dict[int, _Entry] = {}
-        self._conflicts: dict[int, tuple[_Entry | None, _Entry]] = {}
+        self._conflicts: dict[int, tuple[_Entry, _Entry]] = {}
         self._lanes: dict[str, int] = {}
         self._first_unchained: Place | None = None
+        self._latest: _Entry | None = None  # the last event linked (a conflict may name it)
         self._resync: int | None = None  # a sequence linked after a gap: nothing to link to
 
     # ------------------------------------------------------------------ reading
@@ -250,14 +251,16 @@ class ChainChecker:
 
     def _conflict(self, second: _Entry) -> None:
         sequence = second.sequence
-        pending = self._pending.get(sequence)
-        if pending is None and sequence < self.want - 1:
+        first = self._pending.get(sequence)
+        if first is None and self._latest is not None and self._latest.sequence == sequence:
+            first = self._latest
+        if first is None:
             # Its successor is linked already, to the first one seen: this one was put in.
             self._break(Kind.INSERTED, f"a second, different event under sequence {sequence}; "
                         f"the chain continues from the one at {self._place_of(sequence)}",
                         sequence, second.event_id, second.place)
             return
-        self._conflicts[sequence] = (pending, second)
+        self._conflicts[sequence] = (first, second)
 
     def _accept(self, entry: _Entry) -> None:
         if entry.sequence > self.want:
@@ -314,6 +317,7 @@ class ChainChecker:
                 self.summary.checkpoints += 1
                 self.summary.last_checkpoint = sequence
         self._store(sequence, entry.hash, entry.place)
+        self._latest = entry
         self.want = sequence + 1
         self.summary.events += 1
         self.summary.last_sequence = sequence
@@ -321,25 +325,23 @@ class ChainChecker:
         if self.keep is not None and entry.raw is not None:
             self.keep(sequence, entry.raw)
 
-    def _resolve(self, conflict: tuple[_Entry | None, _Entry], successor: _Entry) -> None:
+    def _resolve(self, conflict: tuple[_Entry, _Entry], successor: _Entry) -> None:
         """Two different events came under one sequence; the chain continues from one of them
         (the one its successor links to): the other was inserted."""
-        _, second = conflict
+        first, second = conflict
         before = successor.sequence - 1
-        first_place = self._place_of(before)
-        first_hash = self._known(before)
         if successor.prev_hash == second.hash:
             self._store(before, second.hash, second.place, replace=True)
-            self._break(Kind.INSERTED, f"a second, different event under sequence {before} "
-                        f"(at {second.place}) is the one the chain continues from",
-                        before, None, first_place)
-        elif successor.prev_hash == first_hash:
-            self._break(Kind.INSERTED, f"a second, different event under sequence {before}; "
-                        f"the chain continues from the one at {first_place}", before,
+            self._break(Kind.INSERTED, f"another event under sequence {before}, at "
+                        f"{second.place}, is the one the chain continues from", before,
+                        first.event_id, first.place)
+        elif successor.prev_hash == first.hash:
+            self._break(Kind.INSERTED, f"another event under sequence {before}, at "
+                        f"{first.place}, is the one the chain continues from", before,
                         second.event_id, second.place)
         else:
             self._break(Kind.CONFLICTING, f"two different events under sequence {before} (at "
-                        f"{first_place} and {second.place}) and sequence {successor.sequence} "
+                        f"{first.place} and {second.place}) and sequence {successor.sequence} "
                         "links to neither", before, second.event_id, second.place)
 
     def _store(self, sequence: int, digest: str, place: Place | None,
@@ -365,10 +367,10 @@ class ChainChecker:
     def finish(self) -> ChainSummary:
         while self._pending:
             self._skip_gap()
-        for sequence, (_, second) in sorted(self._conflicts.items()):
+        for sequence, (first, second) in sorted(self._conflicts.items()):
             self._break(Kind.CONFLICTING, f"two different events under sequence {sequence} (at "
-                        f"{self._place_of(sequence)} and {second.place}) and no later event "
-                        "says which is the chain's", sequence, second.event_id, second.place)
+                        f"{first.place} and {second.place}) and no later event says which is "
+                        "the chain's", sequence, second.event_id, second.place)
         self._conflicts.clear()
         end = self.want - 1
         for count in sorted(c for c in self.checkpoints if c > end):

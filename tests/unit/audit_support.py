@@ -51,15 +51,15 @@ class Trail:
         return OutboxRelay(self.registry, self.log(), self.db, batch_size=batch_size)
 
     def register(self, count: int, reviewed_every: int = 3) -> list[uuid.UUID]:
-        """`count` providers, every `reviewed_every`-th also put under review (a second event
-        in its stream)."""
+        """`count` providers, every `reviewed_every`-th (from the first; 0: none) also put
+        under review (a second event in its stream)."""
         ids = []
         with command_context(CommandContext(actor="test:registrar")):
             for i in range(count):
                 new = NewProvider.model_validate(
                     {"name": f"Provider {i}", "organisation_type": KINDS[i % len(KINDS)]})
                 provider_id, _ = self.registry.register_provider(new)
-                if i % reviewed_every == 0:
+                if reviewed_every and i % reviewed_every == 0:
                     self.registry.start_review(provider_id, "documents in order")
                 ids.append(provider_id)
         return ids
@@ -148,13 +148,20 @@ class EmbeddedLogFile:
         self.replace(b, values[a])
 
     def insert(self, offset: int, value: bytes) -> None:
-        """Put a record at `offset`, moving the later ones up by one."""
+        """Put a record at `offset`, moving the later ones up by one. The embedded log reads in
+        append order (`seq`), so the records are renumbered to read in their new order too."""
+        event = json.loads(value)
         with self._conn() as conn:
-            conn.execute('UPDATE log_records SET "offset" = -("offset" + 1)'
-                         ' WHERE topic = ? AND "offset" >= ?', (self.topic, offset))
-            conn.execute('UPDATE log_records SET "offset" = -"offset" WHERE topic = ?'
-                         ' AND "offset" < 0', (self.topic,))
-            event = json.loads(value)
-            conn.execute('INSERT INTO log_records (topic, "offset", stream_id, event_id, value)'
-                         " VALUES (?, ?, ?, ?, ?)",
-                         (self.topic, offset, event["stream_id"], event["event_id"], value))
+            rows = conn.execute(
+                'SELECT seq, stream_id, event_id, value FROM log_records WHERE topic = ?'
+                ' ORDER BY "offset"', (self.topic,)).fetchall()
+            (top,) = conn.execute("SELECT MAX(seq) FROM log_records").fetchone()
+            seqs = sorted([seq for seq, *_ in rows] + [top + 1])
+            records = [tuple(r[1:]) for r in rows]
+            records.insert(offset, (event["stream_id"], event["event_id"], value))
+            conn.execute("DELETE FROM log_records WHERE topic = ?", (self.topic,))
+            conn.executemany(
+                'INSERT INTO log_records (seq, topic, "offset", stream_id, event_id, value)'
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(seq, self.topic, i, *record) for i, (seq, record)
+                 in enumerate(zip(seqs, records, strict=True))])
