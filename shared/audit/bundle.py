@@ -217,7 +217,8 @@ def _write_ocds(work: Path, event_log: EventLog) -> int:
     settings = OcdsSettings()
     releases = releases_for(events, names, settings.ocid_prefix)
     package = release_package(
-        releases, uri=OCDS, publisher=settings.publisher,
+        releases, uri="urn:council-integrator:audit-export:ocds-releases",
+        publisher=settings.publisher,
         published_date=None if releases else datetime.now(UTC), license_url=settings.license,
         publication_policy=settings.publication_policy)
     (work / OCDS).write_text(json.dumps(package, indent=2, sort_keys=True) + "\n",
