@@ -47,8 +47,8 @@ in its source's published sequence (which spans the topic's partitions), `prev_h
 the event before it (64 zeros before the first) and `hash` the SHA-256 (hex) of the canonical JSON \
 of the envelope without `hash`. A republished event has the same sequence and bytes. The three \
 fields are absent on events published before the chain existed. The `audit` channel carries \
-Ed25519-signed checkpoints over each chain (`AuditCheckpointSigned`); `council audit verify` checks \
-both.
+Ed25519-signed checkpoints over each chain (`AuditCheckpointSigned`); `council audit verify` \
+checks both.
 
 The scale-out deployment runs the log on Kafka (the `kafka` server below). The embedded default \
 deployment uses an embedded, file-backed log on the local machine instead, with the same topics, \

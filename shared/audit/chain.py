@@ -12,9 +12,11 @@ sealed exactly as before: byte-identical duplicates, which consumers already dro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
+
+from pydantic import PrivateAttr
 
 from shared.envelope import EventEnvelope, canonical_json
 from shared.sql import Tx
@@ -29,6 +31,8 @@ TIP_COLUMNS = (
 )
 
 _HASH_MEMBER = b',"hash":"'
+_OCCURRED_MEMBER = b',"occurred_at":'
+_CHAIN = frozenset({"sequence", "prev_hash", "hash"})
 
 
 @dataclass(frozen=True)
@@ -43,16 +47,42 @@ class ChainTip:
         return cls(int(sequence or 0), str(hash_ or "") or GENESIS)
 
 
+class SealedEnvelope(EventEnvelope):
+    """An envelope as the relay sealed it, holding the exact bytes its hash was computed with,
+    so the log does not encode it a second time (encoding is most of what sealing costs)."""
+
+    _wire: bytes = PrivateAttr(default=b"")
+
+    def to_json(self) -> bytes:
+        return self._wire or super().to_json()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            copied._wire = b""  # changed: no longer what was sealed
+        return copied
+
+
 def seal(envelopes: Sequence[EventEnvelope], tip: ChainTip) -> tuple[list[EventEnvelope], ChainTip]:
     """The envelopes chained after `tip`, in the order given, and the new tip."""
     sealed: list[EventEnvelope] = []
     for envelope in envelopes:
-        unsealed = envelope.model_copy(
-            update={"sequence": tip.sequence + 1, "prev_hash": tip.hash, "hash": None}
-        )
-        digest = hashlib.sha256(unsealed.to_json()).hexdigest()
-        sealed.append(unsealed.model_copy(update={"hash": digest}))
-        tip = ChainTip(tip.sequence + 1, digest)
+        sequence = tip.sequence + 1
+        body = envelope.model_dump(mode="json")
+        body.update(sequence=sequence, prev_hash=tip.hash)
+        body.pop("hash", None)
+        unsealed = canonical_json(body)
+        digest = hashlib.sha256(unsealed).hexdigest()
+        # `hash` sorts just before `occurred_at`, and every top-level member from there on is
+        # a scalar, so the last `,"occurred_at":` is the envelope's own (one in `data` is
+        # earlier): the sealed bytes are the unsealed ones with the hash put in there.
+        at = unsealed.rfind(_OCCURRED_MEMBER)
+        fields = {**envelope.__dict__, "sequence": sequence, "prev_hash": tip.hash,
+                  "hash": digest}
+        event = SealedEnvelope.model_construct(envelope.model_fields_set | _CHAIN, **fields)
+        event._wire = unsealed[:at] + b',"hash":"' + digest.encode() + b'"' + unsealed[at:]
+        sealed.append(event)
+        tip = ChainTip(sequence, digest)
     return sealed, tip
 
 

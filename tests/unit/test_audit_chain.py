@@ -59,6 +59,19 @@ def test_seal_chains_events_and_each_hash_covers_its_canonical_json() -> None:
     assert tip == ChainTip(3, sealed[-1].hash or "")
 
 
+def test_sealed_bytes_are_the_canonical_encoding_of_the_sealed_envelope() -> None:
+    """The relay hands the log the bytes it hashed; they are exactly what encoding the sealed
+    envelope afresh gives, even with `occurred_at` and `hash` keys inside `data`."""
+    tricky = envelope(1).model_copy(update={"data": {"occurred_at": "x", "hash": "y"}})
+    sealed, _ = seal([tricky, envelope(2)], ChainTip())
+    for event in sealed:
+        fresh = EventEnvelope.model_validate(event.model_dump())
+        assert event.to_json() == fresh.to_json()
+        assert EventEnvelope.from_json(event.to_json()) == fresh
+    changed = sealed[0].model_copy(update={"actor": "someone:else"})
+    assert b'"actor":"someone:else"' in changed.to_json()  # a changed copy is encoded afresh
+
+
 def test_sealing_after_a_tip_continues_the_same_chain() -> None:
     whole, _ = seal([envelope(1), envelope(2), envelope(3)], ChainTip())
     first, tip = seal([envelope(1)], ChainTip())
@@ -73,7 +86,7 @@ def test_an_unsealed_envelope_keeps_the_bytes_it_always_had() -> None:
     assert b'"hash"' not in raw.replace(b'{"hash":"x"}', b"")  # only the one inside data
     assert EventEnvelope.from_json(raw).sequence is None
     sealed = seal([envelope(1)], ChainTip())[0][0]
-    assert EventEnvelope.from_json(sealed.to_json()) == sealed
+    assert EventEnvelope.from_json(sealed.to_json()).model_dump() == sealed.model_dump()
 
 
 # --- the relay ---------------------------------------------------------------------------------
