@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -405,3 +406,35 @@ def test_the_default_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
     again = load_signing_key(settings)
     assert key_id(first.public_key()) == key_id(again.public_key())
     assert (tmp_path / "audit-signing-key.pem").stat().st_mode & 0o077 == 0
+
+
+def test_a_running_service_signs_its_chain_and_again_as_it_stops(tmp_path: Path) -> None:
+    """The checkpoint writer runs beside the relay in every service; stopping the service
+    publishes what was stored and signs where the chain then ends."""
+    from services.provider_registry.service import SPEC
+    from shared.web import Runtime
+
+    settings = Settings(var_dir=tmp_path, log_url="embedded", relay_interval=0.01,
+                        audit_checkpoint_every=1000, audit_checkpoint_seconds=3600)
+    audit = EmbeddedLogFile(settings, "audit")
+    trail = Trail(settings)
+    runtime = Runtime(SPEC, settings)
+    runtime.start()
+    try:
+        trail.register(3)  # 4 events, into the store the service's relay reads
+        for _ in range(400):  # the first checkpoint is due as soon as anything is published
+            if audit.values():
+                break
+            time.sleep(0.05)
+        trail.register(2)  # 3 more
+    finally:
+        runtime.close()
+    try:
+        counts = [json.loads(v)["data"]["count"] for v in audit.values()]
+        assert counts[0] >= 1
+        assert counts[-1] == 7  # at shutdown: every event the service published
+        report = trail.verify()
+        assert report.intact
+        assert report.chains[0].last_checkpoint == 7
+    finally:
+        trail.close()
