@@ -69,7 +69,7 @@ class Runtime:
         self.store_db = store_database(settings, spec.name)
         self.relay = OutboxRelay(self.app, open_event_log(settings), self.store_db)
         self.checkpoints = CheckpointWriter.for_service(
-            settings, spec.name, self.store_db, open_event_log(settings))
+            settings, spec.name, self.store_db, open_event_log(settings), self.relay.name)
         self.views: Database = open_database(settings, f"{spec.name}_views")
         self.runners = [
             ProjectionRunner(p, self.views, open_event_log(settings)) for p in spec.projections()

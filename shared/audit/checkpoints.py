@@ -98,10 +98,12 @@ class CheckpointWriter:
             tx.execute(_WRITTEN)
 
     @classmethod
-    def for_service(cls, settings: Settings, service: str, db: Database,
-                    event_log: EventLog) -> CheckpointWriter:
-        return cls(service, f"{service}->{event_log.topic_for(service)}", db, event_log,
-                   load_signing_key(settings), settings.audit_checkpoint_every,
+    def for_service(cls, settings: Settings, service: str, db: Database, event_log: EventLog,
+                    relay_name: str | None = None) -> CheckpointWriter:
+        """The writer over `service`'s chain, signing with the deployment's key. The relay's
+        row is found by its name (by default the name OutboxRelay gives itself)."""
+        return cls(service, relay_name or f"{service}->{event_log.topic_for(service)}", db,
+                   event_log, load_signing_key(settings), settings.audit_checkpoint_every,
                    settings.audit_checkpoint_seconds)
 
     def _state(self) -> tuple[ChainTip, int, datetime | None]:

@@ -134,6 +134,24 @@ class ChainSummary:
         return dict(vars(self))
 
 
+_EVENT_ID_MEMBER = b',"event_id":'
+
+
+def _envelope_fields(raw: bytes) -> dict[str, Any] | None:
+    """The envelope's members from `event_id` on (the chain fields among them), parsed without
+    `data`, which can be most of an event: keys are sorted, and every top-level member from
+    `event_id` on is a scalar, so the last `,"event_id":` is the envelope's own. Whether the
+    whole record is well formed is the hash's business (it covers every byte)."""
+    at = raw.rfind(_EVENT_ID_MEMBER)
+    if at < 0 or not raw.startswith(b"{"):
+        return None
+    try:
+        tail = json.loads(b"{" + raw[at + 1 :])
+    except ValueError:
+        return None
+    return tail if isinstance(tail, dict) else None
+
+
 def _short(digest: str) -> str:
     return f"{digest[:12]}..."
 
@@ -173,12 +191,9 @@ class ChainChecker:
     def process(self, raw: bytes, place: Place) -> None:
         self.summary.records += 1
         self._container = place.container
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            obj = None
-        if not isinstance(obj, dict):
-            self._break(Kind.MALFORMED, "not a JSON object", place=place)
+        obj = _envelope_fields(raw)
+        if obj is None:
+            self._break(Kind.MALFORMED, "not an event envelope", place=place)
             return
         event_id = str(obj.get("event_id"))
         sequence = obj.get("sequence")
@@ -203,7 +218,7 @@ class ChainChecker:
             return
         claimed, body = split
         if hashlib.sha256(body).hexdigest() != claimed:
-            self._hash_mismatch(obj, claimed, sequence, event_id, place)
+            self._hash_mismatch(raw, claimed, sequence, event_id, place)
         entry = _Entry(sequence, claimed, prev, event_id, place, raw if self.keep else None)
         known = self._known(sequence)
         if known is not None:
@@ -222,9 +237,12 @@ class ChainChecker:
             self._lanes[lane] = sequence
         self._accept(entry)
 
-    def _hash_mismatch(self, obj: dict[str, Any], claimed: str, sequence: int, event_id: str,
+    def _hash_mismatch(self, raw: bytes, claimed: str, sequence: int, event_id: str,
                        place: Place) -> None:
-        by_content = content_hash(obj)
+        try:
+            by_content = content_hash(json.loads(raw))
+        except (ValueError, AttributeError):
+            by_content = "not JSON"
         if by_content == claimed:
             detail = "its content is as sealed but its bytes are not the canonical encoding"
         else:

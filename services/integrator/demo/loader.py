@@ -1270,8 +1270,8 @@ def publish(settings: Settings, apps: Iterable[CouncilApplication],
                         progress(f"publishing {app.service}", min(done, total), total)
                 moved += done
                 # Sign where the chain ends, so the demo trail can be verified at once.
-                CheckpointWriter.for_service(settings, app.service, db, event_log).write(
-                    force=True)
+                CheckpointWriter.for_service(settings, app.service, db, event_log,
+                                             relay.name).write(force=True)
             finally:
                 db.close()
     finally:
