@@ -40,12 +40,15 @@ def _apply_overrides(args: argparse.Namespace) -> None:
 
 
 def preflight(settings: Settings) -> None:
-    """Reach every configured store and the log now, so a bad URL fails fast and clearly."""
+    """Reach every configured store and the log now, so a bad URL fails fast and clearly; and
+    read the audit signing key (made on first use by default), so a bad key file does too."""
+    from shared.audit.keys import load_signing_key
     from shared.eventlog import open_event_log
     from shared.sql import open_database
 
     open_database(settings, "identity").close()
     open_event_log(settings).close()
+    load_signing_key(settings)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -121,8 +121,8 @@ def render(report: Report, where: str) -> str:
     if not report.intact:
         chain_breaks = [b for b in report.breaks if b.kind is not Kind.BUNDLE]
         first = first_break(chain_breaks) or report.breaks[0]
-        lines.append(f"council audit verify: BROKEN ({where}): {len(report.breaks)} "
-                     f"break{'s' if len(report.breaks) != 1 else ''}")
+        lines.append(f"council audit verify: BROKEN ({where}): "
+                     f"{_count(len(report.breaks), 'break')}")
         lines.append(f"  first broken link: {first.describe()}")
         others = [b for b in report.breaks if b is not first]
         for other in sorted(others, key=lambda b: (b.source, b.sequence or 0))[:20]:
@@ -137,18 +137,24 @@ def render(report: Report, where: str) -> str:
             text += (f", sequences {chain.first_sequence:,} to {chain.last_sequence:,}, "
                      f"tip {chain.tip[:16]}...")
         if chain.checkpoints:
-            text += f"; {chain.checkpoints} checkpoints match (last at {chain.last_checkpoint:,})"
+            verb = "matches" if chain.checkpoints == 1 else "match"
+            text += (f"; {_count(chain.checkpoints, 'checkpoint')} {verb} (last at "
+                     f"{chain.last_checkpoint:,})")
         if chain.duplicates:
             text += f"; {chain.duplicates:,} republished duplicates passed over"
         lines.append(text)
     key = f" signed by key {report.key_id}" if report.key_id else ""
-    lines.append(f"  {report.events:,} events in {len(report.chains)} chains; "
-                 f"{report.checkpoints} checkpoints{key} verified")
+    lines.append(f"  {_count(report.events, 'event')} in {_count(len(report.chains), 'chain')};"
+                 f" {_count(report.checkpoints, 'checkpoint')}{key} verified")
     for accepted in report.accepted:
         lines.append(f"  accepted (--allow-unchained): {accepted.describe()}")
     for note in report.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _moment(text: str | None, end_of_day: bool) -> datetime | None:

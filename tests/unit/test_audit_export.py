@@ -350,7 +350,7 @@ def test_council_audit_verify_says_intact_or_names_the_first_break(
     out = capsys.readouterr().out
     assert "intact" in out
     assert "16 events" in out
-    assert "1 checkpoints" in out
+    assert "1 checkpoint matches" in out
     EmbeddedLogFile(configured.settings).delete(7)
     assert main(["audit", "verify"]) == 1
     out = capsys.readouterr().out
