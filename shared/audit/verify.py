@@ -181,6 +181,8 @@ class ChainChecker:
         self._container = ""
         self._pending: dict[int, _Entry] = {}
         self._conflicts: dict[int, tuple[_Entry, _Entry]] = {}
+        # sequence -> (its event, the next one, which does not link to it, what it expected)
+        self._mislinked: dict[int, tuple[_Entry | None, _Entry, str]] = {}
         self._lanes: dict[str, int] = {}
         self._first_unchained: Place | None = None
         self._latest: _Entry | None = None  # the last event linked (a conflict may name it)
@@ -273,7 +275,17 @@ class ChainChecker:
         if first is None and self._latest is not None and self._latest.sequence == sequence:
             first = self._latest
         if first is None:
-            # Its successor is linked already, to the first one seen: this one was put in.
+            mislinked = self._mislinked.get(sequence)
+            if mislinked is not None and mislinked[1].prev_hash == second.hash:
+                # The successor links to this one, not to the one linked before it arrived.
+                prior = mislinked[0]
+                del self._mislinked[sequence]
+                self._adopt(second)
+                self._break(Kind.INSERTED, f"another event under sequence {sequence}, at "
+                            f"{second.place}, is the one the chain continues from", sequence,
+                            prior.event_id if prior else None, prior.place if prior else None)
+                return
+            # Its successor is linked already, not to this one: this one was put in.
             self._break(Kind.INSERTED, f"a second, different event under sequence {sequence}; "
                         f"the chain continues from the one at {self._place_of(sequence)}",
                         sequence, second.event_id, second.place)
@@ -317,23 +329,11 @@ class ChainChecker:
         elif self._resync != sequence:
             expected = self.anchor if sequence == self.first else self._known(before)
             if expected is not None and entry.prev_hash != expected:
-                self._break(Kind.PREV_HASH_MISMATCH, (
-                    f"its prev_hash {_short(entry.prev_hash)} is not the hash "
-                    f"{_short(expected)} of sequence {before}"
-                    + (f" (at {self._place_of(before)})" if sequence != self.first else "")
-                    + f": sequence {before} was altered and re-hashed or replaced, or events "
-                    "were removed or inserted between them"), sequence, entry.event_id,
-                    entry.place)
-        for checkpoint in self.checkpoints.get(sequence, ()):
-            if checkpoint.hash != entry.hash:
-                self._break(Kind.CHECKPOINT_NOT_IN_CHAIN, (
-                    f"the checkpoint signed {checkpoint.signed_at} ({checkpoint.place}) has "
-                    f"hash {_short(checkpoint.hash)} for event {sequence}, the chain has "
-                    f"{_short(entry.hash)}: events up to {sequence} are not the ones signed"),
-                    sequence, entry.event_id, entry.place)
-            else:
-                self.summary.checkpoints += 1
-                self.summary.last_checkpoint = sequence
+                # Decided at the end: the event it does link to may still turn up (read from
+                # another partition after this one), making the one linked so far the forgery.
+                prior = self._latest if self._latest and self._latest.sequence == before else None
+                self._mislinked[before] = (prior, entry, expected)
+        self._check_points(sequence, entry)
         self._store(sequence, entry.hash, entry.place)
         self._latest = entry
         self.want = sequence + 1
@@ -343,13 +343,43 @@ class ChainChecker:
         if self.keep is not None and entry.raw is not None:
             self.keep(sequence, entry.raw)
 
+    def _check_points(self, sequence: int, entry: _Entry) -> None:
+        for checkpoint in self.checkpoints.get(sequence, ()):
+            if checkpoint.hash != entry.hash:
+                self._break(Kind.CHECKPOINT_NOT_IN_CHAIN, (
+                    f"the checkpoint signed {checkpoint.signed_at} ({checkpoint.place}) has "
+                    f"hash {_short(checkpoint.hash)} for event {sequence}, the chain has "
+                    f"{_short(entry.hash)}: events up to {sequence} are not the ones signed"),
+                    sequence, entry.event_id, entry.place)
+            else:
+                self.summary.checkpoints += 1
+                self.summary.last_checkpoint = max(self.summary.last_checkpoint, sequence)
+
+    def _mislink_break(self, before: int, successor: _Entry, expected: str) -> None:
+        self._break(Kind.PREV_HASH_MISMATCH, (
+            f"its prev_hash {_short(successor.prev_hash)} is not the hash {_short(expected)} of "
+            f"sequence {before}"
+            + (f" (at {self._place_of(before)})" if successor.sequence != self.first else "")
+            + f": sequence {before} was altered and re-hashed or replaced, or events were "
+            "removed or inserted between them"), successor.sequence, successor.event_id,
+            successor.place)
+
+    def _adopt(self, replacement: _Entry) -> None:
+        """A later-read event under a linked sequence is the chain's: its hash replaces the
+        one linked, and that sequence's checkpoints are checked against it instead."""
+        sequence = replacement.sequence
+        self._store(sequence, replacement.hash, replacement.place, replace=True)
+        self.breaks = [b for b in self.breaks if not (
+            b.kind is Kind.CHECKPOINT_NOT_IN_CHAIN and b.sequence == sequence)]
+        self._check_points(sequence, replacement)
+
     def _resolve(self, conflict: tuple[_Entry, _Entry], successor: _Entry) -> None:
         """Two different events came under one sequence; the chain continues from one of them
         (the one its successor links to): the other was inserted."""
         first, second = conflict
         before = successor.sequence - 1
         if successor.prev_hash == second.hash:
-            self._store(before, second.hash, second.place, replace=True)
+            self._adopt(second)
             self._break(Kind.INSERTED, f"another event under sequence {before}, at "
                         f"{second.place}, is the one the chain continues from", before,
                         first.event_id, first.place)
@@ -390,6 +420,9 @@ class ChainChecker:
                         f"{first.place} and {second.place}) and no later event says which is "
                         "the chain's", sequence, second.event_id, second.place)
         self._conflicts.clear()
+        for before, (_, successor, expected) in sorted(self._mislinked.items()):
+            self._mislink_break(before, successor, expected)
+        self._mislinked.clear()
         end = self.want - 1
         for count in sorted(c for c in self.checkpoints if c > end):
             for checkpoint in self.checkpoints[count]:

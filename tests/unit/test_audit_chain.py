@@ -357,3 +357,18 @@ def test_malformed_records_are_named() -> None:
     checker = check([(b"not json", 0), *((r, 0) for r in records(2))])
     assert [b.kind for b in checker.breaks] == [Kind.MALFORMED]
     assert checker.breaks[0].place == Place("t", 0, 0)
+
+
+def test_a_forgery_read_before_the_event_it_displaces_is_named_whatever_the_order() -> None:
+    """On Kafka the event after the forgery may be read (from another partition) before the
+    real event the forgery was put in front of: the forgery is still the one named."""
+    raws = records(6)
+    forged = parsed(raws[2])
+    forged["event_id"] = str(uuid.uuid4())
+    forged["data"] = {"n": 99}
+    order = [(raws[0], 0), (raws[1], 0), (resealed(forged), 0),
+             (raws[3], 1), (raws[4], 1), (raws[5], 1), (raws[2], 0)]
+    checker = check(order)
+    assert [(b.kind, b.sequence, b.event_id) for b in checker.breaks] == [
+        (Kind.INSERTED, 3, forged["event_id"])]
+    assert checker.summary.tip == parsed(raws[5])["hash"]
