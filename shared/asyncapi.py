@@ -42,10 +42,24 @@ UTF-8), so the same event always has the same bytes. Delivery is at least once: 
 de-duplicate by `event_id`. Events of a type a reader does not know are carried through untouched, \
 never dropped.
 
+Every event a service publishes is chained (the audit trail): `sequence` is its 1-based position \
+in its source's published sequence (which spans the topic's partitions), `prev_hash` the `hash` of \
+the event before it (64 zeros before the first) and `hash` the SHA-256 (hex) of the canonical JSON \
+of the envelope without `hash`. A republished event has the same sequence and bytes. The three \
+fields are absent on events published before the chain existed. The `audit` channel carries \
+Ed25519-signed checkpoints over each chain (`AuditCheckpointSigned`); `council audit verify` \
+checks both.
+
 The scale-out deployment runs the log on Kafka (the `kafka` server below). The embedded default \
 deployment uses an embedded, file-backed log on the local machine instead, with the same topics, \
 keys, partitioning and message bytes, so everything in this document applies to both.
 """
+
+
+_CHANNEL_DESCRIPTIONS = {
+    "audit": "Signed checkpoints over each source's audit hash chain, keyed by the source "
+    "whose chain they cover. Not chained themselves: each stands on its signature.",
+}
 
 
 class CatalogueError(ValueError):
@@ -147,9 +161,9 @@ def asyncapi_document(topic_prefix: str = "council") -> dict[str, Any]:
             {
                 "address": f"{topic_prefix}.{spec.source}",
                 "title": f"{spec.source} events",
-                "description": (
-                    f"Every event the {spec.source} service records, keyed by stream id."
-                ),
+                "description": _CHANNEL_DESCRIPTIONS.get(
+                    spec.source, f"Every event the {spec.source} service records, keyed by "
+                    "stream id."),
                 "messages": {},
                 "bindings": {
                     "kafka": {

@@ -1,7 +1,8 @@
 """`council bench`: throughput of the platform's machinery, printed as figures.
 
 For each deployment it measures events per second (a) appended to a service's event store, one
-per save and 100 per save, (b) relayed from the store to the shared log, (c) applied by the
+per save and 100 per save, (b) relayed from the store to the shared log (and sealed into the
+audit hash chain), (b2) checked by `council audit verify` on the log, (c) applied by the
 integrator's network projection from the log; and rows per second of (d) a CSV import of 2,000
 provider applications, parsed and registered through ProviderRegistry.register_many (each
 provider with its identifier claims, a hundred rows a transaction). The scale deployment uses
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.contracts.provider_registry import OrganisationType
-from shared.eventlog import open_event_log
+from shared.eventlog import EventLog, open_event_log
 from shared.eventstore import open_application, store_database
 from shared.logs import configure_logging
 from shared.projection import ProjectionRunner
@@ -61,6 +62,16 @@ def import_csv(rows: int) -> bytes:
             f"{i} High Street,Leeds,LS1 {i % 10}AB,Leeds; Bradford; Wakefield,{size}"
         )
     return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def verify_chain(event_log: EventLog) -> int:
+    """What `council audit verify` does to the registry's chain; how many events it checked."""
+    from shared.audit.trail import verify_log
+
+    report, _ = verify_log(event_log, sources=("provider_registry",))
+    if not report.intact:
+        raise RuntimeError(f"the bench's own log does not verify: {report.breaks[0].describe()}")
+    return report.events
 
 
 def run_deployment(settings: Settings, events: int) -> None:
@@ -104,6 +115,9 @@ def run_deployment(settings: Settings, events: int) -> None:
     event_log = open_event_log(settings)
     relay = OutboxRelay(registry, event_log, store_db, batch_size=1000)
     _row("outbox relay, store -> shared log", *_timed(relay.drain))
+    verifier = open_event_log(settings)
+    _row("audit verify, shared log hash chain", *_timed(lambda: verify_chain(verifier)))
+    verifier.close()
 
     views = open_database(settings, "integrator_views")
     reader = open_event_log(settings)

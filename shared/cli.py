@@ -1,6 +1,6 @@
 """The `council` command line: start the stack, load the demo data, serve one service, manage
-tokens, rebuild projections, check infrastructure, run benchmarks. It only translates arguments
-into calls."""
+tokens, rebuild projections, check infrastructure, verify and export the audit trail, run
+benchmarks. It only translates arguments into calls."""
 
 from __future__ import annotations
 
@@ -40,12 +40,15 @@ def _apply_overrides(args: argparse.Namespace) -> None:
 
 
 def preflight(settings: Settings) -> None:
-    """Reach every configured store and the log now, so a bad URL fails fast and clearly."""
+    """Reach every configured store and the log now, so a bad URL fails fast and clearly; and
+    read the audit signing key (made on first use by default), so a bad key file does too."""
+    from shared.audit.keys import load_signing_key
     from shared.eventlog import open_event_log
     from shared.sql import open_database
 
     open_database(settings, "identity").close()
     open_event_log(settings).close()
+    load_signing_key(settings)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -322,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     proj.add_argument("name", help="e.g. integrator.network")
     infra_options(proj)
     proj.set_defaults(func=cmd_projections)
+
+    from shared.audit.cli import add_audit_parser
+
+    add_audit_parser(sub, infra_options)
 
     bench = sub.add_parser("bench", help="measure store, relay and projection throughput")
     bench.add_argument("--events", type=int, default=20000)

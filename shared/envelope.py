@@ -30,6 +30,13 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
 class EventEnvelope(BaseModel):
     """One event on the shared log. `data` is the event's own payload, described by the catalogue;
     events whose type a reader does not know are carried through untouched, never dropped."""
@@ -49,6 +56,22 @@ class EventEnvelope(BaseModel):
     actor: str | None = None
     organisation: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    # The audit chain (shared.audit.chain), set by the outbox relay as it publishes: absent on
+    # events built in a service and on logs written before the chain, and then left out of the
+    # bytes, so those keep the exact encoding they always had.
+    sequence: int | None = Field(
+        default=None, ge=1, exclude_if=_absent,
+        description="1-based position of the event in its source's published sequence",
+    )
+    prev_hash: str | None = Field(
+        default=None, pattern=_SHA256, exclude_if=_absent,
+        description="`hash` of the event before it in its source's sequence (64 zeros for the "
+        "first)",
+    )
+    hash: str | None = Field(
+        default=None, pattern=_SHA256, exclude_if=_absent,
+        description="SHA-256 (hex) of the canonical JSON of this envelope without `hash`",
+    )
 
     _utc_times = field_validator("occurred_at", "recorded_at")(_utc)
 

@@ -4,6 +4,10 @@ The event store is the source of truth. The relay reads its notification log aft
 position it published, appends that batch to the shared log, then records the new position in
 the same database as the store. A crash between the append and the save republishes the batch;
 events keep their ids, so consumers drop the duplicates.
+
+Each batch is sealed into the source's audit hash chain (shared.audit.chain) as it is published;
+the chain's tip is saved in the same row as the position, so a republished batch is sealed the
+same way and its duplicates are byte-identical.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import threading
 
 import structlog
 
+from shared.audit.chain import ChainTip, add_tip_columns, read_tip, seal
 from shared.eventlog import EventLog
 from shared.eventstore import CouncilApplication
 from shared.sql import Database
@@ -35,6 +40,7 @@ class OutboxRelay:
         self.name = f"{app.service}->{event_log.topic_for(app.service)}"
         with db.transaction() as tx:
             tx.execute(_SCHEMA)
+            add_tip_columns(tx, db.dialect)
 
     def position(self) -> int:
         with self.db.transaction() as tx:
@@ -43,25 +49,32 @@ class OutboxRelay:
             )
         return int(rows[0][0]) if rows else 0
 
-    def _save(self, notification_id: int) -> None:
+    def _resume(self) -> tuple[int, ChainTip]:
+        with self.db.transaction() as tx:
+            return read_tip(tx, self.name)
+
+    def _save(self, notification_id: int, tip: ChainTip) -> None:
         with self.db.transaction() as tx:
             tx.execute(
-                "INSERT INTO outbox_position (relay, notification_id) VALUES (?, ?) "
-                "ON CONFLICT (relay) DO UPDATE SET notification_id = excluded.notification_id",
-                (self.name, notification_id),
+                "INSERT INTO outbox_position (relay, notification_id, chain_sequence, chain_hash)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (relay) DO UPDATE SET"
+                " notification_id = excluded.notification_id,"
+                " chain_sequence = excluded.chain_sequence, chain_hash = excluded.chain_hash",
+                (self.name, notification_id, tip.sequence, tip.hash),
             )
 
     def relay_once(self) -> int:
         """Publish the next batch; returns how many events it carried."""
-        after = self.position()
+        after, tip = self._resume()
         notifications = self.app.recorder.select_notifications(
             start=after, limit=self.batch_size, inclusive_of_start=False
         )
         if not notifications:
             return 0
         envelopes = [self.app.to_envelope(n) for n in notifications if self.app.is_published(n)]
+        envelopes, tip = seal(envelopes, tip)
         self.event_log.append(envelopes)
-        self._save(notifications[-1].id)
+        self._save(notifications[-1].id, tip)
         return len(notifications)
 
     def pending(self) -> int:

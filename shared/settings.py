@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     deliveries_inbound_topic: str = ""  # "" = <topic_prefix>.deliveries.inbound (Kafka only)
     deliveries_rejects_topic: str = ""  # "" = <topic_prefix>.deliveries.rejects
     deliveries_ingest_partitions: str = ""  # inbound partitions this instance reads ("0,2"); "" all
+    audit_signing_key_file: Path | None = Field(
+        default=None, description="Ed25519 PEM private key signing audit checkpoints; unset: "
+        "<var_dir>/audit-signing-key.pem, generated on first use")
+    audit_checkpoint_every: int = Field(
+        default=1000, ge=1, description="sign a checkpoint after this many new events")
+    audit_checkpoint_seconds: float = Field(
+        default=60.0, gt=0, description="or this long after the last one, if anything is new")
 
     @field_validator("database_url")
     @classmethod
@@ -58,6 +65,11 @@ class Settings(BaseSettings):
                 "it unset for SQLite files under COUNCIL_VAR_DIR"
             )
         return value
+
+    @field_validator("audit_signing_key_file", mode="before")
+    @classmethod
+    def _unset_key_file(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("log_url")
     @classmethod

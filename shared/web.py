@@ -15,6 +15,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from shared.audit.checkpoints import CheckpointWriter
 from shared.context import new_correlation_id
 from shared.errors import (
     ConcurrentChange,
@@ -67,6 +68,8 @@ class Runtime:
         self.app = open_application(spec.application, settings)
         self.store_db = store_database(settings, spec.name)
         self.relay = OutboxRelay(self.app, open_event_log(settings), self.store_db)
+        self.checkpoints = CheckpointWriter.for_service(
+            settings, spec.name, self.store_db, open_event_log(settings), self.relay.name)
         self.views: Database = open_database(settings, f"{spec.name}_views")
         self.runners = [
             ProjectionRunner(p, self.views, open_event_log(settings)) for p in spec.projections()
@@ -81,7 +84,7 @@ class Runtime:
 
     def start(self) -> None:
         interval = self.settings.relay_interval
-        workers: list[Worker] = [self.relay, *self.runners]
+        workers: list[Worker] = [self.relay, self.checkpoints, *self.runners]
         if self.spec.workers is not None:
             workers.extend(self.spec.workers(self))
         for worker in workers:
@@ -101,9 +104,14 @@ class Runtime:
             self.relay.drain()
         except Exception as exc:  # the next start publishes it; nothing is lost
             log.warning("relay_drain_on_shutdown_failed", error=str(exc))
+        try:  # and sign where the chain now ends
+            self.checkpoints.write(force=True)
+        except Exception as exc:
+            log.warning("audit_checkpoint_on_shutdown_failed", error=str(exc))
         for runner in self.runners:
             runner.event_log.close()
         self.relay.event_log.close()
+        self.checkpoints.event_log.close()
         self.event_log.close()
         self.app.close()
         for db in (self.store_db, self.views, self.tokens.db):

@@ -55,4 +55,4 @@ def all_specs() -> list[EventSpec]:
 
 
 def _load_all() -> None:
-    from shared.contracts import integrator, outcomes, provider_registry  # noqa: F401
+    from shared.contracts import audit, integrator, outcomes, provider_registry  # noqa: F401

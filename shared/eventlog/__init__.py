@@ -20,7 +20,7 @@ def open_event_log(settings: Settings) -> EventLog:
             url.removeprefix("kafka://").rstrip("/"),
             topic_prefix=settings.topic_prefix,
             partitions=settings.kafka_partitions,
-            sources=SERVICE_NAMES,
+            sources=(*SERVICE_NAMES, "audit"),  # audit: signed checkpoints (shared.audit)
         )
     from shared.eventlog.embedded import EmbeddedEventLog
 

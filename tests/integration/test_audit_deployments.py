@@ -1,120 +1,200 @@
-"""The regulator API on the scale-out deployment: PostgreSQL (event store, read models, tokens)
-and Kafka with several partitions. A token table from before scopes is migrated in place; a
-scoped regulator streams the trail (the log's bytes, its scope only, each stream in order), sees
-the state as of a date cut to its scope, and its reads are stored in PostgreSQL, published to
-Kafka and listed in the reads log."""
+"""The audit chain on both deployments, and on Kafka across partitions: PostgreSQL event store,
+the real broker, a source's sequence spread over three partitions by stream id and put back
+together by `verify`. A Kafka log cannot be edited in place, so the tampering tests copy a real
+topic, record by record and partition by partition, into a fresh one with one event edited,
+removed, moved or added, as someone rewriting the broker's data would, and verify the copy."""
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
+from kafka import KafkaProducer
 
-from services.integrator.application import Integrator
-from services.integrator.service import SPEC as INTEGRATOR
-from shared.envelope import EventEnvelope
-from shared.eventlog import open_event_log
-from shared.identity import Principal, Role, Scope, TokenStore
-from shared.settings import SERVICE_NAMES, Settings
-from shared.sql import open_database
-from shared.web import Runtime, create_service_app
-from tests.unit.test_audit_api import SCOPE, T4, trail_history
-from tests.unit.test_network_state import AG4, N2, P4
+from shared.audit.bundle import export_bundle, verify_bundle
+from shared.audit.keys import load_signing_key
+from shared.audit.trail import verify_log
+from shared.audit.verify import Kind, Report
+from shared.eventlog import LogRecord
+from shared.eventlog.kafka import KafkaEventLog
+from shared.settings import Settings
+from tests.unit.audit_support import REGISTRY, Trail, only_break, parsed, resealed
 
-pytestmark = pytest.mark.integration
-DEADLINE_SECONDS = 60.0
+Partitions = dict[int, list[bytes]]
 
 
-def eventually(read: Callable[[], Any], until: Callable[[Any], bool]) -> Any:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    value = read()
-    while not until(value):
-        assert time.monotonic() < deadline, f"not reached; last value: {value!r}"
-        time.sleep(0.1)
-        value = read()
-    return value
+@pytest.fixture(params=["embedded", "scale"])
+def trail(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Trail]:
+    if request.param == "embedded":
+        settings = Settings(var_dir=tmp_path, log_url="embedded")
+    else:
+        settings = Settings(
+            var_dir=tmp_path, database_url=request.getfixturevalue("postgres_url"),
+            schema_prefix=request.getfixturevalue("pg_schema_prefix"),
+            log_url=f"kafka://{request.getfixturevalue('kafka_bootstrap')}",
+            topic_prefix=request.getfixturevalue("pg_schema_prefix"))
+    built = Trail(settings)
+    yield built
+    built.close()
 
 
-def test_a_scoped_regulator_reads_the_trail_on_postgres_and_kafka(
-    tmp_path: Path, postgres_url: str, kafka_bootstrap: str, pg_schema_prefix: str
-) -> None:
+def records(trail: Trail, source: str = REGISTRY) -> list[LogRecord]:
+    event_log = trail.log()
+    topic = event_log.topic_for(source)
+    return [r for batch in event_log.read_all([topic]) for r in batch]
+
+
+def test_the_chain_verifies_on_both_deployments_through_a_crash(trail: Trail) -> None:
+    trail.register(40)
+    crashing = trail.relay(batch_size=9)
+
+    def crash(*_: object) -> None:
+        raise RuntimeError("killed between append and saving the position")
+
+    crashing._save = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        crashing.relay_once()
+    trail.relay(batch_size=9).drain()
+    trail.checkpoint()
+    found = records(trail)
+    if trail.settings.log_url.startswith("kafka://"):
+        assert len({r.partition for r in found}) == 3  # the sequence spans the partitions
+    report = trail.verify()
+    assert report.intact, [b.describe() for b in report.breaks]
+    chain = report.chains[0]
+    assert chain.events == 40 + 14
+    assert chain.duplicates == 9  # the batch published twice, recognised by its bytes
+    assert chain.checkpoints == 1
+    sequences = sorted(parsed(r.value)["sequence"] for r in found)
+    assert sequences[-1] == 54
+
+
+def test_an_export_holds_each_chain_in_sequence_order(trail: Trail, tmp_path: Path) -> None:
+    trail.register(30)
+    trail.relay(batch_size=8).drain()
+    trail.checkpoint()
+    key = load_signing_key(trail.settings)
+    bundle = export_bundle(trail.log(), tmp_path / "bundle", key, sources=(REGISTRY,)).path
+    lines = (bundle / "events" / f"{REGISTRY}.ndjson").read_bytes().splitlines()
+    assert [parsed(line)["sequence"] for line in lines] == list(range(1, 41))
+    assert sorted(lines) == sorted({r.value for r in records(trail)})  # the log's own bytes
+    report = verify_bundle(bundle, key=key.public_key())
+    assert report.intact
+    assert report.checkpoints == 1
+
+
+# --- tampering with a Kafka log ----------------------------------------------------------------
+
+
+@pytest.fixture
+def kafka_trail(postgres_url: str, kafka_bootstrap: str, pg_schema_prefix: str,
+                tmp_path: Path) -> Iterator[Trail]:
     settings = Settings(var_dir=tmp_path, database_url=postgres_url,
                         schema_prefix=pg_schema_prefix, log_url=f"kafka://{kafka_bootstrap}",
-                        topic_prefix=pg_schema_prefix, kafka_partitions=3, relay_interval=0.02)
-    identity = open_database(settings, "identity")
-    with identity.transaction() as tx:  # tokens as they were stored before scopes
-        tx.execute(
-            "CREATE TABLE api_tokens (token_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL,"
-            " role TEXT NOT NULL, label TEXT NOT NULL, provider_id TEXT,"
-            " created_at TEXT NOT NULL, revoked_at TEXT)")
-        tx.execute("INSERT INTO api_tokens VALUES ('a1b2c3d4e5f6', ?, 'integrator_admin',"
-                   " 'internal audit', NULL, '2024-01-01T00:00:00+00:00', NULL)",
-                   (hashlib.sha256(b"secret").hexdigest(),))
-    tokens = TokenStore(identity)
-    admin = {"Authorization": "Bearer cit_a1b2c3d4e5f6_secret"}
-    issued = tokens.create(Role.REGULATOR, "CQC inspector", scope=Scope.parse(SCOPE))
-    assert tokens.authenticate(issued.token) == issued.principal
-    assert tokens.authenticate("cit_a1b2c3d4e5f6_secret") == Principal(
-        "a1b2c3d4e5f6", Role.INTEGRATOR_ADMIN, "internal audit")
-    inspector = {"Authorization": f"Bearer {issued.token}"}
+                        topic_prefix=pg_schema_prefix)
+    built = Trail(settings)
+    built.register(30)
+    built.relay(batch_size=8).drain()
+    built.checkpoint()
+    yield built
+    built.close()
 
-    log = open_event_log(settings)
-    events = trail_history().in_time_order()
-    log.append(events)
-    log.append(events[:10])  # republished by an at-least-once relay
+
+def by_partition(found: list[LogRecord]) -> Partitions:
+    partitions: Partitions = {}
+    for record in sorted(found, key=lambda r: (r.partition, r.offset)):
+        partitions.setdefault(record.partition, []).append(record.value)
+    return partitions
+
+
+def copy_with(trail: Trail, prefix: str, change: Callable[[Partitions], None]) -> Report:
+    """Copy the registry's and the audit topic into topics under `prefix`, each record to the
+    partition it came from, with `change` made to the registry's; verify the copy."""
+    bootstrap = trail.settings.log_url.removeprefix("kafka://")
+    assert prefix != trail.settings.topic_prefix
+    copy = KafkaEventLog(bootstrap, topic_prefix=prefix, partitions=3,
+                         sources=(REGISTRY, "audit"))
+    producer: Any = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
-        with TestClient(create_service_app(INTEGRATOR, settings)) as client:
-            response = client.get("/audit/events", headers=inspector)
-            assert response.status_code == 200, response.text
-            lines = response.content.splitlines()
-            on_log = {r.value for batch in log.read_all([log.topic_for(s)
-                                                         for s in SERVICE_NAMES]) for r in batch}
-            assert set(lines) <= on_log
-            served = [EventEnvelope.from_json(line) for line in lines]
-            # Partitions interleave as the broker gives them; each stream stays in order.
-            assert sorted((e.type, e.stream_id) for e in served) == sorted([
-                ("CommissioningDecided", str(N2)), ("AgreementDrafted", str(AG4)),
-                ("AgreementActivated", str(AG4)), ("OutcomeAttributed", str(T4)),
-                ("SpendRecorded", str(AG4)), ("SpendRecorded", str(AG4))])
-            agreement_positions = [e.stream_position for e in served if e.stream_id == str(AG4)]
-            assert agreement_positions == sorted(agreement_positions)
-            assert len({e.event_id for e in served}) == len(served)
-
-            outside = client.get("/audit/events", headers=inspector, params={"from": "2024-01-01"})
-            assert outside.status_code == 403
-
-            state = client.get("/audit/state", headers=inspector).json()
-            assert [(p["provider_id"], [a["agreement_id"] for a in p["active_agreements"]])
-                    for p in state["state"]["providers"]][-1] == (str(P4), [str(AG4)])
-
-            read_id = response.headers["x-audit-read-id"]
-            runtime = client.app.state.runtime  # type: ignore[attr-defined]
-            assert isinstance(runtime, Runtime)
-            assert isinstance(runtime.app, Integrator)
-            stored = [runtime.app.to_envelope(n) for n in
-                      runtime.app.recorder.select_notifications(start=1, limit=1000)]
-            assert [(e.type, e.data.get("returned")) for e in stored
-                    if e.stream_id == read_id] == [("AuditReadStarted", None),
-                                                   ("AuditReadFinished", 6)]
-
-            def published() -> list[EventEnvelope]:
-                return [r.envelope for batch in log.read_all([log.topic_for("integrator")])
-                        for r in batch if r.envelope.stream_id == read_id]
-
-            assert [e.type for e in eventually(published, lambda found: len(found) == 2)] == [
-                "AuditReadStarted", "AuditReadFinished"]
-            reads = eventually(
-                lambda: client.get("/audit/reads", headers=admin).json(),
-                lambda found: any(r["read_id"] == read_id and r["completed"] for r in found))
-            mine = next(r for r in reads if r["read_id"] == read_id)
-            assert (mine["label"], mine["returned"], mine["scope"]) == (
-                "CQC inspector", 6,
-                {"provider": str(P4), "from": "2024-09-01", "to": "2025-03-31"})
+        for source in (REGISTRY, "audit"):
+            partitions = by_partition(records(trail, source))
+            if source == REGISTRY:
+                change(partitions)
+            for partition, values in partitions.items():
+                for value in values:
+                    producer.send(copy.topic_for(source), value=value, partition=partition)
+        producer.flush(timeout=30)
+        report, _ = verify_log(copy, sources=(REGISTRY,), key=trail.public_key)
+        return report
     finally:
-        log.close()
-        identity.close()
+        producer.close()
+        copy.close()
+
+
+def fullest(partitions: Partitions) -> list[bytes]:
+    return max(partitions.values(), key=len)
+
+
+def test_an_untouched_copy_verifies(kafka_trail: Trail, unique_prefix: str) -> None:
+    report = copy_with(kafka_trail, f"{unique_prefix}copy", lambda partitions: None)
+    assert report.intact
+    assert report.chains[0].events == 40
+
+
+def test_an_edited_event_on_kafka_fails_at_that_event(kafka_trail: Trail,
+                                                      unique_prefix: str) -> None:
+    edited: dict[str, Any] = {}
+
+    def edit(partitions: Partitions) -> None:
+        values = fullest(partitions)
+        edited.update(parsed(values[3]))
+        values[3] = values[3].replace(b"Provider", b"Pr0vider", 1)
+
+    broken = only_break(copy_with(kafka_trail, f"{unique_prefix}copy", edit))
+    assert (broken.kind, broken.sequence, broken.event_id) == (
+        Kind.HASH_MISMATCH, edited["sequence"], edited["event_id"])
+    assert broken.place is not None
+    assert broken.place.offset == 3
+
+
+def test_a_deleted_event_on_kafka_fails_as_missing(kafka_trail: Trail,
+                                                   unique_prefix: str) -> None:
+    removed: dict[str, Any] = {}
+
+    def delete(partitions: Partitions) -> None:
+        removed.update(parsed(fullest(partitions).pop(2)))
+
+    broken = only_break(copy_with(kafka_trail, f"{unique_prefix}copy", delete))
+    assert (broken.kind, broken.sequence) == (Kind.MISSING, removed["sequence"])
+
+
+def test_reordered_events_on_kafka_fail_as_out_of_order(kafka_trail: Trail,
+                                                        unique_prefix: str) -> None:
+    moved: dict[str, Any] = {}
+
+    def swap(partitions: Partitions) -> None:
+        values = fullest(partitions)
+        moved.update(parsed(values[4]))
+        values[4], values[5] = values[5], values[4]
+
+    broken = only_break(copy_with(kafka_trail, f"{unique_prefix}copy", swap))
+    assert (broken.kind, broken.sequence, broken.event_id) == (
+        Kind.OUT_OF_ORDER, moved["sequence"], moved["event_id"])
+
+
+def test_an_inserted_event_on_kafka_fails_as_inserted(kafka_trail: Trail,
+                                                      unique_prefix: str) -> None:
+    forged: dict[str, Any] = {}
+
+    def insert(partitions: Partitions) -> None:
+        values = fullest(partitions)
+        forged.update(parsed(values[3]))
+        forged["event_id"] = "00000000-0000-4000-8000-000000000002"
+        forged["actor"] = "someone:else"
+        values.insert(3, resealed(forged))
+
+    broken = only_break(copy_with(kafka_trail, f"{unique_prefix}copy", insert))
+    assert (broken.kind, broken.sequence, broken.event_id) == (
+        Kind.INSERTED, forged["sequence"], forged["event_id"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +21,9 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.utils import resolve_topic
+from jsonschema import Draft4Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
 
 from services.integrator.application import Integrator
 from services.integrator.demo import DemoError, DemoSummary, load_demo, summarise
@@ -27,11 +31,17 @@ from services.integrator.demo import data as demo_data
 from services.integrator.demo.loader import DemoLoader, demo_provider_ids
 from services.integrator.domain.agreements import Agreement, AgreementStatus, check_terms
 from services.integrator.domain.needs import Need
+from services.integrator.ocds import releases_for
+from services.integrator.projections import NetworkProjection, list_providers
 from services.outcomes.application import Outcomes
 from services.provider_registry.application import ProviderRegistry
 from services.provider_registry.commands import AddressIn, NewProvider
 from services.provider_registry.domain import Provider, check_profile
 from services.provider_registry.taxonomy import taxonomy
+from shared.audit.bundle import export_bundle, verify_bundle
+from shared.audit.keys import load_signing_key
+from shared.audit.trail import verify_log
+from shared.audit.verify import Report
 from shared.cli import build_parser
 from shared.cli import main as council
 from shared.contracts.integrator import EndingKind, VariationKind
@@ -40,9 +50,11 @@ from shared.envelope import EventEnvelope
 from shared.eventlog import open_event_log
 from shared.eventstore import CouncilApplication, open_application, store_database
 from shared.identity import TokenStore
+from shared.projection import ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import SERVICE_NAMES, Settings
-from shared.sql import open_database
+from shared.sql import Database, open_database
+from tests.unit.test_ocds import SCHEMA_BASE, SCHEMAS, _format_checker, problems
 
 S = ProviderStatus
 EXPECTED_TYPES = {"vcse": 59, "sme": 46, "community_group": 25, "public_body": 10,
@@ -403,6 +415,56 @@ def _check_log(settings: Settings, stores: Stores) -> None:
             "OutcomeMeasureDefined"} <= types
 
 
+def test_the_demo_trail_is_chained_signed_and_exports(
+    embedded: tuple[Settings, str, str], stores: Stores, tmp_path: Path
+) -> None:
+    """The demo went through the relay, so its trail verifies, with the checkpoint the loader
+    signed over each chain; its export verifies and carries the integrator's OCDS releases."""
+    settings = embedded[0]
+    key = load_signing_key(settings)
+    event_log = open_event_log(settings)
+    try:
+        report = _verified(settings)
+        assert {c.source: c.events for c in report.chains} == {
+            app.service: sum(1 for _ in stores.envelopes(app)) for app in stores.apps}
+        assert {c.source: c.checkpoints for c in report.chains} == dict.fromkeys(
+            SERVICE_NAMES, 1)
+        bundle = export_bundle(event_log, tmp_path / "bundle", key).path
+        topic = event_log.topic_for("integrator")
+        integrator_events = [r.envelope for b in event_log.read_all([topic]) for r in b]
+        # What the integrator service would name providers: its network read model.
+        views = Database.sqlite(tmp_path / "views.sqlite")
+        ProjectionRunner(NetworkProjection(), views, event_log).catch_up()
+        names = {p.provider_id: p.name for p in list_providers(views, limit=10_000)}
+        views.close()
+    finally:
+        event_log.close()
+    assert verify_bundle(bundle, key=key.public_key()).intact
+    package = json.loads((bundle / "ocds-releases.json").read_text())
+    assert problems(ocds_validator(), package) == []
+    assert len(package["releases"]) > 1000
+    assert package["releases"] == releases_for(integrator_events, names)
+
+
+def _verified(settings: Settings) -> Report:
+    event_log = open_event_log(settings)
+    try:
+        report, _ = verify_log(event_log, key=load_signing_key(settings).public_key())
+    finally:
+        event_log.close()
+    assert report.intact, [b.describe() for b in report.breaks]
+    return report
+
+
+def ocds_validator() -> Draft4Validator:
+    registry: Registry[Any] = Registry().with_resources(
+        (SCHEMA_BASE + f"{name}-schema.json",
+         Resource.from_contents(doc, default_specification=DRAFT4))
+        for name, doc in SCHEMAS.items())
+    return Draft4Validator(SCHEMAS["release-package"], registry=registry,
+                           format_checker=_format_checker())
+
+
 def test_the_history_is_back_dated_from_2023_to_last_month(stores: Stores) -> None:
     envelopes = [e for app in stores.apps for e in stores.envelopes(app)]
     occurred = [e.occurred_at for e in envelopes]
@@ -434,6 +496,7 @@ def test_loads_the_same_on_postgresql_and_kafka(
         assert load_demo(settings).already_loaded
         assert scale.notification_counts() == before
         _check_log(settings, scale)
+        assert _verified(settings).checkpoints == 3  # chained across partitions, and signed
     finally:
         scale.close()
 

@@ -195,7 +195,7 @@ def build_directory(parts: Parts, live: ProjectionRunner) -> dict[str, UUID]:
         r.remove_accreditation(care, accreditation, "lapsed")
     crashing = parts.relay()
 
-    def crash(_: int) -> None:
+    def crash(*_: object) -> None:
         raise RuntimeError("killed between append and saving the position")
 
     crashing._save = crash  # type: ignore[method-assign]

@@ -134,7 +134,7 @@ def test_relay_crash_after_append_republishes_and_projection_counts_once(
     register(parts.registry, 50)
     crashing = parts.relay()
 
-    def crash(_: int) -> None:
+    def crash(*_: object) -> None:
         raise RuntimeError("killed between append and saving the position")
 
     monkeypatch.setattr(crashing, "_save", crash)

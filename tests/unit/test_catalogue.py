@@ -36,6 +36,14 @@ MEASURE = "7e1d2c3b-4a5f-4687-9a8b-0c1d2e3f4a5b"
 DELIVERY = "4b3a2f1e-0d9c-4b8a-9f7e-6d5c4b3a2f1e"
 TERMS = "8d7c6b5a-4f3e-5d2c-9b1a-0f9e8d7c6b5a"
 EXAMPLES: dict[str, dict[str, Any]] = {
+    "AuditCheckpointSigned": {
+        "chain": "provider_registry",
+        "count": 2066,
+        "hash": "f118303705daea020c7a74f7474f5a58b7ad841f82035f334d71cd03b624a1a7",
+        "signed_at": "2026-10-14T18:03:03.979529+00:00",
+        "key_id": "99f9aabc7fb25750",
+        "signature": "k3xG0p1v2Q==",
+    },
     "ProviderRegistered": {
         "provider_id": PROVIDER,
         "name": "Hillside Community Kitchen",

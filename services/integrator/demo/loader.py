@@ -95,6 +95,7 @@ from services.provider_registry.commands import (
     SmeSizeIn,
 )
 from services.provider_registry.taxonomy import taxonomy
+from shared.audit.checkpoints import CheckpointWriter
 from shared.clock import business_time
 from shared.context import CommandContext, command_context
 from shared.contracts.integrator import (
@@ -1268,6 +1269,9 @@ def publish(settings: Settings, apps: Iterable[CouncilApplication],
                     if progress:
                         progress(f"publishing {app.service}", min(done, total), total)
                 moved += done
+                # Sign where the chain ends, so the demo trail can be verified at once.
+                CheckpointWriter.for_service(settings, app.service, db, event_log,
+                                             relay.name).write(force=True)
             finally:
                 db.close()
     finally:

@@ -1,0 +1,167 @@
+"""What the audit trail tests share: a provider registry publishing through the real relay to a
+real log (embedded or Kafka), checkpoints, verification, and ways to tamper with stored logs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from services.provider_registry.application import ProviderRegistry
+from services.provider_registry.commands import NewProvider
+from shared.audit.checkpoints import CheckpointWriter
+from shared.audit.keys import load_signing_key
+from shared.audit.trail import verify_log
+from shared.audit.verify import Break, Kind, Report, first_break
+from shared.context import CommandContext, command_context
+from shared.contracts.audit import AuditCheckpointSigned
+from shared.contracts.provider_registry import OrganisationType
+from shared.envelope import canonical_json
+from shared.eventlog import EventLog, open_event_log
+from shared.eventstore import open_application, store_database
+from shared.relay import OutboxRelay
+from shared.settings import Settings
+
+REGISTRY = "provider_registry"
+KINDS = [k for k in OrganisationType if k not in (OrganisationType.SME,
+                                                   OrganisationType.PARTNERSHIP)]
+
+
+class Trail:
+    """A provider registry whose events go through the outbox relay to the configured log."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = open_application(ProviderRegistry, settings)
+        self.db = store_database(settings, REGISTRY)
+        self._logs: list[EventLog] = []
+
+    def log(self) -> EventLog:
+        self._logs.append(open_event_log(self.settings))
+        return self._logs[-1]
+
+    def relay(self, batch_size: int = 20) -> OutboxRelay:
+        return OutboxRelay(self.registry, self.log(), self.db, batch_size=batch_size)
+
+    def register(self, count: int, reviewed_every: int = 3) -> list[uuid.UUID]:
+        """`count` providers, every `reviewed_every`-th (from the first; 0: none) also put
+        under review (a second event in its stream)."""
+        ids = []
+        with command_context(CommandContext(actor="test:registrar")):
+            for i in range(count):
+                new = NewProvider.model_validate(
+                    {"name": f"Provider {i}", "organisation_type": KINDS[i % len(KINDS)]})
+                provider_id, _ = self.registry.register_provider(new)
+                if reviewed_every and i % reviewed_every == 0:
+                    self.registry.start_review(provider_id, "documents in order")
+                ids.append(provider_id)
+        return ids
+
+    def checkpoint(self) -> AuditCheckpointSigned | None:
+        return CheckpointWriter.for_service(self.settings, REGISTRY, self.db, self.log()).write(
+            force=True)
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return load_signing_key(self.settings).public_key()
+
+    def verify(self, **options: Any) -> Report:
+        options.setdefault("key", self.public_key)
+        report, _ = verify_log(self.log(), sources=(REGISTRY,), **options)
+        return report
+
+    def close(self) -> None:
+        for event_log in self._logs:
+            event_log.close()
+        self.registry.close()
+        self.db.close()
+
+
+def only_break(report: Report) -> Break:
+    """The first break, checking there is one."""
+    assert not report.intact, "the tampered log verified"
+    found = first_break(report.breaks)
+    assert found is not None
+    return found
+
+
+def kinds(report: Report) -> list[Kind]:
+    return [b.kind for b in report.breaks]
+
+
+def parsed(raw: bytes) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(raw)
+    return value
+
+
+def resealed(event: dict[str, Any]) -> bytes:
+    """An altered event with its own hash recomputed (a careful forger's work)."""
+    body = {k: v for k, v in event.items() if k != "hash"}
+    digest = hashlib.sha256(canonical_json(body)).hexdigest()
+    return canonical_json({**body, "hash": digest})
+
+
+class EmbeddedLogFile:
+    """Direct access to the embedded log's SQLite file, as someone with the file could have."""
+
+    def __init__(self, settings: Settings, source: str = REGISTRY) -> None:
+        self.path = Path(settings.var_dir) / "shared-log.sqlite"
+        self.topic = f"{settings.topic_prefix}.{source}"
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def values(self) -> list[bytes]:
+        """The topic's records, in offset order."""
+        with self._conn() as conn:
+            rows = conn.execute('SELECT value FROM log_records WHERE topic = ? ORDER BY "offset"',
+                                (self.topic,)).fetchall()
+        return [bytes(v) for (v,) in rows]
+
+    def replace(self, offset: int, value: bytes) -> None:
+        with self._conn() as conn:
+            conn.execute('UPDATE log_records SET value = ? WHERE topic = ? AND "offset" = ?',
+                         (value, self.topic, offset))
+
+    def delete(self, offset: int) -> None:
+        with self._conn() as conn:
+            conn.execute('DELETE FROM log_records WHERE topic = ? AND "offset" = ?',
+                         (self.topic, offset))
+
+    def swap(self, a: int, b: int) -> None:
+        values = self.values()
+        self.replace(a, values[b])
+        self.replace(b, values[a])
+
+    def insert(self, offset: int, value: bytes) -> None:
+        """Put a record at `offset`, moving the later ones up by one. The embedded log reads in
+        append order (`seq`), so the records are renumbered to read in their new order too."""
+        event = json.loads(value)
+        with self._conn() as conn:
+            rows = conn.execute(
+                'SELECT seq, stream_id, event_id, value FROM log_records WHERE topic = ?'
+                ' ORDER BY "offset"', (self.topic,)).fetchall()
+            (top,) = conn.execute("SELECT MAX(seq) FROM log_records").fetchone()
+            seqs = sorted([seq for seq, *_ in rows] + [top + 1])
+            records = [tuple(r[1:]) for r in rows]
+            records.insert(offset, (event["stream_id"], event["event_id"], value))
+            conn.execute("DELETE FROM log_records WHERE topic = ?", (self.topic,))
+            conn.executemany(
+                'INSERT INTO log_records (seq, topic, "offset", stream_id, event_id, value)'
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(seq, self.topic, i, *record) for i, (seq, record)
+                 in enumerate(zip(seqs, records, strict=True))])
