@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from services.integrator import api, projections
+from services.integrator import api, projections, web
 from services.integrator.application import Integrator
 from services.integrator.projections.network import get_provider
 from shared.contracts.provider_registry import ProviderStatus
@@ -25,7 +25,7 @@ def wire(runtime: Runtime) -> None:
 SPEC = ServiceSpec(
     name="integrator",
     application=Integrator,
-    projections=projections.projections,
-    routers=[api.router],
+    projections=projections.live_projections,
+    routers=[api.router, web.router],
     wire=wire,
 )

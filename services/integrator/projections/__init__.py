@@ -24,6 +24,8 @@ from services.integrator.projections.network import (
     provider_counts,
 )
 from services.integrator.projections.performance import AgreementPerformanceProjection
+from services.integrator.projections.standing import StandingProjection
+from services.integrator.projections.timeline import TimelineProjection
 from shared.projection import Projection
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "list_agreements",
     "list_needs",
     "list_providers",
+    "live_projections",
     "market_view",
     "network_state",
     "network_summary",
@@ -48,4 +51,12 @@ __all__ = [
 
 
 def projections() -> Sequence[Projection]:
+    """The read models the views are answered from, live and rebuilt "as of" a date."""
     return (NetworkProjection(), CommissioningProjection(), AgreementPerformanceProjection())
+
+
+def live_projections() -> Sequence[Projection]:
+    """What the service keeps up to date: those, and the web pages' read models of provider
+    standing and of every event (the timeline), which are read live only: the timeline is
+    filtered by date itself, so it is never rebuilt "as of"."""
+    return (*projections(), StandingProjection(), TimelineProjection())

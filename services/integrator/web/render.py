@@ -1,0 +1,151 @@
+"""Pages out: the Jinja2 templates, the filters that write money, dates and the council's
+vocabulary the way people read them, one-off messages after a change, and the Server-Timing
+header every page carries (how long the server took, as the bench and browser tests read it)."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from services.integrator.web import charts
+from services.integrator.web.session import COOKIE_PATH, Viewer
+from services.provider_registry.taxonomy import taxonomy
+
+HERE = Path(__file__).parent
+FLASH_COOKIE = "council_flash"
+
+NAV = (
+    ("network", "Network", "/ui/network"),
+    ("commissioning", "Commissioning", "/ui/commissioning"),
+    ("outcomes", "Outcomes", "/ui/outcomes"),
+    ("market", "Market", "/ui/market"),
+    ("audit", "Audit timeline", "/ui/audit"),
+)
+
+# How the council says its codes.
+WORDS = {
+    "vcse": "VCSE", "sme": "SME", "public_body": "Public body", "large_private": "Large firm",
+    "community_group": "Community group", "partnership": "Partnership", "unknown": "Unknown",
+    "informal_sla": "Informal SLA", "call_off": "Framework call-off",
+    "framework_call_off": "Framework call-off", "vcse_grant": "VCSE grant",
+    "provider_registry": "Provider registry", "integrator": "Integrator",
+    "outcomes": "Outcomes", "under_review": "Under review", "in_house": "In house",
+    "integrator_admin": "Integrator admin", "council_staff": "Council staff",
+}
+
+
+def words(code: object) -> str:
+    """A code as words: `large_private` -> "Large firm", a category code -> its name."""
+    text = str(code)
+    if text in WORDS:
+        return WORDS[text]
+    term = taxonomy().terms.get(text)
+    if term is not None:
+        return term.name
+    return text.replace("_", " ").capitalize()
+
+
+def categories() -> list[tuple[str, str]]:
+    """(code, name) of every service category, broad ones followed by theirs."""
+    terms = taxonomy().terms
+    found: list[tuple[str, str]] = []
+    for top in sorted((t for t in terms.values() if t.parent is None), key=lambda t: t.name):
+        found.append((top.code, top.name))
+        found.extend((t.code, f"{top.name}: {t.name}") for t in sorted(
+            (t for t in terms.values() if t.parent == top.code), key=lambda t: t.name))
+    return found
+
+
+def money(amount: Decimal | int | float | None, pence: bool = False) -> str:
+    if amount is None:
+        return "—"
+    value = Decimal(str(amount))
+    if pence:
+        return f"£{value:,.2f}"
+    return f"£{value.quantize(Decimal(1), rounding=ROUND_HALF_UP):,}"
+
+
+def money_short(amount: Decimal | int | None) -> str:
+    """£12.3m, £450k: for headline figures."""
+    if amount is None:
+        return "—"
+    value = Decimal(str(amount))
+    for size, suffix in ((Decimal(1_000_000), "m"), (Decimal(1_000), "k")):
+        if abs(value) >= size:
+            return f"£{value / size:,.1f}{suffix}"
+    return money(value)
+
+
+def day(value: date | datetime | str | None) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+    return f"{value.day} {value:%b %Y}"
+
+
+def moment(value: datetime | str | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return f"{value.day} {value:%b %Y %H:%M}"
+
+
+def pct(value: Decimal | float | None, places: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{Decimal(str(value)):.{places}f}%"
+
+
+ENV = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+ENV.filters.update(words=words, money=money, money_short=money_short, day=day, moment=moment,
+                   pct=pct)
+ENV.globals.update(nav=NAV, charts=charts, words=words)
+
+
+def start_clock(request: Request) -> None:
+    """A router dependency: when the page's work began (for Server-Timing)."""
+    request.state.page_started = time.perf_counter()
+
+
+def server_ms(request: Request) -> float:
+    started: float = getattr(request.state, "page_started", time.perf_counter())
+    return (time.perf_counter() - started) * 1000
+
+
+def page(request: Request, template: str, viewer: Viewer | None, *, section: str = "",
+         status: int = 200, **context: Any) -> HTMLResponse:
+    flash = request.cookies.get(FLASH_COOKIE)
+    html = ENV.get_template(template).render(
+        request=request, viewer=viewer, section=section,
+        flash=unquote(flash) if flash else None, **context)
+    response = HTMLResponse(html, status_code=status)
+    if flash:
+        response.delete_cookie(FLASH_COOKIE, path=COOKIE_PATH)
+    response.headers["Server-Timing"] = f'app;dur={server_ms(request):.1f};desc="page"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def redirect(request: Request, url: str, flash: str | None = None) -> RedirectResponse:
+    """After a change: see the result (POST-redirect-GET), with a one-off message."""
+    response = RedirectResponse(url, status_code=303)
+    if flash:
+        response.set_cookie(FLASH_COOKIE, quote(flash), max_age=60, path=COOKIE_PATH,
+                            httponly=True, samesite="lax", secure=request.url.scheme == "https")
+    return response
