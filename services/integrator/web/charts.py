@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from math import ceil
 
 from markupsafe import Markup, escape
 
@@ -86,7 +87,8 @@ def line_chart(chart_id: str, title: str, labels: Sequence[str], series: Sequenc
                      f' y2="{_num(y(tick))}" stroke="{GRID}" stroke-width="1"/>'
                      f'<text x="{left - 6}" y="{_num(y(tick) + 4)}" text-anchor="end"'
                      f' font-size="11" fill="{TEXT}">{escape(_fmt(tick))}</text>')
-    every = max(1, len(labels) // 8)
+    step = plot_w / (len(labels) - 1) if len(labels) > 1 else plot_w
+    every = max(1, ceil(56 / step))
     for i, label in enumerate(labels):
         if i % every == 0 or i == len(labels) - 1:
             parts.append(f'<text x="{_num(x(i))}" y="{height - 12}" text-anchor="middle"'
@@ -163,7 +165,7 @@ def stacked_columns(chart_id: str, title: str, columns: Sequence[tuple[str, dict
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_num(ty)}" y2="{_num(ty)}"'
                      f' stroke="{GRID}"/><text x="{left - 4}" y="{_num(ty + 4)}"'
                      f' text-anchor="end" font-size="11" fill="{TEXT}">{tick}%</text>')
-    every = max(1, len(columns) // 10)
+    every = max(1, ceil(56 / slot))  # labels about 50px wide must not overlap
     for i, (label, shares) in enumerate(columns):
         cx = left + slot * i + (slot - bar_w) / 2
         base = float(top + plot_h)

@@ -4,6 +4,7 @@ header every page carries (how long the server took, as the bench and browser te
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -106,6 +107,58 @@ def pct(value: Decimal | float | None, places: int = 1) -> str:
     return f"{Decimal(str(value)):.{places}f}%"
 
 
+def type_words(kind: str) -> str:
+    """An event type as words: ProviderApproved -> "Provider approved"."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", kind).capitalize()
+
+
+_SAID = ("name", "title", "kind", "category", "scheme", "rating", "partner", "option", "stage",
+         "how", "period", "new_end", "activity_type", "reason", "rationale", "summary",
+         "justification", "what")
+_AMOUNTS = ("amount", "budget_change", "new_budget", "budget", "allocation", "cost", "total",
+            "budget_envelope")
+
+
+def describe(data: dict[str, Any], limit: int = 180) -> str:
+    """The gist of an event's data in a line: names, amounts and the reason given."""
+    said: list[str] = []
+    for key in _SAID:
+        value = data.get(key)
+        if isinstance(value, str | int) and str(value):
+            said.append(str(value) if key in ("name", "title", "reason", "rationale",
+                                              "summary", "what") else f"{words(key)}: {value}")
+    for key in _AMOUNTS:
+        value = data.get(key)
+        if isinstance(value, str | int | float | Decimal) and str(value):
+            try:
+                said.append(f"{words(key)}: {money(Decimal(str(value)), pence=True)}")
+            except ArithmeticError:
+                continue
+    if "quantity" in data:
+        said.append(f"{data['quantity']} {data.get('unit', '')}".strip())
+    if "value" in data and "measure_id" in data:
+        said.append(f"value {data['value']}")
+    text = "; ".join(said)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+_NEED_EVENTS = ("Need", "Options", "Market", "Commissioning")
+_AGREEMENT_EVENTS = ("Agreement", "BusinessCase", "Spend")
+
+
+def link_of(source: str, kind: str, stream_id: str, data: dict[str, Any]) -> str | None:
+    """The page of what an event is about, if it has one."""
+    if source == "provider_registry":
+        return f"/ui/providers/{stream_id}"
+    if source == "integrator" and kind.startswith(_NEED_EVENTS):
+        return f"/ui/needs/{stream_id}"
+    if source == "integrator" and kind.startswith(_AGREEMENT_EVENTS):
+        return f"/ui/agreements/{stream_id}"
+    if data.get("agreement_id"):
+        return f"/ui/agreements/{data['agreement_id']}"
+    return None
+
+
 ENV = Environment(
     loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -113,9 +166,23 @@ ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-ENV.filters.update(words=words, money=money, money_short=money_short, day=day, moment=moment,
-                   pct=pct)
-ENV.globals.update(nav=NAV, charts=charts, words=words)
+ENV.filters.update(from_map=lambda key, mapping: mapping.get(key),
+                   payment_bar=lambda row: (row[0], row[1], charts.PALETTE[0]),
+                   words=words, money=money, money_short=money_short, day=day, moment=moment,
+                   pct=pct, type_words=type_words, describe=describe)
+ENV.globals.update(nav=NAV, charts=charts, words=words, link_of=link_of,
+                   pairs=lambda values: [(v, v) for v in values],
+                   worded=lambda codes: [(c, words(c)) for c in codes],
+                   party_pairs=lambda parties, names: [
+                       (str(p.provider_id), names.get(str(p.provider_id), str(p.provider_id)))
+                       for p in parties],
+                   type_bars=lambda shares: [
+                       (words(s.organisation_type), s.share_pct,
+                        charts.colour_of(s.organisation_type)) for s in shares],
+                   quarter_columns=lambda quarters: [(q.quarter, q.share_pct) for q in quarters],
+                   kind_names=lambda kinds: {k: words(k) for k in kinds},
+                   outcome_pairs=lambda outcomes: [(o.outcome_id, o.description)
+                                                   for o in outcomes])
 
 
 def start_clock(request: Request) -> None:

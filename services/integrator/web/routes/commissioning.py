@@ -119,13 +119,15 @@ def _commissioning_page(request: Request, viewer: Viewer, as_of: AsOf,
     kinds = [k.value for k in ArrangementType]
     kind = params.get("arrangement_type") if params.get("arrangement_type") in kinds else None
     with read_models(request, as_of.moment) as db:
-        needs = list_needs(db, 5000, status=need_status, service_area=area)
+        every_need = list_needs(db, 5000)
         agreements = list_agreements(
             db, 5000, status=agreement_status,
             arrangement_type=ArrangementType(kind) if kind else None)
         names = _names(db)
         measures = _measures(db)
-    titles = {str(n.need_id): n.title for n in needs}
+    titles = {str(n.need_id): n.title for n in every_need}
+    needs = [n for n in every_need if (need_status is None or n.status == need_status)
+             and (area is None or n.service_area == area)]
     return page(
         request, "commissioning.html", viewer, section="commissioning", status=status,
         as_of=as_of, needs=needs, agreements=agreements, names=names, titles=titles,

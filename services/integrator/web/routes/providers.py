@@ -143,14 +143,16 @@ def _provider_page(request: Request, viewer: Viewer, provider_id: UUID,
     mine = {str(a.agreement_id): next(p for p in a.parties if p.provider_id == provider_id)
             for a in agreements}
     failed = failed or {}
+    open_decisions = DECISIONS.get(provider.status.value, [])
     return page(
         request, "provider.html", viewer, section="network", status=status, provider=provider,
         standing=standing, agreements=agreements, performance=performance, names=names,
-        mine=mine, history=history, decisions=DECISIONS.get(provider.status.value, []),
-        decision_names=DECISION_NAMES, today=today, categories=categories(),
+        mine=mine, history=history, decisions=open_decisions,
+        decision_options=[(d, DECISION_NAMES[d]) for d in open_decisions], today=today,
+        categories=categories(),
         standing_kinds=[k.value for k in StandingKind],
-        forms={name: failed.get(name, forms.FormState())
-               for name in ("decide", "incubate", "capability", "accreditation", "milestone")},
+        forms={**{name: forms.FormState() for name in
+                  ("decide", "incubate", "capability", "accreditation", "milestone")}, **failed},
         failed=next(iter(failed), ""),
     )
 
@@ -207,7 +209,7 @@ def milestone_met(provider_id: UUID, request: Request, viewer: SignedIn,
     if not viewer.may_register:
         return forbidden(request, viewer, "record incubation milestones")
     milestone = forms.FormState(values).value("milestone_id")
-    return _registry_action(request, viewer, provider_id, values, "milestone",
+    return _registry_action(request, viewer, provider_id, values, f"milestone-{milestone}",
                             f"/incubation/milestones/{milestone}/met",
                             forms.nest(values, skip=frozenset({"milestone_id"})),
                             "Milestone met")
