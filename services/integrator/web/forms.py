@@ -132,14 +132,19 @@ def friendly(error: Any) -> str:
     return str(error["msg"])
 
 
-def errors_of(exc: ValidationError, prefix: tuple[str, ...] = ()) -> dict[str, str]:
-    """Field name -> its first message; errors about the whole model under FORM_LEVEL."""
+def errors_of(exc: ValidationError, values: dict[str, list[str]] | None = None,
+              ) -> dict[str, str]:
+    """Field name -> its first message; errors about the whole model under FORM_LEVEL. A
+    group of fields left wholly blank (`population` of `population.description` and
+    `population.size`) is reported at its first field, where the person can fix it."""
     found: dict[str, str] = {}
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
         if loc[:1] == ["body"]:
             loc = loc[1:]
-        name = ".".join((*prefix, *loc)) if loc else FORM_LEVEL
+        name = ".".join(loc) if loc else FORM_LEVEL
+        if values is not None and name not in values and name != FORM_LEVEL:
+            name = next((n for n in values if n.startswith(f"{name}.")), name)
         found.setdefault(name, friendly(error))
     return found
 
@@ -149,7 +154,7 @@ def validate(model: type[M], values: dict[str, list[str]], **nesting: Any) -> M 
     try:
         return model.model_validate(nest(values, **nesting))
     except ValidationError as exc:
-        return FormState(values, errors_of(exc))
+        return FormState(values, errors_of(exc, values))
 
 
 def refused(values: dict[str, list[str]], exc: Exception) -> FormState | None:

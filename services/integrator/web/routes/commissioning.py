@@ -87,7 +87,7 @@ def _run(request: Request, viewer: Viewer, values: Values, form: str, model: typ
         command_in = model.model_validate(data if data is not None else
                                           forms.nest(values, **nesting))
     except ValidationError as exc:
-        return again({form: forms.FormState(values, forms.errors_of(exc))}, 422)
+        return again({form: forms.FormState(values, forms.errors_of(exc, values))}, 422)
     integrator = integrator_of(request)
     try:
         with acting_as(request, viewer.principal):
