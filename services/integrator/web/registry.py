@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from services.integrator.web.forms import FORM_LEVEL
+from services.integrator.web.forms import FORM_LEVEL, friendly
 
 
 class RegistryRefused(Exception):
@@ -32,8 +32,8 @@ def _errors(response: httpx.Response) -> dict[str, str]:
             loc = [str(p) for p in item.get("loc", [])]
             if loc[:1] in (["body"], ["query"]):
                 loc = loc[1:]
-            found.setdefault(".".join(loc), str(item.get("msg", "not valid"))
-                             .removeprefix("Value error, "))
+            found.setdefault(".".join(loc), friendly(item) if "type" in item
+                             else str(item.get("msg", "not valid")))
         return found
     if response.status_code == 403:
         return {FORM_LEVEL: f"Your role may not do this: {detail}"}
