@@ -409,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure store, relay and projection throughput")
     bench.add_argument("--events", type=int, default=20000)
-    bench.add_argument("--deployment", choices=["embedded", "scale", "all"], default="all")
+    bench.add_argument("--deployment", choices=["embedded", "scale", "pages", "all"],
+                       default="all", help="pages: only the web pages' server times")
     infra_options(bench)
     bench.set_defaults(func=cmd_bench)
     return parser
