@@ -400,6 +400,12 @@ def test_a_provider_onboarded_and_commissioned_through_the_pages(
                  f"/ui/commissioning?as_of={yesterday}", f"/ui/market?as_of={yesterday}"):
         assert app.get(page).status_code == 200, page
     assert app.get(f"{agreement_path}?as_of={yesterday}").status_code == 404  # not yet then
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    as_of_tomorrow = app.get(f"{agreement_path}?as_of={tomorrow}")
+    assert as_of_tomorrow.status_code == 200
+    assert figure(as_of_tomorrow.text, "fig-budget") == "£175,000"
+    assert "Agreement varied" in as_of_tomorrow.text  # its history, read from the live timeline
+    assert "Family clubs" in app.get(f"{need_path}?as_of={tomorrow}").text
 
 
 def test_unknown_records_and_dates_answer_plainly(app: TestClient) -> None:

@@ -278,3 +278,12 @@ def agreement_outcomes(db: Database, agreement_id: str) -> AgreementOutcomes | N
         weights=weights, measures=series, periods=list(assessment.periods),
         payments=sorted(payments, key=lambda p: period_order(p[0])),
     )
+
+
+def record_names(db: Database) -> dict[str, str]:
+    """id -> name of every provider, need and agreement (what timelines say events are about)."""
+    with db.transaction() as tx:
+        rows = [*tx.execute("SELECT provider_id, name FROM network_providers"),
+                *tx.execute("SELECT need_id, title FROM cm_needs"),
+                *tx.execute("SELECT agreement_id, title FROM cm_agreements")]
+    return {str(key): str(name) for key, name in rows}

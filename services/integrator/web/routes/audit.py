@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from services.integrator.projections.asof import as_of_moment
 from services.integrator.projections.market import market_view, network_state
 from services.integrator.projections.network import network_summary
+from services.integrator.projections.overview import record_names
 from services.integrator.projections.timeline import event_types, timeline
 from services.integrator.web.pages import AsOf, SignedIn, router
 from services.integrator.web.render import page
@@ -61,6 +62,7 @@ def audit(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
                "q": q, "since": params.get("since", ""), "until": params.get("until", ""),
                "as_of": as_of.text if as_of.moment else ""}
     return page(request, "audit.html", viewer, section="audit", as_of=as_of, found=found,
+                subject_names=record_names(live),
                 number=number, pages=max(1, ceil(found.total / PER_PAGE)),
                 types=event_types(live), sources=SOURCES, filters=filters, state=state,
                 summary=summary, market=market,

@@ -25,7 +25,11 @@ from services.integrator.projections.commissioning import (
     spend_by_partner,
 )
 from services.integrator.projections.network import list_providers
-from services.integrator.projections.overview import agreement_outcomes, measure_series
+from services.integrator.projections.overview import (
+    agreement_outcomes,
+    measure_series,
+    record_names,
+)
 from services.integrator.projections.performance import performance_of
 from services.integrator.projections.timeline import timeline
 from services.integrator.web import forms
@@ -284,14 +288,15 @@ def _agreement_page(request: Request, viewer: Viewer, agreement_id: UUID,
         with db.transaction() as tx:
             brief = performance_of(tx, db.dialect, [str(agreement_id)]).get(str(agreement_id))
         outcomes = agreement_outcomes(db, str(agreement_id))
-        history = timeline(db, subjects=[str(agreement_id)], limit=100,
+        history = timeline(runtime_of(request).views, subjects=[str(agreement_id)], limit=100,
                            until=as_of.moment if as_of else None)
+        subject_names = record_names(db)
     failed = failed or {}
     cases = [b.business_case_id for b in agreement.business_cases if b.status == "proposed"]
     return page(
         request, "agreement.html", viewer, section="commissioning", status=status,
         agreement=agreement, need=need, names=names, brief=brief, outcomes=outcomes,
-        history=history, as_of=as_of, today=date.today(),
+        history=history, subject_names=subject_names, as_of=as_of, today=date.today(),
         variation_kinds=[k.value for k in VariationKind if k is not VariationKind.BUSINESS_CASE],
         endings=[k.value for k in EndingKind],
         forms={**{name: failed.get(name, forms.FormState()) for name in AGREEMENT_FORMS},

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.integrator.projections.commissioning import list_agreements
 from services.integrator.projections.network import get_provider, list_providers
-from services.integrator.projections.overview import areas_served
+from services.integrator.projections.overview import areas_served, record_names
 from services.integrator.projections.performance import performance_of
 from services.integrator.projections.standing import standing_of
 from services.integrator.projections.timeline import timeline
@@ -147,7 +147,7 @@ def _provider_page(request: Request, viewer: Viewer, provider_id: UUID,
     return page(
         request, "provider.html", viewer, section="network", status=status, provider=provider,
         standing=standing, agreements=agreements, performance=performance, names=names,
-        mine=mine, history=history, decisions=open_decisions,
+        mine=mine, history=history, subject_names=record_names(db), decisions=open_decisions,
         decision_options=[(d, DECISION_NAMES[d]) for d in open_decisions], today=today,
         categories=categories(),
         standing_kinds=[k.value for k in StandingKind],
