@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from services.integrator.service import SPEC as INTEGRATOR
 from services.integrator.web import charts, forms
 from services.integrator.web.session import SESSION_COOKIE
+from services.integrator.web.sync import wait_caught_up
 from services.provider_registry.service import SPEC as REGISTRY
 from shared.accounts import UserStore
 from shared.identity import Role
@@ -438,6 +439,7 @@ def test_the_web_read_models_rebuild_to_the_same_answer(app: TestClient, registr
     assert "Public liability insurance Insurance" in page
     assert "Expired" in page
     runtime = runtime_of(app)
+    wait_caught_up(runtime)
     live = [app.get(f"/ui/providers/{provider_id}").text.split('id="history"')[0],
             app.get("/ui/audit").text.split('id="network-then"')[1]]
     for name in ("integrator.standing", "integrator.timeline"):

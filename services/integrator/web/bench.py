@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from services.integrator.web.views import AsOfViews
+from services.integrator.web.sync import wait_caught_up
 from shared.accounts import UserStore
 from shared.identity import Role
 from shared.settings import Settings
@@ -27,22 +27,6 @@ from shared.web import Runtime, create_service_app
 ROUNDS = 20
 PASSWORD = "bench only, not a secret"  # noqa: S105 - a throwaway account in a temporary folder
 TIMING = re.compile(r"app;dur=([0-9.]+)")
-
-
-def _caught_up(runtime: Runtime, timeout: float = 120) -> None:
-    """Wait until every read model has applied everything on the log."""
-    memory = AsOfViews.of(runtime).remembered
-    deadline = time.monotonic() + timeout
-    while True:
-        memory.refresh()
-        end = memory.position
-        if all(runner.position().get(key) == offset
-               for runner in runtime.runners for key, offset in end.items()
-               if key.rsplit(":", 1)[0] in runner.topics):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError("the read models did not catch up with the demo data")
-        time.sleep(0.1)
 
 
 def _sign_in(client: TestClient) -> None:
@@ -84,7 +68,7 @@ def run(settings: Settings, rounds: int = ROUNDS) -> dict[str, list[float]]:
     measured: dict[str, list[float]] = {}
     with TestClient(create_service_app(SPEC, settings)) as client:
         runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        _caught_up(runtime)
+        wait_caught_up(runtime)
         _sign_in(client)
         provider = _first(client, "/ui/network?status=approved&category=home-care",
                           r"/ui/providers/[0-9a-f-]{36}")

@@ -34,3 +34,19 @@ def wait_applied(runtime: Runtime, projection: str, source: str, stream_id: str,
             return False
         time.sleep(0.02)
     return True
+
+
+def wait_caught_up(runtime: Runtime, timeout: float = 120) -> None:
+    """Wait until every read model has applied everything now on the shared log (for the
+    bench and tests: pages wait only for their own change)."""
+    event_log = runtime.event_log
+    topics = sorted({t for r in runtime.runners for t in r.topics})
+    end: dict[str, int] = {}
+    for batch in event_log.read_all(topics):
+        end.update({r.partition_key: r.offset + 1 for r in batch})
+    deadline = time.monotonic() + timeout
+    while not all(runner.position().get(key) == offset for runner in runtime.runners
+                  for key, offset in end.items() if key.rsplit(":", 1)[0] in runner.topics):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the read models did not catch up with the shared log")
+        time.sleep(0.05)
