@@ -15,17 +15,16 @@ from decimal import Decimal
 
 import pytest
 
-from shared.accounts import UserStore
+from shared.cli import demo_users
 from shared.identity import Role
-from shared.sql import open_database
 from tests.e2e.browser import ARTEFACTS, Browser, chromium, require_browser
 from tests.e2e.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "browser tests only"
-USERS = {"sam": Role.INTEGRATOR_ADMIN, "jo": Role.COMMISSIONER, "priya": Role.COUNCIL_STAFF,
-         "alex": Role.REGULATOR}
+ROLES = {"admin": Role.INTEGRATOR_ADMIN, "commissioner": Role.COMMISSIONER,
+         "staff": Role.COUNCIL_STAFF, "regulator": Role.REGULATOR}
+PASSWORDS: dict[str, str] = {}
 PROVIDER = "Hillside Community Kitchen"
 
 
@@ -36,13 +35,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     loaded = subprocess.run([sys.executable, "-m", "shared.cli", "demo"], env=built.env,
                             capture_output=True, text=True, timeout=600, check=False)
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
-    db = open_database(built.settings, "identity")
-    try:
-        users = UserStore(db)
-        for username, role in USERS.items():
-            users.create(username, role, f"{username.capitalize()} ({role.value})", PASSWORD)
-    finally:
-        db.close()
+    # The demo's users, as `council up --demo` makes them (new passwords each time).
+    PASSWORDS.update({username: password for username, _, password in demo_users(built.settings)})
+    assert set(PASSWORDS) == set(ROLES)
     built.start_all()
     yield built
     built.stop_all()
@@ -62,7 +57,7 @@ def browser(stack: Stack, request: pytest.FixtureRequest,
 def sign_in(tab: Browser, username: str) -> None:
     tab.goto("/ui/")
     tab.page.fill("#sign-in-username", username)
-    tab.page.fill("#sign-in-password", PASSWORD)
+    tab.page.fill("#sign-in-password", PASSWORDS[username])
     tab.page.click("button:has-text('Sign in')")
     tab.page.wait_for_url("**/ui/network")
 
@@ -96,7 +91,7 @@ def test_onboard_commission_vary_and_look_back(stack: Stack, browser: Browser) -
     tab.goto("/ui/market")
     assert "/ui/sign-in" in page.url
     tab.checked("sign-in")
-    sign_in(tab, "sam")
+    sign_in(tab, "admin")
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.textContent") == "Skip to main content"
     tab.checked("network")
@@ -231,11 +226,11 @@ def test_onboard_commission_vary_and_look_back(stack: Stack, browser: Browser) -
     tab.checked("provider-history")
 
 
-@pytest.mark.parametrize("username", ["priya", "alex", "jo"])
+@pytest.mark.parametrize("username", ["staff", "regulator", "commissioner"])
 def test_each_role_sees_what_it_may_do(stack: Stack, browser: Browser, username: str) -> None:
     tab, page = browser, browser.page
     sign_in(tab, username)
-    writer = USERS[username] is Role.COMMISSIONER
+    writer = ROLES[username] is Role.COMMISSIONER
     assert page.locator("text=Register a provider").count() == (1 if writer else 0)
     tab.checked(f"{username}-network")
     first = page.locator("#providers tbody tr:has-text('Approved') a").first
@@ -263,7 +258,7 @@ def test_the_pages_answer_within_the_budget_on_the_demo_data(stack: Stack,
     """Not a timing assertion (tests never assert on time): the server times are printed with
     the report, and the bench measures them properly (council bench --deployment pages)."""
     tab = browser
-    sign_in(tab, "alex")
+    sign_in(tab, "regulator")
     paths: list[tuple[str, str]] = [("network", "/ui/network"),
                                     ("commissioning", "/ui/commissioning"),
                                     ("outcomes", "/ui/outcomes"), ("market", "/ui/market"),
@@ -271,5 +266,5 @@ def test_the_pages_answer_within_the_budget_on_the_demo_data(stack: Stack,
                                     ("market-as-of", "/ui/market?as_of=2025-03-31")]
     for name, path in paths:
         tab.goto(path)
-        visit = tab.checked(f"alex-{name}")
+        visit = tab.checked(f"regulator-{name}")
         assert visit.server_ms is not None, f"{path} sent no Server-Timing"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.accounts import UserStore, hash_password, password_matches
-from shared.cli import main
+from shared.cli import demo_users, main
 from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import Database, open_database
@@ -112,3 +112,20 @@ def test_the_command_line_creates_lists_and_disables_users(
     assert "no active user alex" in capsys.readouterr().err
     assert main(["users", "create", "--username", "alex", "--role", "regulator"]) == 2
     assert "already a user alex" in capsys.readouterr().err
+
+
+def test_the_demo_users_get_new_passwords_at_each_start(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path)
+    first = {u: (role, password) for u, role, password in demo_users(settings)}
+    assert {u: role for u, (role, _) in first.items()} == {
+        "admin": "integrator_admin", "commissioner": "commissioner", "staff": "council_staff",
+        "regulator": "regulator"}
+    second = {u: password for u, _, password in demo_users(settings)}
+    db = open_database(settings, "identity")
+    try:
+        users = UserStore(db)
+        for username, (_, old) in first.items():
+            assert users.verify(username, old) is None
+            assert users.verify(username, second[username]) is not None
+    finally:
+        db.close()

@@ -294,6 +294,12 @@ def figure(html: str, element_id: str) -> str:
 def test_a_provider_onboarded_and_commissioned_through_the_pages(
     app: TestClient, registry: str,
 ) -> None:
+    onboard_and_commission(app)
+
+
+def onboard_and_commission(app: TestClient) -> None:
+    """The whole flow through the pages (the integration tests run it on PostgreSQL and
+    Kafka too)."""
     sign_in(app, "admin")
     before = app.get("/ui/network").text
     approved_before = int(figure(before, "fig-approved"))

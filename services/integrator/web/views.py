@@ -119,20 +119,21 @@ class AsOfViews:
                 found = _VIEWS[runtime] = cls(RememberedLog(event_log, topics))
             return found
 
-    @staticmethod
-    def _signature(runtime: Runtime) -> tuple[tuple[str, int], ...]:
-        return tuple(sorted(
-            (f"{r.projection.name}@{k}", v) for r in runtime.runners
-            for k, v in r.position().items()))
-
     @contextmanager
     def reading(self, runtime: Runtime, moment: datetime) -> Iterator[Database]:
-        key = (moment.isoformat(), self._signature(runtime))
+        positions = [(r.projection.name, r.position()) for r in runtime.runners]
+        signature = tuple(sorted((f"{name}@{k}", v) for name, at in positions
+                                 for k, v in at.items()))
+        key = (moment.isoformat(), signature)
         with self.lock:  # one build at a time: they are CPU-bound anyway
             entry = self.built.get(key)
             if entry is None:
                 with self.remembered.lock:
-                    self.remembered.refresh()
+                    # At least as far as the live read models (a read of the log's end costs
+                    # a broker round trip; the worker usually has it already).
+                    if any(self.remembered.position.get(k, 0) < v for _, at in positions
+                           for k, v in at.items()):
+                        self.remembered.refresh()
                     source = runtime.event_log if self.remembered.full else self.remembered
                     closer = ExitStack()
                     db = closer.enter_context(state_as_of(source, None, moment))
