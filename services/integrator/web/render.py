@@ -107,6 +107,17 @@ def pct(value: Decimal | float | None, places: int = 1) -> str:
     return f"{Decimal(str(value)):.{places}f}%"
 
 
+def field_words(name: str) -> str:
+    """A form field's path as words: `outcomes.0.description` -> "Outcomes 1: description"."""
+    parts: list[str] = []
+    for part in name.split("."):
+        if part.isdigit():
+            parts[-1] = f"{parts[-1]} {int(part) + 1}:"
+        else:
+            parts.append(part.replace("_", " "))
+    return " ".join(parts).capitalize()
+
+
 def type_words(kind: str) -> str:
     """An event type as words: ProviderApproved -> "Provider approved"."""
     return re.sub(r"(?<!^)(?=[A-Z])", " ", kind).capitalize()
@@ -169,7 +180,8 @@ ENV = Environment(
 ENV.filters.update(from_map=lambda key, mapping: mapping.get(key),
                    payment_bar=lambda row: (row[0], row[1], charts.PALETTE[0]),
                    words=words, money=money, money_short=money_short, day=day, moment=moment,
-                   pct=pct, type_words=type_words, describe=describe)
+                   pct=pct, type_words=type_words, describe=describe,
+                   field_words=field_words)
 ENV.globals.update(nav=NAV, charts=charts, words=words, link_of=link_of,
                    pairs=lambda values: [(v, v) for v in values],
                    worded=lambda codes: [(c, words(c)) for c in codes],
