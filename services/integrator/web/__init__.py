@@ -21,5 +21,6 @@ from services.integrator.web.routes import (
 )
 
 router = APIRouter()
+router.include_router(auth.root)
 for module in (auth, network, providers, commissioning, outcomes, market, audit, static):
     router.include_router(module.routes)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from math import ceil
 
+import structlog
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
@@ -20,8 +21,14 @@ from services.integrator.web.render import page
 from services.integrator.web.views import read_models, runtime_of
 
 routes = router()
+log = structlog.get_logger("web")
 PER_PAGE = 50
 SOURCES = ("provider_registry", "integrator", "outcomes")
+
+
+def filters_asked(request: Request) -> dict[str, str]:
+    keys = ("source", "type", "actor", "subject", "q", "since", "until", "as_of", "page")
+    return {k: request.query_params.get(k, "")[:100] for k in keys}
 
 
 def _day(text: str, end: bool) -> datetime | None:
@@ -50,6 +57,9 @@ def audit(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
         number = max(1, int(params.get("page", "1")))
     except ValueError:
         number = 1
+    # Who read the audit trail, and what they asked for, goes to the service's log.
+    log.info("audit_timeline_read", reader=viewer.principal.actor,
+             **{k: v for k, v in filters_asked(request).items() if v})
     live = runtime_of(request).views
     found = timeline(live, source=source, types=[kind] if kind else [], actor=actor,
                      subjects=[subject] if subject else [], q=q, since=since, until=until,

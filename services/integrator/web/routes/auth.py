@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.integrator.web import forms
@@ -21,6 +21,13 @@ from services.integrator.web.session import (
 )
 
 routes = router()
+root = APIRouter(include_in_schema=False)
+
+
+@root.get("/")
+def site_root() -> Response:
+    """The service's root is the pages' front door."""
+    return RedirectResponse("/ui/", status_code=303)
 
 
 @routes.get("", response_class=HTMLResponse)
