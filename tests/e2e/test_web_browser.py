@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from shared.cli import demo_users
 from shared.identity import Role
 from tests.e2e.browser import ARTEFACTS, Browser, chromium, require_browser
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -84,6 +85,33 @@ def vcse_committed(tab: Browser) -> Decimal:
     return pounds(text(tab, "#shares-table tr:has(th:text-is('VCSE')) td:nth-of-type(1)"))
 
 
+def outcomes_for(stack: Stack, agreement_id: str) -> None:
+    """A measure with its trajectory and three quarters measured, attributed to the agreement
+    with a rate per point of improvement: the outcomes service's own API."""
+    measure = stack.post("outcomes", "/measures", {
+        "name": "Children living with obesity in Brookfield", "unit": "%",
+        "direction": "lower_is_better", "baseline": "22.0", "baseline_period": "2025-Q4",
+        "trajectory": [{"period": f"2026-Q{q}", "target": t}
+                       for q, t in ((1, "21.5"), (2, "21.0"), (3, "20.5"), (4, "20.0"))]})
+    assert measure.status_code == 201, measure.text
+    measure_id = measure.json()["measure_id"]
+    for quarter, value in ((1, "21.4"), (2, "21.1"), (3, "20.2")):
+        recorded = stack.post("outcomes", f"/measures/{measure_id}/measurements", {
+            "period": f"2026-Q{quarter}", "value": value, "source": "NCMP (test)"})
+        assert recorded.status_code == 201, recorded.text
+
+    def attributed() -> bool:  # once the outcomes service has the agreement from the log
+        return stack.post("outcomes", f"/agreements/{agreement_id}/attributions",
+                          {"measure_id": measure_id, "weight": "1"}).status_code == 201
+
+    wait_for(attributed, 30, "the attribution")
+    card = httpx.put(f"{stack.url('outcomes')}/agreements/{agreement_id}/rate-card",
+                     json={"periodicity": "quarterly",
+                           "outcome_rates": [{"measure_id": measure_id, "rate": "5000.00"}]},
+                     headers=stack.headers(), timeout=10)
+    assert card.status_code == 200, card.text
+
+
 def test_onboard_commission_vary_and_look_back(stack: Stack, browser: Browser) -> None:
     tab, page = browser, browser.page
     yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
@@ -147,8 +175,8 @@ def test_onboard_commission_vary_and_look_back(stack: Stack, browser: Browser) -
     page.fill("#need-population-description", "Families with children aged 5 to 12")
     page.fill("#need-outcomes-0-description", "Fewer children living with obesity")
     page.fill("#need-budget_envelope", "200000.00")
-    page.fill("#need-starts_on", "2027-04-01")
-    page.fill("#need-ends_on", "2029-03-31")
+    page.fill("#need-starts_on", "2026-01-01")
+    page.fill("#need-ends_on", "2028-12-31")
     submit(tab, "#define-need", "Define the need")
     assert "Need defined" in text(tab, ".flash")
     open_form(tab, "Appraise the options")
@@ -171,6 +199,7 @@ def test_onboard_commission_vary_and_look_back(stack: Stack, browser: Browser) -
     page.fill("details[open] textarea[name=exit_plan]", "hand the clubs to the schools")
     submit(tab, "details[open]", "Draft the agreement")
     assert "Agreement drafted" in text(tab, ".flash")
+    agreement_path = re.sub(r"^https?://[^/]+", "", page.url)
     open_form(tab, "Bring into force")
     submit(tab, "#activate", "Bring into force")
     open_form(tab, "Record a variation")
@@ -197,12 +226,27 @@ def test_onboard_commission_vary_and_look_back(stack: Stack, browser: Browser) -
     page.click("nav >> text=Market")
     assert vcse_committed(tab) == vcse_before + Decimal(175_000)
     tab.checked("market-after")
-    page.click("nav >> text=Outcomes")
+    # Outcomes: the outcomes service measures the result and pays for it; the page charts it.
+    agreement_id = agreement_path.rsplit("/", 1)[1]
+    outcomes_for(stack, agreement_id)
+    section = "section:has(#by-agreement)"
+    for _ in range(60):  # the log brings it over; the payments process settles the quarters
+        tab.goto(f"/ui/outcomes?agreement_id={agreement_id}")
+        if "No payment calculated yet" not in text(tab, section) and "Children living" in \
+                text(tab, section):
+            break
+        page.wait_for_timeout(500)
+    shown = text(tab, section)
+    assert "Children living with obesity in Brookfield" in shown
+    assert "No payment calculated yet" not in shown
+    assert page.locator(f"{section} svg[role=img]").count() == 3  # achieved, paid, the measure
     tab.checked("outcomes")
 
     # The audit timeline has it all, newest first; as of yesterday, the older network.
     page.click("nav >> text=Audit timeline")
-    assert "Agreement varied" in text(tab, ".timeline li:first-child")
+    latest = text(tab, ".timeline")  # the newest 50
+    for event in ("Payment calculated", "Agreement varied", "Provider approved"):
+        assert event in latest
     tab.checked("audit")
     page.fill("#a-as-of", yesterday)
     with page.expect_navigation():
