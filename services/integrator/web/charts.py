@@ -91,7 +91,8 @@ def line_chart(chart_id: str, title: str, labels: Sequence[str], series: Sequenc
     every = max(1, ceil(56 / step))
     for i, label in enumerate(labels):
         if i % every == 0 or i == len(labels) - 1:
-            parts.append(f'<text x="{_num(x(i))}" y="{height - 12}" text-anchor="middle"'
+            anchor = "end" if i == len(labels) - 1 and len(labels) > 1 else "middle"
+            parts.append(f'<text x="{_num(x(i))}" y="{height - 12}" text-anchor="{anchor}"'
                          f' font-size="11" fill="{TEXT}">{escape(label)}</text>')
     for s in series:
         points = [(x(i), y(float(v)), v, labels[i]) for i, v in enumerate(s.values)
@@ -126,7 +127,8 @@ def line_chart(chart_id: str, title: str, labels: Sequence[str], series: Sequenc
 
 
 def bar_chart(chart_id: str, title: str, bars: Sequence[tuple[str, Decimal, str]],
-              suffix: str = "%", width: int = 560, scale_max: Decimal | None = None) -> Markup:
+              suffix: str = "%", width: int = 560, scale_max: Decimal | None = None,
+              prefix: str = "") -> Markup:
     """Horizontal bars: (label, value, colour), each labelled with its value."""
     if not bars:
         return Markup('<p class="muted">No figures yet.</p>')
@@ -144,8 +146,8 @@ def bar_chart(chart_id: str, title: str, bars: Sequence[tuple[str, Decimal, str]
             f'<rect x="{label_w}" y="{top + 3}" width="{_num(length)}" height="{row - 8}"'
             f' fill="{colour}"/>'
             f'<text x="{_num(label_w + length + 6)}" y="{top + 16}" font-size="12"'
-            f' fill="{TEXT}">{escape(_fmt(value))}{escape(suffix)}</text>')
-    desc = "; ".join(f"{label} {_fmt(value)}{suffix}" for label, value, _ in bars)
+            f' fill="{TEXT}">{escape(prefix)}{escape(_fmt(value))}{escape(suffix)}</text>')
+    desc = "; ".join(f"{label} {prefix}{_fmt(value)}{suffix}" for label, value, _ in bars)
     return _frame(chart_id, width, height, title, desc, "".join(parts))
 
 
