@@ -129,7 +129,8 @@ def chromium(base_url: str, shots: Path) -> Iterator[Browser]:
     with sync_playwright() as driver, tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         context = driver.chromium.launch_persistent_context(
             profile, executable_path=str(CHROMIUM), headless=True, args=FLAGS,
-            viewport=LAPTOP, locale="en-GB", timezone_id="UTC")
+            viewport=LAPTOP, locale="en-GB", timezone_id="UTC",
+            bypass_csp=True)  # so axe-core can be injected; the pages' own policy is strict
         context.set_default_timeout(30_000)
         try:
             yield Browser(context.new_page(), base_url, shots)

@@ -156,6 +156,8 @@ def test_pages_need_a_session_which_sign_in_gives_and_sign_out_ends(app: TestCli
     assert "Admin (integrator_admin)" in page.text
     assert "Integrator admin" in page.text
     assert page.headers["server-timing"].startswith("app;dur=")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
 
     token = app.cookies.get(SESSION_COOKIE)
     assert token is not None

@@ -134,18 +134,24 @@ def friendly(error: Any) -> str:
 
 def errors_of(exc: ValidationError, values: dict[str, list[str]] | None = None,
               ) -> dict[str, str]:
-    """Field name -> its first message; errors about the whole model under FORM_LEVEL. A
-    group of fields left wholly blank (`population` of `population.description` and
-    `population.size`) is reported at its first field, where the person can fix it."""
+    """Field name -> its first message; errors about the whole model under FORM_LEVEL."""
     found: dict[str, str] = {}
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
         if loc[:1] == ["body"]:
             loc = loc[1:]
-        name = ".".join(loc) if loc else FORM_LEVEL
-        if values is not None and name not in values and name != FORM_LEVEL:
+        found.setdefault(".".join(loc) if loc else FORM_LEVEL, friendly(error))
+    return relocated(found, values or {})
+
+
+def relocated(errors: dict[str, str], values: dict[str, list[str]]) -> dict[str, str]:
+    """A group of fields left wholly blank (`population`, of `population.description` and
+    `population.size`) is reported at its first field on the form, where it can be fixed."""
+    found: dict[str, str] = {}
+    for name, message in errors.items():
+        if name != FORM_LEVEL and name not in values:
             name = next((n for n in values if n.startswith(f"{name}.")), name)
-        found.setdefault(name, friendly(error))
+        found.setdefault(name, message)
     return found
 
 

@@ -22,6 +22,16 @@ from services.provider_registry.taxonomy import taxonomy
 
 HERE = Path(__file__).parent
 FLASH_COOKIE = "council_flash"
+# Our own stylesheet and script only, never framed by another site, nothing cached (pages show
+# records people may not be allowed to see once signed out).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self';"
+                               " script-src 'self'; form-action 'self'; frame-ancestors 'none';"
+                               " base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 NAV = (
     ("network", "Network", "/ui/network"),
@@ -217,7 +227,7 @@ def page(request: Request, template: str, viewer: Viewer | None, *, section: str
     if flash:
         response.delete_cookie(FLASH_COOKIE, path=COOKIE_PATH)
     response.headers["Server-Timing"] = f'app;dur={server_ms(request):.1f};desc="page"'
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(SECURITY_HEADERS)
     return response
 
 

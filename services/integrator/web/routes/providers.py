@@ -103,7 +103,7 @@ def register(request: Request, viewer: SignedIn, values: Posted) -> Response:
         created = _call(request, viewer, "POST", "/providers", body,
                         key=f"web-{state.value('idempotency_key')}")
     except registry.RegistryRefused as exc:
-        state.errors = exc.errors
+        state.errors = forms.relocated(exc.errors, values)
         return _register_page(request, viewer, state, 422 if exc.status == 422 else 409)
     provider_id, version = str(created["provider_id"]), int(created["version"])
     note = f"{created['name']} registered: an application awaiting review"
@@ -169,7 +169,8 @@ def _registry_action(request: Request, viewer: Viewer, provider_id: UUID, values
         result = _call(request, viewer, "POST", f"/providers/{provider_id}{path}", body)
     except registry.RegistryRefused as exc:
         return _provider_page(request, viewer, provider_id,
-                              {form: forms.FormState(values, exc.errors)},
+                              {form: forms.FormState(values, forms.relocated(exc.errors,
+                                                                             values))},
                               422 if exc.status == 422 else 409)
     record = result.get("provider", result)
     _caught_up(request, str(provider_id), int(record["version"]))
