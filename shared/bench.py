@@ -5,9 +5,11 @@ per save and 100 per save, (b) relayed from the store to the shared log (and sea
 audit hash chain), (b2) checked by `council audit verify` on the log, (c) applied by the
 integrator's network projection from the log; and rows per second of (d) a CSV import of 2,000
 provider applications, parsed and registered through ProviderRegistry.register_many (each
-provider with its identifier claims, a hundred rows a transaction). The scale deployment uses
-PostgreSQL (COUNCIL_BENCH_DATABASE_URL, default the local `test` database) and a Kafka-protocol
-broker (COUNCIL_BENCH_KAFKA, default: a local Tansu broker started for the run).
+provider with its identifier claims, a hundred rows a transaction); and (e) the server time of
+each web page on the demo data (services.integrator.web.bench; `--deployment pages` alone).
+The scale deployment uses PostgreSQL (COUNCIL_BENCH_DATABASE_URL, default the local `test`
+database) and a Kafka-protocol broker (COUNCIL_BENCH_KAFKA, default: a local Tansu broker
+started for the run).
 """
 
 from __future__ import annotations
@@ -175,6 +177,11 @@ def main(events: int = 20000, deployment: str = "all") -> int:
             outcomes_bench.run(Settings(var_dir=Path(tmp), log_url="embedded",
                                         database_url=None))
             kafka_bench.run(Settings(var_dir=Path(tmp), log_url="embedded"), events)
+    if deployment in ("pages", "all"):
+        from services.integrator.web import bench as pages_bench
+
+        with tempfile.TemporaryDirectory(prefix="council-bench-pages-") as tmp:
+            pages_bench.run(Settings(var_dir=Path(tmp), log_url="embedded", database_url=None))
     if deployment in ("scale", "all"):
         url = os.environ.get("COUNCIL_BENCH_DATABASE_URL",
                              "postgresql://postgres@127.0.0.1:5432/test")

@@ -1,6 +1,6 @@
 """The `council` command line: start the stack, load the demo data, serve one service, manage
-tokens, rebuild projections, check infrastructure, verify and export the audit trail, run
-benchmarks. It only translates arguments into calls."""
+tokens and web users, rebuild projections, check infrastructure, verify and export the audit
+trail, run benchmarks. It only translates arguments into calls."""
 
 from __future__ import annotations
 
@@ -195,7 +195,41 @@ def _announce(settings: Settings, args: argparse.Namespace) -> None:
         print(f"\n  admin token (demo): {issued.token}")
         print(f"  try: curl -H 'Authorization: Bearer {issued.token}' "
               f"{settings.url_of('integrator')}/network/providers")
+    if args.demo:
+        print(f"\n  web pages: {settings.url_of('integrator')}/ui/  sign in as (demo; new "
+              "passwords each start):")
+        for username, role, password in demo_users(settings):
+            print(f"    {username:<13} {password}   ({role})")
     print("\nCtrl-C stops all three.", flush=True)
+
+
+# The demo's web users: one per role a person signs in with.
+DEMO_USERS = (
+    ("admin", "integrator_admin", "Sam Okafor (integrator admin)"),
+    ("commissioner", "commissioner", "Jo Smith (commissioner)"),
+    ("staff", "council_staff", "Priya Shah (council staff)"),
+    ("regulator", "regulator", "Alex Reid (regulator)"),
+)
+
+
+def demo_users(settings: Settings) -> list[tuple[str, str, str]]:
+    """Create the demo's web users, or give them new passwords: (username, role, password)."""
+    from shared.accounts import UserStore, new_password
+    from shared.identity import Role
+    from shared.sql import open_database
+
+    db = open_database(settings, "identity")
+    try:
+        users = UserStore(db)
+        shown = []
+        for username, role, name in DEMO_USERS:
+            password = new_password()
+            if not users.set_password(username, password):
+                users.create(username, Role(role), name, password)
+            shown.append((username, role, password))
+        return shown
+    finally:
+        db.close()
 
 
 def _shutdown(children: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -234,6 +268,41 @@ def cmd_tokens(args: argparse.Namespace) -> int:
         else:
             for row in store.list():
                 print("\t".join("" if v is None else str(v) for v in row))
+    finally:
+        db.close()
+    return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from shared.accounts import UserStore, new_password
+    from shared.identity import Role
+    from shared.sql import open_database
+
+    db = open_database(Settings(), "identity")
+    users = UserStore(db)
+    try:
+        if args.action in ("create", "set-password"):
+            given = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+            password = given or new_password()
+            if args.action == "create":
+                user = users.create(args.username, Role(args.role), args.name or args.username,
+                                    password)
+                print(f"created {user.username} ({user.role.value}), recorded as "
+                      f"{user.display_name!r}", file=sys.stderr)
+            elif not users.set_password(args.username, password):
+                return _fail(f"no user {args.username}", 1)
+            if not given:
+                print(password)
+                print("the password is shown once; only its scrypt hash is stored",
+                      file=sys.stderr)
+        elif args.action == "disable":
+            if not users.disable(args.username):
+                return _fail(f"no active user {args.username}", 1)
+            print(f"disabled {args.username}")
+        else:
+            for user in users.list():
+                print("\t".join([user.username, user.role.value, user.display_name,
+                                 user.created_at, user.disabled_at or ""]))
     finally:
         db.close()
     return 0
@@ -320,6 +389,28 @@ def build_parser() -> argparse.ArgumentParser:
         infra_options(p)
     tokens.set_defaults(func=cmd_tokens)
 
+    users = sub.add_parser("users", help="web users (council staff): create, set-password, "
+                           "disable, list")
+    usub = users.add_subparsers(dest="action", required=True)
+    ucreate = usub.add_parser("create", help="create a user; prints a new password unless "
+                              "--password-stdin")
+    ucreate.add_argument("--username", required=True)
+    ucreate.add_argument("--role", required=True,
+                         choices=["integrator_admin", "commissioner", "council_staff",
+                                  "regulator"])
+    ucreate.add_argument("--name", help="the name their decisions are recorded under")
+    upassword = usub.add_parser("set-password", help="a new password (re-enables the user)")
+    upassword.add_argument("--username", required=True)
+    for p in (ucreate, upassword):
+        p.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of standard input")
+    udisable = usub.add_parser("disable", help="stop a user signing in")
+    udisable.add_argument("username")
+    ulist = usub.add_parser("list", help="list users (never passwords)")
+    for p in (users, ucreate, upassword, udisable, ulist):
+        infra_options(p)
+    users.set_defaults(func=cmd_users)
+
     proj = sub.add_parser("projections", help="catch up or rebuild a read model from the log")
     proj.add_argument("action", choices=["rebuild", "catch-up"])
     proj.add_argument("name", help="e.g. integrator.network")
@@ -332,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure store, relay and projection throughput")
     bench.add_argument("--events", type=int, default=20000)
-    bench.add_argument("--deployment", choices=["embedded", "scale", "all"], default="all")
+    bench.add_argument("--deployment", choices=["embedded", "scale", "pages", "all"],
+                       default="all", help="pages: only the web pages' server times")
     infra_options(bench)
     bench.set_defaults(func=cmd_bench)
     return parser

@@ -1,9 +1,10 @@
 """Identity and access shared by all services: roles, bearer tokens, and the FastAPI guard.
 
 Tokens are random secrets shown once at creation; only their SHA-256 is stored (a token has
-256 bits of entropy, so a fast hash is enough: there is nothing to brute-force). Every write
-endpoint names the roles it accepts; the guard answers 401 without a valid token and 403 for
-the wrong role, and sets the command context so each event records its actor.
+256 bits of entropy, so a fast hash is enough: there is nothing to brute-force). A token may
+expire (the web pages' sign-in sessions do); one past its expiry is refused like a revoked one.
+Every write endpoint names the roles it accepts; the guard answers 401 without a valid token and
+403 for the wrong role, and sets the command context so each event records its actor.
 
 A regulator's token may carry a scope (an organisation, provider or agreement, and/or a range of
 business dates); only routes that honour scopes (the audit API) admit a scoped token.
@@ -136,7 +137,8 @@ def _hash(secret: str) -> str:
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS api_tokens ("
     " token_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, role TEXT NOT NULL,"
-    " label TEXT NOT NULL, provider_id TEXT, created_at TEXT NOT NULL, revoked_at TEXT)"
+    " label TEXT NOT NULL, provider_id TEXT, created_at TEXT NOT NULL, revoked_at TEXT,"
+    " expires_at TEXT)"
 )
 
 
@@ -156,15 +158,24 @@ def _scope_of(stored: str | None) -> Scope | None:
     return Scope.from_items(json.loads(stored)) if stored else None
 
 
+def _add_expiry(tx: Tx, dialect: str) -> None:
+    """Tables made before tokens could expire get the column (no expiry for their tokens)."""
+    if dialect == "postgres":
+        tx.execute("ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS expires_at TEXT")
+    elif "expires_at" not in {row[1] for row in tx.execute("PRAGMA table_info(api_tokens)")}:
+        tx.execute("ALTER TABLE api_tokens ADD COLUMN expires_at TEXT")
+
+
 class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         with db.transaction() as tx:
             tx.execute(_SCHEMA)
             _add_scope_column(tx, db.dialect)
+            _add_expiry(tx, db.dialect)
 
     def create(self, role: Role, label: str, provider_id: UUID | None = None,
-               scope: Scope | None = None) -> IssuedToken:
+               scope: Scope | None = None, expires_at: datetime | None = None) -> IssuedToken:
         if role is Role.PROVIDER and provider_id is None:
             raise ValueError("a provider token needs --provider-id")
         if role is not Role.PROVIDER and provider_id is not None:
@@ -176,10 +187,11 @@ class TokenStore:
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT INTO api_tokens (token_id, token_hash, role, label, provider_id,"
-                " created_at, scope) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " created_at, scope, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (token_id, _hash(secret), role.value, label,
                  str(provider_id) if provider_id else None, datetime.now(UTC).isoformat(),
-                 json.dumps(scope.items(), sort_keys=True) if scope else None),
+                 json.dumps(scope.items(), sort_keys=True) if scope else None,
+                 expires_at.astimezone(UTC).isoformat() if expires_at else None),
             )
         principal = Principal(token_id, role, label, provider_id, scope)
         return IssuedToken(f"{TOKEN_PREFIX}_{token_id}_{secret}", principal)
@@ -191,13 +203,15 @@ class TokenStore:
             return None
         with self.db.transaction() as tx:
             rows = tx.execute(
-                "SELECT token_hash, role, label, provider_id, scope FROM api_tokens"
+                "SELECT token_hash, role, label, provider_id, scope, expires_at FROM api_tokens"
                 " WHERE token_id = ? AND revoked_at IS NULL",
                 (token_id,),
             )
         if not rows or not hmac.compare_digest(rows[0][0], _hash(secret)):
             return None
-        _, role, label, provider_id, scope = rows[0]
+        _, role, label, provider_id, scope, expires_at = rows[0]
+        if expires_at and datetime.fromisoformat(expires_at) <= datetime.now(UTC):
+            return None
         return Principal(token_id, Role(role), label, UUID(provider_id) if provider_id else None,
                          _scope_of(scope))
 

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     integrator_port: int = DEFAULT_PORTS["integrator"]
     provider_registry_port: int = DEFAULT_PORTS["provider_registry"]
     outcomes_port: int = DEFAULT_PORTS["outcomes"]
+    provider_registry_url: str = Field(
+        default="", description="where other services reach the registry's API; '' = on host")
     relay_interval: float = Field(default=0.05, gt=0, description="seconds between idle polls")
     log_level: str = "info"
     deliveries_inbound_topic: str = ""  # "" = <topic_prefix>.deliveries.inbound (Kafka only)
@@ -87,6 +89,8 @@ class Settings(BaseSettings):
         return port
 
     def url_of(self, service: str) -> str:
+        if service == "provider_registry" and self.provider_registry_url:
+            return self.provider_registry_url.rstrip("/")
         return f"http://{self.host}:{self.port_of(service)}"
 
     def sqlite_path(self, name: str) -> Path:

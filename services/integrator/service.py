@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from services.integrator import api, projections
+from services.integrator import api, projections, web
 from services.integrator.application import Integrator
 from services.integrator.projections.network import get_provider
+from services.integrator.web.views import LogMemory
 from shared.contracts.provider_registry import ProviderStatus
-from shared.web import Runtime, ServiceSpec
+from shared.web import Runtime, ServiceSpec, Worker
 
 
 def wire(runtime: Runtime) -> None:
@@ -22,10 +23,16 @@ def wire(runtime: Runtime) -> None:
     runtime.app.provider_status = provider_status
 
 
+def workers(runtime: Runtime) -> list[Worker]:
+    """The web pages keep the shared log's records in memory for their "as of" views."""
+    return [LogMemory(runtime)]
+
+
 SPEC = ServiceSpec(
     name="integrator",
     application=Integrator,
     projections=projections.service_projections,
-    routers=[api.router],
+    routers=[api.router, web.router],
     wire=wire,
+    workers=workers,
 )

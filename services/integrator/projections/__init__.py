@@ -25,6 +25,8 @@ from services.integrator.projections.network import (
     provider_counts,
 )
 from services.integrator.projections.performance import AgreementPerformanceProjection
+from services.integrator.projections.standing import StandingProjection
+from services.integrator.projections.timeline import TimelineProjection
 from shared.projection import Projection
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "list_agreements",
     "list_needs",
     "list_providers",
+    "live_projections",
     "market_view",
     "network_state",
     "network_summary",
@@ -56,5 +59,8 @@ def projections() -> Sequence[Projection]:
 
 
 def service_projections() -> Sequence[Projection]:
-    """Every read model the integrator service keeps: the above and the log of audit reads."""
-    return (*projections(), AuditReadsProjection())
+    """Every read model the integrator service keeps up to date: those, the log of audit reads,
+    and the web pages' read models of provider standing and of every event (the timeline),
+    which are read live only: the timeline is filtered by date itself, so it is never rebuilt
+    "as of"."""
+    return (*projections(), AuditReadsProjection(), StandingProjection(), TimelineProjection())

@@ -46,9 +46,10 @@ from shared.sql import Database, Row, Tx
 S = ProviderStatus
 
 # Registry events that do not change the network view, deliberately: a provider's standing
-# (accreditations, quality ratings, declared interests) is read from the registry's directory,
-# and credentials belong to the identity store. Any other type this projection does not know
-# (a newer event, another version) is passed over without harm.
+# (accreditations, quality ratings, declared interests) is the standing projection's
+# (projections/standing.py, for the web pages), and credentials belong to the identity store.
+# Any other type this projection does not know (a newer event, another version) is passed over
+# without harm.
 IGNORED = frozenset({
     "AccreditationAdded",
     "AccreditationRemoved",

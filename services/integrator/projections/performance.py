@@ -55,13 +55,14 @@ from shared.projection import Projection, ensure_layout
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: measures keep their name and unit (the outcomes page's charts)
 
 _CHUNK = 500
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS ip_measures ("
-    " measure_id TEXT PRIMARY KEY, lower_is_better INTEGER NOT NULL, baseline TEXT)",
+    " measure_id TEXT PRIMARY KEY, lower_is_better INTEGER NOT NULL, baseline TEXT,"
+    " name TEXT, unit TEXT)",
     "CREATE TABLE IF NOT EXISTS ip_targets ("
     " measure_id TEXT NOT NULL, period TEXT NOT NULL, target TEXT NOT NULL,"
     " PRIMARY KEY (measure_id, period))",
@@ -103,11 +104,12 @@ class AgreementPerformanceProjection(Projection):
             case "OutcomeMeasureDefined":
                 measure = OutcomeMeasureDefined.model_validate(data)
                 tx.execute(
-                    "INSERT INTO ip_measures (measure_id, lower_is_better, baseline)"
-                    " VALUES (?, ?, ?) ON CONFLICT (measure_id) DO NOTHING",
+                    "INSERT INTO ip_measures (measure_id, lower_is_better, baseline, name, unit)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (measure_id) DO NOTHING",
                     (str(measure.measure_id),
                      int(measure.direction is Direction.LOWER_IS_BETTER),
-                     None if measure.baseline is None else str(measure.baseline)),
+                     None if measure.baseline is None else str(measure.baseline),
+                     measure.name, measure.unit),
                 )
                 tx.executemany(
                     "INSERT INTO ip_targets (measure_id, period, target) VALUES (?, ?, ?)"

@@ -1,0 +1,170 @@
+"""Signing in to the council's pages, the session cookie, CSRF protection and what each role may
+do on the pages.
+
+A sign-in checks the account's password (shared.accounts) and issues an expiring API token for
+its role in the shared identity store; the cookie carries that token. So a session is revoked by
+signing out (the token is revoked), expires with the token, and the pages can present it to the
+provider registry, which accepts it like any token: every event records the person as actor.
+
+The cookie is HttpOnly and SameSite=Lax, scoped to /ui, and Secure when the page was served over
+HTTPS. Every form carries a CSRF token derived from the session's secret (HMAC), checked on each
+POST; the sign-in form, before there is a session, uses a double-submit cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from fastapi import HTTPException, Request, Response
+
+from shared.accounts import UserStore
+from shared.identity import COUNCIL_WRITERS, Principal, Role, TokenStore
+
+SESSION_COOKIE = "council_session"
+SIGN_IN_COOKIE = "council_sign_in"
+COOKIE_PATH = "/ui"
+SESSION_LENGTH = timedelta(hours=8)  # a working day; then sign in again
+
+ROLE_NAMES = {
+    Role.INTEGRATOR_ADMIN: "Integrator admin",
+    Role.COMMISSIONER: "Commissioner",
+    Role.COUNCIL_STAFF: "Council staff (read only)",
+    Role.REGULATOR: "Regulator (read only)",
+}
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The person signed in to the pages, and what their role lets them do there."""
+
+    principal: Principal
+    token: str
+
+    @property
+    def role(self) -> Role:
+        return self.principal.role
+
+    @property
+    def name(self) -> str:
+        return self.principal.label
+
+    @property
+    def role_name(self) -> str:
+        return ROLE_NAMES.get(self.role, self.role.value)
+
+    @property
+    def csrf(self) -> str:
+        return csrf_for(self.token)
+
+    @property
+    def may_commission(self) -> bool:
+        """Needs, decisions, agreements and their changes: the council's writers."""
+        return self.role in COUNCIL_WRITERS
+
+    @property
+    def may_register(self) -> bool:
+        """Register a provider, add its capabilities and standing: the council's writers."""
+        return self.role in COUNCIL_WRITERS
+
+    @property
+    def may_decide(self) -> bool:
+        """Lifecycle decisions (review, approve, suspend...) shape the market: admins only."""
+        return self.role is Role.INTEGRATOR_ADMIN
+
+
+def csrf_for(token: str) -> str:
+    return hmac.new(token.encode(), b"council-csrf", hashlib.sha256).hexdigest()
+
+
+def tokens_of(request: Request) -> TokenStore:
+    store: TokenStore = request.app.state.runtime.tokens
+    return store
+
+
+def users_of(request: Request) -> UserStore:
+    """The accounts, in the identity database the service's token store uses."""
+    state = request.app.state
+    users: UserStore | None = getattr(state, "web_users", None)
+    if users is None:
+        users = UserStore(tokens_of(request).db)
+        state.web_users = users
+    return users
+
+
+def current_viewer(request: Request) -> Viewer | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    principal = tokens_of(request).authenticate(token)
+    if principal is None or principal.role not in ROLE_NAMES:
+        return None
+    return Viewer(principal, token)
+
+
+def local_path(target: str | None, default: str = "/ui/network") -> str:
+    """`target` if it is a page of ours (never another site: no open redirects)."""
+    if target and target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+def signed_in(request: Request) -> Viewer:
+    """A FastAPI dependency: the viewer, or a redirect to the sign-in page and back."""
+    viewer = current_viewer(request)
+    if viewer is None:
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(303, "sign in first",
+                            headers={"Location": f"/ui/sign-in?next={quote(back)}"})
+    return viewer
+
+
+def sign_in(request: Request, username: str, password: str) -> str | None:
+    """A new session token for the account, or None if the name or password is wrong."""
+    user = users_of(request).verify(username, password)
+    if user is None:
+        return None
+    issued = tokens_of(request).create(user.role, user.display_name,
+                                       expires_at=datetime.now(UTC) + SESSION_LENGTH)
+    return issued.token
+
+
+def sign_out(request: Request, viewer: Viewer) -> None:
+    tokens_of(request).revoke(viewer.principal.token_id)
+
+
+def _cookie(response: Response, request: Request, name: str, value: str,
+            max_age: int | None) -> None:
+    response.set_cookie(name, value, max_age=max_age, path=COOKIE_PATH, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https")
+
+
+def keep_session(response: Response, request: Request, token: str) -> None:
+    _cookie(response, request, SESSION_COOKIE, token, int(SESSION_LENGTH.total_seconds()))
+    response.delete_cookie(SIGN_IN_COOKIE, path=COOKIE_PATH)
+
+
+def end_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+
+
+def sign_in_nonce(request: Request) -> str:
+    """The sign-in form's double-submit value (the browser's, if it has one already)."""
+    return request.cookies.get(SIGN_IN_COOKIE) or secrets.token_urlsafe(24)
+
+
+def remember_nonce(response: Response, request: Request, nonce: str) -> None:
+    _cookie(response, request, SIGN_IN_COOKIE, nonce, 3600)
+
+
+def sign_in_nonce_ok(request: Request, given: str) -> bool:
+    expected = request.cookies.get(SIGN_IN_COOKIE, "")
+    return bool(expected) and hmac.compare_digest(expected, given)
+
+
+def csrf_ok(viewer: Viewer, given: str) -> bool:
+    return bool(given) and hmac.compare_digest(viewer.csrf, given)
