@@ -338,11 +338,13 @@ class LessonRecorded(_Data):
 
 
 class AuditEndpoint(StrEnum):
-    """What was read: the trail of events, the network state, or the log of audit reads."""
+    """What was read: the trail of events, the network state, the log of audit reads, or a
+    web page (a regulator's view of any page, anyone's view of the audit timeline)."""
 
     EVENTS = "events"
     STATE = "state"
     READS = "reads"
+    PAGE = "page"
 
 
 @published(SOURCE, "AuditReadStarted", stream_field="read_id")

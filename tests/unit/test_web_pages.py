@@ -216,6 +216,39 @@ def test_read_only_roles_see_no_forms_and_may_not_post(app: TestClient, username
     assert app.get("/ui/providers/new").status_code == 403
 
 
+def page_reads(client: TestClient) -> list[tuple[str, dict[str, Any]]]:
+    """The audit reads the pages recorded in the integrator's store, in order."""
+    app = runtime_of(client).app
+    events = [app.to_envelope(n)
+              for n in app.recorder.select_notifications(start=1, limit=10_000)]
+    return [(e.type, e.data) for e in events
+            if e.type in ("AuditReadStarted", "AuditReadFinished")]
+
+
+def test_a_regulators_every_page_and_anyones_audit_timeline_is_a_recorded_read(
+    app: TestClient,
+) -> None:
+    sign_in(app, "priya")
+    app.get("/ui/network")
+    assert page_reads(app) == []  # council staff reading council pages: not an audit read
+    app.get("/ui/audit?source=integrator")
+    (started, s_data), (finished, f_data) = page_reads(app)
+    assert (started, finished) == ("AuditReadStarted", "AuditReadFinished")
+    assert (s_data["role"], s_data["endpoint"]) == ("council_staff", "page")
+    assert s_data["query"] == {"path": "/ui/audit", "source": "integrator"}
+    assert f_data == {"read_id": s_data["read_id"], "returned": 1, "completed": True}
+
+    regulator = TestClient(app.app, follow_redirects=False)
+    sign_in(regulator, "alex")
+    regulator.get("/ui/market?as_of=2025-03-31")
+    regulator.get("/ui/static/site.css")  # not a read of records
+    reads = page_reads(app)[2:]
+    assert [(kind, data.get("query")) for kind, data in reads] == [
+        ("AuditReadStarted", {"path": "/ui/market", "as_of": "2025-03-31"}),
+        ("AuditReadFinished", None)]
+    assert reads[0][1]["role"] == "regulator"
+
+
 def test_a_commissioner_commissions_but_takes_no_lifecycle_decisions(app: TestClient) -> None:
     sign_in(app, "jo")
     assert "Define a need" in app.get("/ui/commissioning").text
@@ -432,6 +465,8 @@ def test_unknown_records_and_dates_answer_plainly(app: TestClient) -> None:
 
 
 def test_the_web_read_models_rebuild_to_the_same_answer(app: TestClient, registry: str) -> None:
+    # The registry's events only: each view of the timeline is itself an event (an audit read).
+    timeline = "/ui/audit?source=provider_registry"
     sign_in(app, "admin")
     form = app.get("/ui/providers/new").text
     created = post(app, "/ui/providers", {
@@ -449,11 +484,11 @@ def test_the_web_read_models_rebuild_to_the_same_answer(app: TestClient, registr
     runtime = runtime_of(app)
     wait_caught_up(runtime)
     live = [app.get(f"/ui/providers/{provider_id}").text.split('id="history"')[0],
-            app.get("/ui/audit").text.split('id="network-then"')[1]]
+            app.get(timeline).text.split('id="network-then"')[1]]
     for name in ("integrator.standing", "integrator.timeline"):
         assert runtime.runner(name).rebuild() > 0
     rebuilt = [app.get(f"/ui/providers/{provider_id}").text.split('id="history"')[0],
-               app.get("/ui/audit").text.split('id="network-then"')[1]]
+               app.get(timeline).text.split('id="network-then"')[1]]
     assert rebuilt == live
 
 

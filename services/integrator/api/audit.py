@@ -149,7 +149,7 @@ def _context(request: Request, principal: Principal) -> CommandContext:
     )
 
 
-class _Read:
+class RecordedRead:
     """One audit read: recorded as it starts, finished once with what was returned."""
 
     def __init__(self, request: Request, principal: Principal, endpoint: AuditEndpoint,
@@ -203,7 +203,7 @@ def audit_events(request: Request, principal: Auditor, asked: Asked) -> Streamin
     query = _scoped(principal, asked)
     runtime = _runtime(request)
     subjects: list[Subject] = subjects_of(runtime.event_log, query)
-    read = _Read(request, principal, AuditEndpoint.EVENTS, query.described())
+    read = RecordedRead(request, principal, AuditEndpoint.EVENTS, query.described())
     reads_of = principal.token_id if principal.role is Role.REGULATOR else None
     chunks = _chunks(trail(runtime.event_log, query, subjects, reads_of))
 
@@ -261,7 +261,7 @@ def audit_state(
     described = {**filters, **({"as_of": moment_text(moment, end_of_day=True)} if moment else {})}
     runtime = _runtime(request)
     subjects = subjects_of(runtime.event_log, query)
-    read = _Read(request, principal, AuditEndpoint.STATE, described)
+    read = RecordedRead(request, principal, AuditEndpoint.STATE, described)
     if moment is None:
         state = scoped_state(network_state(runtime.views), runtime.views, query, subjects)
     else:
@@ -294,7 +294,7 @@ def audit_reads(
                                 detail="a regulator sees only its own token's reads")
         token_id = principal.token_id
     described = {"token_id": token_id} if token_id else {}
-    read = _Read(request, principal, AuditEndpoint.READS,
+    read = RecordedRead(request, principal, AuditEndpoint.READS,
                  {**described, "limit": str(limit), "offset": str(offset)})
     found = list_reads(_runtime(request).views, token_id=token_id, limit=limit, offset=offset)
     read.finish(len(found))

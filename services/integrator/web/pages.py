@@ -3,23 +3,47 @@ forms with their CSRF check, and the pages for "not allowed" and "not found"."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from services.integrator.api.audit import RecordedRead
 from services.integrator.projections.asof import as_of_moment
 from services.integrator.web import forms
 from services.integrator.web.render import page, start_clock
-from services.integrator.web.session import Viewer, csrf_ok, signed_in
+from services.integrator.web.session import Viewer, csrf_ok, current_viewer, signed_in
+from shared.contracts.integrator import AuditEndpoint
+from shared.identity import Role
 
 SignedIn = Annotated[Viewer, Depends(signed_in)]
 
 
+def recorded_page_read(request: Request) -> Iterator[None]:
+    """A regulator's every page, and the audit timeline whoever opens it, is an audit read, and
+    recorded as the audit API records its reads: AuditReadStarted (who, which page and filters)
+    before the page is built, AuditReadFinished (one page, whether it was built) after."""
+    viewer = current_viewer(request) if request.method == "GET" else None
+    path = request.url.path
+    if viewer is None or path.startswith("/ui/static") or not (
+            viewer.role is Role.REGULATOR or path.startswith("/ui/audit")):
+        yield
+        return
+    asked = {k: v[:200] for k, v in request.query_params.items() if v and k != "path"}
+    read = RecordedRead(request, viewer.principal, AuditEndpoint.PAGE, {"path": path, **asked})
+    built = False
+    try:
+        yield
+        built = True
+    finally:
+        read.finish(1 if built else 0, built)
+
+
 def router() -> APIRouter:
     return APIRouter(prefix="/ui", include_in_schema=False,
-                     dependencies=[Depends(start_clock)])
+                     dependencies=[Depends(start_clock), Depends(recorded_page_read)])
 
 
 class AsOfDate:
