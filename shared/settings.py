@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="sign a checkpoint after this many new events")
     audit_checkpoint_seconds: float = Field(
         default=60.0, gt=0, description="or this long after the last one, if anything is new")
+    personal_data_secret_file: Path | None = Field(
+        default=None, description="32 random bytes from which the outcomes service derives "
+        "the keys that find data subjects and wrap their keys; unset: "
+        "<var_dir>/personal-data-secret, generated on first use")
 
     @field_validator("database_url")
     @classmethod
@@ -68,7 +72,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("audit_signing_key_file", mode="before")
+    @field_validator("audit_signing_key_file", "personal_data_secret_file", mode="before")
     @classmethod
     def _unset_key_file(cls, value: object) -> object:
         return None if value == "" else value

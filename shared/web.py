@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from shared.audit.checkpoints import CheckpointWriter
@@ -230,6 +232,14 @@ def _correlation_and_limits(
 
 
 def _install_error_handlers(api: FastAPI) -> None:
+    @api.exception_handler(RequestValidationError)
+    async def _unprocessable(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, without echoing what was sent: a body may hold personal data
+        # (service users, contacts), and the location and message name the field already.
+        errors = [{k: v for k, v in error.items() if k not in ("input", "url")}
+                  for error in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
     @api.exception_handler(DomainRuleBroken)
     async def _conflict(_: Request, exc: DomainRuleBroken) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)

@@ -37,11 +37,13 @@ from services.outcomes.commands import (
 )
 from services.outcomes.domain import (
     AgreementTerms,
+    DataSubjectErasure,
     DeliveryReport,
     OutcomeMeasure,
     delivery_id_for,
     terms_id_for,
 )
+from services.outcomes.personal_data import PersonalData, Sealer
 from shared.contracts.outcomes import Channel
 from shared.errors import (
     ConcurrentChange,
@@ -141,12 +143,16 @@ class Outcomes(CouncilApplication):
         AgreementTerms.RateCardAgreed: "RateCardAgreed",
         AgreementTerms.PaymentCalculated: "PaymentCalculated",
         AgreementTerms.PaymentRecalculated: "PaymentRecalculated",
+        DataSubjectErasure.Erased: "DataSubjectErased",
     }
     # Opening an agreement's terms is bookkeeping: the first attribution says it all. So is
     # marking a delivery report superseded: the correction's DeliveryReported says it on the log.
     unpublished: ClassVar[frozenset[type]] = frozenset({AgreementTerms.Opened,
                                                         DeliveryReport.Superseded})
     agreements: AgreementLookup | None = None
+    # The subject key vault (set by the service's wiring); without it no report may name
+    # service users.
+    personal_data: PersonalData | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -171,6 +177,18 @@ class Outcomes(CouncilApplication):
         found: AgreementTerms = self._get(AgreementTerms, terms_id_for(agreement_id),
                                           "terms for agreement")
         return found
+
+    def event_data(self, event_class: type, state: dict[str, Any]) -> dict[str, Any]:
+        """A report that names no service users publishes no `service_users` field: its bytes
+        on the log are what they were before reports could name anyone."""
+        if event_class is DeliveryReport.Reported and state.get("service_users") is None:
+            return {k: v for k, v in state.items() if k != "service_users"}
+        return state
+
+    def close(self) -> None:
+        if self.personal_data is not None:
+            self.personal_data.close()
+        super().close()
 
     def _save(self, *aggregates: Aggregate, what: str) -> None:
         try:
@@ -287,11 +305,18 @@ class Outcomes(CouncilApplication):
                 field_name, reason = rejection(report)
                 batch.outcomes.append(DeliveryOutcome(index, error=reason, field=field_name,
                                                       code=INVALID))
+            elif report.service_users and self.personal_data is None:
+                batch.outcomes.append(DeliveryOutcome(
+                    index, error="this service keeps no personal data (no subject key vault "
+                    "is configured)", field="service_users", code=INVALID))
             else:
                 valid.append((index, report))
         agreements = self._agreement_lookup()(sorted({r.agreement_id for _, r in valid}, key=str))
+        sealer = self._sealer(provider_id, valid)
         for _ in range(_STORE_ATTEMPTS):
-            outcomes, groups = self._plan(provider_id, valid, agreements, channel)
+            outcomes, groups = self._plan(provider_id, valid, agreements, channel, sealer)
+            if sealer is not None and not sealer.commit():
+                continue  # a new subject was stored meanwhile: seal again with its key
             saved = self._store(groups)
             if saved is None:
                 batch.outcomes.extend(outcomes)
@@ -308,9 +333,17 @@ class Outcomes(CouncilApplication):
         batch.outcomes.sort(key=lambda o: o.index)
         return batch
 
+    def _sealer(self, provider_id: UUID,
+                valid: Sequence[tuple[int, DeliveryIn]]) -> Sealer | None:
+        """What seals this batch's service users; None (no work at all) when none names any."""
+        if self.personal_data is None or not any(r.service_users for _, r in valid):
+            return None
+        return self.personal_data.sealer(provider_id, [u for _, r in valid
+                                                       for u in r.service_users or ()])
+
     def _plan(
         self, provider_id: UUID, valid: Sequence[tuple[int, DeliveryIn]],
-        agreements: dict[UUID, AgreementInfo], channel: Channel,
+        agreements: dict[UUID, AgreementInfo], channel: Channel, sealer: Sealer | None = None,
     ) -> tuple[list[DeliveryOutcome], list[_Group]]:
         """What to do with each report given what is stored now: the outcome of every report,
         and the aggregates to save in groups that must be saved together (a correction with the
@@ -327,11 +360,11 @@ class Outcomes(CouncilApplication):
             if previous is None:
                 previous = fresh.get(delivery_id)
             if previous is not None:  # a replay (recognised even if the agreement has ended)
-                outcomes.append(self._replay(index, delivery_id, report, previous))
+                outcomes.append(self._replay(index, delivery_id, report, previous, sealer))
                 continue
             outcome = self._check(provider_id, report, agreements, index, delivery_id)
             if outcome.error is None:
-                new = self._report(provider_id, delivery_id, report, channel)
+                new = self._report(provider_id, delivery_id, report, channel, sealer)
                 problem, target = self._correct(provider_id, report, new, fresh, loaded, index)
                 if problem is not None:
                     outcome = problem
@@ -368,8 +401,8 @@ class Outcomes(CouncilApplication):
         return DeliveryOutcome(index, delivery_id=delivery_id)
 
     @staticmethod
-    def _replay(index: int, delivery_id: UUID, report: DeliveryIn,
-                previous: Any) -> DeliveryOutcome:
+    def _replay(index: int, delivery_id: UUID, report: DeliveryIn, previous: Any,
+                sealer: Sealer | None = None) -> DeliveryOutcome:
         """A report whose key is already used (`previous`: its stored Reported event, or the
         report new in this batch): a replay if it says the same, else refused."""
         said = {
@@ -379,7 +412,11 @@ class Outcomes(CouncilApplication):
             "period_end": report.period_end.isoformat(), "location": report.location,
             "corrects": report.corrects,
         }
-        if any(getattr(previous, name) != value for name, value in said.items()):
+        named = getattr(previous, "service_users", None)
+        if any(getattr(previous, name) != value for name, value in said.items()) or (
+            (named or report.service_users)
+            and (sealer is None or not sealer.same(delivery_id, named, report.service_users))
+        ):
             return DeliveryOutcome(
                 index, error=f"idempotency_key {report.idempotency_key!r} was already used "
                 "for a different report", field="idempotency_key", code=CONFLICT,
@@ -425,7 +462,7 @@ class Outcomes(CouncilApplication):
 
     @staticmethod
     def _report(provider_id: UUID, delivery_id: UUID, report: DeliveryIn,
-                channel: Channel) -> DeliveryReport:
+                channel: Channel, sealer: Sealer | None = None) -> DeliveryReport:
         return DeliveryReport(  # type: ignore[call-arg]  # `id` is taken by the metaclass
             id=delivery_id,
             agreement_id=report.agreement_id, provider_id=provider_id,
@@ -435,6 +472,8 @@ class Outcomes(CouncilApplication):
             period_end=report.period_end.isoformat(), location=report.location,
             idempotency_key=report.idempotency_key, corrects=report.corrects,
             channel=channel.value,
+            service_users=(sealer.seal(delivery_id, report.service_users)
+                           if sealer is not None and report.service_users else None),
         )
 
     def _stored_reports(self, delivery_ids: set[UUID]) -> dict[UUID, DeliveryReport.Reported]:

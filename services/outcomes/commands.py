@@ -21,6 +21,11 @@ from pydantic import (
 )
 
 from services.outcomes.activities import activity_types
+from services.outcomes.personal_data import (
+    MAX_SERVICE_USERS,
+    ServiceUserIn,
+    distinct_references,
+)
 from shared import clock
 from shared.contracts.outcomes import Direction, Periodicity
 
@@ -147,6 +152,12 @@ class DeliveryIn(_Input):
     period_end: date
     location: Text | None = None
     corrects: UUID | None = Field(default=None, description="the delivery id this corrects")
+    service_users: Annotated[
+        list[ServiceUserIn] | None, Field(max_length=MAX_SERVICE_USERS),
+        AfterValidator(distinct_references),
+    ] = Field(default=None, description="who the delivery was for, if the report names them: "
+              "personal data, stored only encrypted per person (see services.outcomes."
+              "personal_data)")
 
     @field_validator("quantity", mode="before")
     @classmethod

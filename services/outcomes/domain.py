@@ -130,12 +130,21 @@ class DeliveryReport(CouncilAggregate):
         idempotency_key: str
         corrects: UUID | None
         channel: str
+        # Sealed per data subject before they get here (SealedServiceUser): never plaintext.
+        service_users: list[dict[str, str]] | None
+
+        class_version = 2  # v1 named no service users
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["service_users"] = None
 
     @event(Reported)
     def __init__(
         self, agreement_id: UUID, provider_id: UUID, activity_type: str, quantity: Decimal,
         unit: str, period_start: str, period_end: str, location: str | None,
         idempotency_key: str, corrects: UUID | None, channel: str,
+        service_users: list[dict[str, str]] | None = None,
     ) -> None:
         self.agreement_id = agreement_id
         self.provider_id = provider_id
@@ -148,6 +157,7 @@ class DeliveryReport(CouncilAggregate):
         self.idempotency_key = idempotency_key
         self.corrects = corrects
         self.channel = channel
+        self.service_users = service_users
         self.superseded_by: UUID | None = None
 
     class Superseded(CouncilAggregate.Event):
@@ -309,3 +319,32 @@ class AgreementTerms(CouncilAggregate):
             "period": period, "calculation_id": calculation_id, "lines": lines, "total": total,
             "achievement_pct": achievement_pct, "history": history,
         }
+
+
+def erasure_id_for(subject_id: UUID) -> UUID:
+    """A data subject is erased once: a repeated request names the same erasure."""
+    return uuid5(NAMESPACE_URL, f"council:erasure:{subject_id}")
+
+
+class DataSubjectErasure(CouncilAggregate):
+    """The council's decision to erase a data subject's personal data (a valid request under
+    UK GDPR Article 17): recorded before the subject's key is destroyed, and only once. It
+    holds no personal data: the subject is named by its pseudonym."""
+
+    id: UUID
+
+    class Erased(CouncilAggregate.Created):
+        subject_id: UUID
+        legal_basis: str
+        reason: str
+        requested_on: str | None
+
+    @event(Erased)
+    def __init__(self, subject_id: UUID, legal_basis: str, reason: str,
+                 requested_on: str | None) -> None:
+        if not reason.strip():
+            raise InvalidInput("reason", "say why the personal data is erased")
+        self.subject_id = subject_id
+        self.legal_basis = legal_basis
+        self.reason = reason
+        self.requested_on = requested_on

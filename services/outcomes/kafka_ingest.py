@@ -15,7 +15,10 @@ has no broker and so no inbound topic: providers there report over HTTP):
   "original", "topic", "partition", "offset", "provider_id"}``: why, which field (or null), the
   original value as text (cut at 64 KiB, with ``"original_truncated": true``), where it was
   read, and the provider if its credentials were valid (the headers, and so the token, are never
-  repeated). A message without valid provider credentials (field ``headers.authorization``),
+  repeated). Service users' personal data is never repeated: ``service_users`` in the original
+  is replaced by a note, and an original that is not a JSON object but might hold it is left
+  out (``"original": null``); either way with ``"original_redacted": true``. A message
+  without valid provider credentials (field ``headers.authorization``),
   malformed JSON, a field that breaks a rule, another provider's agreement or an agreement that
   is not active are all rejected here with the reason.
 
@@ -59,6 +62,7 @@ from pydantic import ValidationError
 
 from services.outcomes.application import DeliveryOutcome, Outcomes
 from services.outcomes.commands import DeliveryIn
+from services.outcomes.personal_data import redacted
 from shared.context import CommandContext, command_context, new_correlation_id
 from shared.contracts.outcomes import Channel
 from shared.errors import ContractViolation, InfrastructureUnavailable
@@ -128,12 +132,14 @@ class Reject:
     provider_id: UUID | None = None
 
     def to_json(self) -> bytes:
-        original = self.original or b""
+        # Service users' personal data never reaches the rejects topic (see personal_data).
+        kept, removed = redacted(self.original)
+        original = kept or b""
         body: dict[str, Any] = {
             "reason": self.reason,
             "field": self.field,
             "original": (original[:ORIGINAL_LIMIT].decode("utf-8", errors="replace")
-                         if self.original is not None else None),
+                         if kept is not None else None),
             "topic": self.topic,
             "partition": self.partition,
             "offset": self.offset,
@@ -141,6 +147,8 @@ class Reject:
         }
         if len(original) > ORIGINAL_LIMIT:
             body["original_truncated"] = True
+        if removed:
+            body["original_redacted"] = True
         return json.dumps(body, sort_keys=True, ensure_ascii=False).encode()
 
 

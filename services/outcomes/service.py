@@ -6,14 +6,18 @@ from services.outcomes import api, projections
 from services.outcomes.application import Outcomes
 from services.outcomes.kafka_ingest import workers as kafka_ingest_workers
 from services.outcomes.payments_process import payments_workers
+from services.outcomes.personal_data import PersonalData
 from services.outcomes.projections.agreements import lookup_agreements
+from services.outcomes.vault import SubjectVault
 from shared.web import Runtime, ServiceSpec
 
 
 def wire(runtime: Runtime) -> None:
-    """Delivery is checked against the agreements as the shared log tells them."""
+    """Delivery is checked against the agreements as the shared log tells them; service
+    users' personal data is sealed with keys from the subject key vault."""
     assert isinstance(runtime.app, Outcomes)
     runtime.app.agreements = lambda ids: lookup_agreements(runtime.views, ids)
+    runtime.app.personal_data = PersonalData(SubjectVault.for_settings(runtime.settings))
 
 
 SPEC = ServiceSpec(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,10 +76,31 @@ class MeasurementRecorded(_Data):
     note: str | None = None
 
 
-@published(SOURCE, "DeliveryReported", stream_field="delivery_id")
+Base64 = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]+={0,2}$", max_length=16384)]
+
+
+class SealedServiceUser(_Data):
+    """One service user's personal data, encrypted with that data subject's own key
+    (AES-256-GCM, the key kept in the outcomes service's subject key vault). Erasing the key
+    makes the ciphertext unreadable for good without changing a byte of the event (so the
+    audit chain still verifies). The plaintext is canonical JSON of reference_type, reference,
+    name, date_of_birth, postcode and notes; the additional authenticated data is
+    `council:service-user:<delivery_id>:<subject_id>`, so a ciphertext moved to another report
+    or subject does not decrypt."""
+
+    subject_id: UUID = Field(description="a random pseudonym of the data subject (the same "
+                             "person reported again maps to the same id while not erased)")
+    key_id: UUID = Field(description="the subject's key in the vault")
+    alg: Literal["A256GCM"] = "A256GCM"
+    nonce: Base64 = Field(description="96-bit nonce, base64")
+    ciphertext: Base64 = Field(description="ciphertext with its 128-bit tag, base64")
+
+
+@published(SOURCE, "DeliveryReported", stream_field="delivery_id", version=2)
 class DeliveryReported(_Data):
     """A provider reported what it delivered under one of its agreements; a correction names
-    the report it corrects (nothing is edited in place)."""
+    the report it corrects (nothing is edited in place). v2 may carry the service users the
+    delivery was for, only ever encrypted per data subject (v1 data is valid v2 data)."""
 
     delivery_id: UUID
     agreement_id: UUID
@@ -93,6 +114,31 @@ class DeliveryReported(_Data):
     idempotency_key: str
     corrects: UUID | None = None
     channel: Channel
+    service_users: list[SealedServiceUser] | None = Field(
+        default=None, max_length=100, description="absent when the report names no one")
+
+
+class LegalBasis(StrEnum):
+    """Why personal data is erased: the grounds of UK GDPR Article 17(1)."""
+
+    NO_LONGER_NECESSARY = "no_longer_necessary"  # (a)
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # (b)
+    OBJECTION = "objection"  # (c)
+    UNLAWFUL_PROCESSING = "unlawful_processing"  # (d)
+    LEGAL_OBLIGATION = "legal_obligation"  # (e)
+
+
+@published(SOURCE, "DataSubjectErased", stream_field="erasure_id")
+class DataSubjectErased(_Data):
+    """The council erased a data subject's personal data: the subject's key was destroyed, so
+    every service user record sealed with it is unreadable everywhere (store, log, read
+    models, exports). Carries no personal data; the envelope's actor says who."""
+
+    erasure_id: UUID
+    subject_id: UUID
+    legal_basis: LegalBasis
+    reason: str = Field(min_length=1, max_length=500)
+    requested_on: date | None = Field(default=None, description="when the request was made")
 
 
 class DeliveryRateTerm(_Data):

@@ -172,6 +172,13 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "idempotency_key": "hillside-2026-04-sessions",
         "corrects": "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a",
         "channel": "http",
+        "service_users": [{
+            "subject_id": "0c9b8a7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d",
+            "key_id": "7e6d5c4b-3a29-4817-a6f5-e4d3c2b1a098",
+            "alg": "A256GCM",
+            "nonce": "q83vEjRWeJCrze8S",
+            "ciphertext": "3q2+7wAAAAAAAAAAAAAAAA8Gf9sZb4wqR1l3uXx0yq8=",
+        }],
     },
     "OutcomeAttributed": {
         "terms_id": TERMS, "agreement_id": AGREEMENT, "measure_id": MEASURE, "weight": "0.6",
@@ -213,6 +220,13 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "previous_total": "1300.00",
         "difference": "-100.00",
         "reason": "delivery correction",
+    },
+    "DataSubjectErased": {
+        "erasure_id": "2b3c4d5e-6f70-4182-93a4-b5c6d7e8f901",
+        "subject_id": "0c9b8a7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d",
+        "legal_basis": "consent_withdrawn",
+        "reason": "DSR-2026-0042: consent withdrawn by letter",
+        "requested_on": "2026-05-02",
     },
     # integrator: commissioning needs, agreements and lessons
     "NeedDefined": {

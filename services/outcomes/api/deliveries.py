@@ -49,12 +49,15 @@ from services.outcomes.application import (
 )
 from services.outcomes.commands import DeliveryIn
 from services.outcomes.domain import DeliveryReport
+from services.outcomes.personal_data import ServiceUserView, may_read, read_service_users
+from services.outcomes.projections.data_subjects import sealed_records
 from services.outcomes.projections.deliveries import (
     DeliveryRow,
     list_deliveries,
     periodicity_of,
     units_delivered,
 )
+from services.outcomes.vault import SubjectVault
 from shared.contracts.outcomes import Channel, Periodicity
 from shared.errors import InvalidInput, NotFound
 from shared.identity import ANY_ROLE, COUNCIL_READERS, Principal, Role, acting_as, require
@@ -92,6 +95,16 @@ class DeliveryView(BaseModel):
     superseded_by: UUID | None = Field(description="the report that corrects this one")
     channel: Channel
     reported_at: datetime
+    service_users: list[ServiceUserView] = Field(
+        default_factory=list, description="who it was for, if the report names anyone: "
+        "readable by the council's writers and the reporting provider, else withheld; erased "
+        "once the subject's key is destroyed")
+
+
+class DeliveryListItem(DeliveryRow):
+    """A delivery report as the read model holds it, with its service users (as above)."""
+
+    service_users: list[ServiceUserView] = Field(default_factory=list)
 
 
 class RejectedLine(BaseModel):
@@ -130,12 +143,25 @@ def outcomes_of(request: Request) -> Outcomes:
     return runtime.app
 
 
+def vault_of(request: Request) -> SubjectVault | None:
+    personal = outcomes_of(request).personal_data
+    return personal.vault if personal is not None else None
+
+
 def _provider_id(principal: Principal) -> UUID:
     assert principal.provider_id is not None  # the token store binds provider tokens
     return principal.provider_id
 
 
-def view_of(report: DeliveryReport) -> DeliveryView:
+def view_of(report: DeliveryReport, request: Request | None = None,
+            principal: Principal | None = None) -> DeliveryView:
+    """The report as stored; with `request` and `principal`, its service users as the
+    principal may see them."""
+    named = report.service_users or []
+    users = (read_service_users(vault_of(request), {report.id: named},
+                                {report.id} if may_read(principal, report.provider_id) else set()
+                                )[report.id]
+             if named and request is not None and principal is not None else [])
     return DeliveryView(
         delivery_id=report.id, agreement_id=report.agreement_id,
         provider_id=report.provider_id, activity_type=report.activity_type,
@@ -144,7 +170,7 @@ def view_of(report: DeliveryReport) -> DeliveryView:
         period_end=date.fromisoformat(report.period_end), location=report.location,
         idempotency_key=report.idempotency_key, corrects=report.corrects,
         superseded_by=report.superseded_by, channel=Channel(report.channel),
-        reported_at=report.created_on,
+        reported_at=report.created_on, service_users=users,
     )
 
 
@@ -178,7 +204,7 @@ def report_delivery(
         raise _refused(outcome)
     if outcome.duplicate:
         response.status_code = status.HTTP_200_OK
-    return view_of(outcomes.delivery(outcome.delivery_id))
+    return view_of(outcomes.delivery(outcome.delivery_id), request, principal)
 
 
 async def ndjson_body(request: Request) -> bytes:
@@ -247,7 +273,7 @@ def report_deliveries(
     )
 
 
-@router.get("/deliveries", response_model=list[DeliveryRow])
+@router.get("/deliveries", response_model=list[DeliveryListItem])
 def deliveries(
     request: Request, principal: Reader,
     agreement_id: UUID | None = None,
@@ -258,7 +284,7 @@ def deliveries(
     include_superseded: Annotated[bool, Query(description="include corrected reports")] = True,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[DeliveryRow]:
+) -> list[DeliveryListItem]:
     """Delivery reports as projected from the shared log, newest period first. A provider sees
     only its own."""
     if principal.role is Role.PROVIDER:
@@ -266,9 +292,24 @@ def deliveries(
             return []
         provider_id = principal.provider_id
     runtime: Runtime = request.app.state.runtime
-    return list_deliveries(runtime.views, agreement_id=agreement_id, provider_id=provider_id,
+    rows = list_deliveries(runtime.views, agreement_id=agreement_id, provider_id=provider_id,
                            period=period, include_superseded=include_superseded, limit=limit,
                            offset=offset)
+    return with_service_users(request, principal, rows)
+
+
+def with_service_users(request: Request, principal: Principal,
+                       rows: list[DeliveryRow]) -> list[DeliveryListItem]:
+    """The rows with their service users (one query for the page's sealed records, and the
+    vault only when any row names someone)."""
+    runtime: Runtime = request.app.state.runtime
+    sealed = sealed_records(runtime.views, [r.delivery_id for r in rows])
+    readable = {r.delivery_id for r in rows
+                if r.delivery_id in sealed and may_read(principal, r.provider_id)}
+    users = (read_service_users(vault_of(request), sealed, readable)
+             if sealed else {})
+    return [DeliveryListItem(**row.model_dump(), service_users=users.get(row.delivery_id, []))
+            for row in rows]
 
 
 @router.get("/deliveries/units", response_model=list[DeliveredUnitsView])
@@ -296,7 +337,7 @@ def delivery(delivery_id: UUID, request: Request, principal: Reader) -> Delivery
     report = outcomes_of(request).delivery(delivery_id)
     if principal.role is Role.PROVIDER and report.provider_id != principal.provider_id:
         raise NotFound(f"no delivery report {delivery_id}")
-    return view_of(report)
+    return view_of(report, request, principal)
 
 
 @router.get("/activity-types", response_model=list[ActivityTypeView])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.outcomes.projections.agreements import AgreementsProjection, lookup_agreements
+from services.outcomes.projections.data_subjects import DataSubjectsProjection
 from services.outcomes.projections.deliveries import (
     DeliveriesProjection,
     units_delivered,
@@ -16,6 +17,7 @@ from shared.projection import Projection
 
 __all__ = [
     "AgreementsProjection",
+    "DataSubjectsProjection",
     "DeliveriesProjection",
     "MeasuresProjection",
     "list_measures",
@@ -28,4 +30,4 @@ __all__ = [
 
 def projections() -> Sequence[Projection]:
     return (MeasuresProjection(), PerformanceProjection(), AgreementsProjection(),
-            DeliveriesProjection())
+            DeliveriesProjection(), DataSubjectsProjection())
