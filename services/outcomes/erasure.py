@@ -30,7 +30,15 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from services.outcomes.application import Outcomes
 from services.outcomes.domain import DataSubjectErasure, erasure_id_for
@@ -51,15 +59,17 @@ class SubjectReferenceIn(SubjectReference):
     """A data subject named by reference: an NHS number, or a provider's own reference with
     the provider's id."""
 
-    provider_id: UUID | None = Field(default=None, description="required with a "
-                                     "provider_reference: whose reference it is")
+    provider_id: UUID | None = Field(default=None, validate_default=True,
+                                     description="required with a provider_reference: whose "
+                                     "reference it is")
 
-    @model_validator(mode="after")
-    def _whose(self) -> Self:
-        if self.reference_type is ReferenceType.PROVIDER_REFERENCE and self.provider_id is None:
-            raise ValueError("provider_id: a provider_reference is the provider's own; say "
-                             "which provider")
-        return self
+    @field_validator("provider_id")
+    @classmethod
+    def _whose(cls, value: UUID | None, info: ValidationInfo) -> UUID | None:
+        kind = info.data.get("reference_type")
+        if value is None and kind is ReferenceType.PROVIDER_REFERENCE:
+            raise ValueError("a provider_reference is the provider's own: say which provider")
+        return value
 
 
 class ErasureIn(BaseModel):
@@ -76,13 +86,18 @@ class ErasureIn(BaseModel):
                            examples=["DSR-2026-0042: consent withdrawn by letter"])
     requested_on: date | None = None
 
+    @field_validator("requested_on")
+    @classmethod
+    def _asked_already(cls, value: date | None) -> date | None:
+        if value is not None and value > clock.now().date():
+            raise ValueError("requested_on is in the future")
+        return value
+
     @model_validator(mode="after")
     def _one_subject(self) -> Self:
         if (self.subject_id is None) == (self.service_user is None):
             raise ValueError("name the data subject by subject_id or by service_user "
                              "(one of them)")
-        if self.requested_on is not None and self.requested_on > clock.now().date():
-            raise ValueError("requested_on is in the future")
         return self
 
 
