@@ -1,6 +1,7 @@
 """The `council` command line: start the stack, load the demo data, serve one service, manage
 tokens and web users, rebuild projections, check infrastructure, verify and export the audit
-trail, run benchmarks. It only translates arguments into calls."""
+trail, erase a data subject's personal data, run benchmarks. It only translates arguments into
+calls."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ def _apply_overrides(args: argparse.Namespace) -> None:
 
 def preflight(settings: Settings) -> None:
     """Reach every configured store and the log now, so a bad URL fails fast and clearly; and
-    read the audit signing key (made on first use by default), so a bad key file does too."""
+    read the audit signing key and the personal-data secret (each made on first use by
+    default), so a bad key file does too."""
+    from services.outcomes.vault import load_secret
     from shared.audit.keys import load_signing_key
     from shared.eventlog import open_event_log
     from shared.sql import open_database
@@ -49,6 +52,7 @@ def preflight(settings: Settings) -> None:
     open_database(settings, "identity").close()
     open_event_log(settings).close()
     load_signing_key(settings)
+    load_secret(settings)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -420,6 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
     from shared.audit.cli import add_audit_parser
 
     add_audit_parser(sub, infra_options)
+
+    from services.outcomes.privacy_cli import add_privacy_parser
+
+    add_privacy_parser(sub, infra_options)
 
     bench = sub.add_parser("bench", help="measure store, relay and projection throughput")
     bench.add_argument("--events", type=int, default=20000)
