@@ -129,7 +129,7 @@ class ServiceUserIn(SubjectReference):
             return None
         found = _POSTCODE.match(re.sub(r"\s+", " ", value.upper()))
         if found is None:
-            raise ValueError("not a UK postcode (e.g. NS1 4AB)")
+            raise ValueError("not a UK postcode (the form is like AB1 2CD)")
         return f"{found[1]} {found[2]}"
 
     def plaintext(self) -> dict[str, Any]:

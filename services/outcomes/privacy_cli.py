@@ -57,7 +57,10 @@ def cmd_erase(args: argparse.Namespace) -> int:
     from services.outcomes.vault import SubjectVault
     from shared.context import CommandContext, command_context, new_correlation_id
     from shared.eventstore import open_application, store_database
+    from shared.logs import configure_logging
     from shared.settings import Settings
+
+    configure_logging("privacy", "warning")  # JSON lines on stderr; the result on stdout
 
     body: dict[str, Any] = {"legal_basis": args.legal_basis, "reason": args.reason,
                             "requested_on": args.requested_on}
