@@ -411,3 +411,13 @@ def test_rejects_never_repeat_personal_data() -> None:
     assert published["field"] == "service_users.0.postcode"
     assert "original_redacted" not in json.loads(Reject("bad", None, "t", 0, 8, None,
                                                         plain).to_json())
+
+
+def test_the_audit_timeline_says_a_report_names_people_without_showing_them() -> None:
+    from services.integrator.web.render import describe
+
+    gist = describe({"quantity": "3", "unit": "sessions",
+                     "service_users": [{"subject_id": str(uuid4())}] * 2})
+    assert gist == "3 sessions; names 2 service users (personal data, encrypted)"
+    assert describe({"reason": "DSR-7", "legal_basis": "objection"}) == (
+        "DSR-7; Legal basis: objection")

@@ -135,7 +135,7 @@ def type_words(kind: str) -> str:
 
 _SAID = ("name", "title", "kind", "category", "scheme", "rating", "partner", "option", "stage",
          "how", "period", "new_end", "activity_type", "reason", "rationale", "summary",
-         "justification", "what")
+         "justification", "what", "legal_basis")
 _AMOUNTS = ("amount", "budget_change", "new_budget", "budget", "allocation", "cost", "total",
             "budget_envelope")
 
@@ -159,6 +159,10 @@ def describe(data: dict[str, Any], limit: int = 180) -> str:
         said.append(f"{data['quantity']} {data.get('unit', '')}".strip())
     if "value" in data and "measure_id" in data:
         said.append(f"value {data['value']}")
+    if isinstance(data.get("service_users"), list):  # sealed: only the outcomes service opens it
+        count = len(data["service_users"])
+        said.append(f"names {count} service user{'s' if count != 1 else ''} (personal data, "
+                    "encrypted)")
     text = "; ".join(said)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
