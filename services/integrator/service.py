@@ -7,8 +7,9 @@ from uuid import UUID
 from services.integrator import api, projections
 from services.integrator.application import Integrator
 from services.integrator.projections.network import get_provider
+from services.integrator.replay import SnapshotWorker
 from shared.contracts.provider_registry import ProviderStatus
-from shared.web import Runtime, ServiceSpec
+from shared.web import Runtime, ServiceSpec, Worker
 
 
 def wire(runtime: Runtime) -> None:
@@ -22,10 +23,16 @@ def wire(runtime: Runtime) -> None:
     runtime.app.provider_status = provider_status
 
 
+def workers(runtime: Runtime) -> list[Worker]:
+    """Snapshots for the as-of views, kept up to date with the log in the background."""
+    return [SnapshotWorker(runtime.settings, runtime.event_log)]
+
+
 SPEC = ServiceSpec(
     name="integrator",
     application=Integrator,
     projections=projections.projections,
     routers=[api.router],
     wire=wire,
+    workers=workers,
 )

@@ -412,7 +412,8 @@ class SnapshotStore:
 
     # ------------------------------------------------------------------ taking snapshots
 
-    def checkpoint(self, progress: Progress | None = None) -> int:
+    def checkpoint(self, progress: Progress | None = None,
+                   stop: threading.Event | None = None) -> int:
         """Take the snapshots the index calls for (one at the end of a UTC day every `interval`
         events), from the latest one still valid; returns how many were taken."""
         with self._checkpointing:
@@ -430,19 +431,22 @@ class SnapshotStore:
             except (FileNotFoundError, sqlite3.Error):
                 return 0  # made stale meanwhile: the next checkpoint starts from an earlier one
             try:
-                return self._take(model, after, inexact, upto_seq, start, pending, progress)
+                return self._take(model, after, inexact, upto_seq, start, pending, progress,
+                                  stop)
             finally:
                 model.close()
 
     def _take(self, model: ReadModelFile, after: str | None, inexact: str | None,
               upto_seq: int, start: Snapshot | None, pending: int,
-              progress: Progress | None) -> int:
+              progress: Progress | None, stop: threading.Event | None) -> int:
         taken = since = done = 0
         folded = start.events if start else 0
         day: str | None = None
         held: list[tuple[str, int, str, bytes]] = []
         conn = self.index.conn()
         for rows in self._sorted(conn, after, inexact, inclusive=False, upto_seq=upto_seq):
+            if stop is not None and stop.is_set():
+                return taken
             for row in rows:
                 today = row[0][:10]
                 if day is not None and today != day and since >= self.interval:
