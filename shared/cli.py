@@ -263,6 +263,9 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
 
     from services.integrator.projections.asof import as_of_moment
     from services.integrator.replay import as_csv, as_json, as_text, replayed, report
+    from shared.logs import configure_logging
+
+    configure_logging("audit", "warning")  # on stderr: stdout carries the state
 
     if args.as_of is not None:
         try:
@@ -272,7 +275,7 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
     settings = Settings()
     preflight(settings)
     with replayed(settings, args.as_of, full=args.full,
-                  rebuild_snapshots=args.rebuild_snapshots,
+                  rebuild_snapshots=args.rebuild_snapshots, interval=args.snapshot_interval,
                   progress=_progress(sys.stderr)) as done:
         state, market = report(done.db)
     outputs = {"text": lambda: as_text(done, state, market),
@@ -301,6 +304,9 @@ def add_audit_replay(actions: argparse._SubParsersAction[argparse.ArgumentParser
                         help="replay the whole log even with --as-of (no snapshots)")
     replay.add_argument("--rebuild-snapshots", action="store_true",
                         help="forget the snapshot store under var/replay/ and build it again")
+    replay.add_argument("--snapshot-interval", metavar="EVENTS", type=int, default=50_000,
+                        help="events between snapshots taken (default 50,000): fewer means "
+                        "faster --as-of, more disk")
     replay.add_argument("--format", choices=["text", "json", "csv"],
                         help="what to print (default: text, unless --json/--csv write files)")
     replay.add_argument("--json", metavar="FILE", help="also write the state as JSON to FILE")

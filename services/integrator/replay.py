@@ -118,7 +118,7 @@ class Replayed:
 
 @contextmanager
 def replayed(settings: Settings, as_of: str | None = None, *, full: bool = False,
-             rebuild_snapshots: bool = False,
+             rebuild_snapshots: bool = False, interval: int = SNAPSHOT_INTERVAL,
              progress: Progress | None = None) -> Iterator[Replayed]:
     """The network's read model rebuilt from the configured log, for the block's duration:
     everything, or as it stood at `as_of` (from snapshots unless `full`)."""
@@ -131,7 +131,7 @@ def replayed(settings: Settings, as_of: str | None = None, *, full: bool = False
                 yield Replayed(db, event_log.url, moment, "full replay of the log", count,
                                time.perf_counter() - began)
             return
-        store = open_snapshots(settings, event_log)
+        store = open_snapshots(settings, event_log, interval)
         try:
             if rebuild_snapshots:
                 store.reset()
@@ -141,10 +141,9 @@ def replayed(settings: Settings, as_of: str | None = None, *, full: bool = False
                 if found.in_log_order:
                     how = "replay of the indexed log in log order (a stream goes back in time)"
                 elif found.snapshot is not None:
-                    how = (f"snapshot of {found.snapshot[:10]} (end of day, UTC) plus "
-                           f"{found.count.applied:,} events")
+                    how = f"from the snapshot of {found.snapshot[:10]} (end of day, UTC)"
                 else:
-                    how = f"no snapshot before it: {found.count.applied:,} events applied"
+                    how = "no snapshot at or before it: events applied from the index"
                 yield Replayed(found.db, event_log.url, moment, how, found.count,
                                time.perf_counter() - began)
         finally:
