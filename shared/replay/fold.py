@@ -42,7 +42,7 @@ class UnreadableRecord(ValueError):
 def decode(value: bytes | str) -> dict[str, Any]:
     """A record's JSON object, parsed once."""
     try:
-        found = from_json(value)
+        found = from_json(value, cache_strings="keys")
     except ValueError:
         # Lone surrogate escapes (\\ud800), which canonical JSON may carry, only json.loads reads.
         try:
@@ -68,20 +68,34 @@ class Entry:
     stream: str  # "<source>/<stream id>": streams are numbered per source
     position: int
     occurred_at: datetime
-    fields: dict[str, Any] = field(repr=False)
+    fields: dict[str, Any] | None = field(repr=False)  # None: read through the envelope
     value: bytes | str = field(repr=False)  # the record as it is on the log
+    validated: EventEnvelope | None = field(default=None, repr=False)
 
     @property
     def occurred(self) -> str:
         return utc_text(self.occurred_at)
 
     def envelope(self) -> EventEnvelope:
-        """The validated envelope. Fields this version does not know (a newer producer's) are
-        left out rather than refused: a replay must read every record the log holds."""
-        fields = self.fields
-        if not fields.keys() <= ENVELOPE_FIELDS:
-            fields = {k: v for k, v in fields.items() if k in ENVELOPE_FIELDS}
-        return EventEnvelope.model_validate(fields)
+        """The validated envelope (see envelope_of)."""
+        if self.validated is None:
+            self.validated = envelope_of(self.value, self.fields)
+        return self.validated
+
+
+def envelope_of(value: bytes | str, fields: dict[str, Any] | None = None) -> EventEnvelope:
+    """A record's validated envelope, parsed and validated in one step when it can be. Fields
+    this version does not know (a newer producer's) are left out rather than refused: a replay
+    must read every record the log holds."""
+    try:
+        return EventEnvelope.model_validate_json(value)
+    except ValueError:  # unknown fields, or escapes only json.loads reads: the slow way
+        pass
+    if fields is None:
+        fields = decode(value)
+    if not fields.keys() <= ENVELOPE_FIELDS:
+        fields = {k: v for k, v in fields.items() if k in ENVELOPE_FIELDS}
+    return EventEnvelope.model_validate(fields)
 
 
 def entry_of(topic: str, value: bytes | str, where: str = "") -> Entry:
@@ -113,9 +127,22 @@ def entry_of(topic: str, value: bytes | str, where: str = "") -> Entry:
 
 
 def entries(records: Iterable[LogRecord]) -> Iterator[Entry]:
+    """Entries with only their header read (to pass some over before any validation)."""
     for record in records:
         yield entry_of(record.topic, record.value,
                        f"{record.topic}:{record.partition}@{record.offset}")
+
+
+def validated_entry(topic: str, value: bytes | str) -> Entry:
+    """An entry validated at once (when it is all but certain to be applied)."""
+    e = envelope_of(value)
+    return Entry(topic, e.type, f"{e.source}/{e.stream_id}", e.stream_position, e.occurred_at,
+                 None, value, e)
+
+
+def validated_entries(records: Iterable[LogRecord]) -> Iterator[Entry]:
+    for record in records:
+        yield validated_entry(record.topic, record.value)
 
 
 # ---------------------------------------------------------------------- writing
@@ -329,9 +356,10 @@ def replay(event_log: Any, folder: Folder,
         total = sum(ends.values()) if ends else 0
     seen: dict[str, int] = {}
     count = FoldCount()
+    read = entries if moment is not None else validated_entries
     for records in event_log.read_all(wanted, limit=batch):
         with transaction() as tx:
-            count.add(fold_in_log_order(tx, folder, entries(records), seen, moment))
+            count.add(fold_in_log_order(tx, folder, read(records), seen, moment))
         if progress is not None and total:
             progress("replaying the log", min(count.read, total), total)
     if progress is not None and total:

@@ -58,8 +58,8 @@ from shared.replay.fold import (
     Folder,
     ReadModelFile,
     entries,
-    entry_of,
     utc_text,
+    validated_entry,
 )
 from shared.sql import Database
 
@@ -384,7 +384,7 @@ class SnapshotStore:
     def _fold(self, model: ReadModelFile, rows: Sequence[tuple[str, int, str, bytes]]) -> None:
         with model.transaction() as tx:
             for _, seq, topic, value in rows:
-                self.folder_.apply(tx, entry_of(topic, value, f"indexed #{seq}"))
+                self.folder_.apply(tx, validated_entry(topic, value))
 
     def _latest(self, conn: sqlite3.Connection, upto: str | None) -> Snapshot | None:
         sql = "SELECT boundary, events, file FROM cache_snapshots WHERE fingerprint = ?"
