@@ -383,7 +383,7 @@ class SnapshotStore:
 
     def _fold(self, model: ReadModelFile, rows: Sequence[tuple[str, int, str, bytes]]) -> None:
         with model.transaction() as tx:
-            for _, seq, topic, value in rows:
+            for *_, topic, value in rows:
                 self.folder_.apply(tx, validated_entry(topic, value))
 
     def _latest(self, conn: sqlite3.Connection, upto: str | None) -> Snapshot | None:

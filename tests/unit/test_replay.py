@@ -343,7 +343,8 @@ def test_as_of_from_snapshots_equals_a_plain_replay(tmp_path_factory: pytest.Tem
                 with store.as_of(moment) as found:
                     assert tables(db_path(found.db)) == expected, (seed, moment)
                     assert not found.in_log_order
-        assert store.status().snapshots, "the history is long enough for snapshots"
+        if len(events) >= 3 * interval:
+            assert store.status().snapshots, "the history is long enough for snapshots"
         lean = Database.sqlite(folder / "lean.sqlite")
         build_as_of(lean, log, None, None)
         lean.close()
