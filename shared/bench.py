@@ -4,7 +4,9 @@ For each deployment it measures events per second (a) appended to a service's ev
 per save and 100 per save, (b) relayed from the store to the shared log, (c) applied by the
 integrator's network projection from the log; and rows per second of (d) a CSV import of 2,000
 provider applications, parsed and registered through ProviderRegistry.register_many (each
-provider with its identifier claims, a hundred rows a transaction). The scale deployment uses
+provider with its identifier claims, a hundred rows a transaction); then (e) replay and "as of"
+over a log of a million events (services.integrator.bench: full replay into the network state,
+building the snapshot store, views as of past dates). The scale deployment uses
 PostgreSQL (COUNCIL_BENCH_DATABASE_URL, default the local `test` database) and a Kafka-protocol
 broker (COUNCIL_BENCH_KAFKA, default: a local Tansu broker started for the run).
 """
@@ -146,7 +148,13 @@ def _drop_schemas(url: str, prefix: str) -> None:
     db.close()
 
 
-def main(events: int = 20000, deployment: str = "all") -> int:
+def _bench_cache() -> Path:
+    """Where generated bench data is kept between runs (var/bench/)."""
+    return Settings().var_dir / "bench"
+
+
+def main(events: int = 20000, deployment: str = "all", replay_events: int = 1_000_000) -> int:
+    from services.integrator import bench as replay_bench
     from services.outcomes import bench as outcomes_bench
     from services.outcomes import kafka_bench
 
@@ -161,6 +169,8 @@ def main(events: int = 20000, deployment: str = "all") -> int:
             outcomes_bench.run(Settings(var_dir=Path(tmp), log_url="embedded",
                                         database_url=None))
             kafka_bench.run(Settings(var_dir=Path(tmp), log_url="embedded"), events)
+        if replay_events:
+            replay_bench.run_embedded(_bench_cache(), replay_events)
     if deployment in ("scale", "all"):
         url = os.environ.get("COUNCIL_BENCH_DATABASE_URL",
                              "postgresql://postgres@127.0.0.1:5432/test")
@@ -174,6 +184,8 @@ def main(events: int = 20000, deployment: str = "all") -> int:
                 run_deployment(settings, events)
                 outcomes_bench.run(settings)
                 kafka_bench.run(settings, events)
+                if replay_events:
+                    replay_bench.run_kafka(_bench_cache(), replay_events, settings)
             finally:
                 _drop_schemas(url, prefix)
     return 0

@@ -319,7 +319,7 @@ def add_audit_replay(actions: argparse._SubParsersAction[argparse.ArgumentParser
 def cmd_bench(args: argparse.Namespace) -> int:
     from shared.bench import main as bench_main
 
-    return bench_main(args.events, args.deployment)
+    return bench_main(args.events, args.deployment, args.replay_events)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -382,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure store, relay and projection throughput")
     bench.add_argument("--events", type=int, default=20000)
     bench.add_argument("--deployment", choices=["embedded", "scale", "all"], default="all")
+    bench.add_argument("--replay-events", type=int, default=1_000_000,
+                       help="size of the log replayed (generated once under var/bench/); 0 skips")
     infra_options(bench)
     bench.set_defaults(func=cmd_bench)
     return parser

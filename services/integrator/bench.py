@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.integrator.projections.asof import as_of_moment, build_as_of
+from services.integrator.projections.asof import as_of_moment, state_as_of
 from services.integrator.replay import SNAPSHOT_INTERVAL, open_snapshots, report
 from shared.bench import _row
 from shared.contracts import all_specs
@@ -315,10 +315,8 @@ def run(settings: Settings, event_log: EventLog, label: str) -> None:
                 _row(f"as of {day}: snapshot + {applied:,} events, answer", 1,
                      time.perf_counter() - started, unit="views")
             started = time.perf_counter()
-            full = Database.sqlite(folder / f"as-of-{day}.sqlite")
-            build_as_of(full, event_log, None, day)
-            slow = _answer(full)
-            full.close()
+            with state_as_of(event_log, None, day) as db:  # no store registered: full replay
+                slow = _answer(db)
             _row(f"as of {day}: full replay instead, answer", 1,
                  time.perf_counter() - started, unit="views")
             if slow != fast:
