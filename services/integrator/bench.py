@@ -32,13 +32,18 @@ from pathlib import Path
 from typing import Any
 
 from services.integrator.projections.asof import as_of_moment, state_as_of
-from services.integrator.replay import SNAPSHOT_INTERVAL, open_snapshots, report
+from services.integrator.replay import (
+    SNAPSHOT_INTERVAL,
+    full_replay,
+    open_snapshots,
+    reads_ahead,
+    report,
+)
 from shared.bench import _row
 from shared.contracts import all_specs
 from shared.envelope import EventEnvelope, event_id_for
 from shared.eventlog import EventLog, open_event_log
 from shared.eventlog.embedded import EmbeddedEventLog
-from shared.replay.fold import ReadModelFile, replay
 from shared.settings import Settings
 from shared.sql import Database
 
@@ -283,17 +288,13 @@ def _answer(db: Database) -> tuple[Any, Any]:
 def run(settings: Settings, event_log: EventLog, label: str) -> None:
     """The replay figures over `event_log` (already holding the bench log); snapshots go under
     settings.var_dir."""
-    from services.integrator.projections.asof import default_projections, folder_for
-
-    projections = default_projections()
     folder = Path(tempfile.mkdtemp(prefix="council-bench-replay-"))
     try:
-        model = ReadModelFile(folder / "full.sqlite", projections)
         started = time.perf_counter()
-        count = replay(event_log, folder_for(event_log, projections), model.transaction)
-        seconds = time.perf_counter() - started
-        model.close()
-        _row(f"replay {label}: full, log -> network state", count.read, seconds)
+        with full_replay(settings, event_log) as (_, count):
+            seconds = time.perf_counter() - started
+        how = " (read ahead)" if reads_ahead(settings) else ""
+        _row(f"replay {label}: full, log -> network state{how}", count.read, seconds)
         store = open_snapshots(settings, event_log, SNAPSHOT_INTERVAL)
         try:
             started = time.perf_counter()

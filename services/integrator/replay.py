@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from services.integrator.projections.market import (
 )
 from shared.eventlog import EventLog, open_event_log
 from shared.replay.fold import FoldCount, ReadModelFile, replay
+from shared.replay.readahead import read_ahead
 from shared.replay.snapshots import SnapshotStore
 from shared.settings import Settings
 from shared.sql import Database
@@ -70,10 +72,17 @@ def snapshot_folder(settings: Settings) -> Path:
     return Path(settings.var_dir) / "replay" / f"{kind}-{digest}"
 
 
+def reads_ahead(settings: Settings) -> bool:
+    """Whether long reads of this log are worth a reader process: Kafka's records cost about
+    as much to decode (in Python) as to apply; the embedded log's are cheap."""
+    return settings.log_url.startswith("kafka://")
+
+
 def open_snapshots(settings: Settings, event_log: EventLog,
                    interval: int = SNAPSHOT_INTERVAL) -> SnapshotStore:
+    bulk = partial(read_ahead, settings) if reads_ahead(settings) else None
     return SnapshotStore(snapshot_folder(settings), event_log, default_projections(),
-                         interval=interval, skipped=SKIPPED)
+                         interval=interval, skipped=SKIPPED, bulk_reader=bulk)
 
 
 class SnapshotWorker:
@@ -127,7 +136,7 @@ def replayed(settings: Settings, as_of: str | None = None, *, full: bool = False
     event_log = open_event_log(settings)
     try:
         if moment is None or full:
-            with _full_replay(event_log, moment, progress) as (db, count):
+            with full_replay(settings, event_log, moment, progress) as (db, count):
                 yield Replayed(db, event_log.url, moment, "full replay of the log", count,
                                time.perf_counter() - began)
             return
@@ -153,15 +162,19 @@ def replayed(settings: Settings, as_of: str | None = None, *, full: bool = False
 
 
 @contextmanager
-def _full_replay(event_log: EventLog, moment: datetime | None,
-                 progress: Progress | None) -> Iterator[tuple[Database, FoldCount]]:
+def full_replay(settings: Settings, event_log: EventLog, moment: datetime | None = None,
+                progress: Progress | None = None) -> Iterator[tuple[Database, FoldCount]]:
+    """The whole log (of `settings`, read through `event_log` or read ahead) folded into a
+    fresh read model, for the block's duration."""
     folder = Path(tempfile.mkdtemp(prefix="council-replay-"))
     try:
         projections = default_projections()
         model = ReadModelFile(folder / "views.sqlite", projections)
+        folder_ = folder_for(event_log, projections)
+        batches = read_ahead(settings, folder_.topics) if reads_ahead(settings) else None
         try:
-            count = replay(event_log, folder_for(event_log, projections), model.transaction,
-                           moment, progress=progress)
+            count = replay(event_log, folder_, model.transaction, moment, progress=progress,
+                           batches=batches)
         except BaseException:
             model.close()
             raise

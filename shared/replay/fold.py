@@ -345,10 +345,12 @@ def replay(event_log: Any, folder: Folder,
            transaction: Callable[[], AbstractContextManager[Tx]],
            moment: datetime | None = None, topics: Sequence[str] | None = None,
            progress: Callable[[str, int, int], None] | None = None,
-           batch: int = 5000) -> FoldCount:
+           batch: int = 5000,
+           batches: Iterable[Sequence[LogRecord]] | None = None) -> FoldCount:
     """Read the whole log from its beginning and fold it, in log order, into the read model
     `transaction` opens (one transaction per batch); with `moment`, only the events that had
-    occurred by then. `topics` narrows what is read to those of the folder's topics."""
+    occurred by then. `topics` narrows what is read to those of the folder's topics; `batches`
+    are the log's records when they are read some other way (read ahead)."""
     wanted = [t for t in folder.topics if topics is None or t in topics]
     total = 0
     if progress is not None:
@@ -357,7 +359,7 @@ def replay(event_log: Any, folder: Folder,
     seen: dict[str, int] = {}
     count = FoldCount()
     read = entries if moment is not None else validated_entries
-    for records in event_log.read_all(wanted, limit=batch):
+    for records in batches if batches is not None else event_log.read_all(wanted, limit=batch):
         with transaction() as tx:
             count.add(fold_in_log_order(tx, folder, read(records), seen, moment))
         if progress is not None and total:

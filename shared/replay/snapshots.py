@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,7 +50,7 @@ from typing import Any
 
 import structlog
 
-from shared.eventlog import EventLog, LogPosition, advance
+from shared.eventlog import EventLog, LogPosition, LogRecord, advance
 from shared.projection import Projection
 from shared.replay.fold import (
     Entry,
@@ -68,7 +68,9 @@ log = structlog.get_logger("snapshots")
 LAYOUT = 1  # bump when the index's tables change shape: the cache is then built again
 BATCH = 5000
 DEFAULT_INTERVAL = 50_000
+BULK = 100_000  # records behind from which a bulk reader (read ahead) is worth starting
 Progress = Callable[[str, int, int], None]
+BulkReader = Callable[[Sequence[str], LogPosition], Iterable[Sequence[LogRecord]]]
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS cache_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -183,12 +185,15 @@ class _Index:
 class SnapshotStore:
     def __init__(self, folder: Path, event_log: EventLog, projections: Sequence[Projection],
                  *, interval: int = DEFAULT_INTERVAL,
-                 skipped: Mapping[str, frozenset[str]] | None = None) -> None:
+                 skipped: Mapping[str, frozenset[str]] | None = None,
+                 bulk_reader: BulkReader | None = None, bulk_from: int = BULK) -> None:
         self.folder = Path(folder)
         self.event_log = event_log
         self.projections = list(projections)
         self.interval = max(1, interval)
         self.skipped = dict(skipped or {})
+        self.bulk_reader = bulk_reader
+        self.bulk_from = bulk_from
         self.folder_of_snapshots = self.folder / "snapshots"
         self.folder_of_snapshots.mkdir(parents=True, exist_ok=True)
         self.folder_ = Folder(self.projections,
@@ -253,34 +258,49 @@ class SnapshotStore:
 
     def refresh(self, progress: Progress | None = None) -> int:
         """Index what the log holds beyond what was indexed; returns how many records were
-        read. Safe to call from several threads and processes at once."""
+        read. Safe to call from several threads and processes at once. A long way behind, the
+        log is read ahead by `bulk_reader` when the store has one."""
         with self._refreshing:
             total = 0
-            expected = self._expected_total() if progress else None
+            expected = self._expected_total()
+            if self.bulk_reader is not None and (expected or 0) >= self.bulk_from:
+                with self.index.read() as conn:
+                    position = self._position(conn)
+                for records in self.bulk_reader(self.topics, position):
+                    if not self._index(position, records):
+                        break  # another process is indexing too: go on one batch at a time
+                    position = advance(position, records)
+                    total += len(records)
+                    if progress and expected:
+                        progress("indexing the log", min(total, expected), expected)
             while True:
                 with self.index.read() as conn:
                     position = self._position(conn)
                 records = self.event_log.read(self.topics, position, BATCH)
                 if not records:
                     break
-                with self.index.write() as conn:
-                    if self._position(conn) != position:
-                        continue  # another process indexed them meanwhile
-                    stale = self._add(conn, list(entries(records)))
-                    moved = advance(position, records)
-                    conn.executemany(
-                        "INSERT INTO cache_position (log_partition, next_offset) VALUES (?, ?)"
-                        " ON CONFLICT (log_partition) DO UPDATE SET"
-                        " next_offset = excluded.next_offset",
-                        [(k, v) for k, v in moved.items() if position.get(k) != v])
-                for name in stale:
-                    self._unlink(name)  # a reader that has it open keeps its copy
-                total += len(records)
+                if self._index(position, records):
+                    total += len(records)
                 if progress and expected:
                     progress("indexing the log", min(total, expected), expected)
             if progress and expected:
                 progress("indexing the log", expected, expected)
             return total
+
+    def _index(self, position: LogPosition, records: Sequence[LogRecord]) -> bool:
+        """Index records read from `position`; False if the index had moved on meanwhile."""
+        with self.index.write() as conn:
+            if self._position(conn) != position:
+                return False  # another process indexed them meanwhile
+            stale = self._add(conn, list(entries(records)))
+            moved = advance(position, records)
+            conn.executemany(
+                "INSERT INTO cache_position (log_partition, next_offset) VALUES (?, ?)"
+                " ON CONFLICT (log_partition) DO UPDATE SET next_offset = excluded.next_offset",
+                [(k, v) for k, v in moved.items() if position.get(k) != v])
+        for name in stale:
+            self._unlink(name)  # a reader that has it open keeps its copy
+        return True
 
     def _expected_total(self) -> int | None:
         end = self.event_log.end_position(self.topics)

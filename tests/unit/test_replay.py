@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -46,10 +47,12 @@ from shared.contracts import integrator as ci
 from shared.contracts import outcomes as co
 from shared.contracts import provider_registry as pr
 from shared.envelope import EventEnvelope, event_id_for
+from shared.errors import InfrastructureUnavailable
 from shared.eventlog import EventLog
 from shared.eventlog.embedded import EmbeddedEventLog
 from shared.projection import _stream_key
 from shared.replay.fold import BatchingTx, ReadModelFile, entry_of, utc_text
+from shared.replay.readahead import read_ahead
 from shared.replay.snapshots import SnapshotStore
 from shared.settings import Settings
 from shared.sql import Database
@@ -514,6 +517,32 @@ def test_records_with_fields_this_version_does_not_know_are_read() -> None:
     assert entry.envelope() == envelope
     with pytest.raises(ValueError, match="occurred_at"):
         entry_of("t", raw.replace("+00:00", ""))
+
+
+def test_read_ahead_reads_what_the_log_holds(tmp_path: Path, log: EmbeddedEventLog) -> None:
+    events = arrival_order(random_history(13), 13)
+    log.append(events)
+    settings = Settings(var_dir=tmp_path, log_url="embedded")
+    topics = [log.topic_for(s) for s in TOPICS]
+    assert [r for b in read_ahead(settings, topics, batch=50) for r in b] == [
+        r for b in log.read_all(topics) for r in b]
+    bulk = SnapshotStore(tmp_path / "bulk", log, default_projections(), interval=30,
+                         skipped=SKIPPED, bulk_reader=partial(read_ahead, settings), bulk_from=1)
+    plain = SnapshotStore(tmp_path / "plain", log, default_projections(), interval=30,
+                          skipped=SKIPPED)
+    assert bulk.refresh() == plain.refresh() == len(events)
+    bulk.checkpoint()
+    plain.checkpoint()
+    assert [(s.boundary, s.events) for s in bulk.status().snapshots] == [
+        (s.boundary, s.events) for s in plain.status().snapshots]
+    indexed = ("cache_events", "cache_position", "cache_streams")
+    assert [tables(bulk.index.path)[t] for t in indexed] == [
+        tables(plain.index.path)[t] for t in indexed]
+    bulk.close()
+    plain.close()
+    with pytest.raises(InfrastructureUnavailable, match="reading"):
+        list(read_ahead(Settings(var_dir=tmp_path / "none", log_url="kafka://127.0.0.1:1"),
+                        topics))
 
 
 # ---------------------------------------------------------------------- as-of views and CLI
