@@ -59,6 +59,16 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _canonical_time(text: str) -> str:
+    """utc_text of an ISO date-time given as text (as canonical JSON writes it, said as is)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("no timezone")
+    if len(text) == 32 and text.endswith("+00:00") and text[10] == "T" and text[19] == ".":
+        return text
+    return utc_text(moment)
+
+
 @dataclass(slots=True)
 class Entry:
     """One log record with its envelope's header read and its body not yet validated."""
@@ -67,14 +77,14 @@ class Entry:
     type: str
     stream: str  # "<source>/<stream id>": streams are numbered per source
     position: int
-    occurred_at: datetime
+    occurred: str  # business time, as utc_text
     fields: dict[str, Any] | None = field(repr=False)  # None: read through the envelope
     value: bytes | str = field(repr=False)  # the record as it is on the log
     validated: EventEnvelope | None = field(default=None, repr=False)
 
     @property
-    def occurred(self) -> str:
-        return utc_text(self.occurred_at)
+    def occurred_at(self) -> datetime:
+        return datetime.fromisoformat(self.occurred)
 
     def envelope(self) -> EventEnvelope:
         """The validated envelope (see envelope_of)."""
@@ -111,9 +121,7 @@ def entry_of(topic: str, value: bytes | str, where: str = "") -> Entry:
         name = "stream_position"
         position = fields["stream_position"]
         name = "occurred_at"
-        occurred = datetime.fromisoformat(fields["occurred_at"])
-        if occurred.tzinfo is None:
-            raise ValueError("no timezone")
+        occurred = _canonical_time(fields["occurred_at"])
         if not (isinstance(kind, str) and isinstance(source, str) and isinstance(stream, str)
                 and type(position) is int):
             raise ValueError("wrong type")
@@ -122,8 +130,7 @@ def entry_of(topic: str, value: bytes | str, where: str = "") -> Entry:
     except (KeyError, TypeError, ValueError) as exc:
         raise UnreadableRecord(f"log record {where or topic}: bad or missing {name} ({exc})"
                                ) from None
-    return Entry(topic, kind, f"{source}/{stream}", position, occurred.astimezone(UTC), fields,
-                 value)
+    return Entry(topic, kind, f"{source}/{stream}", position, occurred, fields, value)
 
 
 def entries(records: Iterable[LogRecord]) -> Iterator[Entry]:
@@ -136,8 +143,8 @@ def entries(records: Iterable[LogRecord]) -> Iterator[Entry]:
 def validated_entry(topic: str, value: bytes | str) -> Entry:
     """An entry validated at once (when it is all but certain to be applied)."""
     e = envelope_of(value)
-    return Entry(topic, e.type, f"{e.source}/{e.stream_id}", e.stream_position, e.occurred_at,
-                 None, value, e)
+    return Entry(topic, e.type, f"{e.source}/{e.stream_id}", e.stream_position,
+                 utc_text(e.occurred_at), None, value, e)
 
 
 def validated_entries(records: Iterable[LogRecord]) -> Iterator[Entry]:
@@ -317,9 +324,10 @@ def fold_in_log_order(tx: Tx, folder: Folder, batch: Iterable[Entry], seen: dict
     stream position already applied is a republished duplicate; with `moment`, events whose
     business time is later are passed over (and do not count as seen)."""
     count = FoldCount()
+    until = utc_text(moment) if moment is not None else None
     for entry in batch:
         count.read += 1
-        if moment is not None and entry.occurred_at > moment:
+        if until is not None and entry.occurred > until:
             count.later += 1
             continue
         if seen.get(entry.stream, 0) >= entry.position:
