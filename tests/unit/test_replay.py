@@ -618,3 +618,38 @@ def test_audit_replay_prints_and_writes_the_network_state(
     assert code == 2
     assert "--as-of" in err
     assert "not an ISO date" in err
+
+
+def test_the_integrator_service_keeps_a_store_for_its_as_of_views(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from services.integrator.projections.asof import snapshots_for
+    from services.integrator.service import SPEC
+    from shared.identity import Role, TokenStore
+    from shared.sql import open_database
+    from shared.web import create_service_app
+
+    settings = Settings(var_dir=tmp_path, log_url="embedded")
+    events = random_history(17)
+    writer = EmbeddedEventLog(tmp_path / "shared-log.sqlite")
+    writer.append(arrival_order(events, 17))
+    writer.close()
+    day = events[len(events) // 2].occurred_at.date().isoformat()
+    reference = Database.sqlite(tmp_path / "reference.sqlite")
+    reader = EmbeddedEventLog(tmp_path / "shared-log.sqlite")
+    plain_replay(reference, reader, as_of_moment(day))
+    reader.close()
+    expected = network_state(reference).model_dump(mode="json")
+    reference.close()
+    tokens = TokenStore(open_database(settings, "identity"))
+    staff = {"Authorization": f"Bearer {tokens.create(Role.COUNCIL_STAFF, 'jo').token}"}
+    tokens.db.close()
+    with TestClient(create_service_app(SPEC, settings)) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        store = snapshots_for(runtime.event_log)
+        assert store is not None
+        answer = client.get("/network/state", params={"as_of": day}, headers=staff)
+        assert answer.status_code == 200
+        assert answer.json() == expected
+        assert store.status().events == len(events)  # indexed by the view or the worker
+    assert snapshots_for(runtime.event_log) is None  # forgotten when the service stops
