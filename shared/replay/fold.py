@@ -243,18 +243,23 @@ class ReadModelFile:
 
     @contextmanager
     def transaction(self) -> Iterator[BatchingTx]:
-        self.conn.execute("BEGIN")
+        """Statements of one batch. The model is built in one long transaction, committed when
+        it is saved, opened for queries or closed: a commit per batch would write every page a
+        batch touched (random keys touch most of an index) once per batch. A failure leaves a
+        model to throw away, which is all a model being built can be."""
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN")
         tx = BatchingTx(_SqliteTx(self.conn))
-        try:
-            yield tx
-            tx.flush()
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        yield tx
+        tx.flush()
+
+    def commit(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
 
     def save(self, path: Path) -> None:
         """Write a copy to `path` (atomically: a reader sees the old file or the whole new one)."""
+        self.commit()
         part = path.with_name(f"{path.name}.part")
         part.unlink(missing_ok=True)
         with sqlite3.connect(str(part)) as copy:
@@ -263,6 +268,7 @@ class ReadModelFile:
         part.replace(path)
 
     def close(self) -> None:
+        self.commit()
         self.conn.close()
 
     def database(self) -> Database:

@@ -68,6 +68,7 @@ log = structlog.get_logger("snapshots")
 LAYOUT = 1  # bump when the index's tables change shape: the cache is then built again
 BATCH = 5000
 DEFAULT_INTERVAL = 50_000
+MAX_SNAPSHOTS = 40
 BULK = 100_000  # records behind from which a bulk reader (read ahead) is worth starting
 Progress = Callable[[str, int, int], None]
 BulkReader = Callable[[Sequence[str], LogPosition], Iterable[Sequence[LogRecord]]]
@@ -432,6 +433,12 @@ class SnapshotStore:
 
     # ------------------------------------------------------------------ taking snapshots
 
+    def spacing(self, events: int) -> int:
+        """Events between snapshots: `interval`, or more on a log so long that there would be
+        more than MAX_SNAPSHOTS (each a whole read model: disk grows with their count times the
+        log's length, so their count is bounded and views as of a date slow down instead)."""
+        return max(self.interval, -(-events // MAX_SNAPSHOTS))
+
     def checkpoint(self, progress: Progress | None = None,
                    stop: threading.Event | None = None) -> int:
         """Take the snapshots the index calls for (one at the end of a UTC day every `interval`
@@ -443,7 +450,8 @@ class SnapshotStore:
                 start = self._latest(conn, None)
                 after = start.boundary if start else None
                 pending = self._count(conn, after, inexact, inclusive=False, upto_seq=upto_seq)
-            if pending < self.interval:
+            spacing = self.spacing(upto_seq)
+            if pending < spacing:
                 return 0
             try:
                 model = ReadModelFile(":memory:", self.projections,
@@ -451,13 +459,13 @@ class SnapshotStore:
             except (FileNotFoundError, sqlite3.Error):
                 return 0  # made stale meanwhile: the next checkpoint starts from an earlier one
             try:
-                return self._take(model, after, inexact, upto_seq, start, pending, progress,
-                                  stop)
+                return self._take(model, after, inexact, upto_seq, start, pending, spacing,
+                                  progress, stop)
             finally:
                 model.close()
 
     def _take(self, model: ReadModelFile, after: str | None, inexact: str | None,
-              upto_seq: int, start: Snapshot | None, pending: int,
+              upto_seq: int, start: Snapshot | None, pending: int, spacing: int,
               progress: Progress | None, stop: threading.Event | None) -> int:
         taken = since = done = 0
         folded = start.events if start else 0
@@ -469,7 +477,7 @@ class SnapshotStore:
                 return taken
             for row in rows:
                 today = row[0][:10]
-                if day is not None and today != day and since >= self.interval:
+                if day is not None and today != day and since >= spacing:
                     self._fold(model, held)
                     held = []
                     if not self._save(model, day_end(day), folded, upto_seq):
