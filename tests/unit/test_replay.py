@@ -23,6 +23,7 @@ from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 from uuid import UUID
 
 import pytest
@@ -51,6 +52,7 @@ from shared.errors import InfrastructureUnavailable
 from shared.eventlog import EventLog
 from shared.eventlog.embedded import EmbeddedEventLog
 from shared.projection import _stream_key
+from shared.replay import snapshots
 from shared.replay.fold import BatchingTx, ReadModelFile, entry_of, utc_text
 from shared.replay.readahead import read_ahead
 from shared.replay.snapshots import SnapshotStore
@@ -323,11 +325,19 @@ def moments(events: list[EventEnvelope], rng: random.Random, n: int = 6) -> list
 
 @settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10**6), rounds=st.integers(1, 4), interval=st.integers(5, 60))
+@given(seed=st.integers(0, 10**6), rounds=st.integers(1, 4), interval=st.integers(5, 60),
+       batch=st.sampled_from([3, 17, 5000]))
 def test_as_of_from_snapshots_equals_a_plain_replay(tmp_path_factory: pytest.TempPathFactory,
-                                                    seed: int, rounds: int,
-                                                    interval: int) -> None:
-    folder = tmp_path_factory.mktemp("snap")
+                                                    seed: int, rounds: int, interval: int,
+                                                    batch: int) -> None:
+    """Also with tiny batches, so that reads of the index and of the log are cut between
+    events of the same moment."""
+    with patch.object(snapshots, "BATCH", batch):
+        _snapshots_equal_a_plain_replay(tmp_path_factory.mktemp("snap"), seed, rounds, interval)
+
+
+def _snapshots_equal_a_plain_replay(folder: Path, seed: int, rounds: int,
+                                    interval: int) -> None:
     events = random_history(seed)
     arriving = arrival_order(events, seed)
     rng = random.Random(seed)
