@@ -40,6 +40,7 @@ import sqlite3
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -69,6 +70,7 @@ LAYOUT = 1  # bump when the index's tables change shape: the cache is then built
 BATCH = 5000
 DEFAULT_INTERVAL = 50_000
 MAX_SNAPSHOTS = 40
+ABANDONED_AFTER_S = 3600.0
 BULK = 100_000  # records behind from which a bulk reader (read ahead) is worth starting
 Progress = Callable[[str, int, int], None]
 BulkReader = Callable[[Sequence[str], LogPosition], Iterable[Sequence[LogRecord]]]
@@ -136,6 +138,12 @@ class CacheStatus:
     events: int
     snapshots: list[Snapshot]
     inexact_from: str | None
+
+
+class _Missing(Exception):
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__(str(snapshot.file))
+        self.snapshot = snapshot
 
 
 class _Index:
@@ -231,8 +239,9 @@ class SnapshotStore:
         kept = {str(f) for (f,) in self.index.conn().execute("SELECT file FROM cache_snapshots")}
         for (name,) in stale:
             self._unlink(str(name))
+        settled = time.time() - ABANDONED_AFTER_S  # younger ones may be another process's
         for path in self.folder_of_snapshots.iterdir():  # left by a process that stopped
-            if path.name not in kept:
+            if path.name not in kept and path.stat().st_mtime < settled:
                 path.unlink(missing_ok=True)
 
     def _unlink(self, name: str) -> None:
@@ -419,6 +428,11 @@ class SnapshotStore:
         boundary, events, name = rows[0]
         return Snapshot(str(boundary), int(events), self.folder_of_snapshots / str(name))
 
+    def _forget(self, snapshot: Snapshot) -> None:
+        with self.index.write() as conn:
+            conn.execute("DELETE FROM cache_snapshots WHERE fingerprint = ? AND file = ?",
+                         (self.fingerprint, snapshot.file.name))
+
     def status(self) -> CacheStatus:
         with self.index.read() as conn:
             (events,) = conn.execute("SELECT COUNT(*) FROM cache_events").fetchone()
@@ -526,14 +540,13 @@ class SnapshotStore:
         self.refresh()
         folder = Path(tempfile.mkdtemp(prefix="council-as-of-"))
         try:
-            for attempt in range(3):
+            while True:
                 try:
                     result = self._build(moment.astimezone(UTC), folder / "views.sqlite",
                                          progress)
                     break
-                except FileNotFoundError:  # the snapshot went stale while it was being read
-                    if attempt == 2:
-                        raise
+                except _Missing as missing:  # gone stale meanwhile, or lost: an earlier one
+                    self._forget(missing.snapshot)
             try:
                 yield result
             finally:
@@ -557,7 +570,10 @@ class SnapshotStore:
                 return AsOf(model.database(), moment, None, count, in_log_order=True)
             start = self._latest(conn, until)
             if start is not None:
-                shutil.copyfile(start.file, path)
+                try:
+                    shutil.copyfile(start.file, path)
+                except FileNotFoundError:
+                    raise _Missing(start) from None
             model = ReadModelFile(path, self.projections)
             try:
                 after = start.boundary if start else None

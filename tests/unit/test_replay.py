@@ -388,6 +388,13 @@ def test_a_late_event_makes_later_snapshots_stale(tmp_path: Path,
     assert all(not s.file.exists() for s in before if s not in after)
     store.checkpoint()
     assert len(store.status().snapshots) >= len(after)
+    lost = store.status().snapshots[-1]
+    lost.file.unlink()  # a snapshot file gone (deleted by hand, or by another process)
+    with store.as_of(datetime(2030, 1, 1, tzinfo=UTC)) as found:
+        assert found.snapshot is not None
+        assert found.snapshot < lost.boundary
+        assert tables(db_path(found.db)) == oracle(tmp_path, log, None)
+    assert lost not in store.status().snapshots
     for moment in moments(events, random.Random(1), 8):
         with store.as_of(moment) as found:
             assert tables(db_path(found.db)) == oracle(tmp_path, log, moment)
