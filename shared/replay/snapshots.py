@@ -34,6 +34,7 @@ topic prefix needs `reset()` (`council audit replay --rebuild-snapshots`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import sqlite3
@@ -241,8 +242,9 @@ class SnapshotStore:
             self._unlink(str(name))
         settled = time.time() - ABANDONED_AFTER_S  # younger ones may be another process's
         for path in self.folder_of_snapshots.iterdir():  # left by a process that stopped
-            if path.name not in kept and path.stat().st_mtime < settled:
-                path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                if path.name not in kept and path.stat().st_mtime < settled:
+                    path.unlink()
 
     def _unlink(self, name: str) -> None:
         (self.folder_of_snapshots / name).unlink(missing_ok=True)
