@@ -283,13 +283,22 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
                "csv": lambda: as_csv(state)}
     for kind, path in (("json", args.json), ("csv", args.csv)):
         if path:
-            with open(path, "w", encoding="utf-8", newline="") as out:
-                out.write(outputs[kind]())
+            try:
+                with open(path, "w", encoding="utf-8", newline="") as out:
+                    out.write(outputs[kind]())
+            except OSError as exc:
+                return _fail(f"--{kind}: cannot write {path}: {exc.strerror or exc}")
             print(f"council: wrote the network state as {kind.upper()} to {path}",
                   file=sys.stderr)
     if args.format or not (args.json or args.csv):
         sys.stdout.write(outputs[args.format or "text"]())
     return 0
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def add_audit_replay(actions: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -304,7 +313,7 @@ def add_audit_replay(actions: argparse._SubParsersAction[argparse.ArgumentParser
                         help="replay the whole log even with --as-of (no snapshots)")
     replay.add_argument("--rebuild-snapshots", action="store_true",
                         help="forget the snapshot store under var/replay/ and build it again")
-    replay.add_argument("--snapshot-interval", metavar="EVENTS", type=int, default=50_000,
+    replay.add_argument("--snapshot-interval", metavar="EVENTS", type=_positive, default=50_000,
                         help="events between snapshots taken (default 50,000): fewer means "
                         "faster --as-of, more disk")
     replay.add_argument("--format", choices=["text", "json", "csv"],

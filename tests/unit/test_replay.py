@@ -631,6 +631,10 @@ def test_audit_replay_prints_and_writes_the_network_state(
     assert "Committed spend by organisation type" in out
     assert "Gaps:" in out
 
+    code, _, err = _cli(["audit", "replay", "--json", str(tmp_path / "no" / "s.json")], capsys)
+    assert code == 2
+    assert "--json: cannot write" in err
+
     code, _, err = _cli(["audit", "replay", "--as-of", "last spring"], capsys)
     assert code == 2
     assert "--as-of" in err
