@@ -92,7 +92,11 @@ class SnapshotWorker:
     def __init__(self, settings: Settings, views_log: EventLog,
                  interval: int = SNAPSHOT_INTERVAL) -> None:
         self.event_log = open_event_log(settings)
-        self.store = open_snapshots(settings, self.event_log, interval)
+        try:
+            self.store = open_snapshots(settings, self.event_log, interval)
+        except BaseException:
+            self.event_log.close()
+            raise
         register_snapshots(views_log, self.store)
 
     def run(self, stop: threading.Event, idle_wait: float = 0.05) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from uuid import UUID
+
+import structlog
 
 from services.integrator import api, projections
 from services.integrator.application import Integrator
@@ -10,6 +13,8 @@ from services.integrator.projections.network import get_provider
 from services.integrator.replay import SnapshotWorker
 from shared.contracts.provider_registry import ProviderStatus
 from shared.web import Runtime, ServiceSpec, Worker
+
+log = structlog.get_logger("integrator")
 
 
 def wire(runtime: Runtime) -> None:
@@ -24,8 +29,13 @@ def wire(runtime: Runtime) -> None:
 
 
 def workers(runtime: Runtime) -> list[Worker]:
-    """Snapshots for the as-of views, kept up to date with the log in the background."""
-    return [SnapshotWorker(runtime.settings, runtime.event_log)]
+    """Snapshots for the as-of views, kept up to date with the log in the background. They are
+    a cache: without them (var/ not writable, say) the views replay the whole log instead."""
+    try:
+        return [SnapshotWorker(runtime.settings, runtime.event_log)]
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("as_of_snapshots_unavailable", error=str(exc))
+        return []
 
 
 SPEC = ServiceSpec(
