@@ -83,10 +83,17 @@ class Entry:
     type: str
     stream: str  # "<source>/<stream id>": streams are numbered per source
     position: int
-    occurred: str  # business time, as utc_text
+    text_time: str | None  # business time as utc_text (None: from the envelope, when asked)
     fields: dict[str, Any] | None = field(repr=False)  # None: read through the envelope
     value: bytes | str = field(repr=False)  # the record as it is on the log
     validated: EventEnvelope | None = field(default=None, repr=False)
+
+    @property
+    def occurred(self) -> str:
+        """Business time as utc_text."""
+        if self.text_time is None:
+            self.text_time = utc_text(self.envelope().occurred_at)
+        return self.text_time
 
     @property
     def occurred_at(self) -> datetime:
@@ -144,18 +151,6 @@ def entries(records: Iterable[LogRecord]) -> Iterator[Entry]:
     for record in records:
         yield entry_of(record.topic, record.value,
                        f"{record.topic}:{record.partition}@{record.offset}")
-
-
-def validated_entry(topic: str, value: bytes | str) -> Entry:
-    """An entry validated at once (when it is all but certain to be applied)."""
-    e = envelope_of(value)
-    return Entry(topic, e.type, f"{e.source}/{e.stream_id}", e.stream_position,
-                 utc_text(e.occurred_at), None, value, e)
-
-
-def validated_entries(records: Iterable[LogRecord]) -> Iterator[Entry]:
-    for record in records:
-        yield validated_entry(record.topic, record.value)
 
 
 # ---------------------------------------------------------------------- writing
@@ -315,6 +310,13 @@ class Folder:
                 envelope = entry.envelope()
             projection.apply(tx, envelope)
 
+    def apply_record(self, tx: Tx, topic: str, value: bytes | str) -> None:
+        """Apply a record known to be wanted, validated at once (see fold_everything)."""
+        event = envelope_of(value)
+        for projection, ignored in self.routes.get(topic, ()):
+            if event.type not in ignored:
+                projection.apply(tx, event)
+
 
 @dataclass
 class FoldCount:
@@ -352,6 +354,32 @@ def fold_in_log_order(tx: Tx, folder: Folder, batch: Iterable[Entry], seen: dict
     return count
 
 
+def fold_everything(tx: Tx, folder: Folder, records: Iterable[LogRecord],
+                    seen: dict[str, int]) -> FoldCount:
+    """fold_in_log_order without a moment, written out for speed: nothing is passed over but
+    duplicates, so each record is parsed and validated in one step and applied at once."""
+    read = applied = duplicates = 0
+    routes = folder.routes
+    known = seen.get
+    for record in records:
+        read += 1
+        event = envelope_of(record.value)
+        stream = f"{event.source}/{event.stream_id}"
+        position = event.stream_position
+        if known(stream, 0) >= position:
+            duplicates += 1
+            continue
+        readers = routes.get(record.topic)
+        if readers is None:
+            continue
+        for projection, ignored in readers:
+            if event.type not in ignored:
+                projection.apply(tx, event)
+        applied += 1
+        seen[stream] = position
+    return FoldCount(read, applied, duplicates)
+
+
 @contextmanager
 def batched(db: Database) -> Iterator[BatchingTx]:
     """A transaction of `db` whose writes are batched (see BatchingTx)."""
@@ -378,10 +406,12 @@ def replay(event_log: Any, folder: Folder,
         total = sum(ends.values()) if ends else 0
     seen: dict[str, int] = {}
     count = FoldCount()
-    read = entries if moment is not None else validated_entries
     for records in batches if batches is not None else event_log.read_all(wanted, limit=batch):
         with transaction() as tx:
-            count.add(fold_in_log_order(tx, folder, read(records), seen, moment))
+            if moment is None:
+                count.add(fold_everything(tx, folder, records, seen))
+            else:
+                count.add(fold_in_log_order(tx, folder, entries(records), seen, moment))
         if progress is not None and total:
             progress("replaying the log", min(count.read, total), total)
     if progress is not None and total:

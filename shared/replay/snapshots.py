@@ -61,7 +61,6 @@ from shared.replay.fold import (
     ReadModelFile,
     entries,
     utc_text,
-    validated_entry,
 )
 from shared.sql import Database
 
@@ -416,7 +415,7 @@ class SnapshotStore:
     def _fold(self, model: ReadModelFile, rows: Sequence[tuple[str, int, str, bytes]]) -> None:
         with model.transaction() as tx:
             for *_, topic, value in rows:
-                self.folder_.apply(tx, validated_entry(topic, value))
+                self.folder_.apply_record(tx, topic, value)
 
     def _latest(self, conn: sqlite3.Connection, upto: str | None) -> Snapshot | None:
         sql = "SELECT boundary, events, file FROM cache_snapshots WHERE fingerprint = ?"
