@@ -674,3 +674,42 @@ def test_the_integrator_service_keeps_a_store_for_its_as_of_views(tmp_path: Path
         assert answer.json() == expected
         assert store.status().events == len(events)  # indexed by the view or the worker
     assert snapshots_for(runtime.event_log) is None  # forgotten when the service stops
+
+
+def test_two_stores_on_one_folder_index_each_event_once(tmp_path: Path,
+                                                        log: EmbeddedEventLog) -> None:
+    """As two processes sharing var/ would (the service and `council audit replay`)."""
+    import threading
+
+    events = random_history(19, providers=10, needs=5)
+    arriving = arrival_order(events, 19)
+    stores = [SnapshotStore(tmp_path / "replay", EmbeddedEventLog(log.path),
+                            default_projections(), interval=40, skipped=SKIPPED)
+              for _ in range(2)]
+    failures: list[BaseException] = []
+
+    def keep_up(store: SnapshotStore, rounds: int) -> None:
+        try:
+            for _ in range(rounds):
+                store.refresh()
+                store.checkpoint()
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=keep_up, args=(s, 30)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for i in range(0, len(arriving), 25):
+        log.append(arriving[i:i + 25])
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures
+    for store in stores:
+        store.refresh()
+    assert stores[0].status().events == len(events)
+    for moment in moments(events, random.Random(19)):
+        with stores[1].as_of(moment) as found:
+            assert tables(db_path(found.db)) == oracle(tmp_path, log, moment)
+    for store in stores:
+        store.event_log.close()
+        store.close()
