@@ -250,7 +250,7 @@ def as_text(done: Replayed, state: NetworkState, market: MarketView, top: int = 
     lines = [
         f"Network state {when}",
         f"  replayed from {done.log_url}: {done.how}; {done.count.read:,} records read,"
-        f" {done.count.applied:,} events applied in {done.seconds:.1f} s",
+        f" {done.count.applied:,} events applied; {done.seconds:.1f} s in all",
         "",
         "Totals",
         f"  {'open needs':<24}{t.open_needs:>6,}    {'pooled budget':<15}"
