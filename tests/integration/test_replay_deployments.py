@@ -158,7 +158,7 @@ def test_replay_of_the_demo_as_of_past_dates_equals_the_live_projection(
 
     # The running service's as-of views.
     tokens = TokenStore(open_database(settings, "identity"))
-    auditor = {"Authorization": f"Bearer {tokens.create(Role.REGULATOR, 'auditor').token}"}
+    auditor = {"Authorization": f"Bearer {tokens.create(Role.COUNCIL_STAFF, 'auditor').token}"}
     tokens.db.close()
     with TestClient(create_service_app(SPEC, settings)) as client:
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
