@@ -5,11 +5,12 @@ per save and 100 per save, (b) relayed from the store to the shared log (and sea
 audit hash chain), (b2) checked by `council audit verify` on the log, (c) applied by the
 integrator's network projection from the log; and rows per second of (d) a CSV import of 2,000
 provider applications, parsed and registered through ProviderRegistry.register_many (each
-provider with its identifier claims, a hundred rows a transaction); and (e) the server time of
-each web page on the demo data (services.integrator.web.bench; `--deployment pages` alone).
-The scale deployment uses PostgreSQL (COUNCIL_BENCH_DATABASE_URL, default the local `test`
-database) and a Kafka-protocol broker (COUNCIL_BENCH_KAFKA, default: a local Tansu broker
-started for the run).
+provider with its identifier claims, a hundred rows a transaction); (e) replay and "as of"
+over a log of a million events (services.integrator.bench: full replay into the network state,
+building the snapshot store, views as of past dates); and (f) the server time of each web page
+on the demo data (services.integrator.web.bench; `--deployment pages` alone). The scale
+deployment uses PostgreSQL (COUNCIL_BENCH_DATABASE_URL, default the local `test` database) and
+a Kafka-protocol broker (COUNCIL_BENCH_KAFKA, default: a local Tansu broker started for the run).
 """
 
 from __future__ import annotations
@@ -162,7 +163,13 @@ def _drop_schemas(url: str, prefix: str) -> None:
     db.close()
 
 
-def main(events: int = 20000, deployment: str = "all") -> int:
+def _bench_cache() -> Path:
+    """Where generated bench data is kept between runs (var/bench/)."""
+    return Settings().var_dir / "bench"
+
+
+def main(events: int = 20000, deployment: str = "all", replay_events: int = 1_000_000) -> int:
+    from services.integrator import bench as replay_bench
     from services.outcomes import bench as outcomes_bench
     from services.outcomes import kafka_bench
 
@@ -177,6 +184,8 @@ def main(events: int = 20000, deployment: str = "all") -> int:
             outcomes_bench.run(Settings(var_dir=Path(tmp), log_url="embedded",
                                         database_url=None))
             kafka_bench.run(Settings(var_dir=Path(tmp), log_url="embedded"), events)
+        if replay_events:
+            replay_bench.run_embedded(_bench_cache(), replay_events)
     if deployment in ("pages", "all"):
         from services.integrator.web import bench as pages_bench
 
@@ -195,6 +204,8 @@ def main(events: int = 20000, deployment: str = "all") -> int:
                 run_deployment(settings, events)
                 outcomes_bench.run(settings)
                 kafka_bench.run(settings, events)
+                if replay_events:
+                    replay_bench.run_kafka(_bench_cache(), replay_events, settings)
             finally:
                 _drop_schemas(url, prefix)
     return 0

@@ -336,10 +336,78 @@ def cmd_projections(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_replay(args: argparse.Namespace) -> int:
+    """`council audit replay`: the network state rebuilt from the log, printed or written."""
+    import json
+
+    from services.integrator.projections.asof import as_of_moment
+    from services.integrator.replay import as_csv, as_json, as_text, replayed, report
+    from shared.logs import configure_logging
+
+    configure_logging("audit", "warning")  # on stderr: stdout carries the state
+
+    if args.as_of is not None:
+        try:
+            as_of_moment(args.as_of)
+        except ValueError as exc:
+            return _fail(f"--as-of: {exc}")
+    settings = Settings()
+    preflight(settings)
+    with replayed(settings, args.as_of, full=args.full,
+                  rebuild_snapshots=args.rebuild_snapshots, interval=args.snapshot_interval,
+                  progress=_progress(sys.stderr)) as done:
+        state, market = report(done.db)
+    outputs = {"text": lambda: as_text(done, state, market),
+               "json": lambda: json.dumps(as_json(done, state, market), indent=2) + "\n",
+               "csv": lambda: as_csv(state)}
+    for kind, path in (("json", args.json), ("csv", args.csv)):
+        if path:
+            try:
+                with open(path, "w", encoding="utf-8", newline="") as out:
+                    out.write(outputs[kind]())
+            except OSError as exc:
+                return _fail(f"--{kind}: cannot write {path}: {exc.strerror or exc}")
+            print(f"council: wrote the network state as {kind.upper()} to {path}",
+                  file=sys.stderr)
+    if args.format or not (args.json or args.csv):
+        sys.stdout.write(outputs[args.format or "text"]())
+    return 0
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def add_audit_replay(actions: argparse._SubParsersAction[argparse.ArgumentParser],
+                     infra_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    replay = actions.add_parser(
+        "replay", help="rebuild the network state from the whole shared log, optionally as it "
+        "stood on a date, and print it (or write JSON / CSV)")
+    replay.add_argument("--as-of", metavar="DATE",
+                        help="business date (2025-03-31: the end of that day, UTC) or date-time "
+                        "(2025-03-31T17:00:00Z); from checkpointed snapshots unless --full")
+    replay.add_argument("--full", action="store_true",
+                        help="replay the whole log even with --as-of (no snapshots)")
+    replay.add_argument("--rebuild-snapshots", action="store_true",
+                        help="forget the snapshot store under var/replay/ and build it again")
+    replay.add_argument("--snapshot-interval", metavar="EVENTS", type=_positive, default=50_000,
+                        help="events between snapshots taken (default 50,000): fewer means "
+                        "faster --as-of, more disk")
+    replay.add_argument("--format", choices=["text", "json", "csv"],
+                        help="what to print (default: text, unless --json/--csv write files)")
+    replay.add_argument("--json", metavar="FILE", help="also write the state as JSON to FILE")
+    replay.add_argument("--csv", metavar="FILE",
+                        help="also write one row per provider and active agreement to FILE")
+    infra_options(replay)
+    replay.set_defaults(func=cmd_audit_replay)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from shared.bench import main as bench_main
 
-    return bench_main(args.events, args.deployment)
+    return bench_main(args.events, args.deployment, args.replay_events)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -423,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from shared.audit.cli import add_audit_parser
 
-    add_audit_parser(sub, infra_options)
+    add_audit_replay(add_audit_parser(sub, infra_options), infra_options)
 
     from services.outcomes.privacy_cli import add_privacy_parser
 
@@ -433,6 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--events", type=int, default=20000)
     bench.add_argument("--deployment", choices=["embedded", "scale", "pages", "all"],
                        default="all", help="pages: only the web pages' server times")
+    bench.add_argument("--replay-events", type=int, default=1_000_000,
+                       help="size of the log replayed (generated once under var/bench/); 0 skips")
     infra_options(bench)
     bench.set_defaults(func=cmd_bench)
     return parser

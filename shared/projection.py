@@ -37,7 +37,10 @@ def _stream_key(event: EventEnvelope) -> str:
 
 
 class Projection(ABC):
-    """A read model. `apply` runs inside the runner's transaction and must only use `tx`."""
+    """A read model. `apply` runs inside the runner's transaction and must only use `tx`. Its
+    rows must depend only on each stream's own events in their order, never on how streams
+    interleave: Kafka keeps order per stream only, and views "as of" a date are folded from
+    snapshots in business-time order (shared.replay.snapshots)."""
 
     name: str
     sources: Sequence[str]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
 from uuid import UUID
+
+import structlog
 
 from services.integrator import api, projections, web
 from services.integrator.application import Integrator
 from services.integrator.projections.network import get_provider
-from services.integrator.web.views import LogMemory
+from services.integrator.replay import SnapshotWorker
+from services.integrator.web.views import KeptViewsCloser
 from shared.contracts.provider_registry import ProviderStatus
 from shared.web import Runtime, ServiceSpec, Worker
+
+log = structlog.get_logger("integrator")
 
 
 def wire(runtime: Runtime) -> None:
@@ -24,8 +30,14 @@ def wire(runtime: Runtime) -> None:
 
 
 def workers(runtime: Runtime) -> list[Worker]:
-    """The web pages keep the shared log's records in memory for their "as of" views."""
-    return [LogMemory(runtime)]
+    """Snapshots for the as-of views, kept up to date with the log in the background. They are
+    a cache: without them (var/ not writable, say) the views replay the whole log instead."""
+    kept: list[Worker] = [KeptViewsCloser(runtime)]
+    try:
+        return [SnapshotWorker(runtime.settings, runtime.event_log), *kept]
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("as_of_snapshots_unavailable", error=str(exc))
+        return kept
 
 
 SPEC = ServiceSpec(

@@ -19,7 +19,7 @@ InfraOptions = Callable[[argparse.ArgumentParser], None]
 
 def add_audit_parser(sub: Any, infra_options: InfraOptions) -> Any:
     """Add `council audit` and its commands; returns its sub-parsers (for more commands)."""
-    audit = sub.add_parser("audit", help="the tamper-evident audit trail: verify, export")
+    audit = sub.add_parser("audit", help="the tamper-evident audit trail: verify, export, replay")
     commands = audit.add_subparsers(dest="audit_command", required=True)
 
     verify = commands.add_parser(

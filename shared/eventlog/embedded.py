@@ -97,6 +97,13 @@ class EmbeddedEventLog(EventLog):
         found.sort(key=lambda pair: pair[0])
         return [record for _, record in found[:limit]]
 
+    def end_position(self, topics: Sequence[str]) -> LogPosition | None:
+        marks = ",".join("?" * len(topics))
+        rows = self._conn().execute(
+            f'SELECT topic, MAX("offset") + 1 FROM log_records WHERE topic IN ({marks})'
+            " GROUP BY topic", tuple(topics)).fetchall()
+        return {partition_key(topic, 0): int(end) for topic, end in rows}
+
     def ping(self) -> None:
         try:
             self._conn().execute("SELECT 1 FROM log_records LIMIT 1").fetchall()

@@ -169,6 +169,15 @@ class KafkaEventLog(EventLog):
                         "whether more records exist"
                     )
 
+    def end_position(self, topics: Sequence[str]) -> LogPosition | None:
+        with self._lock:
+            self._assign(topics)
+            try:
+                ends = self._consumer_().end_offsets(list(self._assigned.values()))
+            except (KafkaError, OSError):
+                return None
+        return {partition_key(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+
     def _poll(self, consumer: Any, limit: int) -> list[LogRecord]:
         batches = consumer.poll(timeout_ms=100, max_records=limit)
         records: list[LogRecord] = []

@@ -78,6 +78,12 @@ class EventLog(ABC):
     def close(self) -> None:  # noqa: B027 - adapters without resources need nothing here
         """Release connections."""
 
+    def end_position(self, topics: Sequence[str]) -> LogPosition | None:
+        """Where each partition of `topics` ends now (the offset the next record gets), when the
+        adapter can tell; None when it cannot. For progress figures only: a broker may answer
+        low (see the Kafka adapter)."""
+        return None
+
     def follow(
         self,
         topics: Sequence[str],

@@ -1,29 +1,46 @@
 """The integrator's read models "as of" a past moment, rebuilt from the shared log.
 
-The same projections the service runs live are built afresh in a temporary SQLite database from
-every event on the log whose business time (`occurred_at`) is at or before the moment, and the
-same queries then run on it. Historic records loaded later carry their real, earlier dates, so the
-log is not in business-time order: every record is read and filtered, none is taken as the end.
+The view as of a moment is, by definition, the same projections the service runs live built
+afresh from every event on the log whose business time (`occurred_at`) is at or before the
+moment, applied in log order; the same queries then run on it. Historic records loaded later
+carry their real, earlier dates, so the log is not in business-time order: every record counts,
+none is taken as the end.
 
 A date means the end of that day (UTC); a date-time without a zone is taken as UTC.
 
-This replays the whole log on each call, which is simple and right; checkpointed snapshots for
-large logs are a later concern.
+Two ways to get there, with the same answer (the tests compare them):
+- `build_as_of` replays the whole log (shared.replay.fold: records parsed once, duplicates and
+  later events passed over before validation, writes batched);
+- `state_as_of`, when a snapshot store is registered for the log (the integrator service and
+  `council audit replay` register one: services.integrator.replay), copies the latest snapshot at
+  or before the moment and applies only the events it lacks (shared.replay.snapshots). Without
+  one, it replays the whole log.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
+from services.integrator.projections.network import IGNORED
 from shared.eventlog import EventLog
-from shared.projection import Projection, ProjectionRunner
+from shared.projection import Projection
+from shared.replay.fold import FoldCount, Folder, ReadModelFile, batched, replay
+from shared.replay.snapshots import SnapshotStore
 from shared.sql import Database
 
 END_OF_DAY = time(23, 59, 59, 999999)
+
+# Event types a projection is known to pass over, skipped before they are even validated (a
+# test applies each to its projection and checks that nothing changes).
+SKIPPED: dict[str, frozenset[str]] = {
+    "integrator.network": IGNORED,
+    "integrator.performance": frozenset({"RateCardAgreed"}),
+}
 
 
 def as_of_moment(value: date | datetime | str) -> datetime:
@@ -50,39 +67,56 @@ def default_projections() -> list[Projection]:
     return list(projections())
 
 
+def folder_for(event_log: EventLog, projections: Sequence[Projection]) -> Folder:
+    topic_of = {s: event_log.topic_for(s) for p in projections for s in p.sources}
+    return Folder(projections, topic_of, SKIPPED)
+
+
 def build_as_of(db: Database, event_log: EventLog, topics: Sequence[str] | None,
-                as_of: date | datetime | str,
+                as_of: date | datetime | str | None,
                 projections: Sequence[Projection] | None = None) -> int:
     """Build `projections` (default: the integrator's) into `db` from the events on `topics`
-    (default: every topic they read) that occurred at or before `as_of`; returns how many events
-    were applied. Duplicates on the log are passed over as the live runner passes them over."""
-    moment = as_of_moment(as_of)
+    (default: every topic they read) that occurred at or before `as_of` (None: every event);
+    returns how many events were applied. Duplicates on the log are passed over as the live
+    runner passes them over. A full replay, whatever snapshots exist."""
+    return replay_into(db, event_log, topics, as_of, projections).applied
+
+
+def replay_into(db: Database, event_log: EventLog, topics: Sequence[str] | None,
+                as_of: date | datetime | str | None,
+                projections: Sequence[Projection] | None = None) -> FoldCount:
     chosen = list(projections) if projections is not None else default_projections()
-    reads = {
-        p.name: {event_log.topic_for(source) for source in p.sources} for p in chosen
-    }
-    wanted = list(topics) if topics is not None else sorted(set().union(*reads.values()))
-    for projection in chosen:
-        ProjectionRunner(projection, db, event_log)  # creates its tables and bookkeeping
-    seen: dict[str, dict[tuple[str, str], int]] = {p.name: {} for p in chosen}
-    applied = 0
-    for records in event_log.read_all(wanted):
-        with db.transaction() as tx:
-            for record in records:
-                event = record.envelope
-                if event.occurred_at > moment:
-                    continue
-                stream = (event.source, event.stream_id)
-                for projection in chosen:
-                    if record.topic not in reads[projection.name]:
-                        continue
-                    positions = seen[projection.name]
-                    if positions.get(stream, 0) >= event.stream_position:
-                        continue  # a republished duplicate
-                    projection.apply(tx, event)
-                    positions[stream] = event.stream_position
-                    applied += 1
-    return applied
+    with db.transaction() as tx:
+        ReadModelFile.prepare(tx, chosen)
+    moment = as_of_moment(as_of) if as_of is not None else None
+    return replay(event_log, folder_for(event_log, chosen), lambda: batched(db), moment, topics)
+
+
+# ---------------------------------------------------------------------- snapshot stores
+
+_stores: dict[tuple[str, str], SnapshotStore] = {}
+_stores_lock = threading.Lock()
+
+
+def _key(event_log: EventLog) -> tuple[str, str]:
+    return (event_log.url, event_log.topic_prefix)
+
+
+def register_snapshots(event_log: EventLog, store: SnapshotStore) -> None:
+    """Views as of a moment read from `event_log` (any reader of the same log) use `store`."""
+    with _stores_lock:
+        _stores[_key(event_log)] = store
+
+
+def unregister_snapshots(store: SnapshotStore) -> None:
+    with _stores_lock:
+        for key in [k for k, s in _stores.items() if s is store]:
+            del _stores[key]
+
+
+def snapshots_for(event_log: EventLog) -> SnapshotStore | None:
+    with _stores_lock:
+        return _stores.get(_key(event_log))
 
 
 @contextmanager
@@ -94,10 +128,22 @@ def state_as_of(event_log: EventLog, topics: Sequence[str] | None,
         with state_as_of(runtime.event_log, None, "2025-03-31") as db:
             view = market_view(db)
     """
+    moment = as_of_moment(as_of)
+    store = snapshots_for(event_log) if topics is None and projections is None else None
+    if store is not None:
+        with store.as_of(moment) as found:
+            yield found.db
+        return
+    chosen = list(projections) if projections is not None else default_projections()
     with tempfile.TemporaryDirectory(prefix="council-as-of-") as folder:
-        db = Database.sqlite(Path(folder) / "views.sqlite")
+        model = ReadModelFile(Path(folder) / "views.sqlite", chosen)
         try:
-            build_as_of(db, event_log, topics, as_of, projections)
+            replay(event_log, folder_for(event_log, chosen), model.transaction, moment, topics)
+        except BaseException:
+            model.close()
+            raise
+        db = model.database()
+        try:
             yield db
         finally:
             db.close()

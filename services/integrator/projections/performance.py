@@ -230,12 +230,15 @@ def performance_of(tx: Tx, dialect: str,
             " GROUP BY agreement_id")
     }
     volumes: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for a, quantity in _select(
-        tx, "SELECT d.agreement_id, d.quantity FROM ip_deliveries d WHERE NOT EXISTS"
+    # Counted per distinct quantity (decimal text, summed exactly here): an agreement may have
+    # hundreds of thousands of reports but only a few distinct quantities.
+    for a, quantity, times in _select(
+        tx, "SELECT d.agreement_id, d.quantity, COUNT(*) FROM ip_deliveries d WHERE NOT EXISTS"
             " (SELECT 1 FROM ip_deliveries c WHERE c.corrects = d.delivery_id"
             " AND c.delivery_id <> d.delivery_id)", "d.agreement_id", ids,
+            " GROUP BY d.agreement_id, d.quantity",
     ):
-        volumes[str(a)] += Decimal(str(quantity))
+        volumes[str(a)] += Decimal(str(quantity)) * int(times)
     known = set(weights) | set(payments) | set(volumes)
     if not known:
         return {}
