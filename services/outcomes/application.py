@@ -41,6 +41,7 @@ from services.outcomes.domain import (
     DeliveryReport,
     OutcomeMeasure,
     delivery_id_for,
+    new_report,
     terms_id_for,
 )
 from services.outcomes.personal_data import PersonalData, Sealer
@@ -139,6 +140,7 @@ class Outcomes(CouncilApplication):
         OutcomeMeasure.Defined: "OutcomeMeasureDefined",
         OutcomeMeasure.Measured: "MeasurementRecorded",
         DeliveryReport.Reported: "DeliveryReported",
+        DeliveryReport.ReportedWithServiceUsers: "DeliveryReported",
         AgreementTerms.Attributed: "OutcomeAttributed",
         AgreementTerms.RateCardAgreed: "RateCardAgreed",
         AgreementTerms.PaymentCalculated: "PaymentCalculated",
@@ -177,13 +179,6 @@ class Outcomes(CouncilApplication):
         found: AgreementTerms = self._get(AgreementTerms, terms_id_for(agreement_id),
                                           "terms for agreement")
         return found
-
-    def event_data(self, event_class: type, state: dict[str, Any]) -> dict[str, Any]:
-        """A report that names no service users publishes no `service_users` field: its bytes
-        on the log are what they were before reports could name anyone."""
-        if event_class is DeliveryReport.Reported and state.get("service_users") is None:
-            return {k: v for k, v in state.items() if k != "service_users"}
-        return state
 
     def close(self) -> None:
         if self.personal_data is not None:
@@ -463,8 +458,10 @@ class Outcomes(CouncilApplication):
     @staticmethod
     def _report(provider_id: UUID, delivery_id: UUID, report: DeliveryIn,
                 channel: Channel, sealer: Sealer | None = None) -> DeliveryReport:
-        return DeliveryReport(  # type: ignore[call-arg]  # `id` is taken by the metaclass
-            id=delivery_id,
+        return new_report(
+            delivery_id,
+            (sealer.seal(delivery_id, report.service_users)
+             if sealer is not None and report.service_users else None),
             agreement_id=report.agreement_id, provider_id=provider_id,
             activity_type=report.activity_type, quantity=report.quantity,
             unit=activity_types()[report.activity_type].unit,
@@ -472,8 +469,6 @@ class Outcomes(CouncilApplication):
             period_end=report.period_end.isoformat(), location=report.location,
             idempotency_key=report.idempotency_key, corrects=report.corrects,
             channel=channel.value,
-            service_users=(sealer.seal(delivery_id, report.service_users)
-                           if sealer is not None and report.service_users else None),
         )
 
     def _stored_reports(self, delivery_ids: set[UUID]) -> dict[UUID, DeliveryReport.Reported]:

@@ -130,21 +130,22 @@ class DeliveryReport(CouncilAggregate):
         idempotency_key: str
         corrects: UUID | None
         channel: str
+
+    class ReportedWithServiceUsers(Reported):
+        """A report naming the service users it was for (published as DeliveryReported too).
+        A class of its own, so reports naming no one are stored exactly as before."""
+
         # Sealed per data subject before they get here (SealedServiceUser): never plaintext.
-        service_users: list[dict[str, str]] | None
+        service_users: list[dict[str, str]]
 
-        class_version = 2  # v1 named no service users
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["service_users"] = None
+        def apply(self, aggregate: Any) -> None:  # after __init__ has set the rest
+            aggregate.service_users = self.service_users
 
     @event(Reported)
     def __init__(
         self, agreement_id: UUID, provider_id: UUID, activity_type: str, quantity: Decimal,
         unit: str, period_start: str, period_end: str, location: str | None,
         idempotency_key: str, corrects: UUID | None, channel: str,
-        service_users: list[dict[str, str]] | None = None,
     ) -> None:
         self.agreement_id = agreement_id
         self.provider_id = provider_id
@@ -157,7 +158,7 @@ class DeliveryReport(CouncilAggregate):
         self.idempotency_key = idempotency_key
         self.corrects = corrects
         self.channel = channel
-        self.service_users = service_users
+        self.service_users: list[dict[str, str]] | None = None
         self.superseded_by: UUID | None = None
 
     class Superseded(CouncilAggregate.Event):
@@ -348,3 +349,15 @@ class DataSubjectErasure(CouncilAggregate):
         self.legal_basis = legal_basis
         self.reason = reason
         self.requested_on = requested_on
+
+
+def new_report(delivery_id: UUID, service_users: list[dict[str, str]] | None,
+               **report: Any) -> DeliveryReport:
+    """A new delivery report: `report` as DeliveryReport takes it, and the service users it
+    names (sealed), if any."""
+    if not service_users:
+        return DeliveryReport(id=delivery_id, **report)  # type: ignore[call-arg]
+    found: DeliveryReport = DeliveryReport._create(
+        DeliveryReport.ReportedWithServiceUsers, id=delivery_id, service_users=service_users,
+        **report)
+    return found

@@ -233,7 +233,15 @@ class SubjectVault:
                 [(str(k.subject_id), lookup, str(k.key_id), self._wrap(k), now)
                  for lookup, k in sorted(staged.items())],
             )
-        return self.by_lookup(staged)
+        holders: dict[str, str] = {}  # lookup -> the subject id stored for it
+        for chunk in _chunks(sorted(staged)):
+            with self.db.transaction() as tx:
+                holders.update(tx.execute(
+                    "SELECT lookup, subject_id FROM data_subject_keys WHERE lookup IN"
+                    f" ({','.join('?' * len(chunk))})", chunk))
+        kept = {lookup: key for lookup, key in staged.items()
+                if holders.get(lookup) == str(key.subject_id)}
+        return {**kept, **self.by_lookup(set(staged) - set(kept))}
 
     def forget(self, subject_id: UUID) -> bool:
         """Erase a subject: delete its key and lookup, leave a tombstone. True if a key was

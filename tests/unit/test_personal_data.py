@@ -10,6 +10,7 @@ import json
 import os
 import stat
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -18,7 +19,12 @@ import pytest
 from pydantic import ValidationError
 
 from services.outcomes.commands import DeliveryIn
-from services.outcomes.domain import DataSubjectErasure, DeliveryReport, erasure_id_for
+from services.outcomes.domain import (
+    DataSubjectErasure,
+    DeliveryReport,
+    erasure_id_for,
+    new_report,
+)
 from services.outcomes.erasure import ErasureIn
 from services.outcomes.kafka_ingest import Reject
 from services.outcomes.personal_data import (
@@ -187,10 +193,25 @@ def test_an_erasure_is_one_per_subject_and_says_why() -> None:
     assert (erasure.subject_id, erasure.legal_basis) == (subject, "objection")
 
 
-def test_reports_stored_before_service_users_read_as_naming_no_one() -> None:
-    state: dict[str, Any] = {"channel": "http"}
-    DeliveryReport.Reported.upcast_v1_v2(state)
-    assert state == {"channel": "http", "service_users": None}
+def test_a_report_naming_no_one_is_stored_as_before_and_one_naming_people_says_who() -> None:
+    fields = {"agreement_id": uuid4(), "provider_id": uuid4(), "activity_type": "meals",
+              "quantity": Decimal(3), "unit": "meals", "period_start": "2025-04-01",
+              "period_end": "2025-04-30", "location": None, "idempotency_key": "k",
+              "corrects": None, "channel": "http"}
+    plain = new_report(uuid4(), None, **fields)
+    (event,) = plain.collect_events()
+    assert type(event) is DeliveryReport.Reported
+    assert "service_users" not in vars(event)
+    assert plain.service_users is None
+    sealed = [{"subject_id": str(uuid4()), "key_id": str(uuid4()), "alg": "A256GCM",
+               "nonce": "AAAAAAAAAAAAAAAA", "ciphertext": "AAAA"}]
+    named = new_report(uuid4(), sealed, **fields)
+    (event,) = named.collect_events()
+    assert isinstance(event, DeliveryReport.Reported)
+    assert event.service_users == sealed  # type: ignore[attr-defined]
+    rebuilt = event.mutate(None)
+    assert isinstance(rebuilt, DeliveryReport)
+    assert (rebuilt.service_users, rebuilt.quantity) == (sealed, Decimal(3))
 
 
 # --------------------------------------------------------------------------- sealing
