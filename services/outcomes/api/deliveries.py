@@ -308,7 +308,9 @@ def with_service_users(request: Request, principal: Principal,
                 if r.delivery_id in sealed and may_read(principal, r.provider_id)}
     users = (read_service_users(vault_of(request), sealed, readable)
              if sealed else {})
-    return [DeliveryListItem(**row.model_dump(), service_users=users.get(row.delivery_id, []))
+    # The rows are validated already: constructed, not validated again (up to 1,000 a page).
+    return [DeliveryListItem.model_construct(**dict(row), service_users=users.get(row.delivery_id,
+                                                                                   []))
             for row in rows]
 
 
