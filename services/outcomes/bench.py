@@ -10,7 +10,9 @@ shared log as the integrator would publish it, issues the provider's credentials
   (every report stored in the event store: that is when it is accepted);
 - the same batch end to end: until every report is on the shared log (the relay publishes in
   the background), and until the deliveries read model has applied them;
-- the same batch sent again: every line recognised as a replay, nothing stored.
+- the same batch sent again: every line recognised as a replay, nothing stored;
+- a batch of the same size naming a service user on every line, each a new person: accepted
+  (stored) with the personal data sealed per data subject.
 """
 
 from __future__ import annotations
@@ -186,3 +188,25 @@ def run(settings: Settings) -> None:
             raise RuntimeError(f"bench: the replayed batch was not recognised: "
                                f"{str(replay)[:300]}")
         _row("deliveries: the same batch replayed", BATCH_LINES, time.perf_counter() - started)
+        _personal_data_batch(client, agreement_id, run_id)
+
+
+def _personal_data_batch(client: httpx.Client, agreement_id: uuid.UUID, run_id: str) -> None:
+    """A batch of the same size naming one service user a line, each a new data subject (the
+    most work personal data makes: a key per person, stored before the reports, and a sealed
+    record per line)."""
+    lines = []
+    for i in range(BATCH_LINES):
+        line = _report(agreement_id, f"{run_id}-p{i}", i)
+        line["service_users"] = [{"reference": f"{run_id}-person-{i}", "name": f"Person {i}",
+                                  "date_of_birth": "1984-03-09", "postcode": "NS1 4AB"}]
+        lines.append(json.dumps(line))
+    body = "\n".join(lines).encode()
+    started = time.perf_counter()
+    response = client.post("/deliveries/batch", content=body,
+                           headers={"Content-Type": "application/x-ndjson"})
+    if response.status_code != 200 or response.json().get("accepted") != BATCH_LINES:
+        raise RuntimeError(f"bench: the batch naming service users was not accepted whole: "
+                           f"{response.status_code} {response.text[:300]}")
+    _row(f"deliveries: batch naming a new person a line ({len(body) // 1024:,} KiB), stored",
+         BATCH_LINES, time.perf_counter() - started)
