@@ -60,8 +60,6 @@ def cmd_erase(args: argparse.Namespace) -> int:
     from shared.logs import configure_logging
     from shared.settings import Settings
 
-    configure_logging("privacy", "warning")  # JSON lines on stderr; the result on stdout
-
     body: dict[str, Any] = {"legal_basis": args.legal_basis, "reason": args.reason,
                             "requested_on": args.requested_on}
     if args.subject_id:
@@ -78,6 +76,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
         print(f"council: {where}: {first['msg'].removeprefix('Value error, ')}",
               file=sys.stderr)
         return 2
+    configure_logging("privacy", "warning")  # JSON lines on stderr; the result on stdout
     settings = Settings()
     app = open_application(Outcomes, settings)
     app.personal_data = PersonalData(SubjectVault.for_settings(settings))

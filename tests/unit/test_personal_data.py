@@ -6,6 +6,7 @@ tests/integration/test_crypto_shredding.py."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import stat
@@ -442,3 +443,20 @@ def test_the_audit_timeline_says_a_report_names_people_without_showing_them() ->
     assert gist == "3 sessions; names 2 service users (personal data, encrypted)"
     assert describe({"reason": "DSR-7", "legal_basis": "objection"}) == (
         "DSR-7; Legal basis: objection")
+
+
+def test_the_erase_command_refuses_a_bad_request_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from shared.cli import main
+
+    erase = ["privacy", "erase", "--legal-basis", "objection", "--reason", "DSR-9", "--by", "Sam"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("943 476 5918\n"))
+    assert main([*erase, "--reference-stdin"]) == 2
+    said = capsys.readouterr().err
+    assert "service_user.reference: not a valid NHS number" in said
+    assert "943 476 5918" not in said
+    assert main([*erase, "--subject-id", "not-a-uuid"]) == 2
+    assert "subject_id" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*erase[:-2], "--subject-id", str(uuid4())])  # --by is required
