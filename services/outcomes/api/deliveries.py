@@ -153,15 +153,13 @@ def _provider_id(principal: Principal) -> UUID:
     return principal.provider_id
 
 
-def view_of(report: DeliveryReport, request: Request | None = None,
-            principal: Principal | None = None) -> DeliveryView:
-    """The report as stored; with `request` and `principal`, its service users as the
-    principal may see them."""
-    named = report.service_users or []
-    users = (read_service_users(vault_of(request), {report.id: named},
-                                {report.id} if may_read(principal, report.provider_id) else set()
-                                )[report.id]
-             if named and request is not None and principal is not None else [])
+def view_of(report: DeliveryReport, request: Request, principal: Principal) -> DeliveryView:
+    """The report as stored, with its service users as the principal may see them."""
+    users = []
+    if report.service_users:
+        readable = {report.id} if may_read(principal, report.provider_id) else set()
+        users = read_service_users(vault_of(request), {report.id: report.service_users},
+                                   readable)[report.id]
     return DeliveryView(
         delivery_id=report.id, agreement_id=report.agreement_id,
         provider_id=report.provider_id, activity_type=report.activity_type,
