@@ -65,11 +65,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     configure_logging(args.service, settings.log_level)
     preflight(settings)
-    api = create_service_app(_spec(args.service), settings)
+    api = create_service_app(_spec(args.service), settings, workers=settings.workers)
     uvicorn.run(
         api, host=settings.host, port=settings.port_of(args.service),
         log_config=None, access_log=False, timeout_graceful_shutdown=10,
     )
+    return 0
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    import threading
+
+    from shared.logs import configure_logging
+    from shared.web import run_workers
+    from shared.workers import watch_parent
+
+    if args.parent:
+        watch_parent(args.parent)
+    settings = Settings()
+    configure_logging(args.service, settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    run_workers(_spec(args.service), settings, args.group or _spec(args.service).groups(), stop)
     return 0
 
 
@@ -290,6 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVICE_NAMES)
     infra_options(serve)
     serve.set_defaults(func=cmd_serve)
+
+    work = sub.add_parser("work", help="run a service's relay, projections or workers (council "
+                          "serve starts these itself, one process per group)")
+    work.add_argument("service", choices=SERVICE_NAMES)
+    work.add_argument("--group", action="append", choices=["relay", "projections", "workers"],
+                      help="which work (repeatable; default: all of the service's)")
+    work.add_argument("--parent", type=int, help=argparse.SUPPRESS)
+    infra_options(work)
+    work.set_defaults(func=cmd_work)
 
     check = sub.add_parser("check", help="reach the configured stores and log, then exit")
     infra_options(check)

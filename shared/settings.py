@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     integrator_port: int = DEFAULT_PORTS["integrator"]
     provider_registry_port: int = DEFAULT_PORTS["provider_registry"]
     outcomes_port: int = DEFAULT_PORTS["outcomes"]
+    workers: Literal["process", "thread"] = Field(
+        default="process", description="how `council serve` runs a service's relay, "
+        "projections and workers: child processes (default) or threads of the HTTP process")
     relay_interval: float = Field(default=0.05, gt=0, description="seconds between idle polls")
     log_level: str = "info"
     deliveries_inbound_topic: str = ""  # "" = <topic_prefix>.deliveries.inbound (Kafka only)

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -30,6 +30,7 @@ from shared.projection import Projection, ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.sql import Database, open_database
+from shared.workers import GROUPS, PROJECTIONS, RELAY, WORKERS, WorkerProcesses
 
 log = structlog.get_logger("web")
 
@@ -50,6 +51,10 @@ class ServiceSpec:
     wire: Callable[[Runtime], None] | None = None  # connects the application to shared parts
     # further background workers (each with run(stop, idle_wait)), started with the service
     workers: Callable[[Runtime], Sequence[Worker]] | None = None
+
+    def groups(self) -> list[str]:
+        """The groups of background work this service has (see shared.workers)."""
+        return [g for g in GROUPS if g != WORKERS or self.workers is not None]
 
 
 class Worker(Protocol):
@@ -75,32 +80,52 @@ class Runtime:
         if spec.wire is not None:
             spec.wire(self)
         self._threads: list[threading.Thread] = []
+        self._started: set[str] = set()
+        self.processes: WorkerProcesses | None = None
 
     def runner(self, name: str) -> ProjectionRunner:
         return next(r for r in self.runners if r.projection.name == name)
 
-    def start(self) -> None:
+    def workers(self, group: str) -> list[Worker]:
+        """The background workers of one group (see shared.workers)."""
+        if group == RELAY:
+            return [self.relay]
+        if group == PROJECTIONS:
+            return list(self.runners)
+        if group == WORKERS:
+            return list(self.spec.workers(self)) if self.spec.workers is not None else []
+        raise ValueError(f"unknown worker group {group!r}; one of {', '.join(GROUPS)}")
+
+    def start(self, groups: Sequence[str] = GROUPS) -> None:
+        """Run these groups' workers as threads of this process."""
         interval = self.settings.relay_interval
-        workers: list[Worker] = [self.relay, *self.runners]
-        if self.spec.workers is not None:
-            workers.extend(self.spec.workers(self))
-        for worker in workers:
-            thread = threading.Thread(
-                target=worker.run, args=(self.stop, interval), name=type(worker).__name__,
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
+        for group in groups:
+            for worker in self.workers(group):
+                thread = threading.Thread(
+                    target=worker.run, args=(self.stop, interval), name=type(worker).__name__,
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+            self._started.add(group)
+
+    def start_processes(self) -> None:
+        """Run the background work in child processes of this one (see shared.workers)."""
+        self.processes = WorkerProcesses(self.spec.name, self.spec.groups())
+        self.processes.start()
 
     def close(self) -> None:
+        if self.processes is not None:
+            self.processes.stop()
         self.stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
-        # Publish what was stored before we go, so a clean shutdown leaves nothing behind.
-        try:
-            self.relay.drain()
-        except Exception as exc:  # the next start publishes it; nothing is lost
-            log.warning("relay_drain_on_shutdown_failed", error=str(exc))
+        if RELAY in self._started:
+            # Publish what was stored before we go, so a clean shutdown leaves nothing behind.
+            try:
+                self.relay.drain()
+            except Exception as exc:  # the next start publishes it; nothing is lost
+                log.warning("relay_drain_on_shutdown_failed", error=str(exc))
         for runner in self.runners:
             runner.event_log.close()
         self.relay.event_log.close()
@@ -121,10 +146,34 @@ class Runtime:
             checks["log"] = "ok"
         except InfrastructureUnavailable as exc:
             checks["log"] = str(exc)
+        if self.processes is not None:
+            for group, alive in self.processes.status().items():
+                checks[f"{group} process"] = "ok" if alive else "not running (restarting)"
         return checks
 
 
-def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+WorkerMode = Literal["thread", "process"]
+
+
+def run_workers(spec: ServiceSpec, settings: Settings, groups: Sequence[str],
+                stop: threading.Event) -> None:
+    """Run these groups of a service's background work in this process until `stop` is set
+    (the body of `council work`)."""
+    runtime = Runtime(spec, settings)
+    try:
+        runtime.start(groups)
+        log.info("workers_started", groups=list(groups))
+        stop.wait()
+    finally:
+        runtime.close()
+        log.info("workers_stopped", groups=list(groups))
+
+
+def create_service_app(
+    spec: ServiceSpec, settings: Settings | None = None, workers: WorkerMode = "thread"
+) -> FastAPI:
+    """The service's HTTP app. Its relay, projections and workers run as threads of this
+    process, or (`workers="process"`, what `council serve` does) in child processes."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -132,7 +181,10 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         runtime = Runtime(spec, settings)
         api.state.runtime = runtime
         api.state.tokens = runtime.tokens
-        runtime.start()
+        if workers == "process":
+            runtime.start_processes()
+        else:
+            runtime.start()
         log.info("service_started", store=type(runtime.app.recorder).__module__,
                  log_url=runtime.event_log.url)
         try:
