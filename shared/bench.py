@@ -12,12 +12,16 @@ broker (COUNCIL_BENCH_KAFKA, default: a local Tansu broker started for the run).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 from shared.contracts.provider_registry import OrganisationType
 from shared.eventlog import open_event_log
@@ -42,6 +46,62 @@ def _timed(work: Callable[[], int]) -> tuple[int, float]:
 def _row(label: str, count: int, seconds: float, unit: str = "events") -> None:
     rate = count / seconds if seconds else float("inf")
     print(f"  {label:<44} {count:>9,} {unit:<6}  {seconds:>8.2f} s  {rate:>11,.0f} {unit}/s")
+
+
+def wait_until(what: str, done: Callable[[], bool], timeout: float = 300.0,
+               poll: float = 0.005) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"bench: {what} did not happen within {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """This process's environment with `settings` as the only COUNCIL_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COUNCIL_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"COUNCIL_{name.upper()}"] = str(value)
+    return env
+
+
+@contextmanager
+def served(service: str, settings: Settings, log_file: Path) -> Iterator[str]:
+    """The service running as it does in production (`council serve`: the HTTP process and
+    its worker processes), on a free port; yields its URL once /ready answers 200."""
+    from shared.tansu import free_port
+
+    settings = settings.model_copy(update={f"{service}_port": free_port()})
+    url = settings.url_of(service)
+    with open(log_file, "ab") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service],
+                                   env=settings_env(settings), stdout=sink,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            def ready() -> bool:
+                if process.poll() is not None:
+                    raise RuntimeError(f"bench: {service} exited {process.returncode}; see "
+                                       f"{log_file}")
+                try:
+                    return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(f"{service} answering /ready", ready, timeout=60, poll=0.1)
+            yield url
+        except BaseException:
+            tail = log_file.read_text(errors="replace").splitlines()[-30:]
+            print(f"bench: the last lines of {service}'s log:", *tail, sep="\n  ",
+                  file=sys.stderr)
+            raise
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
 
 def import_csv(rows: int) -> bytes:
@@ -146,34 +206,52 @@ def _drop_schemas(url: str, prefix: str) -> None:
     db.close()
 
 
+def _summary(figures: dict[str, dict[str, float]]) -> None:
+    """The delivery figures side by side, with the targets they are held to."""
+    print("\ndelivery, end to end into the store and onto the shared log (reports/s):")
+    print(f"  {'':<40} {'embedded':>12} {'PostgreSQL + Kafka':>20}")
+    rows = [("HTTP single", "http_single_per_s", "{:,.0f}/s"),
+            ("HTTP NDJSON batch", "http_batch_per_s", "{:,.0f}/s"),
+            ("Kafka", "kafka_per_s", "{:,.0f}/s"),
+            ("10,000-line batch accepted (target < 1 s)", "http_batch_accepted_s", "{:.2f} s")]
+    for label, key, fmt in rows:
+        cells = [fmt.format(figures[d][key]) if key in figures.get(d, {}) else "n/a"
+                 for d in ("embedded", "scale")]
+        print(f"  {label:<40} {cells[0]:>12} {cells[1]:>20}")
+    print("  (Kafka target >= 10,000/s; embedded has no Kafka. Load average now: "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())})")
+
+
 def main(events: int = 20000, deployment: str = "all") -> int:
     from services.outcomes import bench as outcomes_bench
     from services.outcomes import kafka_bench
 
     configure_logging("bench", "warning")
     events = max(BATCH, events)
-    print(f"council bench: {events:,} ProviderRegistered events per deployment")
+    print(f"council bench: {events:,} ProviderRegistered events per deployment, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    figures: dict[str, dict[str, float]] = {}
     if deployment in ("embedded", "all"):
         with tempfile.TemporaryDirectory(prefix="council-bench-") as tmp:
             print("\nembedded (SQLite event store, embedded file log, SQLite read model)")
-            run_deployment(Settings(var_dir=Path(tmp), log_url="embedded", database_url=None),
-                           events)
-            outcomes_bench.run(Settings(var_dir=Path(tmp), log_url="embedded",
-                                        database_url=None))
-            kafka_bench.run(Settings(var_dir=Path(tmp), log_url="embedded"), events)
+            settings = Settings(var_dir=Path(tmp), log_url="embedded", database_url=None)
+            run_deployment(settings, events)
+            figures["embedded"] = outcomes_bench.run(settings, Path(tmp))
+            kafka_bench.run(settings, events)
     if deployment in ("scale", "all"):
         url = os.environ.get("COUNCIL_BENCH_DATABASE_URL",
                              "postgresql://postgres@127.0.0.1:5432/test")
         prefix = f"bench{uuid.uuid4().hex[:8]}"
-        with _broker() as bootstrap:
+        with _broker() as bootstrap, tempfile.TemporaryDirectory(prefix="council-bench-") as tmp:
             print(f"\nscale-out (PostgreSQL event store and read model, Kafka protocol at "
                   f"{bootstrap})")
-            settings = Settings(database_url=url, schema_prefix=prefix,
+            settings = Settings(database_url=url, schema_prefix=prefix, var_dir=Path(tmp),
                                 log_url=f"kafka://{bootstrap}", topic_prefix=prefix)
             try:
                 run_deployment(settings, events)
-                outcomes_bench.run(settings)
-                kafka_bench.run(settings, events)
+                figures["scale"] = outcomes_bench.run(settings, Path(tmp))
+                figures["scale"].update(kafka_bench.run(settings, events, Path(tmp)))
             finally:
                 _drop_schemas(url, prefix)
+    _summary(figures)
     return 0

@@ -82,7 +82,7 @@ class ProjectionRunner:
             projection.create(tx)
 
     def position(self) -> LogPosition:
-        with self.db.transaction() as tx:
+        with self.db.reading() as tx:
             rows = tx.execute(
                 "SELECT log_partition, next_offset FROM projection_position WHERE projection = ?",
                 (self.projection.name,),

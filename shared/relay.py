@@ -37,7 +37,7 @@ class OutboxRelay:
             tx.execute(_SCHEMA)
 
     def position(self) -> int:
-        with self.db.transaction() as tx:
+        with self.db.reading() as tx:
             rows = tx.execute(
                 "SELECT notification_id FROM outbox_position WHERE relay = ?", (self.name,)
             )

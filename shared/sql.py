@@ -124,6 +124,23 @@ class Database:
             with self._pool.connection() as conn, conn.transaction():
                 yield _PgTx(conn)
 
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        """A read-only transaction: one consistent view of the data. On SQLite it takes no
+        write lock (WAL readers never wait for writers), so reads on a hot path, such as a
+        request's agreement lookup or a relay's position, do not queue behind a projection's
+        or a store's write transaction as `transaction()` would make them."""
+        if self.dialect == "sqlite":
+            conn = self._sqlite_conn()
+            conn.execute("BEGIN")
+            try:
+                yield _SqliteTx(conn)
+            finally:
+                conn.execute("COMMIT")
+        else:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PgTx(conn)
+
     def ping(self) -> None:
         with self.transaction() as tx:
             tx.execute("SELECT 1")

@@ -146,10 +146,14 @@ class Runtime:
             checks["log"] = "ok"
         except InfrastructureUnavailable as exc:
             checks["log"] = str(exc)
-        if self.processes is not None:
-            for group, alive in self.processes.status().items():
-                checks[f"{group} process"] = "ok" if alive else "not running (restarting)"
         return checks
+
+    def worker_status(self) -> dict[str, str]:
+        """Where each group of background work runs, and whether its process is up."""
+        if self.processes is not None:
+            return {group: "running" if alive else "restarting"
+                    for group, alive in self.processes.status().items()}
+        return {group: "thread" for group in sorted(self._started)}
 
 
 WorkerMode = Literal["thread", "process"]
@@ -213,7 +217,8 @@ def create_service_app(
         checks = runtime.readiness()
         ok = all(v == "ok" for v in checks.values())
         body: dict[str, Any] = {"status": "ready" if ok else "not ready", "service": spec.name,
-                                "checks": checks, "relay_pending": _pending(runtime)}
+                                "checks": checks, "relay_pending": _pending(runtime),
+                                "workers": runtime.worker_status()}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     for router in spec.routers:

@@ -107,7 +107,7 @@ def lookup_agreements(db: Database, agreement_ids: Sequence[UUID]) -> dict[UUID,
     parties: dict[str, set[UUID]] = {}
     if not wanted:
         return {}
-    with db.transaction() as tx:
+    with db.reading() as tx:
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start:start + _CHUNK]
             marks = ",".join("?" * len(chunk))

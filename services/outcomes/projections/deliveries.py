@@ -159,7 +159,7 @@ def _row(row: Row) -> DeliveryRow:
 
 
 def get_delivery_row(db: Database, delivery_id: UUID) -> DeliveryRow | None:
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(f"SELECT {_COLUMNS} FROM oc_deliveries WHERE delivery_id = ?",
                           (str(delivery_id),))
     return _row(rows[0]) if rows else None
@@ -176,7 +176,7 @@ def list_deliveries(
     where, params = _filters(agreement_ids=[agreement_id] if agreement_id else None,
                              provider_id=provider_id, period=period,
                              include_superseded=include_superseded)
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             f"SELECT {_COLUMNS} FROM oc_deliveries {where}"
             " ORDER BY period_end DESC, reported_at DESC, delivery_id LIMIT ? OFFSET ?",
@@ -207,7 +207,7 @@ def units_delivered(
         [list(agreement_ids[i:i + _CHUNK]) for i in range(0, len(agreement_ids), _CHUNK)]
         if agreement_ids is not None else [None]
     )
-    with db.transaction() as tx:
+    with db.reading() as tx:
         for chunk in chunks:
             where, params = _filters(agreement_ids=chunk, include_superseded=False)
             for column_name, values in ((column, periods), ("activity_type", activity_types)):

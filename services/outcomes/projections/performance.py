@@ -851,7 +851,7 @@ def _sort_key(summary: AgreementPerformanceSummary) -> tuple[Any, ...]:
 
 def get_measure_performance(db: Database, measure_id: UUID) -> MeasurePerformance | None:
     """A measure's target against actual over time, with the RAG of every period."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         measure = _measures(tx, [str(measure_id)]).get(str(measure_id))
     if measure is None:
         return None
@@ -861,7 +861,7 @@ def get_measure_performance(db: Database, measure_id: UUID) -> MeasurePerformanc
 def get_agreement_performance(db: Database, agreement_id: UUID) -> AgreementPerformance | None:
     """One agreement: per attributed outcome target against actual over its term, achievement
     and RAG per period, delivery volumes, payments, spend and cost per outcome."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         agreement = _agreements(tx, [str(agreement_id)]).get(str(agreement_id))
         if agreement is None:
             return None
@@ -932,7 +932,7 @@ def list_agreement_performance(
     """Every agreement the view knows of, best first: by RAG (green, amber, red, none), then
     cost per outcome (lowest first, none last). `rag` keeps one RAG, `unrated` keeps those with
     none; `provider_id` keeps the agreements it is a party to."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         ids: list[str] | None = None
         if provider_id is not None:
             ids = [str(a) for (a,) in tx.execute(
@@ -949,7 +949,7 @@ def list_agreement_performance(
 
 def agreement_parties(db: Database, agreement_id: UUID) -> list[UUID]:
     """The agreement's parties, as the integrator's AgreementDrafted named them."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute("SELECT provider_id FROM pf_parties WHERE agreement_id = ?"
                           " ORDER BY ordinal", (str(agreement_id),))
     return [UUID(str(p)) for (p,) in rows]
