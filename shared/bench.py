@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -45,7 +46,7 @@ def _timed(work: Callable[[], int]) -> tuple[int, float]:
 
 def _row(label: str, count: int, seconds: float, unit: str = "events") -> None:
     rate = count / seconds if seconds else float("inf")
-    print(f"  {label:<44} {count:>9,} {unit:<6}  {seconds:>8.2f} s  {rate:>11,.0f} {unit}/s")
+    print(f"  {label:<46} {count:>9,} {unit:<6}  {seconds:>8.2f} s  {rate:>11,.0f} {unit}/s")
 
 
 def wait_until(what: str, done: Callable[[], bool], timeout: float = 300.0,
@@ -66,10 +67,54 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+class CpuMeter:
+    """CPU seconds used by a process and its children (Linux /proc; nothing elsewhere), by
+    role: the HTTP process, and each worker group. On a machine others share, wall-clock
+    figures move with their load; CPU time per event says what our work costs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    @staticmethod
+    def _cpu(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def sample(self) -> dict[str, float]:
+        found = {"api": self._cpu(self.pid)}
+        try:
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        except OSError:
+            return found
+        for child in children:
+            try:
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            group = argv[argv.index(b"--group") + 1].decode() if b"--group" in argv else child
+            found[group] = found.get(group, 0.0) + self._cpu(int(child))
+        return found
+
+    @staticmethod
+    def show(before: dict[str, float], after: dict[str, float], events: int) -> None:
+        parts = [f"{name} {(after[name] - before.get(name, 0.0)) * 1e6 / events:,.0f}"
+                 for name in after]
+        print(f"  {'  CPU per report (us)':<46} " + ", ".join(parts))
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    cpu: CpuMeter
+
+
 @contextmanager
-def served(service: str, settings: Settings, log_file: Path) -> Iterator[str]:
+def served(service: str, settings: Settings, log_file: Path) -> Iterator[Served]:
     """The service running as it does in production (`council serve`: the HTTP process and
-    its worker processes), on a free port; yields its URL once /ready answers 200."""
+    its worker processes), on a free port, once /ready answers 200."""
     from shared.tansu import free_port
 
     settings = settings.model_copy(update={f"{service}_port": free_port()})
@@ -89,7 +134,7 @@ def served(service: str, settings: Settings, log_file: Path) -> Iterator[str]:
                     return False
 
             wait_until(f"{service} answering /ready", ready, timeout=60, poll=0.1)
-            yield url
+            yield Served(url, CpuMeter(process.pid))
         except BaseException:
             tail = log_file.read_text(errors="replace").splitlines()[-30:]
             print(f"bench: the last lines of {service}'s log:", *tail, sep="\n  ",

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from shared.errors import InfrastructureUnavailable, PersistenceNotConfigured
 from shared.settings import SERVICE_NAMES, Settings
+from shared.workers import GROUPS
 
 
 def _spec(service: str):  # type: ignore[no-untyped-def]
@@ -86,7 +87,8 @@ def cmd_work(args: argparse.Namespace) -> int:
     configure_logging(args.service, settings.log_level)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    run_workers(_spec(args.service), settings, args.group or _spec(args.service).groups(), stop)
+    spec = _spec(args.service)
+    run_workers(spec, settings, args.group or spec.groups(settings), stop)
     return 0
 
 
@@ -311,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     work = sub.add_parser("work", help="run a service's relay, projections or workers (council "
                           "serve starts these itself, one process per group)")
     work.add_argument("service", choices=SERVICE_NAMES)
-    work.add_argument("--group", action="append", choices=["relay", "projections", "workers"],
+    work.add_argument("--group", action="append", choices=GROUPS,
                       help="which work (repeatable; default: all of the service's)")
     work.add_argument("--parent", type=int, help=argparse.SUPPRESS)
     infra_options(work)

@@ -41,6 +41,9 @@ class Projection(ABC):
 
     name: str
     sources: Sequence[str]
+    # The event types `apply` uses (None: it looks at every one). The runner skips the others
+    # without validating them: many read models share a topic mostly full of others' events.
+    types: frozenset[str] | None = None
 
     @abstractmethod
     def create(self, tx: Tx) -> None:
@@ -93,9 +96,11 @@ class ProjectionRunner:
         """Apply records read from `position` in one transaction; returns how many were new."""
         name = self.projection.name
         applied = 0
+        wanted = self.projection.types
+        relevant = [r for r in records if wanted is None or r.type in wanted]
         with self.db.transaction() as tx:
-            seen = self._stream_positions(tx, {_stream_key(r.envelope) for r in records})
-            for record in records:
+            seen = self._stream_positions(tx, {_stream_key(r.envelope) for r in relevant})
+            for record in relevant:
                 event = record.envelope
                 key = _stream_key(event)
                 if seen.get(key, 0) >= event.stream_position:

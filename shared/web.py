@@ -30,11 +30,12 @@ from shared.projection import Projection, ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.sql import Database, open_database
-from shared.workers import GROUPS, PROJECTIONS, RELAY, WORKERS, WorkerProcesses
+from shared.workers import GROUPS, INGEST, PROJECTIONS, RELAY, WORKERS, WorkerProcesses
 
 log = structlog.get_logger("web")
 
 MAX_BODY_BYTES = 1024 * 1024
+RELAY_BATCH = 2000
 _QUIET_PATHS = frozenset({"/health", "/ready"})  # polled constantly; their lines say nothing
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
@@ -51,10 +52,16 @@ class ServiceSpec:
     wire: Callable[[Runtime], None] | None = None  # connects the application to shared parts
     # further background workers (each with run(stop, idle_wait)), started with the service
     workers: Callable[[Runtime], Sequence[Worker]] | None = None
+    # consumers of what arrives from outside other than HTTP (the outcomes service's Kafka
+    # delivery ingest), in a group of their own, when `ingests` says the deployment has one
+    ingest: Callable[[Runtime], Sequence[Worker]] | None = None
+    ingests: Callable[[Settings], bool] = lambda _: True
 
-    def groups(self) -> list[str]:
-        """The groups of background work this service has (see shared.workers)."""
-        return [g for g in GROUPS if g != WORKERS or self.workers is not None]
+    def groups(self, settings: Settings) -> list[str]:
+        """The groups of background work this service has here (see shared.workers)."""
+        present = {RELAY: True, PROJECTIONS: True, WORKERS: self.workers is not None,
+                   INGEST: self.ingest is not None and self.ingests(settings)}
+        return [g for g in GROUPS if present[g]]
 
 
 class Worker(Protocol):
@@ -71,7 +78,9 @@ class Runtime:
         self.event_log: EventLog = open_event_log(settings)
         self.app = open_application(spec.application, settings)
         self.store_db = store_database(settings, spec.name)
-        self.relay = OutboxRelay(self.app, open_event_log(settings), self.store_db)
+        # Big batches: each costs a round trip to the log and a position save, whatever its size.
+        self.relay = OutboxRelay(self.app, open_event_log(settings), self.store_db,
+                                 batch_size=RELAY_BATCH)
         self.views: Database = open_database(settings, f"{spec.name}_views")
         self.runners = [
             ProjectionRunner(p, self.views, open_event_log(settings)) for p in spec.projections()
@@ -94,6 +103,8 @@ class Runtime:
             return list(self.runners)
         if group == WORKERS:
             return list(self.spec.workers(self)) if self.spec.workers is not None else []
+        if group == INGEST:
+            return list(self.spec.ingest(self)) if self.spec.ingest is not None else []
         raise ValueError(f"unknown worker group {group!r}; one of {', '.join(GROUPS)}")
 
     def start(self, groups: Sequence[str] = GROUPS) -> None:
@@ -111,7 +122,7 @@ class Runtime:
 
     def start_processes(self) -> None:
         """Run the background work in child processes of this one (see shared.workers)."""
-        self.processes = WorkerProcesses(self.spec.name, self.spec.groups())
+        self.processes = WorkerProcesses(self.spec.name, self.spec.groups(self.settings))
         self.processes.start()
 
     def close(self) -> None:

@@ -5,8 +5,10 @@ processes (`council work <service> --group ...`), one per group:
 
 - ``relay``: the outbox relay, store -> shared log;
 - ``projections``: every read model of the service;
-- ``workers``: the service's further workers (the outcomes service's payments process and, on
-  Kafka, its delivery ingest), when it has any.
+- ``workers``: the service's further workers (the outcomes service's payments process), when it
+  has any;
+- ``ingest``: what consumes input from outside other than HTTP (the outcomes service's Kafka
+  delivery ingest, on the scale-out deployment).
 
 Why: CPython runs one thread of a process at a time. As threads of the HTTP process, the relay
 and the projections took the interpreter from request handlers as soon as a delivery batch's
@@ -37,8 +39,8 @@ import structlog
 
 log = structlog.get_logger("workers")
 
-RELAY, PROJECTIONS, WORKERS = "relay", "projections", "workers"
-GROUPS = (RELAY, PROJECTIONS, WORKERS)
+RELAY, PROJECTIONS, WORKERS, INGEST = "relay", "projections", "workers", "ingest"
+GROUPS = (RELAY, PROJECTIONS, WORKERS, INGEST)
 STOP_TIMEOUT_S = 30.0
 _PR_SET_PDEATHSIG = 1
 

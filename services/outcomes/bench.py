@@ -37,7 +37,7 @@ from services.outcomes.application import Outcomes
 from services.outcomes.domain import delivery_id_for
 from services.outcomes.projections.agreements import lookup_agreements
 from services.outcomes.projections.deliveries import get_delivery_row
-from shared.bench import _row, served, wait_until
+from shared.bench import CpuMeter, _row, served, wait_until
 from shared.contracts.integrator import SOURCE as INTEGRATOR
 from shared.contracts.integrator import AgreementActivated, AgreementDrafted
 from shared.envelope import EventEnvelope, event_id_for
@@ -139,8 +139,8 @@ def run(settings: Settings, log_dir: Path | None = None) -> dict[str, float]:
     views: Database = open_database(settings, "outcomes_views")
     figures: dict[str, float] = {}
     try:
-        with served("outcomes", settings, log_file) as url, httpx.Client(
-            base_url=url, headers=headers, timeout=120
+        with served("outcomes", settings, log_file) as service, httpx.Client(
+            base_url=service.url, headers=headers, timeout=120
         ) as client:
             seed_agreement(settings, agreement_id, provider_id)
             wait_until("the agreement reaching the outcomes service", lambda: lookup_agreements(
@@ -150,8 +150,9 @@ def run(settings: Settings, log_dir: Path | None = None) -> dict[str, float]:
                 client.post("/deliveries", json=_report(agreement_id, f"{run_id}-w{i}", i))
             _post_batch(client, _batch(agreement_id, f"{run_id}-wb", WARM_UP_LINES))
             wait_until("the warm-up reaching the shared log", watch.all_on_log)
-            figures.update(_single(client, watch, agreement_id, run_id))
-            figures.update(_whole_batch(client, watch, views, provider_id, agreement_id, run_id))
+            figures.update(_single(client, watch, agreement_id, run_id, service.cpu))
+            figures.update(_whole_batch(client, watch, views, provider_id, agreement_id,
+                                        run_id, service.cpu))
     finally:
         watch.close()
         views.close()
@@ -159,8 +160,9 @@ def run(settings: Settings, log_dir: Path | None = None) -> dict[str, float]:
 
 
 def _single(client: httpx.Client, watch: StoreWatch, agreement_id: uuid.UUID,
-            run_id: str) -> dict[str, float]:
+            run_id: str, cpu: CpuMeter) -> dict[str, float]:
     latencies: list[float] = []
+    cpu_before = cpu.sample()
     started = time.perf_counter()
     for i in range(SINGLE_REQUESTS):
         sent = time.perf_counter()
@@ -171,34 +173,37 @@ def _single(client: httpx.Client, watch: StoreWatch, agreement_id: uuid.UUID,
     stored = time.perf_counter() - started
     _row("deliveries: HTTP single (POST /deliveries)", SINGLE_REQUESTS, stored)
     cuts = statistics.quantiles(latencies, n=100)
-    print(f"  {'  latency per report':<44} p50 {cuts[49] * 1000:.1f} ms, "
+    print(f"  {'  latency per report':<46} p50 {cuts[49] * 1000:.1f} ms, "
           f"p95 {cuts[94] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms")
     wait_until("the single reports reaching the shared log", watch.all_on_log)
     on_log = time.perf_counter() - started
-    _row("deliveries: HTTP single, end to end on shared log", SINGLE_REQUESTS, on_log)
+    _row("deliveries: HTTP single, on shared log", SINGLE_REQUESTS, on_log)
+    CpuMeter.show(cpu_before, cpu.sample(), SINGLE_REQUESTS)
     return {"http_single_per_s": SINGLE_REQUESTS / on_log}
 
 
 def _whole_batch(client: httpx.Client, watch: StoreWatch, views: Database,
                  provider_id: uuid.UUID, agreement_id: uuid.UUID,
-                 run_id: str) -> dict[str, float]:
+                 run_id: str, cpu: CpuMeter) -> dict[str, float]:
     body = _batch(agreement_id, f"{run_id}-b", BATCH_LINES)
+    cpu_before = cpu.sample()
     before = watch.stored()
     started = time.perf_counter()
     result = _post_batch(client, body)
     accepted_after = time.perf_counter() - started
     if result.get("accepted") != BATCH_LINES or watch.stored() - before != BATCH_LINES:
         raise RuntimeError(f"bench: the batch was not stored whole: {str(result)[:300]}")
-    _row(f"deliveries: HTTP NDJSON batch ({len(body) // 1024:,} KiB), stored", BATCH_LINES,
+    _row(f"deliveries: HTTP NDJSON batch ({len(body) // 1024:,} KiB)", BATCH_LINES,
          accepted_after)
     wait_until("the batch reaching the shared log", watch.all_on_log)
     on_log = time.perf_counter() - started
-    _row("deliveries: batch end to end, on shared log", BATCH_LINES, on_log)
+    _row("deliveries: batch, on shared log", BATCH_LINES, on_log)
     last = delivery_id_for(provider_id, f"{run_id}-b{BATCH_LINES - 1}")
     wait_until("the batch reaching the deliveries read model",
                lambda: get_delivery_row(views, last) is not None, poll=0.02)
-    _row("deliveries: batch end to end, in read model", BATCH_LINES,
+    _row("deliveries: batch, in read model", BATCH_LINES,
          time.perf_counter() - started)
+    CpuMeter.show(cpu_before, cpu.sample(), BATCH_LINES)
 
     started = time.perf_counter()
     replay = client.post("/deliveries/batch", content=body,

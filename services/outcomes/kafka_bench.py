@@ -28,7 +28,7 @@ from kafka import KafkaProducer
 from services.outcomes.bench import StoreWatch, seed_agreement
 from services.outcomes.kafka_ingest import inbound_topic, kafka_bootstrap
 from services.outcomes.projections.agreements import lookup_agreements
-from shared.bench import _row, served, wait_until
+from shared.bench import CpuMeter, _row, served, wait_until
 from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import Database, open_database
@@ -118,14 +118,14 @@ def run(settings: Settings, messages: int = MESSAGES,
     watch = StoreWatch(settings)
     log_file = (log_dir or Path(tempfile.gettempdir())) / f"bench-outcomes-kafka-{run_id}.log"
     try:
-        with served("outcomes", settings, log_file):
+        with served("outcomes", settings, log_file) as service:
             for agreement_id, provider_id in agreements.items():
                 seed_agreement(settings, agreement_id, provider_id)
             wait_until("the agreements reaching the outcomes service", lambda: len(
                 lookup_agreements(views, list(agreements))) == len(agreements))
             inbound = _Inbound(settings, bootstrap, tokens)
             try:
-                return _measure(inbound, watch, agreements, messages, run_id)
+                return _measure(inbound, watch, agreements, messages, run_id, service.cpu)
             finally:
                 inbound.close()
     finally:
@@ -134,7 +134,7 @@ def run(settings: Settings, messages: int = MESSAGES,
 
 
 def _measure(inbound: _Inbound, watch: StoreWatch, agreements: dict[UUID, UUID],
-             messages: int, run_id: str) -> dict[str, float]:
+             messages: int, run_id: str, cpu: CpuMeter) -> dict[str, float]:
     warm_up = reports(agreements, WARM_UP, f"{run_id}-w")
     inbound.send(warm_up)
     wait_until("the warm-up being stored", lambda: inbound.consumed() >= WARM_UP, TIMEOUT_S)
@@ -142,6 +142,7 @@ def _measure(inbound: _Inbound, watch: StoreWatch, agreements: dict[UUID, UUID],
     values = reports(agreements, messages, run_id)
     stored_before, consumed_before = watch.stored(), inbound.consumed()
     sent: dict[str, float] = {}
+    cpu_before = cpu.sample()
 
     def produce() -> None:
         inbound.send(values)
@@ -163,4 +164,5 @@ def _measure(inbound: _Inbound, watch: StoreWatch, agreements: dict[UUID, UUID],
     _row("delivery over Kafka: providers -> inbound", messages, sent["at"] - started)
     _row("delivery over Kafka: inbound -> store", messages, stored)
     _row("delivery over Kafka: inbound -> store -> log", messages, published)
+    CpuMeter.show(cpu_before, cpu.sample(), messages)
     return {"kafka_per_s": messages / published}

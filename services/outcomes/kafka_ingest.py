@@ -73,8 +73,12 @@ log = structlog.get_logger("kafka_ingest")
 
 MAX_MESSAGE_BYTES = 64 * 1024  # a delivery report is a few hundred bytes
 ORIGINAL_LIMIT = 64 * 1024  # how much of a rejected value the rejects topic repeats
-BATCH_SIZE = 5000  # messages per poll, stored in one go
+BATCH_SIZE = 5000  # messages per batch, stored in one go
 POLL_MS = 200
+# Once a poll returns something, keep polling this long for more before storing the batch:
+# while providers are sending, each poll returns only what arrived since the last, and every
+# batch costs a few queries per provider in it plus the offsets, whatever its size.
+BATCH_LINGER_S = 0.05
 SEND_TIMEOUT_S = 30.0
 PARTITIONS_REFRESH_S = 30.0  # how often to look for partitions added to the inbound topic
 
@@ -329,13 +333,16 @@ class KafkaDeliveryIngest:
     def run_once(self) -> int:
         """Read, store and acknowledge the next batch; returns how many messages it held."""
         consumer = self._connect()
-        try:
-            polled = consumer.poll(timeout_ms=POLL_MS, max_records=self.batch_size)
-        except (KafkaError, OSError) as exc:
-            raise self._unreachable(exc) from None
-        messages = [m for batch in polled.values() for m in batch]
+        messages = self._poll(consumer, POLL_MS, self.batch_size)
         if not messages:
             return 0
+        deadline = time.monotonic() + BATCH_LINGER_S
+        while len(messages) < self.batch_size and (left := deadline - time.monotonic()) > 0:
+            more = self._poll(consumer, max(1, int(left * 1000)),
+                              self.batch_size - len(messages))
+            if not more:
+                break
+            messages.extend(more)
         self.process(messages)
         moved: dict[int, int] = {}
         for m in messages:
@@ -344,6 +351,13 @@ class KafkaDeliveryIngest:
         self.counts.messages += len(messages)
         self.counts.batches += 1
         return len(messages)
+
+    def _poll(self, consumer: Any, timeout_ms: int, limit: int) -> list[Any]:
+        try:
+            polled = consumer.poll(timeout_ms=timeout_ms, max_records=limit)
+        except (KafkaError, OSError) as exc:
+            raise self._unreachable(exc) from None
+        return [m for batch in polled.values() for m in batch]
 
     def process(self, messages: Sequence[Any]) -> list[Reject]:
         """Store the valid reports among `messages` and produce a reject for every other one;

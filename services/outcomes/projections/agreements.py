@@ -48,6 +48,8 @@ _CHUNK = 500  # ids per IN (...) list
 class AgreementsProjection(Projection):
     name = "outcomes.agreements"
     sources = (INTEGRATOR,)
+    types = frozenset({"AgreementDrafted", "AgreementActivated", "AgreementExtended",
+                       "AgreementEnded"})
 
     def create(self, tx: Tx) -> None:
         ensure_layout(tx, self, "oc_agreements_schema", SCHEMA_VERSION)

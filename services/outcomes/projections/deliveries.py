@@ -113,6 +113,7 @@ class DeliveredUnits:
 class DeliveriesProjection(Projection):
     name = "outcomes.deliveries"
     sources = (SOURCE,)
+    types = frozenset({"DeliveryReported"})
 
     def create(self, tx: Tx) -> None:
         ensure_layout(tx, self, "oc_deliveries_schema", SCHEMA_VERSION)

@@ -94,6 +94,7 @@ class MeasurementRow(BaseModel):
 class MeasuresProjection(Projection):
     name = "outcomes.measures"
     sources = (SOURCE,)
+    types = frozenset({"OutcomeMeasureDefined", "MeasurementRecorded"})
 
     def create(self, tx: Tx) -> None:
         ensure_layout(tx, self, "outcome_measures_schema", SCHEMA_VERSION)
