@@ -98,6 +98,7 @@ class ProjectionRunner:
         applied = 0
         wanted = self.projection.types
         relevant = [r for r in records if wanted is None or r.type in wanted]
+        done: dict[str, list[EventEnvelope]] = {}  # correlation id -> events applied
         with self.db.transaction() as tx:
             seen = self._stream_positions(tx, {_stream_key(r.envelope) for r in relevant})
             for record in relevant:
@@ -105,10 +106,10 @@ class ProjectionRunner:
                 key = _stream_key(event)
                 if seen.get(key, 0) >= event.stream_position:
                     continue  # a republished duplicate
-                with command_context(self._context_of(event)):
+                context = self._context_of(event)
+                with command_context(context):
                     self.projection.apply(tx, event)
-                    log.info("event_applied", projection=name, type=event.type,
-                             event_id=str(event.event_id), source=event.source)
+                done.setdefault(context.correlation_id or "", []).append(event)
                 seen[key] = event.stream_position
                 applied += 1
             tx.executemany(
@@ -123,7 +124,25 @@ class ProjectionRunner:
                 " DO UPDATE SET next_offset = excluded.next_offset",
                 [(name, k, offset) for k, offset in moved.items() if position.get(k) != offset],
             )
+        self._log_applied(done)
         return applied
+
+    def _log_applied(self, done: dict[str, list[EventEnvelope]]) -> None:
+        """One line per event, or per correlation id for the many events of one request (a
+        delivery batch): the trail of who caused what stays, without a line per event."""
+        name = self.projection.name
+        for correlation_id, events in done.items():
+            first = events[0]
+            with structlog.contextvars.bound_contextvars(correlation_id=correlation_id,
+                                                         actor=first.actor or "system"):
+                if len(events) == 1:
+                    log.info("event_applied", projection=name, type=first.type,
+                             event_id=str(first.event_id), source=first.source)
+                else:
+                    log.info("event_applied", projection=name, events=len(events),
+                             types=sorted({e.type for e in events}),
+                             event_id=str(first.event_id), last_event_id=str(events[-1].event_id),
+                             source=first.source)
 
     def _stream_positions(self, tx: Tx, streams: set[str]) -> dict[str, int]:
         found: dict[str, int] = {}
