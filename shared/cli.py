@@ -79,7 +79,7 @@ def cmd_work(args: argparse.Namespace) -> int:
 
     from shared.logs import configure_logging
     from shared.web import run_workers
-    from shared.workers import watch_parent
+    from shared.workers import lower_priority, watch_parent
 
     if args.parent:
         watch_parent(args.parent)
@@ -88,7 +88,9 @@ def cmd_work(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     spec = _spec(args.service)
-    run_workers(spec, settings, args.group or spec.groups(settings), stop)
+    groups = args.group or spec.groups(settings)
+    lower_priority(groups)
+    run_workers(spec, settings, groups, stop)
     return 0
 
 

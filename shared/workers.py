@@ -15,6 +15,10 @@ and the projections took the interpreter from request handlers as soon as a deli
 first events were stored, and an HTTP batch took twice as long as it needed to. As processes
 they use the machine's other cores, and a request holds its process's interpreter to itself.
 
+The read models and further workers run at a lower CPU priority (nice 10) than the HTTP process,
+the relay and the ingest: when the machine is busy, accepting and publishing come first and
+the read models, eventually consistent anyway, catch up after.
+
 A child is the service's, not a service of its own: it dies with its parent, even a parent
 killed outright (on Linux the kernel sends it SIGKILL; elsewhere it sees its stdin close), so
 a crashed service never leaves a relay or projection behind to run beside the one a restart
@@ -41,6 +45,8 @@ log = structlog.get_logger("workers")
 
 RELAY, PROJECTIONS, WORKERS, INGEST = "relay", "projections", "workers", "ingest"
 GROUPS = (RELAY, PROJECTIONS, WORKERS, INGEST)
+BACKGROUND_NICE = 10  # added to the niceness of the groups below
+LOW_PRIORITY = frozenset({PROJECTIONS, WORKERS})
 STOP_TIMEOUT_S = 30.0
 _PR_SET_PDEATHSIG = 1
 
@@ -129,6 +135,13 @@ class WorkerProcesses:
                     log.error("worker_process_killed", pid=process.pid)
                     process.kill()
                     process.wait(timeout=5)
+
+
+def lower_priority(groups: Sequence[str]) -> None:
+    """Yield the CPU to the write path when this process only runs read-side work."""
+    if groups and set(groups) <= LOW_PRIORITY and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(BACKGROUND_NICE)
 
 
 def watch_parent(parent: int) -> None:
