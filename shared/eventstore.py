@@ -38,21 +38,32 @@ _RECORDERS = {"eventsourcing.sqlite": BatchInsertSQLiteRecorder,
               "eventsourcing.postgres": ArrayInsertPostgresRecorder}
 
 
+def _meta() -> dict[str, Any]:
+    ctx = current_context()
+    return {
+        "actor": ctx.actor,
+        "organisation": ctx.organisation,
+        "correlation_id": ctx.correlation_id,
+        "causation_id": ctx.causation_id,
+        "recorded_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def stamp(events: Sequence[Any]) -> None:
+    """Stamp events saved together with one command context and one recorded time."""
+    meta = _meta()
+    for event in events:
+        if META not in vars(event):
+            # Pending events are fresh frozen dataclasses nobody else holds yet.
+            object.__setattr__(event, META, meta)
+
+
 class StampingMapper(Mapper[UUID]):
     """Adds the current command context to every event as it is stored."""
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         if META not in vars(domain_event):
-            ctx = current_context()
-            meta = {
-                "actor": ctx.actor,
-                "organisation": ctx.organisation,
-                "correlation_id": ctx.correlation_id,
-                "causation_id": ctx.causation_id,
-                "recorded_at": datetime.now(UTC).isoformat(),
-            }
-            # Pending events are fresh frozen dataclasses nobody else holds yet.
-            object.__setattr__(domain_event, META, meta)
+            stamp([domain_event])
         return super().to_stored_event(domain_event)
 
 
@@ -166,6 +177,7 @@ class CouncilApplication(Application[UUID]):
     def _encode(self, events: list[Any]) -> list[StoredEvent]:
         for event in events:
             self.check_contract(event)
+        stamp(events)
         return [self.mapper.to_stored_event(event) for event in events]
 
     def _insert_or_clash(self, stored: list[StoredEvent]) -> bool:

@@ -412,9 +412,8 @@ class Outcomes(CouncilApplication):
     @staticmethod
     def _report(provider_id: UUID, delivery_id: UUID, report: DeliveryIn,
                 channel: Channel) -> DeliveryReport:
-        return DeliveryReport(  # type: ignore[call-arg]  # `id` is taken by the metaclass
-            id=delivery_id,
-            agreement_id=report.agreement_id, provider_id=provider_id,
+        return DeliveryReport.report(
+            delivery_id, agreement_id=report.agreement_id, provider_id=provider_id,
             activity_type=report.activity_type, quantity=report.quantity,
             unit=activity_types()[report.activity_type].unit,
             period_start=report.period_start.isoformat(),
@@ -427,7 +426,7 @@ class Outcomes(CouncilApplication):
         """The first event of each of these delivery reports already stored: one query per
         1,000 ids against the event store's table (not one per report)."""
         found: dict[UUID, DeliveryReport.Reported] = {}
-        ordered = sorted(delivery_ids)
+        ordered = list(delivery_ids)
         for start in range(0, len(ordered), _CHUNK):
             for stored in self._first_events(ordered[start:start + _CHUNK]):
                 event = self.mapper.to_domain_event(stored)
