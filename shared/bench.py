@@ -85,8 +85,9 @@ class CpuMeter:
 
     def sample(self) -> dict[str, float]:
         found = {"api": self._cpu(self.pid)}
-        try:
-            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        try:  # every thread's: a restarted child is started by the supervising thread
+            children = [c for task in Path(f"/proc/{self.pid}/task").iterdir()
+                        for c in (task / "children").read_text().split()]
         except OSError:
             return found
         for child in children:

@@ -77,16 +77,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_work(args: argparse.Namespace) -> int:
     import threading
 
-    from shared.logs import configure_logging
-    from shared.web import run_workers
     from shared.workers import lower_priority, watch_parent
 
-    if args.parent:
-        watch_parent(args.parent)
-    settings = Settings()
-    configure_logging(args.service, settings.log_level)
+    # First of all: a stop asked for while starting still ends with the relay's drain.
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.parent:
+        watch_parent(args.parent)
+
+    from shared.logs import configure_logging
+    from shared.web import run_workers
+
+    settings = Settings()
+    configure_logging(args.service, settings.log_level)
     spec = _spec(args.service)
     groups = args.group or spec.groups(settings)
     lower_priority(groups)

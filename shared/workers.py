@@ -83,6 +83,7 @@ class WorkerProcesses:
     def __init__(self, service: str, groups: Sequence[str]) -> None:
         self.children = [_Child(service, group) for group in groups]
         self._stop = threading.Event()
+        self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._supervisor: threading.Thread | None = None
 
@@ -97,12 +98,13 @@ class WorkerProcesses:
         return {child.group: child.alive for child in self.children}
 
     def _supervise(self) -> None:
-        # Children are started again from this thread, which lives as long as they should:
+        # Children are started again from this thread, so it lives until they have stopped:
         # the kernel's parent-death signal is tied to the thread that started a child.
         while not self._stop.wait(0.5):
             with self._lock:
                 for child in self.children:
                     self._check(child)
+        self._stopped.wait()
 
     def _check(self, child: _Child) -> None:
         if child.alive or self._stop.is_set():
@@ -121,8 +123,14 @@ class WorkerProcesses:
     def stop(self) -> None:
         """SIGTERM every child and wait for it (the relay publishes what is stored first)."""
         self._stop.set()
-        if self._supervisor is not None:
-            self._supervisor.join(timeout=5)
+        try:
+            self._stop_children()
+        finally:
+            self._stopped.set()
+            if self._supervisor is not None:
+                self._supervisor.join(timeout=5)
+
+    def _stop_children(self) -> None:
         with self._lock:
             running = [c.process for c in self.children if c.alive and c.process]
             for process in running:
