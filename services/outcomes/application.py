@@ -57,7 +57,10 @@ class AgreementLookup(Protocol):
 # or a clash with what is recorded: an inactive agreement, a reused key, a report already
 # corrected (409).
 INVALID, FORBIDDEN, CONFLICT = "invalid", "forbidden", "conflict"
-_CHUNK = 1000  # reports per query and per transaction
+_CHUNK = 1000  # reports per query
+# Reports per transaction: a whole HTTP batch. Each commit waits for the disk (SQLite syncs its
+# log on every commit), and on a busy disk ten commits a batch cost more than the rest of it.
+_PER_TRANSACTION = 10_000
 _STORE_ATTEMPTS = 5
 
 
@@ -262,7 +265,7 @@ class Outcomes(CouncilApplication):
         their position in the batch; a report that failed to parse comes as its error.
 
         Reports are checked against the agreements (one lookup per batch) and against what is
-        stored (one query per 1,000 reports), then saved 1,000 to a transaction. If a save
+        stored (one query per 1,000 reports), then saved in one transaction. If a save
         clashes with a concurrent one (the same report, or a correction of the same report,
         stored meanwhile), what is left is checked again against the store and saved: nothing
         valid is lost, and nothing is stored twice."""
@@ -462,14 +465,14 @@ class Outcomes(CouncilApplication):
         return [event for i in ids for event in self.recorder.select_events(i, limit=1)]
 
     def _store(self, groups: Sequence[_Group]) -> set[int] | None:
-        """Save the groups, about 1,000 reports to a transaction (a group is never split into
+        """Save the groups, up to 10,000 reports to a transaction (a group is never split into
         two), in order, so the store (and the shared log) keep the order of the batch. Returns
         None when all are saved; else, after a clash with a concurrent change, the positions of
         the reports that were saved."""
         chunks: list[list[_Group]] = [[]]
         size = 0
         for group in groups:
-            if size >= _CHUNK:
+            if size >= _PER_TRANSACTION:
                 chunks.append([])
                 size = 0
             chunks[-1].append(group)
