@@ -107,10 +107,11 @@ class Runtime:
             return list(self.spec.ingest(self)) if self.spec.ingest is not None else []
         raise ValueError(f"unknown worker group {group!r}; one of {', '.join(GROUPS)}")
 
-    def start(self, groups: Sequence[str] = GROUPS) -> None:
-        """Run these groups' workers as threads of this process."""
+    def start(self, groups: Sequence[str] | None = None) -> None:
+        """Run these groups' workers (default: all the service has) as threads of this
+        process."""
         interval = self.settings.relay_interval
-        for group in groups:
+        for group in self.spec.groups(self.settings) if groups is None else groups:
             for worker in self.workers(group):
                 thread = threading.Thread(
                     target=worker.run, args=(self.stop, interval), name=type(worker).__name__,
