@@ -10,7 +10,12 @@ the first send: until every report is stored (the ingest has stored its offsets 
 message, which it does only after storing the reports), and until every stored event is on the
 shared log (the relay's saved position has reached the newest event in the store). The reports
 are produced while the clock runs, so the figure is what a provider sees, production included.
-Only a deployment whose log is Kafka has the inbound topic.
+
+It measures twice: with the whole service running on this machine (its read models and
+payments process compete for the same cores), then with only the ingest and relay processes
+(`council work outcomes --group ingest` and `--group relay`), as a scale-out deployment can run
+them, with the read models following the log elsewhere. Only a deployment whose log is Kafka
+has the inbound topic.
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ from kafka import KafkaProducer
 from services.outcomes.bench import StoreWatch, seed_agreement
 from services.outcomes.kafka_ingest import inbound_topic, kafka_bootstrap
 from services.outcomes.projections.agreements import lookup_agreements
-from shared.bench import CpuMeter, _row, served, wait_until
+from shared.bench import CpuMeter, _row, served, wait_until, worked
 from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import Database, open_database
+from shared.workers import INGEST, RELAY
 
 MESSAGES = 20_000
 WARM_UP = 500
@@ -117,27 +123,39 @@ def run(settings: Settings, messages: int = MESSAGES,
     views = open_database(settings, "outcomes_views")
     watch = StoreWatch(settings)
     log_file = (log_dir or Path(tempfile.gettempdir())) / f"bench-outcomes-kafka-{run_id}.log"
+    inbound = _Inbound(settings, bootstrap, tokens)
+    figures: dict[str, float] = {}
     try:
         with served("outcomes", settings, log_file) as service:
             for agreement_id, provider_id in agreements.items():
                 seed_agreement(settings, agreement_id, provider_id)
             wait_until("the agreements reaching the outcomes service", lambda: len(
                 lookup_agreements(views, list(agreements))) == len(agreements))
-            inbound = _Inbound(settings, bootstrap, tokens)
-            try:
-                return _measure(inbound, watch, agreements, messages, run_id, service.cpu)
-            finally:
-                inbound.close()
+            print("  delivery over Kafka, the whole service (HTTP, relay, read models, payments, "
+                  "ingest) on this machine:")
+            figures["kafka_per_s"] = _measure(inbound, watch, agreements, messages,
+                                              f"{run_id}-s", service.cpu)
+        # Read models can run elsewhere (they follow the log): ingestion alone, as a
+        # scale-out deployment would run it on its own machine.
+        with worked("outcomes", settings, (INGEST, RELAY), log_file) as cpu:
+            print("  delivery over Kafka, only its ingest and relay processes (read models and "
+                  "payments elsewhere):")
+            figures["kafka_alone_per_s"] = _measure(inbound, watch, agreements, messages,
+                                                    f"{run_id}-a", cpu)
     finally:
+        inbound.close()
         watch.close()
         views.close()
+    return figures
 
 
 def _measure(inbound: _Inbound, watch: StoreWatch, agreements: dict[UUID, UUID],
-             messages: int, run_id: str, cpu: CpuMeter) -> dict[str, float]:
+             messages: int, run_id: str, cpu: CpuMeter) -> float:
     warm_up = reports(agreements, WARM_UP, f"{run_id}-w")
+    before = inbound.consumed()
     inbound.send(warm_up)
-    wait_until("the warm-up being stored", lambda: inbound.consumed() >= WARM_UP, TIMEOUT_S)
+    wait_until("the warm-up being stored", lambda: inbound.consumed() >= before + WARM_UP,
+               TIMEOUT_S)
     wait_until("the warm-up reaching the shared log", watch.all_on_log, TIMEOUT_S)
     values = reports(agreements, messages, run_id)
     stored_before, consumed_before = watch.stored(), inbound.consumed()
@@ -165,4 +183,4 @@ def _measure(inbound: _Inbound, watch: StoreWatch, agreements: dict[UUID, UUID],
     _row("delivery over Kafka: inbound -> store", messages, stored)
     _row("delivery over Kafka: inbound -> store -> log", messages, published)
     CpuMeter.show(cpu_before, cpu.sample(), messages)
-    return {"kafka_per_s": messages / published}
+    return messages / published
