@@ -50,7 +50,9 @@ def _row(label: str, count: int, seconds: float, unit: str = "events") -> None:
 
 
 def wait_until(what: str, done: Callable[[], bool], timeout: float = 300.0,
-               poll: float = 0.005) -> None:
+               poll: float = 0.02) -> None:
+    """Poll `done` (every 20 ms: each look is a query or two, and a bench that looks too
+    often takes CPU from what it measures; the figures are a few hundredths late at most)."""
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:
