@@ -4,9 +4,12 @@ For each deployment it measures events per second (a) appended to a service's ev
 per save and 100 per save, (b) relayed from the store to the shared log, (c) applied by the
 integrator's network projection from the log; and rows per second of (d) a CSV import of 2,000
 provider applications, parsed and registered through ProviderRegistry.register_many (each
-provider with its identifier claims, a hundred rows a transaction). The scale deployment uses
-PostgreSQL (COUNCIL_BENCH_DATABASE_URL, default the local `test` database) and a Kafka-protocol
-broker (COUNCIL_BENCH_KAFKA, default: a local Tansu broker started for the run).
+provider with its identifier claims, a hundred rows a transaction); then delivery reports end
+to end, with the outcomes service running as in production (services/outcomes/bench.py: HTTP
+single and NDJSON batch; services/outcomes/kafka_bench.py: Kafka), and a summary against the
+targets. The scale deployment uses PostgreSQL (COUNCIL_BENCH_DATABASE_URL, default the local
+`test` database) and a Kafka-protocol broker (COUNCIL_BENCH_KAFKA, default: a local Tansu broker
+started for the run).
 """
 
 from __future__ import annotations
