@@ -92,10 +92,13 @@ def ensure_layout(tx: Tx, projection: Projection, marker: str, version: int) -> 
 
 
 class ProjectionRunner:
-    def __init__(self, projection: Projection, db: Database, event_log: EventLog) -> None:
+    def __init__(self, projection: Projection, db: Database, event_log: EventLog,
+                 quiet: bool = False) -> None:
+        """`quiet`: no line per event applied (bulk work such as loading the demo data)."""
         self.projection = projection
         self.db = db
         self.event_log = event_log
+        self.quiet = quiet
         self.topics = [event_log.topic_for(source) for source in projection.sources]
         with db.transaction() as tx:
             for ddl in _TABLES:
@@ -142,7 +145,8 @@ class ProjectionRunner:
                 " DO UPDATE SET next_offset = excluded.next_offset",
                 [(name, k, offset) for k, offset in moved.items() if position.get(k) != offset],
             )
-        self._log_applied(done)
+        if not self.quiet:
+            self._log_applied(done)
         return applied
 
     def _log_applied(self, done: dict[str, list[EventEnvelope]]) -> None:

@@ -287,11 +287,13 @@ class PaymentsProcess:
 
     def __init__(
         self, app: Outcomes, views: Database, event_log: EventLog,
-        today: Callable[[], date] | None = None, batch: int = 200,
+        today: Callable[[], date] | None = None, batch: int = 200, quiet: bool = False,
     ) -> None:
+        """`quiet`: no line per event applied or payment settled (bulk work)."""
         self.app = app
         self.views = views
-        self.runner = ProjectionRunner(PaymentsToSettle(), views, event_log)
+        self.quiet = quiet
+        self.runner = ProjectionRunner(PaymentsToSettle(), views, event_log, quiet=quiet)
         self.today = today or (lambda: clock.now().date())
         self.batch = batch
 
@@ -382,7 +384,7 @@ class PaymentsProcess:
                                    calc.achievement_pct, due.reason)
             if changed:
                 self.app.save(terms)
-        if changed:
+        if changed and not self.quiet:
             log.info("payment_settled", agreement_id=str(due.agreement_id), period=due.period,
                      total=str(calc.total), reason=due.reason)
         return changed

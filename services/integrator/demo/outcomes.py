@@ -294,8 +294,10 @@ class Settlement:
         self.store_db = store_database(settings, Outcomes.service)
         self.views = open_database(settings, f"{Outcomes.service}_views")
         self.relay = OutboxRelay(outcomes, self.event_log, self.store_db)
-        self.deliveries = ProjectionRunner(DeliveriesProjection(), self.views, self.event_log)
-        self.payments = PaymentsProcess(outcomes, self.views, self.event_log)
+        # Quiet: the load prints its own progress, not a line per event.
+        self.deliveries = ProjectionRunner(DeliveriesProjection(), self.views, self.event_log,
+                                           quiet=True)
+        self.payments = PaymentsProcess(outcomes, self.views, self.event_log, quiet=True)
 
     def __call__(self) -> None:
         self.relay.drain()
