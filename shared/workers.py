@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
@@ -51,9 +52,20 @@ STOP_TIMEOUT_S = 30.0
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _prctl() -> Any:
     with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        return ctypes.CDLL(None, use_errno=True).prctl
+    return None
+
+
+# Looked up here, not in the child: between fork and exec (where _die_with_parent runs) the
+# child should do as little as it can, the parent having other threads.
+_PRCTL = _prctl() if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class _Child:
@@ -69,7 +81,7 @@ class _Child:
             [sys.executable, "-m", "shared.cli", "work", self.service, "--group", self.group,
              "--parent", str(os.getpid())],
             stdin=subprocess.PIPE,  # closed when this process dies, however it dies
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=_die_with_parent if _PRCTL is not None else None,
         )
 
     @property
