@@ -223,7 +223,10 @@ def persistence_env(settings: Settings, service: str) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_SCHEMA": settings.schema_of(service),
             "POSTGRES_CONNECT_TIMEOUT": "5",
-            "POSTGRES_POOL_SIZE": "4",
+            # One connection kept, more opened while busy: a service is several processes
+            # (shared.workers), and a PostgreSQL shared by them all has a connection limit.
+            "POSTGRES_POOL_SIZE": "1",
+            "POSTGRES_MAX_OVERFLOW": "9",
             "CREATE_TABLE": "y",
         }
     path = settings.sqlite_path(service)

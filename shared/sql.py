@@ -93,7 +93,9 @@ class Database:
         options = f"-c search_path={self.schema}" if self.schema else ""
         self._pool = ConnectionPool(
             self.url,
-            min_size=1,
+            # None kept idle: a service is several processes, each with a few databases it may
+            # not use (shared.workers), and PostgreSQL has a connection limit.
+            min_size=0,
             max_size=4,
             kwargs={"options": options, "connect_timeout": 3},
             open=True,

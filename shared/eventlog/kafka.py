@@ -9,7 +9,8 @@ Appends go through librdkafka (confluent-kafka): kafka-python's producer spends 
 interpreter time per message, which capped the outbox relay near 20,000 events/s even alone;
 librdkafka batches and sends in its own threads, outside the interpreter. Its partitioner is set
 to murmur2, Kafka's Java client's and kafka-python's, so each stream id keeps the partition it
-always had. Reads and the admin calls stay on kafka-python.
+always had. Reads go through librdkafka too (kafka-python decoded every record in the
+interpreter, in every reader); topic administration stays on kafka-python.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import confluent_kafka
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -32,6 +33,7 @@ from shared.eventlog.port import EventLog, LogPosition, LogRecord, partition_key
 SEND_TIMEOUT_S = 30.0
 # How long a read waits for a fetch to say whether more records exist before answering empty.
 READ_WAIT_S = 2.0
+PARTITIONS_REFRESH_S = 30.0  # how often a reader looks for partitions added to a topic
 BOOTSTRAP_TIMEOUT_MS = 3000  # kafka-python 3: how long a client waits for a first broker
 
 
@@ -49,8 +51,9 @@ class KafkaEventLog(EventLog):
         self._lock = threading.Lock()
         self._producer: Any = None
         self._consumer: Any = None
-        self._assigned: dict[str, TopicPartition] = {}
-        self._expected: LogPosition = {}
+        self._assigned: dict[str, tuple[str, int]] = {}  # partition key -> (topic, partition)
+        self._expected: LogPosition = {}  # where the consumer reads next, by partition key
+        self._partition_cache: dict[str, tuple[float, list[int]]] = {}
         self.ping()
         self.ensure_topics([self.topic_for(s) for s in sources])
 
@@ -152,43 +155,60 @@ class KafkaEventLog(EventLog):
 
     def _consumer_(self) -> Any:
         if self._consumer is None:
-            try:
-                self._consumer = KafkaConsumer(
-                    bootstrap_servers=self.bootstrap,
-                    group_id=None,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    fetch_max_bytes=16 * 1024 * 1024,
-                    max_partition_fetch_bytes=4 * 1024 * 1024,
-                    # Followers want new events promptly; a broker holding an empty fetch for
-                    # the default 500 ms would also delay the first read after a seek.
-                    fetch_max_wait_ms=100,
-                    client_id="council-reader",
-                )
-            except (KafkaError, OSError) as exc:
-                raise self._unreachable(exc) from None
+            self._consumer = confluent_kafka.Consumer({
+                "bootstrap.servers": self.bootstrap,
+                # Required by the client, never used: partitions are assigned and positions
+                # are the reader's own; nothing joins a group or commits.
+                "group.id": "council-reader",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "fetch.max.bytes": 16 * 1024 * 1024,
+                "max.partition.fetch.bytes": 4 * 1024 * 1024,
+                # Followers want new events promptly; a broker holding an empty fetch for
+                # the default 500 ms would also delay the first read after a seek.
+                "fetch.wait.max.ms": 100,
+                "client.id": "council-reader",
+            })
         return self._consumer
 
-    def _assign(self, topics: Sequence[str]) -> None:
+    def _partitions(self, consumer: Any, topic: str) -> list[int]:
+        """The topic's partitions, looked up again every PARTITIONS_REFRESH_S (a topic not
+        there yet: every second)."""
+        known = self._partition_cache.get(topic)
+        if known is not None and time.monotonic() < known[0]:
+            return known[1]
+        try:
+            found = consumer.list_topics(topic, timeout=READ_WAIT_S).topics.get(topic)
+        except confluent_kafka.KafkaException as exc:
+            raise self._unreachable(exc) from None
+        partitions = sorted(found.partitions) if found is not None and found.error is None \
+            else []
+        refresh = PARTITIONS_REFRESH_S if partitions else 1.0
+        self._partition_cache[topic] = (time.monotonic() + refresh, partitions)
+        return partitions
+
+    def _assign(self, topics: Sequence[str], position: LogPosition) -> None:
+        """Read each partition of `topics` from `position`: the assignment, and each
+        partition's next offset, change only when the reader's position is not where the
+        last read left it."""
         consumer = self._consumer_()
-        wanted: dict[str, TopicPartition] = {}
-        for topic in topics:
-            for p in sorted(consumer.partitions_for_topic(topic) or ()):
-                wanted[partition_key(topic, p)] = TopicPartition(topic, p)
-        if wanted.keys() != self._assigned.keys():
-            consumer.assign(list(wanted.values()))
+        wanted = {partition_key(t, p): (t, p) for t in topics for p in self._partitions(
+            consumer, t)}
+        offsets = {key: position.get(key, 0) for key in wanted}
+        if wanted.keys() != self._assigned.keys() or any(
+                self._expected.get(key) != offset for key, offset in offsets.items()):
+            consumer.assign([confluent_kafka.TopicPartition(t, p, offsets[key])
+                             for key, (t, p) in wanted.items()])
             self._assigned = wanted
-            self._expected = {}
+            self._expected = dict(offsets)
 
     def read(self, topics: Sequence[str], position: LogPosition, limit: int) -> list[LogRecord]:
         with self._lock:
-            self._assign(topics)
+            self._assign(topics, position)
+            if not self._assigned:
+                return []
             consumer = self._consumer_()
-            for key, tp in self._assigned.items():
-                want = position.get(key, 0)
-                if self._expected.get(key) != want:
-                    consumer.seek(tp, want)
-                    self._expected[key] = want
             deadline = time.monotonic() + READ_WAIT_S
             while True:
                 records = self._poll(consumer, limit)
@@ -203,23 +223,30 @@ class KafkaEventLog(EventLog):
                     )
 
     def _poll(self, consumer: Any, limit: int) -> list[LogRecord]:
-        batches = consumer.poll(timeout_ms=100, max_records=limit)
+        try:
+            messages = consumer.consume(num_messages=limit, timeout=0.1)
+        except (confluent_kafka.KafkaException, RuntimeError) as exc:
+            raise self._unreachable(exc) from None
         records: list[LogRecord] = []
-        for tp, messages in batches.items():
-            for m in messages:
-                records.append(LogRecord(tp.topic, tp.partition, m.offset, m.value))
-            if messages:
-                self._expected[partition_key(tp.topic, tp.partition)] = messages[-1].offset + 1
+        for m in messages:
+            error = m.error()
+            if error is not None:
+                if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                    continue
+                raise self._unreachable(confluent_kafka.KafkaException(error))
+            records.append(LogRecord(m.topic(), m.partition(), m.offset(), m.value()))
+            self._expected[partition_key(m.topic(), m.partition())] = m.offset() + 1
         return records
 
     def _at_end(self, consumer: Any) -> bool:
         """Whether every partition is read up to the high watermark of its latest fetch. An
         empty poll alone proves nothing: the fetch after a seek may still be in flight. (The
-        fetch's watermark is used rather than end_offsets(), which some Kafka-protocol brokers
-        answer with the last batch's base offset.)"""
-        for key, tp in self._assigned.items():
-            highwater = consumer.highwater(tp)
-            if highwater is None or self._expected.get(key, 0) < highwater:
+        fetch's watermark is used rather than asking the broker for end offsets, which some
+        Kafka-protocol brokers answer with the last batch's base offset.)"""
+        for key, (topic, partition) in self._assigned.items():
+            _, high = consumer.get_watermark_offsets(
+                confluent_kafka.TopicPartition(topic, partition), cached=True)
+            if high < 0 or self._expected.get(key, 0) < high:
                 return False
         return True
 
@@ -231,3 +258,4 @@ class KafkaEventLog(EventLog):
             if self._consumer is not None:
                 self._consumer.close()
                 self._consumer = None
+            self._assigned, self._expected = {}, {}
