@@ -150,6 +150,22 @@ class DeliveryReport(CouncilAggregate):
         self.channel = channel
         self.superseded_by: UUID | None = None
 
+    @classmethod
+    def report(
+        cls, delivery_id: UUID, agreement_id: UUID, provider_id: UUID, activity_type: str,
+        quantity: Decimal, unit: str, period_start: str, period_end: str, location: str | None,
+        idempotency_key: str, corrects: UUID | None, channel: str,
+    ) -> DeliveryReport:
+        """A new report. The same as calling the class, through the library's `_create`, which
+        skips matching the arguments against __init__'s signature again: a delivery batch
+        creates thousands of reports, and that matching was a third of the time each took."""
+        return cls._create(
+            cls.Reported, id=delivery_id, agreement_id=agreement_id, provider_id=provider_id,
+            activity_type=activity_type, quantity=quantity, unit=unit,
+            period_start=period_start, period_end=period_end, location=location,
+            idempotency_key=idempotency_key, corrects=corrects, channel=channel,
+        )
+
     class Superseded(CouncilAggregate.Event):
         by: UUID
 
