@@ -5,23 +5,31 @@ per save and 100 per save, (b) relayed from the store to the shared log (and sea
 audit hash chain), (b2) checked by `council audit verify` on the log, (c) applied by the
 integrator's network projection from the log; and rows per second of (d) a CSV import of 2,000
 provider applications, parsed and registered through ProviderRegistry.register_many (each
-provider with its identifier claims, a hundred rows a transaction); (e) replay and "as of"
-over a log of a million events (services.integrator.bench: full replay into the network state,
-building the snapshot store, views as of past dates); and (f) the server time of each web page
-on the demo data (services.integrator.web.bench; `--deployment pages` alone). The scale
-deployment uses PostgreSQL (COUNCIL_BENCH_DATABASE_URL, default the local `test` database) and
-a Kafka-protocol broker (COUNCIL_BENCH_KAFKA, default: a local Tansu broker started for the run).
+provider with its identifier claims, a hundred rows a transaction); then delivery reports end
+to end, with the outcomes service running as in production (services/outcomes/bench.py: HTTP
+single and NDJSON batch; services/outcomes/kafka_bench.py: Kafka), and a summary against the
+targets; (e) replay and "as of" over a log of a million events (services.integrator.bench: full
+replay into the network state, building the snapshot store, views as of past dates); and (f) the
+server time of each web page on the demo data (services.integrator.web.bench; `--deployment
+pages` alone). The scale deployment uses PostgreSQL (COUNCIL_BENCH_DATABASE_URL, default the
+local `test` database) and a Kafka-protocol broker (COUNCIL_BENCH_KAFKA, default: a local Tansu
+broker started for the run).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from shared.contracts.provider_registry import OrganisationType
 from shared.eventlog import EventLog, open_event_log
@@ -45,7 +53,140 @@ def _timed(work: Callable[[], int]) -> tuple[int, float]:
 
 def _row(label: str, count: int, seconds: float, unit: str = "events") -> None:
     rate = count / seconds if seconds else float("inf")
-    print(f"  {label:<44} {count:>9,} {unit:<6}  {seconds:>8.2f} s  {rate:>11,.0f} {unit}/s")
+    print(f"  {label:<46} {count:>9,} {unit:<6}  {seconds:>8.2f} s  {rate:>11,.0f} {unit}/s")
+
+
+def wait_until(what: str, done: Callable[[], bool], timeout: float = 300.0,
+               poll: float = 0.02) -> None:
+    """Poll `done` (every 20 ms: each look is a query or two, and a bench that looks too
+    often takes CPU from what it measures; the figures are a few hundredths late at most)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"bench: {what} did not happen within {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """This process's environment with `settings` as the only COUNCIL_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COUNCIL_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"COUNCIL_{name.upper()}"] = str(value)
+    return env
+
+
+class CpuMeter:
+    """CPU seconds used by a process and its children (Linux /proc; nothing elsewhere), by
+    role: the HTTP process, and each worker group. On a machine others share, wall-clock
+    figures move with their load; CPU time per event says what our work costs."""
+
+    def __init__(self, pid: int, named: dict[str, int] | None = None) -> None:
+        self.pid = pid
+        self.named = named  # instead: these processes by name, no children
+
+    @classmethod
+    def of(cls, named: dict[str, int]) -> CpuMeter:
+        return cls(0, named)
+
+    @staticmethod
+    def _cpu(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def sample(self) -> dict[str, float]:
+        if self.named is not None:
+            return {name: self._cpu(pid) for name, pid in self.named.items()}
+        found = {"api": self._cpu(self.pid)}
+        try:  # every thread's: a restarted child is started by the supervising thread
+            children = [c for task in Path(f"/proc/{self.pid}/task").iterdir()
+                        for c in (task / "children").read_text().split()]
+        except OSError:
+            return found
+        for child in children:
+            try:
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            group = argv[argv.index(b"--group") + 1].decode() if b"--group" in argv else child
+            found[group] = found.get(group, 0.0) + self._cpu(int(child))
+        return found
+
+    @staticmethod
+    def show(before: dict[str, float], after: dict[str, float], events: int) -> None:
+        parts = [f"{name} {(after[name] - before.get(name, 0.0)) * 1e6 / events:,.0f}"
+                 for name in after]
+        print(f"  {'  CPU per report (us)':<46} " + ", ".join(parts))
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    cpu: CpuMeter
+
+
+@contextmanager
+def served(service: str, settings: Settings, log_file: Path) -> Iterator[Served]:
+    """The service running as it does in production (`council serve`: the HTTP process and
+    its worker processes), on a free port, once /ready answers 200."""
+    from shared.tansu import free_port
+
+    settings = settings.model_copy(update={f"{service}_port": free_port()})
+    url = settings.url_of(service)
+    with open(log_file, "ab") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service],
+                                   env=settings_env(settings), stdout=sink,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            def ready() -> bool:
+                if process.poll() is not None:
+                    raise RuntimeError(f"bench: {service} exited {process.returncode}; see "
+                                       f"{log_file}")
+                try:
+                    return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(f"{service} answering /ready", ready, timeout=60, poll=0.1)
+            yield Served(url, CpuMeter(process.pid))
+        except BaseException:
+            tail = log_file.read_text(errors="replace").splitlines()[-30:]
+            print(f"bench: the last lines of {service}'s log:", *tail, sep="\n  ",
+                  file=sys.stderr)
+            raise
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@contextmanager
+def worked(service: str, settings: Settings, groups: Sequence[str],
+           log_file: Path) -> Iterator[CpuMeter]:
+    """Some of a service's background work alone (no HTTP, no other groups): one `council
+    work` process per group, as `council serve` would start them."""
+    with open(log_file, "ab") as sink:
+        processes = {group: subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "work", service, "--group", group],
+            env=settings_env(settings), stdout=sink, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL) for group in groups}
+        try:
+            yield CpuMeter.of({g: p.pid for g, p in processes.items()})
+        finally:
+            for process in processes.values():
+                process.terminate()
+            for process in processes.values():
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
 
 
 def import_csv(rows: int) -> bytes:
@@ -168,6 +309,23 @@ def _bench_cache() -> Path:
     return Settings().var_dir / "bench"
 
 
+def _summary(figures: dict[str, dict[str, float]]) -> None:
+    """The delivery figures side by side, with the targets they are held to."""
+    print("\ndelivery, end to end into the store and onto the shared log (reports/s):")
+    print(f"  {'':<40} {'embedded':>12} {'PostgreSQL + Kafka':>20}")
+    rows = [("HTTP single", "http_single_per_s", "{:,.0f}/s"),
+            ("HTTP NDJSON batch", "http_batch_per_s", "{:,.0f}/s"),
+            ("Kafka, whole service", "kafka_per_s", "{:,.0f}/s"),
+            ("Kafka, ingest + relay processes only", "kafka_alone_per_s", "{:,.0f}/s"),
+            ("10,000-line batch accepted (target < 1 s)", "http_batch_accepted_s", "{:.2f} s")]
+    for label, key, fmt in rows:
+        cells = [fmt.format(figures[d][key]) if key in figures.get(d, {}) else "n/a"
+                 for d in ("embedded", "scale")]
+        print(f"  {label:<40} {cells[0]:>12} {cells[1]:>20}")
+    print("  (Kafka target >= 10,000/s; embedded has no Kafka. Load average now: "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())})")
+
+
 def main(events: int = 20000, deployment: str = "all", replay_events: int = 1_000_000) -> int:
     from services.integrator import bench as replay_bench
     from services.outcomes import bench as outcomes_bench
@@ -175,15 +333,16 @@ def main(events: int = 20000, deployment: str = "all", replay_events: int = 1_00
 
     configure_logging("bench", "warning")
     events = max(BATCH, events)
-    print(f"council bench: {events:,} ProviderRegistered events per deployment")
+    print(f"council bench: {events:,} ProviderRegistered events per deployment, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    figures: dict[str, dict[str, float]] = {}
     if deployment in ("embedded", "all"):
         with tempfile.TemporaryDirectory(prefix="council-bench-") as tmp:
             print("\nembedded (SQLite event store, embedded file log, SQLite read model)")
-            run_deployment(Settings(var_dir=Path(tmp), log_url="embedded", database_url=None),
-                           events)
-            outcomes_bench.run(Settings(var_dir=Path(tmp), log_url="embedded",
-                                        database_url=None))
-            kafka_bench.run(Settings(var_dir=Path(tmp), log_url="embedded"), events)
+            settings = Settings(var_dir=Path(tmp), log_url="embedded", database_url=None)
+            run_deployment(settings, events)
+            figures["embedded"] = outcomes_bench.run(settings, Path(tmp))
+            kafka_bench.run(settings, events)
         if replay_events:
             replay_bench.run_embedded(_bench_cache(), replay_events)
     if deployment in ("pages", "all"):
@@ -195,17 +354,18 @@ def main(events: int = 20000, deployment: str = "all", replay_events: int = 1_00
         url = os.environ.get("COUNCIL_BENCH_DATABASE_URL",
                              "postgresql://postgres@127.0.0.1:5432/test")
         prefix = f"bench{uuid.uuid4().hex[:8]}"
-        with _broker() as bootstrap:
+        with _broker() as bootstrap, tempfile.TemporaryDirectory(prefix="council-bench-") as tmp:
             print(f"\nscale-out (PostgreSQL event store and read model, Kafka protocol at "
                   f"{bootstrap})")
-            settings = Settings(database_url=url, schema_prefix=prefix,
+            settings = Settings(database_url=url, schema_prefix=prefix, var_dir=Path(tmp),
                                 log_url=f"kafka://{bootstrap}", topic_prefix=prefix)
             try:
                 run_deployment(settings, events)
-                outcomes_bench.run(settings)
-                kafka_bench.run(settings, events)
+                figures["scale"] = outcomes_bench.run(settings, Path(tmp))
+                figures["scale"].update(kafka_bench.run(settings, events, Path(tmp)))
                 if replay_events:
                     replay_bench.run_kafka(_bench_cache(), replay_events, settings)
             finally:
                 _drop_schemas(url, prefix)
+    _summary(figures)
     return 0

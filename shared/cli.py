@@ -20,6 +20,7 @@ from uuid import UUID
 
 from shared.errors import InfrastructureUnavailable, PersistenceNotConfigured
 from shared.settings import SERVICE_NAMES, Settings
+from shared.workers import GROUPS
 
 
 def _spec(service: str):  # type: ignore[no-untyped-def]
@@ -72,11 +73,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     configure_logging(args.service, settings.log_level)
     preflight(settings)
-    api = create_service_app(_spec(args.service), settings)
+    api = create_service_app(_spec(args.service), settings, workers=settings.workers)
     uvicorn.run(
         api, host=settings.host, port=settings.port_of(args.service),
         log_config=None, access_log=False, timeout_graceful_shutdown=10,
     )
+    return 0
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    import threading
+
+    from shared.workers import lower_priority, watch_parent
+
+    # First of all: a stop asked for while starting still ends with the relay's drain.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.parent:
+        watch_parent(args.parent)
+
+    from shared.logs import configure_logging
+    from shared.web import run_workers
+
+    settings = Settings()
+    configure_logging(args.service, settings.log_level)
+    spec = _spec(args.service)
+    groups = args.group or spec.groups(settings)
+    lower_priority(groups)
+    run_workers(spec, settings, groups, stop)
     return 0
 
 
@@ -437,6 +461,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVICE_NAMES)
     infra_options(serve)
     serve.set_defaults(func=cmd_serve)
+
+    work = sub.add_parser("work", help="run a service's relay, projections or workers (council "
+                          "serve starts these itself, one process per group)")
+    work.add_argument("service", choices=SERVICE_NAMES)
+    work.add_argument("--group", action="append", choices=GROUPS,
+                      help="which work (repeatable; default: all of the service's)")
+    work.add_argument("--parent", type=int, help=argparse.SUPPRESS)
+    infra_options(work)
+    work.set_defaults(func=cmd_work)
 
     check = sub.add_parser("check", help="reach the configured stores and log, then exit")
     infra_options(check)

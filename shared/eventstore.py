@@ -9,21 +9,23 @@ domain model stays free of request concerns while every event still says who and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
-from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Mapper, Recording, StoredEvent
-from eventsourcing.utils import Environment, EnvType, resolve_topic
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, Mapper, Recording, StoredEvent
+from eventsourcing.utils import Environment, EnvType, get_topic, resolve_topic
 from pydantic import ValidationError
 
 from shared.context import current_context
 from shared.contracts import EventSpec, spec_for
 from shared.envelope import EventEnvelope, event_id_for, jsonable
 from shared.errors import ContractViolation, PersistenceNotConfigured
+from shared.recorders import ArrayInsertPostgresRecorder, BatchInsertSQLiteRecorder
 from shared.settings import Settings
 from shared.sql import Database
 
@@ -31,6 +33,29 @@ META = "_meta"
 _INTERNAL = (
     "originator_id", "originator_version", "originator_topic", "timestamp", META, "class_version"
 )
+# Recorders that write a save's events a few hundred per statement (see shared.recorders).
+_RECORDERS = {"eventsourcing.sqlite": BatchInsertSQLiteRecorder,
+              "eventsourcing.postgres": ArrayInsertPostgresRecorder}
+
+
+def _meta() -> dict[str, Any]:
+    ctx = current_context()
+    return {
+        "actor": ctx.actor,
+        "organisation": ctx.organisation,
+        "correlation_id": ctx.correlation_id,
+        "causation_id": ctx.causation_id,
+        "recorded_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def stamp(events: Sequence[Any]) -> None:
+    """Stamp events saved together with one command context and one recorded time."""
+    meta = _meta()
+    for event in events:
+        if META not in vars(event):
+            # Pending events are fresh frozen dataclasses nobody else holds yet.
+            object.__setattr__(event, META, meta)
 
 
 class StampingMapper(Mapper[UUID]):
@@ -38,16 +63,7 @@ class StampingMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         if META not in vars(domain_event):
-            ctx = current_context()
-            meta = {
-                "actor": ctx.actor,
-                "organisation": ctx.organisation,
-                "correlation_id": ctx.correlation_id,
-                "causation_id": ctx.causation_id,
-                "recorded_at": datetime.now(UTC).isoformat(),
-            }
-            # Pending events are fresh frozen dataclasses nobody else holds yet.
-            object.__setattr__(domain_event, META, meta)
+            stamp([domain_event])
         return super().to_stored_event(domain_event)
 
 
@@ -63,8 +79,13 @@ class CouncilApplication(Application[UUID]):
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only what we pass: the library would otherwise let stray process variables such as
-        PERSISTENCE_MODULE or <NAME>_SQLITE_DBNAME silently redirect a service's store."""
-        return Environment(name, {**type(self).env, **(env or {})})
+        PERSISTENCE_MODULE or <NAME>_SQLITE_DBNAME silently redirect a service's store. The
+        store's recorder is ours (shared.recorders): many events per statement."""
+        environment = Environment(name, {**type(self).env, **(env or {})})
+        recorder = _RECORDERS.get(environment.get("PERSISTENCE_MODULE") or "")
+        if recorder is not None and "APPLICATION_RECORDER_TOPIC" not in environment:
+            environment["APPLICATION_RECORDER_TOPIC"] = get_topic(recorder)
+        return environment
 
     def construct_mapper(self) -> Mapper[UUID]:
         base: Mapper[UUID] = self.factory.mapper(transcoder=self.construct_transcoder())
@@ -112,28 +133,77 @@ class CouncilApplication(Application[UUID]):
         model = spec.data.model_validate({spec.stream_field: stream_id, **state})
         return spec.type, spec.version, model.model_dump(mode="json", exclude_unset=True)
 
+    def check_contract(self, event: Any) -> None:
+        """Refuse an event its published contract would reject (ContractViolation): once
+        stored, such an event could never be relayed, and would hold back every event after
+        it. Only validates; the relay shapes the published data."""
+        event_class = type(event)
+        if event_class in self.unpublished:
+            return
+        spec = self._spec_of(event_class)
+        if spec is None:
+            return
+        state = self.event_data(
+            event_class, {k: v for k, v in vars(event).items() if k not in _INTERNAL}
+        )
+        try:
+            spec.data.model_validate({spec.stream_field: str(event.originator_id), **state})
+        except ValidationError as exc:
+            raise ContractViolation(
+                f"{event_class.__qualname__} does not match its published contract: {exc}"
+            ) from exc
+
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        """Refuse to store an event its published contract would reject: once stored, such an
-        event could never be relayed, and would hold back every event after it."""
         for event in processing_event.events:
-            if type(event) in self.unpublished:
-                continue
-            state = {k: v for k, v in vars(event).items() if k not in _INTERNAL}
-            try:
-                self.contract_data(type(event), str(event.originator_id), state)
-            except ValidationError as exc:
-                raise ContractViolation(
-                    f"{type(event).__qualname__} does not match its published contract: {exc}"
-                ) from exc
+            self.check_contract(event)
         return super()._record(processing_event)
+
+    def save_batches(self, batches: Sequence[Sequence[Aggregate]]) -> list[bool]:
+        """Save many aggregates' new events, one transaction per batch, batches in order: each
+        is stored whole, or not at all if it clashes with a concurrent change (a version or an
+        id already taken: False in the result, and the batches after it are still tried).
+
+        The same as `save()` per batch, with the same contract check and stamping, but every
+        batch is checked and encoded before the first is committed, and each is written with a
+        few statements (see shared.recorders) rather than one per event: for thousands of
+        events (a delivery batch, a data load) that is most of the time saved."""
+        events = [[e for a in batch for e in a.collect_events()] for batch in batches]
+        if self.repository.cache or (self.snapshots and self.snapshotting_intervals):
+            # Not configured today; if it ever is, save() also caches or snapshots.
+            return [self._save_or_clash(batch) for batch in events]
+        encoded = [self._encode(batch) for batch in events]
+        return [self._insert_or_clash(stored) for stored in encoded]
+
+    def _encode(self, events: list[Any]) -> list[StoredEvent]:
+        for event in events:
+            self.check_contract(event)
+        stamp(events)
+        return [self.mapper.to_stored_event(event) for event in events]
+
+    def _insert_or_clash(self, stored: list[StoredEvent]) -> bool:
+        try:
+            self.recorder.insert_events(stored)
+        except IntegrityError:
+            return False
+        return True
+
+    def _save_or_clash(self, events: list[Any]) -> bool:
+        try:
+            self.save(*events)
+        except IntegrityError:
+            return False
+        return True
 
     def event_data(self, event_class: type, state: dict[str, Any]) -> dict[str, Any]:
         """Shape a stored event's state into its contract's data (override where they differ)."""
         return state
 
     def _spec_of(self, event_class: type) -> EventSpec | None:
-        type_ = self.published.get(event_class)
-        return spec_for(type_) if type_ else None
+        specs: dict[type, EventSpec | None] = self.__dict__.setdefault("_spec_cache", {})
+        if event_class not in specs:
+            type_ = self.published.get(event_class)
+            specs[event_class] = spec_for(type_) if type_ else None
+        return specs[event_class]
 
 
 A = TypeVar("A", bound=CouncilApplication)
@@ -153,7 +223,10 @@ def persistence_env(settings: Settings, service: str) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_SCHEMA": settings.schema_of(service),
             "POSTGRES_CONNECT_TIMEOUT": "5",
-            "POSTGRES_POOL_SIZE": "4",
+            # One connection kept, more opened while busy: a service is several processes
+            # (shared.workers), and a PostgreSQL shared by them all has a connection limit.
+            "POSTGRES_POOL_SIZE": "1",
+            "POSTGRES_MAX_OVERFLOW": "9",
             "CREATE_TABLE": "y",
         }
     path = settings.sqlite_path(service)

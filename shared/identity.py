@@ -201,7 +201,7 @@ class TokenStore:
         token_id, _, secret = rest.partition("_")
         if prefix != TOKEN_PREFIX or not token_id or not secret:
             return None
-        with self.db.transaction() as tx:
+        with self.db.reading() as tx:
             rows = tx.execute(
                 "SELECT token_hash, role, label, provider_id, scope, expires_at FROM api_tokens"
                 " WHERE token_id = ? AND revoked_at IS NULL",

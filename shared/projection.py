@@ -44,6 +44,9 @@ class Projection(ABC):
 
     name: str
     sources: Sequence[str]
+    # The event types `apply` uses (None: it looks at every one). The runner skips the others
+    # without validating them: many read models share a topic mostly full of others' events.
+    types: frozenset[str] | None = None
 
     @abstractmethod
     def create(self, tx: Tx) -> None:
@@ -56,6 +59,24 @@ class Projection(ABC):
     @abstractmethod
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         """Apply one event (types it does not know are ignored)."""
+
+    def apply_all(self, tx: Tx, events: Sequence[EventEnvelope]) -> None:
+        """Apply new events in log order, each as its own cause (its correlation id, caused
+        by it). A read model that can write many events' rows in one statement overrides
+        this: one statement per event is most of what applying a delivery batch costs."""
+        for event in events:
+            with command_context(event_context(event)):
+                self.apply(tx, event)
+
+
+def event_context(event: EventEnvelope) -> CommandContext:
+    """The context of work an event causes: its correlation id, caused by it."""
+    return CommandContext(
+        actor=event.actor or "system",
+        organisation=event.organisation,
+        correlation_id=event.correlation_id or str(event.event_id),
+        causation_id=str(event.event_id),
+    )
 
 
 def ensure_layout(tx: Tx, projection: Projection, marker: str, version: int) -> None:
@@ -74,10 +95,13 @@ def ensure_layout(tx: Tx, projection: Projection, marker: str, version: int) -> 
 
 
 class ProjectionRunner:
-    def __init__(self, projection: Projection, db: Database, event_log: EventLog) -> None:
+    def __init__(self, projection: Projection, db: Database, event_log: EventLog,
+                 quiet: bool = False) -> None:
+        """`quiet`: no line per event applied (bulk work such as loading the demo data)."""
         self.projection = projection
         self.db = db
         self.event_log = event_log
+        self.quiet = quiet
         self.topics = [event_log.topic_for(source) for source in projection.sources]
         with db.transaction() as tx:
             for ddl in _TABLES:
@@ -85,7 +109,7 @@ class ProjectionRunner:
             projection.create(tx)
 
     def position(self) -> LogPosition:
-        with self.db.transaction() as tx:
+        with self.db.reading() as tx:
             rows = tx.execute(
                 "SELECT log_partition, next_offset FROM projection_position WHERE projection = ?",
                 (self.projection.name,),
@@ -96,19 +120,22 @@ class ProjectionRunner:
         """Apply records read from `position` in one transaction; returns how many were new."""
         name = self.projection.name
         applied = 0
+        wanted = self.projection.types
+        relevant = [r for r in records if wanted is None or r.type in wanted]
+        done: dict[str, list[EventEnvelope]] = {}  # correlation id -> events applied
         with self.db.transaction() as tx:
-            seen = self._stream_positions(tx, {_stream_key(r.envelope) for r in records})
-            for record in records:
+            seen = self._stream_positions(tx, {_stream_key(r.envelope) for r in relevant})
+            new: list[EventEnvelope] = []
+            for record in relevant:
                 event = record.envelope
                 key = _stream_key(event)
                 if seen.get(key, 0) >= event.stream_position:
                     continue  # a republished duplicate
-                with command_context(self._context_of(event)):
-                    self.projection.apply(tx, event)
-                    log.info("event_applied", projection=name, type=event.type,
-                             event_id=str(event.event_id), source=event.source)
+                new.append(event)
+                done.setdefault(event_context(event).correlation_id or "", []).append(event)
                 seen[key] = event.stream_position
                 applied += 1
+            self.projection.apply_all(tx, new)
             tx.executemany(
                 "INSERT INTO projection_stream (projection, stream_id, position) VALUES (?, ?, ?)"
                 " ON CONFLICT (projection, stream_id) DO UPDATE SET position = excluded.position",
@@ -121,7 +148,26 @@ class ProjectionRunner:
                 " DO UPDATE SET next_offset = excluded.next_offset",
                 [(name, k, offset) for k, offset in moved.items() if position.get(k) != offset],
             )
+        if not self.quiet:
+            self._log_applied(done)
         return applied
+
+    def _log_applied(self, done: dict[str, list[EventEnvelope]]) -> None:
+        """One line per event, or per correlation id for the many events of one request (a
+        delivery batch): the trail of who caused what stays, without a line per event."""
+        name = self.projection.name
+        for correlation_id, events in done.items():
+            first = events[0]
+            with structlog.contextvars.bound_contextvars(correlation_id=correlation_id,
+                                                         actor=first.actor or "system"):
+                if len(events) == 1:
+                    log.info("event_applied", projection=name, type=first.type,
+                             event_id=str(first.event_id), source=first.source)
+                else:
+                    log.info("event_applied", projection=name, events=len(events),
+                             types=sorted({e.type for e in events}),
+                             event_id=str(first.event_id), last_event_id=str(events[-1].event_id),
+                             source=first.source)
 
     def _stream_positions(self, tx: Tx, streams: set[str]) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -136,15 +182,6 @@ class ProjectionRunner:
             )
             found.update({str(s): int(p) for s, p in rows})
         return found
-
-    @staticmethod
-    def _context_of(event: EventEnvelope) -> CommandContext:
-        return CommandContext(
-            actor=event.actor or "system",
-            organisation=event.organisation,
-            correlation_id=event.correlation_id or str(event.event_id),
-            causation_id=str(event.event_id),
-        )
 
     def run_once(self, limit: int = 1000) -> int:
         """Read and apply the next batch; returns how many records were read."""

@@ -38,12 +38,18 @@ class OutboxRelay:
         self.db = db
         self.batch_size = batch_size
         self.name = f"{app.service}->{event_log.topic_for(app.service)}"
+        # The position this relay last saved. A service runs one relay, so once it has saved,
+        # it knows the position without asking the database before every batch (a round
+        # trip, or three with the transaction, per batch). Until then it reads it.
+        self._saved: int | None = None
         with db.transaction() as tx:
             tx.execute(_SCHEMA)
             add_tip_columns(tx, db.dialect)
 
     def position(self) -> int:
-        with self.db.transaction() as tx:
+        if self._saved is not None:
+            return self._saved
+        with self.db.reading() as tx:
             rows = tx.execute(
                 "SELECT notification_id FROM outbox_position WHERE relay = ?", (self.name,)
             )
@@ -62,6 +68,7 @@ class OutboxRelay:
                 " chain_sequence = excluded.chain_sequence, chain_hash = excluded.chain_hash",
                 (self.name, notification_id, tip.sequence, tip.hash),
             )
+        self._saved = notification_id
 
     def relay_once(self) -> int:
         """Publish the next batch; returns how many events it carried."""

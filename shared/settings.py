@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     outcomes_port: int = DEFAULT_PORTS["outcomes"]
     provider_registry_url: str = Field(
         default="", description="where other services reach the registry's API; '' = on host")
+    workers: Literal["process", "thread"] = Field(
+        default="process", description="how `council serve` runs a service's relay, "
+        "projections and workers: child processes (default) or threads of the HTTP process")
     relay_interval: float = Field(default=0.05, gt=0, description="seconds between idle polls")
     log_level: str = "info"
     deliveries_inbound_topic: str = ""  # "" = <topic_prefix>.deliveries.inbound (Kafka only)

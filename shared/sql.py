@@ -93,7 +93,9 @@ class Database:
         options = f"-c search_path={self.schema}" if self.schema else ""
         self._pool = ConnectionPool(
             self.url,
-            min_size=1,
+            # None kept idle: a service is several processes, each with a few databases it may
+            # not use (shared.workers), and PostgreSQL has a connection limit.
+            min_size=0,
             max_size=4,
             kwargs={"options": options, "connect_timeout": 3},
             open=True,
@@ -120,6 +122,23 @@ class Database:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        else:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PgTx(conn)
+
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        """A read-only transaction: one consistent view of the data. On SQLite it takes no
+        write lock (WAL readers never wait for writers), so reads on a hot path, such as a
+        request's agreement lookup or a relay's position, do not queue behind a projection's
+        or a store's write transaction as `transaction()` would make them."""
+        if self.dialect == "sqlite":
+            conn = self._sqlite_conn()
+            conn.execute("BEGIN")
+            try:
+                yield _SqliteTx(conn)
+            finally:
+                conn.execute("COMMIT")
         else:
             with self._pool.connection() as conn, conn.transaction():
                 yield _PgTx(conn)

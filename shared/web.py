@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -33,10 +33,12 @@ from shared.projection import Projection, ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.sql import Database, open_database
+from shared.workers import GROUPS, INGEST, PROJECTIONS, RELAY, WORKERS, WorkerProcesses
 
 log = structlog.get_logger("web")
 
 MAX_BODY_BYTES = 1024 * 1024
+RELAY_BATCH = 2000
 _QUIET_PATHS = frozenset({"/health", "/ready"})  # polled constantly; their lines say nothing
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
@@ -53,6 +55,19 @@ class ServiceSpec:
     wire: Callable[[Runtime], None] | None = None  # connects the application to shared parts
     # further background workers (each with run(stop, idle_wait)), started with the service
     workers: Callable[[Runtime], Sequence[Worker]] | None = None
+    # consumers of what arrives from outside other than HTTP (the outcomes service's Kafka
+    # delivery ingest), in a group of their own, when `ingests` says the deployment has one
+    ingest: Callable[[Runtime], Sequence[Worker]] | None = None
+    # workers for what the HTTP process itself reads (the integrator's as-of snapshots): run as
+    # threads of the HTTP process, wherever the background work runs
+    serving: Callable[[Runtime], Sequence[Worker]] | None = None
+    ingests: Callable[[Settings], bool] = lambda _: True
+
+    def groups(self, settings: Settings) -> list[str]:
+        """The groups of background work this service has here (see shared.workers)."""
+        present = {RELAY: True, PROJECTIONS: True, WORKERS: self.workers is not None,
+                   INGEST: self.ingest is not None and self.ingests(settings)}
+        return [g for g in GROUPS if present[g]]
 
 
 class Worker(Protocol):
@@ -69,7 +84,9 @@ class Runtime:
         self.event_log: EventLog = open_event_log(settings)
         self.app = open_application(spec.application, settings)
         self.store_db = store_database(settings, spec.name)
-        self.relay = OutboxRelay(self.app, open_event_log(settings), self.store_db)
+        # Big batches: each costs a round trip to the log and a position save, whatever its size.
+        self.relay = OutboxRelay(self.app, open_event_log(settings), self.store_db,
+                                 batch_size=RELAY_BATCH)
         self.checkpoints = CheckpointWriter.for_service(
             settings, spec.name, self.store_db, open_event_log(settings), self.relay.name)
         self.views: Database = open_database(settings, f"{spec.name}_views")
@@ -80,15 +97,38 @@ class Runtime:
         if spec.wire is not None:
             spec.wire(self)
         self._threads: list[threading.Thread] = []
+        self._started: set[str] = set()
+        self.processes: WorkerProcesses | None = None
 
     def runner(self, name: str) -> ProjectionRunner:
         return next(r for r in self.runners if r.projection.name == name)
 
-    def start(self) -> None:
+    def workers(self, group: str) -> list[Worker]:
+        """The background workers of one group (see shared.workers)."""
+        if group == RELAY:  # the relay extends the audit chain; its signer goes beside it
+            return [self.relay, self.checkpoints]
+        if group == PROJECTIONS:
+            return list(self.runners)
+        if group == WORKERS:
+            return list(self.spec.workers(self)) if self.spec.workers is not None else []
+        if group == INGEST:
+            return list(self.spec.ingest(self)) if self.spec.ingest is not None else []
+        raise ValueError(f"unknown worker group {group!r}; one of {', '.join(GROUPS)}")
+
+    def start(self, groups: Sequence[str] | None = None) -> None:
+        """Run these groups' workers (default: all the service has) as threads of this
+        process."""
+        for group in self.spec.groups(self.settings) if groups is None else groups:
+            self._run(self.workers(group))
+            self._started.add(group)
+
+    def start_serving(self) -> None:
+        """Run the workers serving this (HTTP) process's own reads, as its threads."""
+        if self.spec.serving is not None:
+            self._run(self.spec.serving(self))
+
+    def _run(self, workers: Sequence[Worker]) -> None:
         interval = self.settings.relay_interval
-        workers: list[Worker] = [self.relay, self.checkpoints, *self.runners]
-        if self.spec.workers is not None:
-            workers.extend(self.spec.workers(self))
         for worker in workers:
             thread = threading.Thread(
                 target=worker.run, args=(self.stop, interval), name=type(worker).__name__,
@@ -97,19 +137,27 @@ class Runtime:
             thread.start()
             self._threads.append(thread)
 
+    def start_processes(self) -> None:
+        """Run the background work in child processes of this one (see shared.workers)."""
+        self.processes = WorkerProcesses(self.spec.name, self.spec.groups(self.settings))
+        self.processes.start()
+
     def close(self) -> None:
+        if self.processes is not None:
+            self.processes.stop()
         self.stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
-        # Publish what was stored before we go, so a clean shutdown leaves nothing behind.
-        try:
-            self.relay.drain()
-        except Exception as exc:  # the next start publishes it; nothing is lost
-            log.warning("relay_drain_on_shutdown_failed", error=str(exc))
-        try:  # and sign where the chain now ends
-            self.checkpoints.write(force=True)
-        except Exception as exc:
-            log.warning("audit_checkpoint_on_shutdown_failed", error=str(exc))
+        if RELAY in self._started:
+            # Publish what was stored before we go, so a clean shutdown leaves nothing behind.
+            try:
+                self.relay.drain()
+            except Exception as exc:  # the next start publishes it; nothing is lost
+                log.warning("relay_drain_on_shutdown_failed", error=str(exc))
+            try:  # and sign where the chain now ends
+                self.checkpoints.write(force=True)
+            except Exception as exc:
+                log.warning("audit_checkpoint_on_shutdown_failed", error=str(exc))
         for runner in self.runners:
             runner.event_log.close()
         self.relay.event_log.close()
@@ -133,8 +181,36 @@ class Runtime:
             checks["log"] = str(exc)
         return checks
 
+    def worker_status(self) -> dict[str, str]:
+        """Where each group of background work runs, and whether its process is up."""
+        if self.processes is not None:
+            return {group: "running" if alive else "restarting"
+                    for group, alive in self.processes.status().items()}
+        return {group: "thread" for group in sorted(self._started)}
 
-def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+
+WorkerMode = Literal["thread", "process"]
+
+
+def run_workers(spec: ServiceSpec, settings: Settings, groups: Sequence[str],
+                stop: threading.Event) -> None:
+    """Run these groups of a service's background work in this process until `stop` is set
+    (the body of `council work`)."""
+    runtime = Runtime(spec, settings)
+    try:
+        runtime.start(groups)
+        log.info("workers_started", groups=list(groups))
+        stop.wait()
+    finally:
+        runtime.close()
+        log.info("workers_stopped", groups=list(groups))
+
+
+def create_service_app(
+    spec: ServiceSpec, settings: Settings | None = None, workers: WorkerMode = "thread"
+) -> FastAPI:
+    """The service's HTTP app. Its relay, projections and workers run as threads of this
+    process, or (`workers="process"`, what `council serve` does) in child processes."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -142,7 +218,11 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         runtime = Runtime(spec, settings)
         api.state.runtime = runtime
         api.state.tokens = runtime.tokens
-        runtime.start()
+        runtime.start_serving()
+        if workers == "process":
+            runtime.start_processes()
+        else:
+            runtime.start()
         log.info("service_started", store=type(runtime.app.recorder).__module__,
                  log_url=runtime.event_log.url)
         try:
@@ -171,7 +251,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         checks = runtime.readiness()
         ok = all(v == "ok" for v in checks.values())
         body: dict[str, Any] = {"status": "ready" if ok else "not ready", "service": spec.name,
-                                "checks": checks, "relay_pending": _pending(runtime)}
+                                "checks": checks, "relay_pending": _pending(runtime),
+                                "workers": runtime.worker_status()}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     for router in spec.routers:

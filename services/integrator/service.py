@@ -29,9 +29,10 @@ def wire(runtime: Runtime) -> None:
     runtime.app.provider_status = provider_status
 
 
-def workers(runtime: Runtime) -> list[Worker]:
-    """Snapshots for the as-of views, kept up to date with the log in the background. They are
-    a cache: without them (var/ not writable, say) the views replay the whole log instead."""
+def serving(runtime: Runtime) -> list[Worker]:
+    """Snapshots for the HTTP process's as-of views, kept up to date with the log in the
+    background. They are a cache: without them (var/ not writable, say) the views replay the
+    whole log instead."""
     kept: list[Worker] = [KeptViewsCloser(runtime)]
     try:
         return [SnapshotWorker(runtime.settings, runtime.event_log), *kept]
@@ -46,5 +47,5 @@ SPEC = ServiceSpec(
     projections=projections.service_projections,
     routers=[api.router, web.router],
     wire=wire,
-    workers=workers,
+    serving=serving,
 )

@@ -15,15 +15,8 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, StoredEvent
-from eventsourcing.postgres import (
-    PostgresAggregateRecorder,
-    PostgresApplicationRecorder,
-    PostgresDatastore,
-)
-from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteCursor
-from eventsourcing.utils import Environment, EnvType, get_topic
-from psycopg import Cursor
-from psycopg.rows import DictRow
+from eventsourcing.postgres import PostgresAggregateRecorder
+from eventsourcing.sqlite import SQLiteAggregateRecorder
 from psycopg.sql import SQL, Identifier
 from pydantic import ValidationError
 
@@ -41,19 +34,11 @@ from services.outcomes.domain import (
     DeliveryReport,
     OutcomeMeasure,
     delivery_id_for,
-    new_report,
     terms_id_for,
 )
 from services.outcomes.personal_data import PersonalData, Sealer
 from shared.contracts.outcomes import Channel
-from shared.errors import (
-    ConcurrentChange,
-    ContractViolation,
-    DomainRuleBroken,
-    InvalidInput,
-    NotFound,
-)
-from shared.eventstore import _INTERNAL as INTERNAL_FIELDS
+from shared.errors import ConcurrentChange, DomainRuleBroken, InvalidInput, NotFound
 from shared.eventstore import CouncilApplication
 
 
@@ -74,7 +59,10 @@ class AgreementLookup(Protocol):
 # or a clash with what is recorded: an inactive agreement, a reused key, a report already
 # corrected (409).
 INVALID, FORBIDDEN, CONFLICT = "invalid", "forbidden", "conflict"
-_CHUNK = 1000  # reports per query and per transaction
+_CHUNK = 1000  # reports per query
+# Reports per transaction: a whole HTTP batch. Each commit waits for the disk (SQLite syncs its
+# log on every commit), and on a busy disk ten commits a batch cost more than the rest of it.
+_PER_TRANSACTION = 10_000
 _STORE_ATTEMPTS = 5
 
 
@@ -289,7 +277,7 @@ class Outcomes(CouncilApplication):
         their position in the batch; a report that failed to parse comes as its error.
 
         Reports are checked against the agreements (one lookup per batch) and against what is
-        stored (one query per 1,000 reports), then saved 1,000 to a transaction. If a save
+        stored (one query per 1,000 reports), then saved in one transaction. If a save
         clashes with a concurrent one (the same report, or a correction of the same report,
         stored meanwhile), what is left is checked again against the store and saved: nothing
         valid is lost, and nothing is stored twice."""
@@ -458,24 +446,23 @@ class Outcomes(CouncilApplication):
     @staticmethod
     def _report(provider_id: UUID, delivery_id: UUID, report: DeliveryIn,
                 channel: Channel, sealer: Sealer | None = None) -> DeliveryReport:
-        return new_report(
-            delivery_id,
-            (sealer.seal(delivery_id, report.service_users)
-             if sealer is not None and report.service_users else None),
-            agreement_id=report.agreement_id, provider_id=provider_id,
+        return DeliveryReport.report(
+            delivery_id, agreement_id=report.agreement_id, provider_id=provider_id,
             activity_type=report.activity_type, quantity=report.quantity,
             unit=activity_types()[report.activity_type].unit,
             period_start=report.period_start.isoformat(),
             period_end=report.period_end.isoformat(), location=report.location,
             idempotency_key=report.idempotency_key, corrects=report.corrects,
             channel=channel.value,
+            service_users=(sealer.seal(delivery_id, report.service_users)
+                           if sealer is not None and report.service_users else None),
         )
 
     def _stored_reports(self, delivery_ids: set[UUID]) -> dict[UUID, DeliveryReport.Reported]:
         """The first event of each of these delivery reports already stored: one query per
         1,000 ids against the event store's table (not one per report)."""
         found: dict[UUID, DeliveryReport.Reported] = {}
-        ordered = sorted(delivery_ids)
+        ordered = list(delivery_ids)
         for start in range(0, len(ordered), _CHUNK):
             for stored in self._first_events(ordered[start:start + _CHUNK]):
                 event = self.mapper.to_domain_event(stored)
@@ -511,136 +498,21 @@ class Outcomes(CouncilApplication):
         return [event for i in ids for event in self.recorder.select_events(i, limit=1)]
 
     def _store(self, groups: Sequence[_Group]) -> set[int] | None:
-        """Save the groups, about 1,000 reports to a transaction (a group is never split into
-        two). Returns None when all are saved; else, after a clash with a concurrent change, the
-        positions of the reports that were saved.
-
-        Every chunk is checked against its contract and encoded before the first is committed:
-        once one is, the relay and the projections in this process start on it and compete for
-        the interpreter, so that work is best out of the way by then. Chunks are committed in
-        order, so the store (and the shared log) keep the order of the batch."""
+        """Save the groups, up to 10,000 reports to a transaction (a group is never split into
+        two), in order, so the store (and the shared log) keep the order of the batch. Returns
+        None when all are saved; else, after a clash with a concurrent change, the positions of
+        the reports that were saved."""
         chunks: list[list[_Group]] = [[]]
         size = 0
         for group in groups:
-            if size >= _CHUNK:
+            if size >= _PER_TRANSACTION:
                 chunks.append([])
                 size = 0
             chunks[-1].append(group)
             size += len(group.aggregates)
-        # Saved as events rather than aggregates: the library then skips a costly check each.
-        events = [[e for g in chunk for a in g.aggregates for e in a.collect_events()]
-                  for chunk in chunks]
-        if self.repository.cache or (self.snapshots and self.snapshotting_intervals):
-            # Not configured today; if it ever is, save() also caches or snapshots.
-            results = [self._saved(chunk_events) for chunk_events in events]
-        else:
-            encoded = [self._encoded(chunk_events) for chunk_events in events]
-            results = [self._write(stored) for stored in encoded]
+        results = self.save_batches([[a for g in chunk for a in g.aggregates]
+                                     for chunk in chunks])
         if all(results):
             return None
         return {i for chunk, ok in zip(chunks, results, strict=True) if ok
                 for group in chunk for i in group.indices}
-
-    def _encoded(self, events: list[Any]) -> list[StoredEvent]:
-        """What `save()` does to events before writing them: the same contract check as
-        CouncilApplication._record (an event its contract rejects is never stored), then the
-        mapper (which stamps the command context)."""
-        for event in events:
-            if type(event) in self.unpublished:
-                continue
-            state = {k: v for k, v in vars(event).items() if k not in INTERNAL_FIELDS}
-            try:
-                self.contract_data(type(event), str(event.originator_id), state)
-            except ValidationError as exc:
-                raise ContractViolation(
-                    f"{type(event).__qualname__} does not match its published contract: {exc}"
-                ) from exc
-        return [self.mapper.to_stored_event(event) for event in events]
-
-    def _write(self, stored: list[StoredEvent]) -> bool:
-        """Write one chunk in one transaction (what `save()` does last, with no cache or
-        snapshots configured); False if it clashed with a concurrent change."""
-        try:
-            self.recorder.insert_events(stored)
-        except IntegrityError:
-            return False
-        return True
-
-    def _saved(self, events: list[Any]) -> bool:
-        try:
-            self.save(*events)
-        except IntegrityError:
-            return False
-        return True
-
-    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
-        """The store as configured, with recorders that insert many events per statement
-        (below): delivery arrives in batches of up to 10,000."""
-        environment = super().construct_env(name, env)
-        recorders = {"eventsourcing.sqlite": _BatchInsertSQLiteRecorder,
-                     "eventsourcing.postgres": _ArrayInsertPostgresRecorder}
-        recorder = recorders.get(environment.get("PERSISTENCE_MODULE") or "")
-        if recorder is not None:
-            environment["APPLICATION_RECORDER_TOPIC"] = get_topic(recorder)
-        return environment
-
-
-class _BatchInsertSQLiteRecorder(SQLiteApplicationRecorder):
-    """The SQLite event store, inserting a save's events a few hundred to a statement.
-
-    The library's recorder runs one INSERT per event, and Python's sqlite3 lets go of the
-    interpreter lock around each: while any other thread of the process is busy (the relay and
-    the projections are, as soon as a delivery batch's first chunk is committed), taking the
-    lock back waits out the interpreter's switch interval each time, so saving 1,000 events
-    went from milliseconds to a second or more. Rows keep the order given, so notification ids
-    (rowids) follow it as before."""
-
-    ROWS_PER_STATEMENT = 250  # 4 parameters a row: far below SQLite's limit of 32,766
-
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
-    ) -> Sequence[int] | None:
-        notification_ids: list[int] = []
-        for start in range(0, len(stored_events), self.ROWS_PER_STATEMENT):
-            part = stored_events[start:start + self.ROWS_PER_STATEMENT]
-            params: list[Any] = []
-            for stored in part:
-                originator_id = stored.originator_id
-                params.extend((originator_id.hex if isinstance(originator_id, UUID)
-                               else originator_id, stored.originator_version, stored.topic,
-                               stored.state))
-            c.execute(f"INSERT INTO {self.events_table_name} VALUES "
-                      f"{','.join(['(?,?,?,?)'] * len(part))} RETURNING rowid", params)
-            # Rows are inserted in the order given, each with the next rowid.
-            notification_ids.extend(sorted(int(row[0]) for row in c.fetchall()))
-        return notification_ids
-
-
-class _ArrayInsertPostgresRecorder(PostgresApplicationRecorder):
-    """The PostgreSQL event store, inserting a save's events with one statement of four arrays
-    sent in binary, instead of an array of composite values the driver quotes as text in
-    Python (about 8 ms for 1,000 delivery reports instead of 50 to 75). As in the library, the
-    table is locked first so notification ids are committed in order, and the ids come back in
-    the order the events were given."""
-
-    def __init__(self, datastore: PostgresDatastore, *,
-                 events_table_name: str = "stored_events") -> None:
-        super().__init__(datastore, events_table_name=events_table_name)
-        self._insert_arrays = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
-            " SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[])"
-            " RETURNING notification_id"
-        ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name),
-                 id_type=Identifier(datastore.originator_id_type))
-
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
-    ) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(self._insert_arrays, (
-            [s.originator_id for s in stored_events],
-            [s.originator_version for s in stored_events],
-            [s.topic for s in stored_events],
-            [s.state for s in stored_events],
-        ))

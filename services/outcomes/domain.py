@@ -161,6 +161,32 @@ class DeliveryReport(CouncilAggregate):
         self.service_users: list[dict[str, str]] | None = None
         self.superseded_by: UUID | None = None
 
+    @classmethod
+    def report(
+        cls, delivery_id: UUID, agreement_id: UUID, provider_id: UUID, activity_type: str,
+        quantity: Decimal, unit: str, period_start: str, period_end: str, location: str | None,
+        idempotency_key: str, corrects: UUID | None, channel: str,
+        service_users: list[dict[str, str]] | None = None,
+    ) -> DeliveryReport:
+        """A new report. The same as calling the class, through the library's `_create`, which
+        skips matching the arguments against __init__'s signature again: a delivery batch
+        creates thousands of reports, and that matching was a third of the time each took.
+        A report naming service users (sealed) is a ReportedWithServiceUsers."""
+        if service_users:
+            return cls._create(
+                cls.ReportedWithServiceUsers, id=delivery_id, agreement_id=agreement_id,
+                provider_id=provider_id, activity_type=activity_type, quantity=quantity,
+                unit=unit, period_start=period_start, period_end=period_end, location=location,
+                idempotency_key=idempotency_key, corrects=corrects, channel=channel,
+                service_users=service_users,
+            )
+        return cls._create(
+            cls.Reported, id=delivery_id, agreement_id=agreement_id, provider_id=provider_id,
+            activity_type=activity_type, quantity=quantity, unit=unit,
+            period_start=period_start, period_end=period_end, location=location,
+            idempotency_key=idempotency_key, corrects=corrects, channel=channel,
+        )
+
     class Superseded(CouncilAggregate.Event):
         by: UUID
 
@@ -349,15 +375,3 @@ class DataSubjectErasure(CouncilAggregate):
         self.legal_basis = legal_basis
         self.reason = reason
         self.requested_on = requested_on
-
-
-def new_report(delivery_id: UUID, service_users: list[dict[str, str]] | None,
-               **report: Any) -> DeliveryReport:
-    """A new delivery report: `report` as DeliveryReport takes it, and the service users it
-    names (sealed), if any."""
-    if not service_users:
-        return DeliveryReport(id=delivery_id, **report)  # type: ignore[call-arg]
-    found: DeliveryReport = DeliveryReport._create(
-        DeliveryReport.ReportedWithServiceUsers, id=delivery_id, service_users=service_users,
-        **report)
-    return found

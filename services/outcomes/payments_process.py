@@ -70,7 +70,7 @@ from shared.contracts.outcomes import (
 from shared.envelope import EventEnvelope
 from shared.errors import NotFound
 from shared.eventlog import EventLog, open_event_log
-from shared.projection import Projection, ProjectionRunner, ensure_layout
+from shared.projection import Projection, ProjectionRunner, ensure_layout, event_context
 from shared.sql import Database, Tx
 from shared.web import Runtime
 
@@ -158,21 +158,49 @@ class PaymentsToSettle(Projection):
         for table in _DROPPED:
             tx.execute(f"DROP TABLE IF EXISTS {table}")
 
+    def apply_all(self, tx: Tx, events: Sequence[EventEnvelope]) -> None:
+        """As one at a time, but each run of delivery reports looks up its agreements' rate
+        cards with one query (most reports are of agreements without one, and mark nothing)."""
+        run: list[EventEnvelope] = []
+        for event in events:
+            if event.type == "DeliveryReported":
+                run.append(event)
+                continue
+            self._reported(tx, run)
+            run = []
+            with command_context(event_context(event)):
+                self.apply(tx, event)
+        self._reported(tx, run)
+
+    def _reported(self, tx: Tx, events: Sequence[EventEnvelope]) -> None:
+        reports = [(e, DeliveryReported.model_validate(e.data)) for e in events]
+        agreements = sorted({str(r.agreement_id) for _, r in reports if r.corrects is None})
+        cards: dict[str, str] = {}
+        for start in range(0, len(agreements), 500):
+            chunk = agreements[start:start + 500]
+            cards.update({str(a): str(p) for a, p in tx.execute(
+                "SELECT agreement_id, periodicity FROM oc_pay_cards"
+                f" WHERE agreement_id IN ({','.join('?' * len(chunk))})", chunk)})
+        for event, report in reports:
+            context = event_context(event)
+            why = {"correlation_id": context.correlation_id, "causation_id": str(event.event_id)}
+            agreement_id = str(report.agreement_id)
+            if report.corrects is not None:
+                # The corrected report may count in another period: recalculate them all.
+                mark(tx, agreement_id, EVERY_PERIOD, "delivery correction", **why)
+            elif agreement_id in cards:
+                mark(tx, agreement_id, period_of(report.period_end, cards[agreement_id]),
+                     "late delivery report", **why)
+            # (no rate card yet: agreeing one marks every period)
+
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
+        if event.type == "DeliveryReported":
+            self._reported(tx, [event])
+            return
         ctx = current_context()  # the runner's: the event's correlation, caused by the event
         why: dict[str, Any] = {"correlation_id": ctx.correlation_id,
                                "causation_id": str(event.event_id)}
         match event.type:
-            case "DeliveryReported":
-                report = DeliveryReported.model_validate(event.data)
-                agreement_id = str(report.agreement_id)
-                if report.corrects is not None:
-                    # The corrected report may count in another period: recalculate them all.
-                    mark(tx, agreement_id, EVERY_PERIOD, "delivery correction", **why)
-                elif (periodicity := self._periodicity(tx, agreement_id)) is not None:
-                    mark(tx, agreement_id, period_of(report.period_end, periodicity),
-                         "late delivery report", **why)
-                # (no rate card yet: agreeing one marks every period)
             case "MeasurementRecorded":
                 measured = MeasurementRecorded.model_validate(event.data)
                 rows = tx.execute(
@@ -259,11 +287,13 @@ class PaymentsProcess:
 
     def __init__(
         self, app: Outcomes, views: Database, event_log: EventLog,
-        today: Callable[[], date] | None = None, batch: int = 200,
+        today: Callable[[], date] | None = None, batch: int = 200, quiet: bool = False,
     ) -> None:
+        """`quiet`: no line per event applied or payment settled (bulk work)."""
         self.app = app
         self.views = views
-        self.runner = ProjectionRunner(PaymentsToSettle(), views, event_log)
+        self.quiet = quiet
+        self.runner = ProjectionRunner(PaymentsToSettle(), views, event_log, quiet=quiet)
         self.today = today or (lambda: clock.now().date())
         self.batch = batch
 
@@ -354,7 +384,7 @@ class PaymentsProcess:
                                    calc.achievement_pct, due.reason)
             if changed:
                 self.app.save(terms)
-        if changed:
+        if changed and not self.quiet:
             log.info("payment_settled", agreement_id=str(due.agreement_id), period=due.period,
                      total=str(calc.total), reason=due.reason)
         return changed

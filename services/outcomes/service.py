@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.outcomes import api, projections
 from services.outcomes.application import Outcomes
+from services.outcomes.kafka_ingest import kafka_bootstrap
 from services.outcomes.kafka_ingest import workers as kafka_ingest_workers
 from services.outcomes.payments_process import payments_workers
 from services.outcomes.personal_data import PersonalData
@@ -27,5 +28,7 @@ SPEC = ServiceSpec(
     routers=[api.router],
     max_body_bytes={api.deliveries.BATCH_PATH: api.deliveries.MAX_BATCH_BYTES},
     wire=wire,
-    workers=lambda runtime: [*payments_workers(runtime), *kafka_ingest_workers(runtime)],
+    workers=payments_workers,
+    ingest=kafka_ingest_workers,
+    ingests=lambda settings: kafka_bootstrap(settings) is not None,
 )

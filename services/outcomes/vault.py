@@ -200,7 +200,7 @@ class SubjectVault:
         """Which of these subjects were erased."""
         gone: set[UUID] = set()
         for chunk in _chunks(sorted({str(s) for s in subject_ids})):
-            with self.db.transaction() as tx:
+            with self.db.reading() as tx:
                 rows = tx.execute(
                     "SELECT subject_id FROM data_subject_erasures WHERE subject_id IN"
                     f" ({','.join('?' * len(chunk))})", chunk)
@@ -209,7 +209,7 @@ class SubjectVault:
 
     def _select(self, column: str, values: list[str]) -> dict[str, SubjectKey]:
         """Keys whose `column` is one of `values`, by lookup."""
-        with self.db.transaction() as tx:
+        with self.db.reading() as tx:
             rows = tx.execute(
                 f"SELECT subject_id, lookup, key_id, wrapped_key FROM data_subject_keys"
                 f" WHERE {column} IN ({','.join('?' * len(values))})", values)

@@ -1,9 +1,16 @@
-"""The shared log on Kafka (any broker speaking the Kafka protocol), via kafka-python.
+"""The shared log on Kafka (any broker speaking the Kafka protocol).
 
 Topics per source service, key = stream id (so a stream stays in one partition, in order),
 acks="all" with the idempotent producer. Readers assign partitions explicitly and seek to the
 offsets they track themselves: no consumer-group joins, which are slow and which projections
 do not want (their positions live with their read models).
+
+Appends go through librdkafka (confluent-kafka): kafka-python's producer spends some 20 us of
+interpreter time per message, which capped the outbox relay near 20,000 events/s even alone;
+librdkafka batches and sends in its own threads, outside the interpreter. Its partitioner is set
+to murmur2, Kafka's Java client's and kafka-python's, so each stream id keeps the partition it
+always had. Reads go through librdkafka too (kafka-python decoded every record in the
+interpreter, in every reader); topic administration stays on kafka-python.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+import confluent_kafka
+from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -25,6 +33,7 @@ from shared.eventlog.port import EventLog, LogPosition, LogRecord, partition_key
 SEND_TIMEOUT_S = 30.0
 # How long a read waits for a fetch to say whether more records exist before answering empty.
 READ_WAIT_S = 2.0
+PARTITIONS_REFRESH_S = 30.0  # how often a reader looks for partitions added to a topic
 BOOTSTRAP_TIMEOUT_MS = 3000  # kafka-python 3: how long a client waits for a first broker
 
 
@@ -42,8 +51,9 @@ class KafkaEventLog(EventLog):
         self._lock = threading.Lock()
         self._producer: Any = None
         self._consumer: Any = None
-        self._assigned: dict[str, TopicPartition] = {}
-        self._expected: LogPosition = {}
+        self._assigned: dict[str, tuple[str, int]] = {}  # partition key -> (topic, partition)
+        self._expected: LogPosition = {}  # where the consumer reads next, by partition key
+        self._partition_cache: dict[str, tuple[float, list[int]]] = {}
         self.ping()
         self.ensure_topics([self.topic_for(s) for s in sources])
 
@@ -87,75 +97,118 @@ class KafkaEventLog(EventLog):
         finally:
             admin.close()
 
-    def _producer_(self) -> Any:
+    def _producer_(self) -> confluent_kafka.Producer:
         if self._producer is None:
-            try:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self.bootstrap,
-                    acks="all",
-                    enable_idempotence=True,
-                    linger_ms=2,
-                    batch_size=256 * 1024,
-                    max_request_size=8 * 1024 * 1024,
-                    client_id="council-producer",
-                )
-            except (KafkaError, OSError) as exc:
-                raise self._unreachable(exc) from None
-        return self._producer
+            self._producer = confluent_kafka.Producer({
+                "bootstrap.servers": self.bootstrap,
+                "client.id": "council-producer",
+                "acks": "all",
+                "enable.idempotence": True,
+                "partitioner": "murmur2_random",  # = Java's and kafka-python's for keyed messages
+                "linger.ms": 2,
+                "message.max.bytes": 8 * 1024 * 1024,
+                "queue.buffering.max.messages": 1_000_000,
+                "queue.buffering.max.kbytes": 1024 * 1024,
+                "message.timeout.ms": int(SEND_TIMEOUT_S * 1000),
+            })
+        producer: confluent_kafka.Producer = self._producer
+        return producer
 
     def append(self, envelopes: Sequence[EventEnvelope]) -> None:
         if not envelopes:
             return
         producer = self._producer_()
-        futures = [
-            producer.send(
-                self.topic_for(env.source), key=env.stream_id.encode(), value=env.to_json()
-            )
-            for env in envelopes
-        ]
-        producer.flush(timeout=SEND_TIMEOUT_S)
-        for future in futures:
-            future.get(timeout=SEND_TIMEOUT_S)  # raises if the broker did not take it
+        failed: list[Any] = []
+
+        def delivered(error: Any, _: Any) -> None:
+            if error is not None:
+                failed.append(error)
+
+        for env in envelopes:
+            self._produce(producer, self.topic_for(env.source), env.stream_id.encode(),
+                          env.to_json(), delivered)
+        left = producer.flush(SEND_TIMEOUT_S)
+        if left or failed:
+            # A producer that failed may be fenced or stuck: start afresh next time. The caller
+            # appends the batch again (at least once; readers drop what arrives twice).
+            self._drop_producer()
+            reason = failed[0] if failed else f"{left} events unconfirmed after {SEND_TIMEOUT_S} s"
+            raise InfrastructureUnavailable(
+                f"Kafka broker at {self.url} did not take the batch: {reason}")
+
+    @staticmethod
+    def _produce(producer: confluent_kafka.Producer, topic: str, key: bytes, value: bytes,
+                 delivered: Any) -> None:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=delivered)
+                return
+            except BufferError:  # the local queue is full: let it drain
+                producer.poll(0.05)
+
+    def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.purge()
+                producer.flush(0)
 
     def _consumer_(self) -> Any:
         if self._consumer is None:
-            try:
-                self._consumer = KafkaConsumer(
-                    bootstrap_servers=self.bootstrap,
-                    group_id=None,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    fetch_max_bytes=16 * 1024 * 1024,
-                    max_partition_fetch_bytes=4 * 1024 * 1024,
-                    # Followers want new events promptly; a broker holding an empty fetch for
-                    # the default 500 ms would also delay the first read after a seek.
-                    fetch_max_wait_ms=100,
-                    client_id="council-reader",
-                )
-            except (KafkaError, OSError) as exc:
-                raise self._unreachable(exc) from None
+            self._consumer = confluent_kafka.Consumer({
+                "bootstrap.servers": self.bootstrap,
+                # Required by the client, never used: partitions are assigned and positions
+                # are the reader's own; nothing joins a group or commits.
+                "group.id": "council-reader",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "fetch.max.bytes": 16 * 1024 * 1024,
+                "max.partition.fetch.bytes": 4 * 1024 * 1024,
+                # Followers want new events promptly; a broker holding an empty fetch for
+                # the default 500 ms would also delay the first read after a seek.
+                "fetch.wait.max.ms": 100,
+                "client.id": "council-reader",
+            })
         return self._consumer
 
-    def _assign(self, topics: Sequence[str]) -> None:
+    def _partitions(self, consumer: Any, topic: str) -> list[int]:
+        """The topic's partitions, looked up again every PARTITIONS_REFRESH_S (a topic not
+        there yet: every second)."""
+        known = self._partition_cache.get(topic)
+        if known is not None and time.monotonic() < known[0]:
+            return known[1]
+        try:
+            found = consumer.list_topics(topic, timeout=READ_WAIT_S).topics.get(topic)
+        except confluent_kafka.KafkaException as exc:
+            raise self._unreachable(exc) from None
+        partitions = sorted(found.partitions) if found is not None and found.error is None \
+            else []
+        refresh = PARTITIONS_REFRESH_S if partitions else 1.0
+        self._partition_cache[topic] = (time.monotonic() + refresh, partitions)
+        return partitions
+
+    def _assign(self, topics: Sequence[str], position: LogPosition) -> None:
+        """Read each partition of `topics` from `position`: the assignment, and each
+        partition's next offset, change only when the reader's position is not where the
+        last read left it."""
         consumer = self._consumer_()
-        wanted: dict[str, TopicPartition] = {}
-        for topic in topics:
-            for p in sorted(consumer.partitions_for_topic(topic) or ()):
-                wanted[partition_key(topic, p)] = TopicPartition(topic, p)
-        if wanted.keys() != self._assigned.keys():
-            consumer.assign(list(wanted.values()))
+        wanted = {partition_key(t, p): (t, p) for t in topics for p in self._partitions(
+            consumer, t)}
+        offsets = {key: position.get(key, 0) for key in wanted}
+        if wanted.keys() != self._assigned.keys() or any(
+                self._expected.get(key) != offset for key, offset in offsets.items()):
+            consumer.assign([confluent_kafka.TopicPartition(t, p, offsets[key])
+                             for key, (t, p) in wanted.items()])
             self._assigned = wanted
-            self._expected = {}
+            self._expected = dict(offsets)
 
     def read(self, topics: Sequence[str], position: LogPosition, limit: int) -> list[LogRecord]:
         with self._lock:
-            self._assign(topics)
+            self._assign(topics, position)
+            if not self._assigned:
+                return []
             consumer = self._consumer_()
-            for key, tp in self._assigned.items():
-                want = position.get(key, 0)
-                if self._expected.get(key) != want:
-                    consumer.seek(tp, want)
-                    self._expected[key] = want
             deadline = time.monotonic() + READ_WAIT_S
             while True:
                 records = self._poll(consumer, limit)
@@ -171,39 +224,52 @@ class KafkaEventLog(EventLog):
 
     def end_position(self, topics: Sequence[str]) -> LogPosition | None:
         with self._lock:
-            self._assign(topics)
+            consumer = self._consumer_()
+            ends: LogPosition = {}
             try:
-                ends = self._consumer_().end_offsets(list(self._assigned.values()))
-            except (KafkaError, OSError):
+                for topic in topics:
+                    for p in self._partitions(consumer, topic):
+                        _, high = consumer.get_watermark_offsets(
+                            confluent_kafka.TopicPartition(topic, p), timeout=5)
+                        ends[partition_key(topic, p)] = int(high)
+            except (confluent_kafka.KafkaException, RuntimeError):
                 return None
-        return {partition_key(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+        return ends
 
     def _poll(self, consumer: Any, limit: int) -> list[LogRecord]:
-        batches = consumer.poll(timeout_ms=100, max_records=limit)
+        try:
+            messages = consumer.consume(num_messages=limit, timeout=0.1)
+        except (confluent_kafka.KafkaException, RuntimeError) as exc:
+            raise self._unreachable(exc) from None
         records: list[LogRecord] = []
-        for tp, messages in batches.items():
-            for m in messages:
-                records.append(LogRecord(tp.topic, tp.partition, m.offset, m.value))
-            if messages:
-                self._expected[partition_key(tp.topic, tp.partition)] = messages[-1].offset + 1
+        for m in messages:
+            error = m.error()
+            if error is not None:
+                if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                    continue
+                raise self._unreachable(confluent_kafka.KafkaException(error))
+            records.append(LogRecord(m.topic(), m.partition(), m.offset(), m.value()))
+            self._expected[partition_key(m.topic(), m.partition())] = m.offset() + 1
         return records
 
     def _at_end(self, consumer: Any) -> bool:
         """Whether every partition is read up to the high watermark of its latest fetch. An
         empty poll alone proves nothing: the fetch after a seek may still be in flight. (The
-        fetch's watermark is used rather than end_offsets(), which some Kafka-protocol brokers
-        answer with the last batch's base offset.)"""
-        for key, tp in self._assigned.items():
-            highwater = consumer.highwater(tp)
-            if highwater is None or self._expected.get(key, 0) < highwater:
+        fetch's watermark is used rather than asking the broker for end offsets, which some
+        Kafka-protocol brokers answer with the last batch's base offset.)"""
+        for key, (topic, partition) in self._assigned.items():
+            _, high = consumer.get_watermark_offsets(
+                confluent_kafka.TopicPartition(topic, partition), cached=True)
+            if high < 0 or self._expected.get(key, 0) < high:
                 return False
         return True
 
     def close(self) -> None:
         with self._lock:
             if self._producer is not None:
-                self._producer.close(timeout=5)
+                self._producer.flush(5)
                 self._producer = None
             if self._consumer is not None:
                 self._consumer.close()
                 self._consumer = None
+            self._assigned, self._expected = {}, {}

@@ -9,11 +9,13 @@ consumer groups.
 
 from __future__ import annotations
 
+import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from shared.envelope import EventEnvelope
 
@@ -36,8 +38,18 @@ class LogRecord:
         return partition_key(self.topic, self.partition)
 
     @cached_property
+    def fields(self) -> dict[str, Any]:
+        """The envelope as plain JSON, not yet validated: enough to see its type."""
+        found: dict[str, Any] = json.loads(self.value)
+        return found
+
+    @property
+    def type(self) -> str:
+        return str(self.fields.get("type", ""))
+
+    @cached_property
     def envelope(self) -> EventEnvelope:
-        return EventEnvelope.from_json(self.value)
+        return EventEnvelope.model_validate(self.fields)  # = EventEnvelope.from_json
 
 
 def advance(position: LogPosition, records: Sequence[LogRecord]) -> LogPosition:

@@ -34,6 +34,7 @@ from services.integrator.domain.needs import Need
 from services.integrator.ocds import releases_for
 from services.integrator.projections import NetworkProjection, list_providers
 from services.outcomes.application import Outcomes
+from services.outcomes.payments import period_bounds
 from services.provider_registry.application import ProviderRegistry
 from services.provider_registry.commands import AddressIn, NewProvider
 from services.provider_registry.domain import Provider, check_profile
@@ -160,6 +161,100 @@ def stores(embedded: tuple[Settings, str, str]) -> Iterator[Stores]:
     opened.close()
 
 
+# ------------------------------------------------------------------------------ outcomes
+
+
+def _published(stores: Stores, app: CouncilApplication) -> dict[str, list[EventEnvelope]]:
+    found: dict[str, list[EventEnvelope]] = {}
+    for envelope in stores.envelopes(app):
+        found.setdefault(envelope.type, []).append(envelope)
+    return found
+
+
+def test_every_measure_is_measured_each_quarter_with_some_revisions(stores: Stores) -> None:
+    events = _published(stores, stores.outcomes)
+    defined = {e.stream_id: e.data for e in events["OutcomeMeasureDefined"]}
+    assert len(defined) == len(demo_data.MEASURES) == 14
+    assert all(d["baseline"] is not None and d["trajectory"] and d["data_source"]
+               for d in defined.values())
+    periods: dict[str, set[str]] = {}
+    for e in events["MeasurementRecorded"]:
+        periods.setdefault(e.stream_id, set()).add(e.data["period"])
+        # Published after the quarter it measures.
+        assert e.occurred_at.date() > period_bounds(e.data["period"])[1]
+    assert set(periods) == set(defined)
+    assert all(len(p) == 13 for p in periods.values())  # 2023-Q2 to 2026-Q2
+    revisions = [e for e in events["MeasurementRecorded"] if e.data.get("revises")]
+    assert len(revisions) == 5
+
+
+def test_results_terms_only_for_agreements_that_commission_on_outcomes(stores: Stores) -> None:
+    events = _published(stores, stores.outcomes)
+    rewarded = {a.key for n in demo_data.NEEDS for d in n.decisions for a in d.awards
+                if a.reward and a.activate}
+    with_cards = {e.data["agreement_id"] for e in events["RateCardAgreed"]}
+    agreements = {str(i): stores.integrator.agreement(i)
+                  for i in stores.ids_of(stores.integrator, Agreement.Drafted)}
+    assert len(with_cards) == len(rewarded) == 10
+    assert all(agreements[a].reward_terms for a in with_cards)
+    attributed = {(e.data["agreement_id"], e.data["measure_id"])
+                  for e in events["OutcomeAttributed"]}
+    for card in events["RateCardAgreed"]:
+        for rate in card.data["outcome_rates"]:
+            assert (card.data["agreement_id"], rate["measure_id"]) in attributed
+
+
+def test_deliveries_come_from_parties_to_active_agreements(stores: Stores) -> None:
+    events = _published(stores, stores.outcomes)
+    reports = events["DeliveryReported"]
+    assert len(reports) > 2000
+    commissioning = _published(stores, stores.integrator)
+    never = datetime.max.replace(tzinfo=UTC)
+    active = {e.stream_id: (e.occurred_at, never) for e in commissioning["AgreementActivated"]}
+    for ended in commissioning["AgreementEnded"]:
+        active[ended.stream_id] = (active[ended.stream_id][0], ended.occurred_at)
+    agreements: dict[str, Agreement] = {}
+    for report in reports:
+        data = report.data
+        agreement_id = UUID(data["agreement_id"])
+        agreement = agreements.setdefault(data["agreement_id"],
+                                          stores.integrator.agreement(agreement_id))
+        assert UUID(data["provider_id"]) in {UUID(str(p["provider_id"]))
+                                             for p in agreement.parties}
+        assert report.organisation == data["provider_id"]
+        assert str(report.actor).startswith("provider:")
+        # Reported while the agreement was active.
+        assert active[data["agreement_id"]][0] < report.occurred_at, data["idempotency_key"]
+        assert report.occurred_at < active[data["agreement_id"]][1], data["idempotency_key"]
+        assert date.fromisoformat(data["period_end"]) < report.occurred_at.date()
+    by_id = {r.data["delivery_id"]: r for r in reports}
+    corrections = [r for r in reports if r.data["corrects"]]
+    assert corrections
+    for correction in corrections:
+        corrected = by_id[correction.data["corrects"]]
+        assert corrected.occurred_at < correction.occurred_at
+        assert corrected.data["agreement_id"] == correction.data["agreement_id"]
+    assert {r.data["channel"] for r in reports} == {"http", "kafka"}
+
+
+def test_payments_are_settled_and_late_measurements_recalculate_them(stores: Stores) -> None:
+    events = _published(stores, stores.outcomes)
+    calculated = events["PaymentCalculated"]
+    recalculated = events["PaymentRecalculated"]
+    assert len(calculated) > 100
+    late = [e for e in recalculated if e.data["reason"].startswith("late measurement")]
+    assert late
+    for again in recalculated:
+        first = next(c for c in calculated if c.data["agreement_id"] == again.data[
+            "agreement_id"] and c.data["period"] == again.data["period"])
+        assert first.occurred_at < again.occurred_at
+        assert Decimal(again.data["difference"]) == (
+            Decimal(again.data["total"]) - Decimal(again.data["previous_total"]))
+    # Each period is settled after it ends.
+    for payment in calculated:
+        assert payment.occurred_at.date() > period_bounds(payment.data["period"])[1]
+
+
 # ------------------------------------------------------------------------------ loading
 
 
@@ -200,6 +295,10 @@ def test_the_counts(stores: Stores) -> None:
     assert summary.contributions == 4
     assert summary.spend_records > 1000
     assert summary.lessons == len(demo_data.LESSONS)
+    assert (summary.measurements, summary.measurement_revisions) == (187, 5)
+    assert (summary.rate_cards, summary.attributions) == (10, 16)
+    assert (summary.deliveries, summary.delivery_corrections) == (2703, 56)
+    assert (summary.payments_calculated, summary.payments_recalculated) == (130, 98)
 
 
 def test_the_collaborative_commission_pools_four_budgets(stores: Stores) -> None:
@@ -412,7 +511,9 @@ def _check_log(settings: Settings, stores: Stores) -> None:
             "CommissioningDecided", "AgreementVaried", "AgreementExtended",
             "BusinessCaseApproved", "BusinessCaseRejected", "SpendRecorded",
             "AgreementEnded", "NeedClosed", "LessonRecorded",
-            "OutcomeMeasureDefined"} <= types
+            "OutcomeMeasureDefined", "MeasurementRecorded", "OutcomeAttributed",
+            "RateCardAgreed", "DeliveryReported", "PaymentCalculated",
+            "PaymentRecalculated"} <= types
 
 
 def test_the_demo_trail_is_chained_signed_and_exports(

@@ -590,15 +590,16 @@ def test_the_outcomes_service_runs_the_ingest_only_with_kafka(
 
     embedded = Runtime(SPEC, Settings(var_dir=tmp_path / "embedded"))
     try:
-        assert SPEC.workers is not None
-        assert not any(isinstance(w, KafkaDeliveryIngest) for w in SPEC.workers(embedded))
+        assert "ingest" not in SPEC.groups(embedded.settings)
+        assert not any(isinstance(w, KafkaDeliveryIngest) for w in embedded.workers("ingest"))
     finally:
         embedded.close()
 
     world = World(sqlite_settings)
     runtime = Runtime(SPEC, sqlite_settings)
     try:
-        assert any(isinstance(w, KafkaDeliveryIngest) for w in SPEC.workers(runtime))
+        assert "ingest" in SPEC.groups(runtime.settings)
+        assert any(isinstance(w, KafkaDeliveryIngest) for w in runtime.workers("ingest"))
         assert isinstance(runtime.app, Outcomes)
         runtime.app.agreements = StaticAgreements(world.agreements)
         runtime.start()

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.domain import Aggregate
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from services.outcomes.application import Outcomes
 from services.outcomes.commands import NewMeasure
@@ -306,7 +307,7 @@ def test_stray_process_environment_cannot_redirect_a_store(
     monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.popo")
     app = open_application(_Scratch, settings)
     try:
-        assert type(app.recorder).__module__ == "eventsourcing.sqlite"
+        assert isinstance(app.recorder, SQLiteApplicationRecorder)
     finally:
         app.close()
 
@@ -314,7 +315,7 @@ def test_stray_process_environment_cannot_redirect_a_store(
 def test_open_application_uses_sqlite_under_var_dir(settings: Settings) -> None:
     app = open_application(_Scratch, settings)
     try:
-        assert type(app.recorder).__module__ == "eventsourcing.sqlite"
+        assert isinstance(app.recorder, SQLiteApplicationRecorder)
     finally:
         app.close()
     assert settings.sqlite_path("scratch") == settings.var_dir / "scratch.sqlite"

@@ -24,7 +24,6 @@ from services.outcomes.domain import (
     DataSubjectErasure,
     DeliveryReport,
     erasure_id_for,
-    new_report,
 )
 from services.outcomes.erasure import ErasureIn
 from services.outcomes.kafka_ingest import Reject
@@ -199,14 +198,14 @@ def test_a_report_naming_no_one_is_stored_as_before_and_one_naming_people_says_w
               "quantity": Decimal(3), "unit": "meals", "period_start": "2025-04-01",
               "period_end": "2025-04-30", "location": None, "idempotency_key": "k",
               "corrects": None, "channel": "http"}
-    plain = new_report(uuid4(), None, **fields)
+    plain = DeliveryReport.report(uuid4(), **fields)
     (event,) = plain.collect_events()
     assert type(event) is DeliveryReport.Reported
     assert "service_users" not in vars(event)
     assert plain.service_users is None
     sealed = [{"subject_id": str(uuid4()), "key_id": str(uuid4()), "alg": "A256GCM",
                "nonce": "AAAAAAAAAAAAAAAA", "ciphertext": "AAAA"}]
-    named = new_report(uuid4(), sealed, **fields)
+    named = DeliveryReport.report(uuid4(), **fields, service_users=sealed)
     (event,) = named.collect_events()
     assert isinstance(event, DeliveryReport.Reported)
     assert event.service_users == sealed  # type: ignore[attr-defined]

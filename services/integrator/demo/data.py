@@ -80,26 +80,83 @@ class MeasureSpec:
     name: str
     unit: str
     direction: Direction
+    baseline: str  # the value in BASELINE_PERIOD
+    target: str  # the value aimed for by `by` (the trajectory runs straight there)
+    by: str  # a quarter
+    source: str
+    progress: float = 1.0  # how much of the planned change the measurements show (1 = on track)
+    revised: tuple[str, ...] = ()  # quarters whose provisional figure is revised later
 
 
 LOWER, HIGHER = Direction.LOWER_IS_BETTER, Direction.HIGHER_IS_BETTER
+BASELINE_PERIOD = "2023-Q1"
+GEOGRAPHY = "Northshire (upper-tier local authority)"
 MEASURES = (
-    MeasureSpec("obesity", "Teenage obesity rate (13 to 17 year olds)", "%", LOWER),
-    MeasureSpec("smoking", "Adult smoking prevalence", "%", LOWER),
-    MeasureSpec("discharges", "Delayed hospital discharges", "people per day", LOWER),
-    MeasureSpec("reablement", "Older people still at home 91 days after reablement", "%", HIGHER),
-    MeasureSpec("repeat-homelessness", "Repeat homelessness", "households per year", LOWER),
-    MeasureSpec("tenancies", "New tenancies sustained for six months", "%", HIGHER),
-    MeasureSpec("drug-treatment", "Successful completions of drug treatment", "%", HIGHER),
-    MeasureSpec("neet", "Young people not in education, employment or training", "%", LOWER),
-    MeasureSpec("carer-qol", "Carer-reported quality of life", "score out of 12", HIGHER),
-    MeasureSpec("active", "Physically active adults", "%", HIGHER),
-    MeasureSpec("lonely", "Adults who feel lonely often or always", "%", LOWER),
-    MeasureSpec("digital", "Adults lacking basic digital skills", "%", LOWER),
+    MeasureSpec("obesity", "Teenage obesity rate (13 to 17 year olds)", "%", LOWER, "21.4", "18",
+                "2027-Q1", "NCMP-linked school health survey", 0.9, ("2024-Q2", "2025-Q2")),
+    MeasureSpec("smoking", "Adult smoking prevalence", "%", LOWER, "13.1", "10", "2027-Q1",
+                "Annual Population Survey (quarterly rolling)", 1.15, ("2024-Q4",)),
+    MeasureSpec("discharges", "Delayed hospital discharges", "people per day", LOWER, "52", "30",
+                "2026-Q4", "NHS acute discharge situation report", 0.8, ("2025-Q3",)),
+    MeasureSpec("reablement", "Older people still at home 91 days after reablement", "%", HIGHER,
+                "79", "85", "2026-Q4", "Adult Social Care Outcomes Framework 2B", 1.0),
+    MeasureSpec("repeat-homelessness", "Repeat homelessness", "households per year", LOWER,
+                "212", "150", "2026-Q3", "H-CLIC returns", 0.7, ("2025-Q1",)),
+    MeasureSpec("tenancies", "New tenancies sustained for six months", "%", HIGHER, "71", "82",
+                "2027-Q2", "Housing options case records", 1.05),
+    MeasureSpec("drug-treatment", "Successful completions of drug treatment", "%", HIGHER, "17",
+                "24", "2028-Q1", "National Drug Treatment Monitoring System", 1.2),
+    MeasureSpec("neet", "Young people not in education, employment or training", "%", LOWER,
+                "5.8", "4.5", "2026-Q3", "Client Caseload Information System", 0.6),
+    MeasureSpec("carer-qol", "Carer-reported quality of life", "score out of 12", HIGHER, "7.1",
+                "7.8", "2026-Q3", "Survey of Adult Carers in England", 0.8),
+    MeasureSpec("active", "Physically active adults", "%", HIGHER, "61", "66", "2028-Q3",
+                "Active Lives Adult Survey", 1.1),
+    MeasureSpec("lonely", "Adults who feel lonely often or always", "%", LOWER, "24", "18",
+                "2027-Q1", "Community Life Survey (Northshire boost)", 0.5),
+    MeasureSpec("digital", "Adults lacking basic digital skills", "%", LOWER, "14", "11",
+                "2026-Q2", "Essential Digital Skills survey", 1.0),
     MeasureSpec("rereferrals", "Re-referrals to children's social care within 12 months", "%",
-                LOWER),
-    MeasureSpec("disabled-employment", "Disabled adults in paid employment", "%", HIGHER),
+                LOWER, "24", "18", "2026-Q4", "Children in Need census", 0.75),
+    MeasureSpec("disabled-employment", "Disabled adults in paid employment", "%", HIGHER, "53",
+                "58", "2027-Q3", "Annual Population Survey", 0.9),
 )
+MEASURES_PUBLISHED_AFTER = 50  # days after a quarter ends that its figures come out
+REVISED_AFTER = 120  # days after the provisional figure that a revision comes out
+
+# ---------------------------------------------------------------------------------- delivery
+
+# What providers report each month, by the need's service category: (activity type, pounds of
+# the agreement's monthly budget per unit, share of the budget it stands for).
+DELIVERY: dict[str, tuple[tuple[str, int, float], ...]] = {
+    "weight-management": (("people_reached", 150, 0.7), ("sessions_delivered", 400, 0.3)),
+    "stop-smoking": (("quit_dates_set", 120, 0.6), ("four_week_quits", 300, 0.4)),
+    "home-care": (("care_hours", 24, 1.0),),
+    "reablement": (("discharges_supported", 1800, 0.8), ("assessments", 250, 0.2)),
+    "carers-support": (("people_reached", 120, 1.0),),
+    "day-opportunities": (("sessions_delivered", 60, 1.0),),
+    "homelessness-prevention": (("people_reached", 600, 0.7), ("tenancies_sustained", 2500, 0.3)),
+    "tenancy-sustainment": (("tenancies_sustained", 1500, 1.0),),
+    "substance-misuse": (("people_reached", 900, 0.7), ("people_completed", 3000, 0.3)),
+    "youth-services": (("sessions_delivered", 250, 1.0),),
+    "early-help": (("assessments", 700, 0.6), ("sessions_delivered", 180, 0.4)),
+    "send-short-breaks": (("sessions_delivered", 150, 1.0),),
+    "community-transport": (("journeys", 14, 1.0),),
+    "home-to-school-transport": (("journeys", 18, 1.0),),
+    "digital-inclusion": (("people_completed", 220, 1.0),),
+    "leisure-centres": (("people_reached", 6, 1.0),),
+    "physical-activity": (("sessions_delivered", 90, 1.0),),
+    "employment-support": (("people_reached", 700, 0.7), ("people_completed", 2500, 0.3)),
+    "supported-housing": (("bed_nights", 45, 1.0),),
+}
+DELIVERY_DEFAULT = (("milestone_met", 12_000, 1.0),)  # facilities, IT: monthly service reports
+DELIVERY_REPORTED_AFTER = (3, 12)  # days after a month ends that its report comes in
+CORRECTION_EVERY = 45  # about one report in this many is corrected a few weeks later
+
+# Payment by results: agreements with reward terms get a quarterly rate card paying part of
+# their results share on delivery and part on outcomes, settled the month after each quarter.
+SETTLEMENT_DAY = 21  # of the month after a quarter ends
+OUTCOME_SHARE = 0.7  # of a quarter's results payment that is paid on outcomes
 
 # ---------------------------------------------------------------------------------- categories
 

@@ -72,12 +72,12 @@ from services.integrator.demo.data import (
     ProviderSpec,
     Vary,
 )
+from services.integrator.demo.outcomes import OutcomesPlan, Settlement, new_measure
 from services.integrator.domain.agreements import Agreement
 from services.integrator.domain.lessons import Lesson
 from services.integrator.domain.needs import Need
 from services.outcomes.application import Outcomes
-from services.outcomes.commands import NewMeasure
-from services.outcomes.domain import OutcomeMeasure
+from services.outcomes.domain import AgreementTerms, DeliveryReport, OutcomeMeasure
 from services.provider_registry.application import ProviderRegistry, provider_id_for
 from services.provider_registry.commands import (
     AddressIn,
@@ -169,6 +169,15 @@ class DemoSummary:
     spend_records: int = 0
     spend_total: str = "0.00"
     lessons: int = 0
+    measurements: int = 0
+    measurement_revisions: int = 0
+    attributions: int = 0
+    rate_cards: int = 0
+    deliveries: int = 0
+    delivery_corrections: int = 0
+    payments_calculated: int = 0
+    payments_recalculated: int = 0
+    payments_total: str = "0.00"
     events: dict[str, int] = field(default_factory=dict)
     first_event: str = ""
     last_event: str = ""
@@ -206,6 +215,12 @@ class DemoSummary:
             f"({counts(self.business_cases)})",
             f"spend            {self.spend_records} payments, {spent}",
             f"lessons          {self.lessons}",
+            f"measurements     {self.measurements} ({self.measurement_revisions} revisions)",
+            f"results terms    {self.rate_cards} rate cards, {self.attributions} attributions",
+            f"deliveries       {self.deliveries} reports ({self.delivery_corrections} "
+            "corrections)",
+            f"results payments {self.payments_calculated} calculated, "
+            f"{self.payments_recalculated} recalculated, £{D(self.payments_total):,.0f}",
             f"events           {sum(self.events.values())} ({counts(self.events)}), "
             f"{self.first_event} to {self.last_event}",
         ]
@@ -221,6 +236,7 @@ class Step:
     actor: str = field(compare=False)
     label: str = field(compare=False)
     run: Callable[[], object] = field(compare=False, repr=False)
+    organisation: str = field(default="council", compare=False)
 
 
 def _weekday(day: date) -> date:
@@ -271,7 +287,7 @@ class Plan:
         self._last: dict[str, datetime] = {}
 
     def add(self, on: date, actor: str, label: str, run: Callable[[], object],
-            chain: str) -> datetime:
+            chain: str, organisation: str = "council") -> datetime:
         """Schedule `run` on `on` (moved to a working day, in office hours). Steps of one chain
         (one aggregate's history) on the same day keep the order they were added in; on
         different days, their dates order them."""
@@ -284,7 +300,7 @@ class Plan:
         if last is not None and at <= last:
             at = last + timedelta(minutes=7)
         self._last[f"{chain}@{day}"] = at
-        self.steps.append(Step(at, len(self.steps), actor, label, run))
+        self.steps.append(Step(at, len(self.steps), actor, label, run, organisation))
         return at
 
 
@@ -295,7 +311,9 @@ class DemoLoader:
     """Plans the demo data set against three open applications, then runs the plan."""
 
     def __init__(self, registry: ProviderRegistry, integrator: Integrator,
-                 outcomes: Outcomes) -> None:
+                 outcomes: Outcomes, settle: Callable[[], object] | None = None) -> None:
+        """`settle` runs the outcomes service's payments process on the log as it stands (the
+        loader calls it at each quarter's settlement date); without it nothing is settled."""
         self.registry = registry
         self.integrator = integrator
         self.outcomes = outcomes
@@ -318,15 +336,17 @@ class DemoLoader:
         self.awards = {a.key: (need, d, a) for need in data.NEEDS
                        for d in need.decisions for a in d.awards}
         self._taken: set[tuple[str, str]] = set()
+        self.outcomes_plan = OutcomesPlan(self, settle)
 
     # ------------------------------------------------------------------ running
 
     def run(self, progress: Progress | None = None) -> None:
         self.integrator.provider_status = self._provider_status
+        self.outcomes.agreements = self.outcomes_plan.agreements
         steps = sorted(self.plan.steps)
         every = max(1, len(steps) // 200)
         for done, step in enumerate(steps, start=1):
-            ctx = CommandContext(actor=step.actor, organisation="council")
+            ctx = CommandContext(actor=step.actor, organisation=step.organisation)
             with business_time(step.at), command_context(ctx):
                 try:
                     step.run()
@@ -354,6 +374,7 @@ class DemoLoader:
         for need in data.NEEDS:
             self._plan_need(need)
         self._plan_lessons()
+        self.outcomes_plan.plan()
         return self.plan
 
     def _check_tables(self) -> None:
@@ -371,8 +392,7 @@ class DemoLoader:
         for spec in data.MEASURES:
             def define(spec: data.MeasureSpec = spec) -> None:
                 measure_id, _ = self.outcomes.define_measure(
-                    NewMeasure(name=spec.name, unit=spec.unit, direction=spec.direction),
-                    idempotency_key=f"demo-{spec.key}")
+                    new_measure(spec), idempotency_key=f"demo-{spec.key}")
                 self.measure_ids[spec.key] = measure_id
 
             self.plan.add(START, data.PERFORMANCE, f"measure {spec.key}", define, "measures")
@@ -1174,9 +1194,14 @@ def summarise(registry: ProviderRegistry, integrator: Integrator,
     first: datetime | None = None
     last: datetime | None = None
     ids: dict[type, list[UUID]] = {}
+    revisions = corrections = 0
     for app in (registry, integrator, outcomes):
         for stored in _notifications(app):
             cls = resolve_topic(stored.topic)
+            if cls in (OutcomeMeasure.Measured, DeliveryReport.Reported):
+                state = vars(app.mapper.to_domain_event(stored))
+                revisions += state.get("revises") is not None
+                corrections += state.get("corrects") is not None
             if app.is_published(stored):
                 events[app.service] += 1
                 occurred: datetime = vars(app.mapper.to_domain_event(stored))["timestamp"]
@@ -1220,7 +1245,25 @@ def summarise(registry: ProviderRegistry, integrator: Integrator,
     summary.endings, summary.variations = dict(endings), dict(variations)
     summary.business_cases, summary.spend_total = dict(cases), f"{total:.2f}"
     summary.lessons = len(ids.get(Lesson.Recorded, []))
+    _summarise_outcomes(summary, outcomes, ids, revisions, corrections)
     return summary
+
+
+def _summarise_outcomes(summary: DemoSummary, outcomes: Outcomes, ids: dict[type, list[UUID]],
+                        revisions: int, corrections: int) -> None:
+    summary.measurements = len(ids.get(OutcomeMeasure.Measured, []))
+    summary.measurement_revisions = revisions
+    summary.attributions = len(ids.get(AgreementTerms.Attributed, []))
+    summary.rate_cards = len(ids.get(AgreementTerms.RateCardAgreed, []))
+    summary.deliveries = len(ids.get(DeliveryReport.Reported, []))
+    summary.delivery_corrections = corrections
+    summary.payments_calculated = len(ids.get(AgreementTerms.PaymentCalculated, []))
+    summary.payments_recalculated = len(ids.get(AgreementTerms.PaymentRecalculated, []))
+    paid = D(0)
+    for terms_id in ids.get(AgreementTerms.Opened, []):
+        terms: AgreementTerms = outcomes.repository.get(terms_id)
+        paid += sum((p["total"] for p in terms.payments.values()), D(0))
+    summary.payments_total = f"{paid:.2f}"
 
 
 # ====================================================================================== entry
@@ -1295,9 +1338,13 @@ def load_demo(settings: Settings, progress: Progress | None = None) -> DemoSumma
                     "an earlier demo load stopped part-way: the stores hold part of the demo "
                     "data. Start again from empty stores (make clean, or drop the schemas) "
                     "and run `council demo` again.")
-            loader = DemoLoader(registry, integrator, outcomes)
-            loader.plan_all()
-            loader.run(progress)
+            settlement = Settlement(settings, outcomes)
+            try:
+                loader = DemoLoader(registry, integrator, outcomes, settlement)
+                loader.plan_all()
+                loader.run(progress)
+            finally:
+                settlement.close()
             publish(settings, (registry, integrator, outcomes), progress)
             summary = loader.summarise()
         summary.seconds = round(time.perf_counter() - began, 1)

@@ -48,6 +48,8 @@ _CHUNK = 500  # ids per IN (...) list
 class AgreementsProjection(Projection):
     name = "outcomes.agreements"
     sources = (INTEGRATOR,)
+    types = frozenset({"AgreementDrafted", "AgreementActivated", "AgreementExtended",
+                       "AgreementEnded"})
 
     def create(self, tx: Tx) -> None:
         ensure_layout(tx, self, "oc_agreements_schema", SCHEMA_VERSION)
@@ -107,7 +109,7 @@ def lookup_agreements(db: Database, agreement_ids: Sequence[UUID]) -> dict[UUID,
     parties: dict[str, set[UUID]] = {}
     if not wanted:
         return {}
-    with db.transaction() as tx:
+    with db.reading() as tx:
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start:start + _CHUNK]
             marks = ",".join("?" * len(chunk))

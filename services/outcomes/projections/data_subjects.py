@@ -113,7 +113,7 @@ def sealed_records(db: Database, delivery_ids: Sequence[UUID]) -> dict[UUID, lis
     """The sealed service user records of these reports (only those that name anyone)."""
     found: dict[UUID, list[dict[str, Any]]] = {}
     ids = sorted({str(i) for i in delivery_ids})
-    with db.transaction() as tx:
+    with db.reading() as tx:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start:start + _CHUNK]
             rows = tx.execute(
@@ -126,7 +126,7 @@ def sealed_records(db: Database, delivery_ids: Sequence[UUID]) -> dict[UUID, lis
 
 def records_of(db: Database, subject_id: UUID) -> list[SubjectRecord]:
     """Every report naming this subject, oldest first."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             "SELECT delivery_id, agreement_id, provider_id, reported_at, sealed"
             " FROM oc_service_users WHERE subject_id = ? ORDER BY reported_at, delivery_id",
@@ -138,7 +138,7 @@ def records_of(db: Database, subject_id: UUID) -> list[SubjectRecord]:
 def list_erasures(db: Database, subject_id: UUID | None = None) -> list[ErasureRow]:
     """Erasures, newest first (or the one of a subject)."""
     where, params = ("WHERE subject_id = ?", (str(subject_id),)) if subject_id else ("", ())
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             "SELECT erasure_id, subject_id, legal_basis, reason, requested_on, erased_at,"
             f" erased_by FROM oc_erasures {where} ORDER BY erased_at DESC, erasure_id", params)

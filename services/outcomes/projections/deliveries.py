@@ -113,6 +113,7 @@ class DeliveredUnits:
 class DeliveriesProjection(Projection):
     name = "outcomes.deliveries"
     sources = (SOURCE,)
+    types = frozenset({"DeliveryReported"})
 
     def create(self, tx: Tx) -> None:
         ensure_layout(tx, self, "oc_deliveries_schema", SCHEMA_VERSION)
@@ -124,30 +125,43 @@ class DeliveriesProjection(Projection):
             tx.execute(f"DROP TABLE IF EXISTS {table}")
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
-        if event.type != "DeliveryReported":
-            return
-        report = DeliveryReported.model_validate(event.data)
-        delivery_id = str(report.delivery_id)
-        corrects = str(report.corrects) if report.corrects else None
-        tx.execute(
+        self.apply_all(tx, [event])
+
+    def apply_all(self, tx: Tx, events: Sequence[EventEnvelope]) -> None:
+        """Every report's row in one statement, then the corrections' marks on the reports
+        they correct. The same rows as one report at a time, whatever the order: a report
+        finds the correction already applied (the subquery), or the correction finds it."""
+        rows: list[tuple[str | None, ...]] = []
+        corrections: list[tuple[str, str]] = []
+        for event in events:
+            if event.type != "DeliveryReported":
+                continue
+            report = DeliveryReported.model_validate(event.data)
+            delivery_id = str(report.delivery_id)
+            corrects = str(report.corrects) if report.corrects else None
+            rows.append((
+                delivery_id, str(report.agreement_id), str(report.provider_id),
+                report.activity_type, str(report.quantity), report.unit,
+                report.period_start.isoformat(), report.period_end.isoformat(),
+                month_of(report.period_end), quarter_of(report.period_end), report.location,
+                report.idempotency_key, corrects, delivery_id, report.channel.value,
+                event.occurred_at.isoformat(), event.actor,
+            ))
+            if corrects is not None:
+                corrections.append((delivery_id, corrects))
+        tx.executemany(
             f"INSERT INTO oc_deliveries ({_COLUMNS}) VALUES"
             " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
             "  (SELECT c.delivery_id FROM oc_deliveries c WHERE c.corrects = ?"
             "   ORDER BY c.reported_at, c.delivery_id LIMIT 1), ?, ?, ?)"
             " ON CONFLICT (delivery_id) DO NOTHING",
-            (delivery_id, str(report.agreement_id), str(report.provider_id),
-             report.activity_type, str(report.quantity), report.unit,
-             report.period_start.isoformat(), report.period_end.isoformat(),
-             month_of(report.period_end), quarter_of(report.period_end), report.location,
-             report.idempotency_key, corrects, delivery_id, report.channel.value,
-             event.occurred_at.isoformat(), event.actor),
+            rows,
         )
-        if corrects is not None:
-            tx.execute(
-                "UPDATE oc_deliveries SET superseded_by = ?"
-                " WHERE delivery_id = ? AND superseded_by IS NULL",
-                (delivery_id, corrects),
-            )
+        tx.executemany(
+            "UPDATE oc_deliveries SET superseded_by = ?"
+            " WHERE delivery_id = ? AND superseded_by IS NULL",
+            corrections,
+        )
 
 
 # ---------------------------------------------------------------------- queries
@@ -159,7 +173,7 @@ def _row(row: Row) -> DeliveryRow:
 
 
 def get_delivery_row(db: Database, delivery_id: UUID) -> DeliveryRow | None:
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(f"SELECT {_COLUMNS} FROM oc_deliveries WHERE delivery_id = ?",
                           (str(delivery_id),))
     return _row(rows[0]) if rows else None
@@ -176,7 +190,7 @@ def list_deliveries(
     where, params = _filters(agreement_ids=[agreement_id] if agreement_id else None,
                              provider_id=provider_id, period=period,
                              include_superseded=include_superseded)
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             f"SELECT {_COLUMNS} FROM oc_deliveries {where}"
             " ORDER BY period_end DESC, reported_at DESC, delivery_id LIMIT ? OFFSET ?",
@@ -207,7 +221,7 @@ def units_delivered(
         [list(agreement_ids[i:i + _CHUNK]) for i in range(0, len(agreement_ids), _CHUNK)]
         if agreement_ids is not None else [None]
     )
-    with db.transaction() as tx:
+    with db.reading() as tx:
         for chunk in chunks:
             where, params = _filters(agreement_ids=chunk, include_superseded=False)
             for column_name, values in ((column, periods), ("activity_type", activity_types)):

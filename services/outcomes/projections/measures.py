@@ -94,6 +94,7 @@ class MeasurementRow(BaseModel):
 class MeasuresProjection(Projection):
     name = "outcomes.measures"
     sources = (SOURCE,)
+    types = frozenset({"OutcomeMeasureDefined", "MeasurementRecorded"})
 
     def create(self, tx: Tx) -> None:
         ensure_layout(tx, self, "outcome_measures_schema", SCHEMA_VERSION)
@@ -157,7 +158,7 @@ def _measurement(row: Row) -> MeasurementRow:
 
 def list_measures(db: Database) -> list[MeasureSummary]:
     """Every outcome measure, by name."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             f"SELECT {_MEASURE_COLUMNS} FROM outcome_measures ORDER BY name, measure_id"
         )
@@ -165,7 +166,7 @@ def list_measures(db: Database) -> list[MeasureSummary]:
 
 
 def get_measure_summary(db: Database, measure_id: UUID) -> MeasureSummary | None:
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             f"SELECT {_MEASURE_COLUMNS} FROM outcome_measures WHERE measure_id = ?",
             (str(measure_id),),
@@ -189,7 +190,7 @@ def list_measurements(
     if current_only:
         clauses.append("revised_by IS NULL")
     where = "WHERE " + " AND ".join(clauses) if clauses else ""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             f"SELECT {_MEASUREMENT_COLUMNS} FROM outcome_measurements {where}"
             " ORDER BY measure_id, period, seq",

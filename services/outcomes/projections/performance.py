@@ -72,6 +72,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from shared.context import command_context
 from shared.contracts.integrator import SOURCE as INTEGRATOR
 from shared.contracts.integrator import (
     AgreementActivated,
@@ -94,7 +95,7 @@ from shared.contracts.outcomes import (
     RateCardAgreed,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout
+from shared.projection import Projection, ensure_layout, event_context
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -442,17 +443,38 @@ class PerformanceProjection(Projection):
             case _:
                 pass  # a type this projection does not use
 
+    def apply_all(self, tx: Tx, events: Sequence[EventEnvelope]) -> None:
+        """As one at a time, but each run of delivery reports (most of what the log holds)
+        written with one statement."""
+        reports: list[tuple[str | None, ...]] = []
+        for event in events:
+            if event.source == OUTCOMES and event.type == "DeliveryReported":
+                reports.append(self._delivery_row(event.data))
+                continue
+            self._deliveries(tx, reports)
+            reports = []
+            with command_context(event_context(event)):
+                self.apply(tx, event)
+        self._deliveries(tx, reports)
+
     @staticmethod
-    def _delivery(tx: Tx, data: dict[str, Any]) -> None:
+    def _delivery_row(data: dict[str, Any]) -> tuple[str | None, ...]:
         report = DeliveryReported.model_validate(data)
-        tx.execute(
+        return (str(report.delivery_id), str(report.agreement_id), report.activity_type,
+                str(report.quantity), report.unit, report.period_end.isoformat(),
+                str(report.corrects) if report.corrects else None)
+
+    @staticmethod
+    def _deliveries(tx: Tx, rows: Sequence[tuple[str | None, ...]]) -> None:
+        tx.executemany(
             "INSERT INTO pf_deliveries (delivery_id, agreement_id, activity_type, quantity, unit,"
             " period_end, corrects) VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (delivery_id) DO NOTHING",
-            (str(report.delivery_id), str(report.agreement_id), report.activity_type,
-             str(report.quantity), report.unit, report.period_end.isoformat(),
-             str(report.corrects) if report.corrects else None),
+            rows,
         )
+
+    def _delivery(self, tx: Tx, data: dict[str, Any]) -> None:
+        self._deliveries(tx, [self._delivery_row(data)])
 
     @staticmethod
     def _payment(tx: Tx, event: EventEnvelope, terms_id: UUID, agreement_id: UUID, period: str,
@@ -851,7 +873,7 @@ def _sort_key(summary: AgreementPerformanceSummary) -> tuple[Any, ...]:
 
 def get_measure_performance(db: Database, measure_id: UUID) -> MeasurePerformance | None:
     """A measure's target against actual over time, with the RAG of every period."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         measure = _measures(tx, [str(measure_id)]).get(str(measure_id))
     if measure is None:
         return None
@@ -861,7 +883,7 @@ def get_measure_performance(db: Database, measure_id: UUID) -> MeasurePerformanc
 def get_agreement_performance(db: Database, agreement_id: UUID) -> AgreementPerformance | None:
     """One agreement: per attributed outcome target against actual over its term, achievement
     and RAG per period, delivery volumes, payments, spend and cost per outcome."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         agreement = _agreements(tx, [str(agreement_id)]).get(str(agreement_id))
         if agreement is None:
             return None
@@ -932,7 +954,7 @@ def list_agreement_performance(
     """Every agreement the view knows of, best first: by RAG (green, amber, red, none), then
     cost per outcome (lowest first, none last). `rag` keeps one RAG, `unrated` keeps those with
     none; `provider_id` keeps the agreements it is a party to."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         ids: list[str] | None = None
         if provider_id is not None:
             ids = [str(a) for (a,) in tx.execute(
@@ -949,7 +971,7 @@ def list_agreement_performance(
 
 def agreement_parties(db: Database, agreement_id: UUID) -> list[UUID]:
     """The agreement's parties, as the integrator's AgreementDrafted named them."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute("SELECT provider_id FROM pf_parties WHERE agreement_id = ?"
                           " ORDER BY ordinal", (str(agreement_id),))
     return [UUID(str(p)) for (p,) in rows]
