@@ -252,12 +252,30 @@ def create_service_app(
         ok = all(v == "ok" for v in checks.values())
         body: dict[str, Any] = {"status": "ready" if ok else "not ready", "service": spec.name,
                                 "checks": checks, "relay_pending": _pending(runtime),
+                                "projections_behind": _behind(runtime),
                                 "workers": runtime.worker_status()}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     for router in spec.routers:
         api.include_router(router)
     return api
+
+
+def _behind(runtime: Runtime) -> dict[str, int] | None:
+    """Per read model, how many records on the log it has not applied yet (None when the log
+    cannot say where it ends; a broker may answer low, so this is a figure, not a promise)."""
+    try:
+        behind: dict[str, int] = {}
+        for runner in runtime.runners:
+            ends = runtime.event_log.end_position(runner.topics)
+            if ends is None:
+                return None
+            at = runner.position()
+            behind[runner.projection.name] = sum(max(0, end - at.get(key, 0))
+                                                 for key, end in ends.items())
+        return behind
+    except Exception:
+        return None
 
 
 def _pending(runtime: Runtime) -> int | None:

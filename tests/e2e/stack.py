@@ -84,6 +84,18 @@ class Stack:
         for service in SERVICE_NAMES:
             self.start(service)
 
+    def wait_caught_up(self, timeout: float = 120.0) -> None:
+        """Until every service has published what it stored and every read model has applied
+        what the log holds (their worker processes catch up after a start)."""
+        def caught_up(service: str) -> bool:
+            ready = httpx.get(f"{self.url(service)}/ready", timeout=5).json()
+            behind = ready.get("projections_behind")
+            return ready.get("relay_pending") == 0 and behind is not None \
+                and not any(behind.values())
+        for service in SERVICE_NAMES:
+            wait_for(lambda s=service: caught_up(s) or None, timeout,
+                     f"{service} caught up with the log")
+
     def kill(self, service: str) -> None:
         """SIGKILL: no shutdown hooks, exactly like a crash."""
         process = self.processes.pop(service)

@@ -40,6 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     PASSWORDS.update({username: password for username, _, password in demo_users(built.settings)})
     assert set(PASSWORDS) == set(ROLES)
     built.start_all()
+    built.wait_caught_up()  # the pages then show the whole demo from the first look
     yield built
     built.stop_all()
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal as D
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -41,6 +40,7 @@ from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.sql import Database, open_database
 from shared.web import Runtime
+from tests.waiting import eventually
 
 PROVIDER = UUID("0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c")
 AGREEMENT = UUID("6c5b4a3f-2e1d-4c0b-9a8f-7e6d5c4b3a29")
@@ -64,15 +64,6 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
                    log_url=f"kafka://{bootstrap}", topic_prefix=prefix, relay_interval=0.01)
 
 
-def eventually(read: Callable[[], Any], until: Callable[[Any], bool]) -> Any:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    value = read()
-    while not until(value):
-        if time.monotonic() > deadline:
-            pytest.fail(f"not reached within {DEADLINE_SECONDS} s; last value: {value!r}")
-        time.sleep(0.05)
-        value = read()
-    return value
 
 
 def payments(app: Outcomes) -> list[EventEnvelope]:

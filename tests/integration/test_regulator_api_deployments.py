@@ -7,10 +7,7 @@ Kafka and listed in the reads log."""
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,19 +22,11 @@ from shared.sql import open_database
 from shared.web import Runtime, create_service_app
 from tests.unit.test_audit_api import SCOPE, T4, trail_history
 from tests.unit.test_network_state import AG4, N2, P4
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
-DEADLINE_SECONDS = 60.0
 
 
-def eventually(read: Callable[[], Any], until: Callable[[Any], bool]) -> Any:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    value = read()
-    while not until(value):
-        assert time.monotonic() < deadline, f"not reached; last value: {value!r}"
-        time.sleep(0.1)
-        value = read()
-    return value
 
 
 def test_a_scoped_regulator_reads_the_trail_on_postgres_and_kafka(

@@ -5,7 +5,6 @@ and the identity database, as they do in the embedded deployment."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,7 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import open_database
 from shared.web import MAX_BODY_BYTES, Runtime, ServiceSpec, create_service_app
-
-DEADLINE_SECONDS = 10.0
+from tests.waiting import eventually
 
 Auth = dict[str, str]
 
@@ -90,16 +88,6 @@ def stored_events(client: TestClient) -> list[Any]:
     return [app.to_envelope(n) for n in app.recorder.select_notifications(start=1, limit=1000)]
 
 
-def eventually(read: Callable[[], Any], until: Callable[[Any], bool]) -> Any:
-    """Poll `read` until `until(value)` holds; fail with the last value after the deadline."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    value = read()
-    while not until(value):
-        if time.monotonic() > deadline:
-            pytest.fail(f"not reached within {DEADLINE_SECONDS} s; last value: {value!r}")
-        time.sleep(0.02)
-        value = read()
-    return value
 
 
 def register(client: TestClient, headers: Auth, name: str, kind: str = "vcse",

@@ -7,8 +7,7 @@ own)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -47,13 +46,13 @@ from tests.unit.test_network_state import (
     History,
     history,
 )
+from tests.waiting import eventually
 
 Auth = dict[str, str]
 D = Decimal
 T1, T4 = UUID("00000000-0000-4000-c000-000000000001"), UUID("00000000-0000-4000-c000-000000000004")
 DELIVERY = UUID("00000000-0000-4000-d000-000000000001")
 LOADED = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)  # when the history was loaded (recorded time)
-DEADLINE_SECONDS = 20.0
 
 
 def trail_history() -> History:
@@ -134,15 +133,6 @@ def stream(kind: str, *ids: UUID) -> list[tuple[str, str]]:
     return [(kind, str(i)) for i in ids]
 
 
-def eventually(read: Callable[[], Any], until: Callable[[Any], bool]) -> Any:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    value = read()
-    while not until(value):
-        if time.monotonic() > deadline:
-            pytest.fail(f"not reached within {DEADLINE_SECONDS} s; last value: {value!r}")
-        time.sleep(0.02)
-        value = read()
-    return value
 
 
 # --------------------------------------------------------------------------- the stream

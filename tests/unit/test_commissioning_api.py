@@ -5,7 +5,6 @@ and lessons recorded."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,9 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import open_database
 from shared.web import Runtime, create_service_app
+from tests.waiting import eventually
 
 Auth = dict[str, str]
-DEADLINE_SECONDS = 10.0
 LEAD = "Northshire County Council"
 MISSING = object()  # a field left out of a body
 
@@ -169,16 +168,6 @@ def stored_events(client: TestClient) -> list[Any]:
     return [app.to_envelope(n) for n in app.recorder.select_notifications(start=1, limit=5000)]
 
 
-def eventually(read: Callable[[], Any], until: Callable[[Any], bool]) -> Any:
-    """Poll `read` until `until(value)` holds; fail with the last value after the deadline."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    value = read()
-    while not until(value):
-        if time.monotonic() > deadline:
-            pytest.fail(f"not reached within {DEADLINE_SECONDS} s; last value: {value!r}")
-        time.sleep(0.02)
-        value = read()
-    return value
 
 
 def call(client: TestClient, path: str, body: Any, headers: Auth, expect: int = 201) -> Any:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -52,6 +51,7 @@ from shared.projection import ProjectionRunner
 from shared.settings import Settings
 from shared.sql import Database, open_database
 from shared.web import Runtime, create_service_app
+from tests.waiting import eventually
 
 Auth = dict[str, str]
 # How long to wait for the shared log and the read models: generous, since a loaded machine
@@ -115,17 +115,6 @@ def runtime_of(client: TestClient) -> Runtime:
     return runtime
 
 
-def eventually(read: Callable[[], Any], until: Callable[[Any], bool],
-               deadline: float = 10.0) -> Any:
-    """Poll `read` until `until(value)` holds; fail with the last value after the deadline."""
-    give_up = time.monotonic() + deadline
-    value = read()
-    while not until(value):
-        if time.monotonic() > give_up:
-            pytest.fail(f"not reached within {deadline} s; last value: {value!r}")
-        time.sleep(0.02)
-        value = read()
-    return value
 
 
 def call(client: TestClient, path: str, body: Any, headers: Auth, expect: int = 201) -> Any:

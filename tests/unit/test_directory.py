@@ -9,8 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -48,8 +47,8 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import Database, open_database
 from shared.web import create_service_app
+from tests.waiting import eventually
 
-DEADLINE_SECONDS = 10.0
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "hsds"
 SCHEMA_BASE = "https://council-integrator.invalid/schemas/hsds/3.0/"
 COLLECTIONS = ("organization", "service", "location", "service_at_location", "taxonomy",
@@ -58,16 +57,6 @@ COLLECTIONS = ("organization", "service", "location", "service_at_location", "ta
 Auth = dict[str, str]
 
 
-def eventually(read: Callable[[], Any], until: Callable[[Any], bool]) -> Any:
-    """Poll `read` until `until(value)` holds; fail with the last value after the deadline."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    value = read()
-    while not until(value):
-        if time.monotonic() > deadline:
-            pytest.fail(f"not reached within {DEADLINE_SECONDS} s; last value: {value!r}")
-        time.sleep(0.02)
-        value = read()
-    return value
 
 
 # --------------------------------------------------------------------------- the directory

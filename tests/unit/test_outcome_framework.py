@@ -6,7 +6,6 @@ payments process works out; roles (401 / 403 / a provider's own agreements only)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal as D
@@ -25,9 +24,9 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import open_database
 from shared.web import Runtime, create_service_app
+from tests.waiting import eventually
 
 Auth = dict[str, str]
-DEADLINE_SECONDS = 10.0
 PROVIDER = UUID("0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c")
 OTHER_PROVIDER = UUID("9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a")
 AGREEMENT = UUID("6c5b4a3f-2e1d-4c0b-9a8f-7e6d5c4b3a29")
@@ -123,15 +122,6 @@ def stored_types(client: TestClient) -> list[str]:
             if app.is_published(n)]
 
 
-def eventually(read: Callable[[], Any], until: Callable[[Any], bool]) -> Any:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    value = read()
-    while not until(value):
-        if time.monotonic() > deadline:
-            pytest.fail(f"not reached within {DEADLINE_SECONDS} s; last value: {value!r}")
-        time.sleep(0.02)
-        value = read()
-    return value
 
 
 def ok(response: Any, status: int = 200) -> Any:

@@ -42,7 +42,6 @@ Which arrangements work, best first: AG5 (green, 10.00), AG1 (green, 300.00), AG
 from __future__ import annotations
 
 import random
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -86,6 +85,7 @@ from shared.projection import ProjectionRunner
 from shared.settings import Settings
 from shared.sql import Database, open_database
 from shared.web import Runtime, create_service_app
+from tests.waiting import eventually
 
 D = Decimal
 GREEN, AMBER, RED = Rag.GREEN, Rag.AMBER, Rag.RED
@@ -630,7 +630,6 @@ def test_as_of_equals_the_live_integrator_view_on_each_date(tmp_path: Path) -> N
 
 # --------------------------------------------------------------------------- HTTP
 
-DEADLINE_SECONDS = 10.0
 Auth = dict[str, str]
 
 
@@ -657,15 +656,6 @@ def auth(tokens: TokenStore) -> Callable[..., Auth]:
     return make
 
 
-def eventually(read: Callable[[], Any], until: Callable[[Any], bool]) -> Any:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    value = read()
-    while not until(value):
-        if time.monotonic() > deadline:
-            pytest.fail(f"not reached within {DEADLINE_SECONDS} s; last value: {value!r}")
-        time.sleep(0.02)
-        value = read()
-    return value
 
 
 def test_the_performance_endpoints(settings: Settings, auth: Callable[..., Auth]) -> None:
