@@ -47,13 +47,13 @@ from shared.settings import Settings
 from tests.unit.test_deliveries_api import (
     World,
     build_world,
-    eventually,
     ndjson,
     post,
     post_batch,
     report,
     runtime_of,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,6 @@ from tests.unit.test_deliveries_api import (
     Auth,
     World,
     build_world,
-    eventually,
     logged,
     ndjson,
     post,
@@ -33,6 +32,7 @@ from tests.unit.test_deliveries_api import (
     runtime_of,
     stored_count,
 )
+from tests.waiting import eventually
 
 NHS = "943 476 5919"
 ALICE = {"reference_type": "nhs_number", "reference": NHS, "name": "Alice Quennell",
