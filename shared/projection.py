@@ -79,6 +79,26 @@ def event_context(event: EventEnvelope) -> CommandContext:
     )
 
 
+class TableProjection(Projection):
+    """A read model in tables of its own: made from `tables` (DDL, run in order) at the layout
+    `version` recorded in the table `marker` (see ensure_layout); dropping it drops `dropped`,
+    its tables and the marker."""
+
+    marker: str
+    version: int
+    tables: Sequence[str]
+    dropped: Sequence[str]
+
+    def create(self, tx: Tx) -> None:
+        ensure_layout(tx, self, self.marker, self.version)
+        for ddl in self.tables:
+            tx.execute(ddl)
+
+    def drop(self, tx: Tx) -> None:
+        for table in self.dropped:
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def ensure_layout(tx: Tx, projection: Projection, marker: str, version: int) -> None:
     """Keep a read model's tables at the layout `version`, recorded in the table `marker`. A new
     database, or tables of another layout, are dropped and the projection's log positions

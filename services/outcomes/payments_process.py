@@ -70,7 +70,7 @@ from shared.contracts.outcomes import (
 from shared.envelope import EventEnvelope
 from shared.errors import NotFound
 from shared.eventlog import EventLog, open_event_log
-from shared.projection import Projection, ProjectionRunner, ensure_layout, event_context
+from shared.projection import ProjectionRunner, TableProjection, event_context
 from shared.sql import Database, Tx
 from shared.web import Runtime
 
@@ -142,21 +142,17 @@ def mark(tx: Tx, agreement_id: str, period: str, reason: str,
     )
 
 
-class PaymentsToSettle(Projection):
+class PaymentsToSettle(TableProjection):
     """Which (agreement, period) pairs an event may have changed. Keeps what it needs to know
     that: each agreement's rate-card periodicity and the measures its outcome rates pay on."""
 
     name = "outcomes.payments_process"
     sources = (SOURCE,)
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "oc_pay_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in _DROPPED:
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "oc_pay_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = _DROPPED
 
     def apply_all(self, tx: Tx, events: Sequence[EventEnvelope]) -> None:
         """As one at a time, but each run of delivery reports looks up its agreements' rate

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from shared.contracts.integrator import SOURCE as INTEGRATOR
 from shared.contracts.integrator import AuditEndpoint, AuditReadFinished, AuditReadStarted
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout
+from shared.projection import TableProjection
 from shared.sql import Database, Row, Tx
 
 SCHEMA_VERSION = 1
@@ -44,18 +44,14 @@ class AuditReadView(BaseModel):
     completed: bool | None = Field(description="whether the reader received all of it")
 
 
-class AuditReadsProjection(Projection):
+class AuditReadsProjection(TableProjection):
     name = "integrator.audit_reads"
     sources = (INTEGRATOR,)
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "audit_reads_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in ("audit_reads", "audit_reads_schema"):
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "audit_reads_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = ("audit_reads", "audit_reads_schema")
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         if event.type == "AuditReadStarted":

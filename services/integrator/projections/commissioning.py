@@ -50,7 +50,7 @@ from shared.contracts.integrator import (
     SpendRecorded,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout
+from shared.projection import TableProjection
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -164,18 +164,14 @@ def scale_allocations(allocations: list[Decimal], old_budget: Decimal,
     return shares
 
 
-class CommissioningProjection(Projection):
+class CommissioningProjection(TableProjection):
     name = "integrator.commissioning"
     sources = (INTEGRATOR,)
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "cm_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in _DROPPED:
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "cm_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = _DROPPED
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         data = event.data

@@ -40,7 +40,7 @@ from shared.contracts.provider_registry import (
     ProviderSuspended,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout
+from shared.projection import TableProjection
 from shared.sql import Database, Row, Tx
 
 S = ProviderStatus
@@ -84,18 +84,14 @@ _TABLES = (
 _DROPPED = ("network_providers", "network_capabilities", "network_counts", "network_schema")
 
 
-class NetworkProjection(Projection):
+class NetworkProjection(TableProjection):
     name = "integrator.network"
     sources = (REGISTRY,)
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "network_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in _DROPPED:
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "network_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = _DROPPED
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         data = event.data

@@ -51,7 +51,7 @@ from shared.contracts.outcomes import (
     PaymentRecalculated,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout
+from shared.projection import TableProjection
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -85,18 +85,14 @@ _DROPPED = ("ip_measures", "ip_targets", "ip_actuals", "ip_attributions", "ip_pa
             "ip_deliveries", "ip_schema")
 
 
-class AgreementPerformanceProjection(Projection):
+class AgreementPerformanceProjection(TableProjection):
     name = "integrator.performance"
     sources = (OUTCOMES,)
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "ip_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in _DROPPED:
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "ip_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = _DROPPED
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         data = event.data

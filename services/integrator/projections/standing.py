@@ -29,7 +29,7 @@ from shared.contracts.provider_registry import (
     QualityRatingRecorded,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout
+from shared.projection import TableProjection
 from shared.sql import Database, Tx
 
 SCHEMA_VERSION = 1
@@ -57,18 +57,14 @@ _TABLES = (
 _DROPPED = ("st_profiles", "st_accreditations", "st_ratings", "st_conflicts", "st_schema")
 
 
-class StandingProjection(Projection):
+class StandingProjection(TableProjection):
     name = "integrator.standing"
     sources = (REGISTRY,)
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "st_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in _DROPPED:
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "st_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = _DROPPED
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         data = event.data

@@ -21,7 +21,7 @@ from shared.contracts.integrator import SOURCE as INTEGRATOR
 from shared.contracts.outcomes import SOURCE as OUTCOMES
 from shared.contracts.provider_registry import SOURCE as REGISTRY
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout
+from shared.projection import TableProjection
 from shared.sql import Database, Tx
 
 SCHEMA_VERSION = 1
@@ -61,18 +61,14 @@ def subjects_of(event: EventEnvelope) -> set[str]:
     return found
 
 
-class TimelineProjection(Projection):
+class TimelineProjection(TableProjection):
     name = "integrator.timeline"
     sources = (REGISTRY, INTEGRATOR, OUTCOMES)
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "tl_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in _DROPPED:
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "tl_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = _DROPPED
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         data = json.dumps(event.data, sort_keys=True, default=str)

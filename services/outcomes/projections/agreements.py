@@ -22,7 +22,7 @@ from shared.contracts.integrator import (
     AgreementExtended,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout
+from shared.projection import TableProjection
 from shared.sql import Database, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -45,20 +45,16 @@ _DROPPED = ("oc_agreements", "oc_agreement_parties", "oc_agreements_schema")
 _CHUNK = 500  # ids per IN (...) list
 
 
-class AgreementsProjection(Projection):
+class AgreementsProjection(TableProjection):
     name = "outcomes.agreements"
     sources = (INTEGRATOR,)
     types = frozenset({"AgreementDrafted", "AgreementActivated", "AgreementExtended",
                        "AgreementEnded"})
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "oc_agreements_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in _DROPPED:
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "oc_agreements_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = _DROPPED
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         at = event.occurred_at.isoformat()

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from shared.contracts.outcomes import SOURCE, DataSubjectErased, LegalBasis
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout
+from shared.projection import TableProjection
 from shared.sql import Database, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -65,19 +65,15 @@ class ErasureRow(BaseModel):
     erased_by: str | None
 
 
-class DataSubjectsProjection(Projection):
+class DataSubjectsProjection(TableProjection):
     name = "outcomes.data_subjects"
     sources = (SOURCE,)
     types = frozenset({"DeliveryReported", "DataSubjectErased"})
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "oc_data_subjects_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in _DROPPED:
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "oc_data_subjects_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = _DROPPED
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         if event.type == "DeliveryReported":

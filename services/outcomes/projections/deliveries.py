@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from shared.contracts.outcomes import SOURCE, Channel, DeliveryReported, Periodicity
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout
+from shared.projection import TableProjection
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -110,19 +110,15 @@ class DeliveredUnits:
     reports: int
 
 
-class DeliveriesProjection(Projection):
+class DeliveriesProjection(TableProjection):
     name = "outcomes.deliveries"
     sources = (SOURCE,)
     types = frozenset({"DeliveryReported"})
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "oc_deliveries_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in _DROPPED:
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "oc_deliveries_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = _DROPPED
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         self.apply_all(tx, [event])

@@ -24,7 +24,7 @@ from shared.contracts.outcomes import (
     TrajectoryPoint,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout
+from shared.projection import TableProjection
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -91,19 +91,15 @@ class MeasurementRow(BaseModel):
         return self.revised_by is None
 
 
-class MeasuresProjection(Projection):
+class MeasuresProjection(TableProjection):
     name = "outcomes.measures"
     sources = (SOURCE,)
     types = frozenset({"OutcomeMeasureDefined", "MeasurementRecorded"})
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "outcome_measures_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in _DROPPED:
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "outcome_measures_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = _DROPPED
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         if event.type == "OutcomeMeasureDefined":

@@ -95,7 +95,7 @@ from shared.contracts.outcomes import (
     RateCardAgreed,
 )
 from shared.envelope import EventEnvelope
-from shared.projection import Projection, ensure_layout, event_context
+from shared.projection import TableProjection, event_context
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
@@ -365,18 +365,14 @@ _DROPPED = (
 )
 
 
-class PerformanceProjection(Projection):
+class PerformanceProjection(TableProjection):
     name = "outcomes.performance"
     sources = (OUTCOMES, INTEGRATOR)
 
-    def create(self, tx: Tx) -> None:
-        ensure_layout(tx, self, "pf_schema", SCHEMA_VERSION)
-        for ddl in _TABLES:
-            tx.execute(ddl)
-
-    def drop(self, tx: Tx) -> None:
-        for table in _DROPPED:
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    marker = "pf_schema"
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    dropped = _DROPPED
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         if event.source == OUTCOMES:
