@@ -26,22 +26,6 @@ from tests.e2e.stack import Stack, wait_for
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(params=["embedded", "scale"])
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    env: dict[str, str] = {"COUNCIL_LOG_URL": "embedded"}
-    if request.param == "scale":
-        prefix = request.getfixturevalue("pg_schema_prefix")
-        env = {
-            "COUNCIL_DATABASE_URL": request.getfixturevalue("postgres_url"),
-            "COUNCIL_LOG_URL": f"kafka://{request.getfixturevalue('kafka_bootstrap')}",
-            "COUNCIL_SCHEMA_PREFIX": prefix,
-            "COUNCIL_TOPIC_PREFIX": prefix,
-        }
-    built = Stack(tmp_path, env)
-    built.start_all()
-    yield built
-    built.stop_all()
-
 
 def council(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "shared.cli", *args], env=stack.env,

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +22,6 @@ pytestmark = pytest.mark.e2e
 KINDS = ["public_body", "vcse", "sme", "large_private", "community_group", "partnership"]
 SME_SIZE = {"headcount": 8, "turnover_gbp": 400_000}
 
-
-@pytest.fixture(params=["embedded", "scale"])
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    env: dict[str, str] = {"COUNCIL_LOG_URL": "embedded"}
-    if request.param == "scale":
-        prefix = request.getfixturevalue("pg_schema_prefix")
-        env = {
-            "COUNCIL_DATABASE_URL": request.getfixturevalue("postgres_url"),
-            "COUNCIL_LOG_URL": f"kafka://{request.getfixturevalue('kafka_bootstrap')}",
-            "COUNCIL_SCHEMA_PREFIX": prefix,
-            "COUNCIL_TOPIC_PREFIX": prefix,
-        }
-    built = Stack(tmp_path, env)
-    built.start_all()
-    yield built
-    built.stop_all()
 
 
 def register(stack: Stack, name: str, kind: str, key: str | None = None,
