@@ -367,5 +367,6 @@ def main(events: int = 20000, deployment: str = "all", replay_events: int = 1_00
                     replay_bench.run_kafka(_bench_cache(), replay_events, settings)
             finally:
                 _drop_schemas(url, prefix)
-    _summary(figures)
+    if figures:
+        _summary(figures)
     return 0
