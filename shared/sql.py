@@ -30,6 +30,33 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _unreachable(url: str, exc: Exception) -> InfrastructureUnavailable:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InfrastructureUnavailable(f"PostgreSQL at {redact(url)} is unreachable: {reason}")
+
+
+@contextmanager
+def setup_lock(url: str | None, name: str) -> Iterator[None]:
+    """Hold the PostgreSQL advisory lock `name` for the block (nothing to hold on SQLite).
+
+    PostgreSQL's CREATE ... IF NOT EXISTS is not safe against a twin running at the same moment:
+    one of two processes creating the same schema, table or index fails with "tuple concurrently
+    updated" or a duplicate key in the catalogue. A service's processes (shared.workers) start
+    together, so they create their tables one process at a time under this lock."""
+    if not url or url.startswith("sqlite:"):
+        yield
+        return
+    import psycopg
+
+    try:
+        conn = psycopg.connect(url, connect_timeout=3, autocommit=True)
+    except psycopg.Error as exc:
+        raise _unreachable(url, exc) from None
+    with conn:  # closing the session releases the lock, whatever happens in the block
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        yield
+
+
 class _SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -86,10 +113,7 @@ class Database:
                 if self.schema:
                     conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InfrastructureUnavailable(
-                f"PostgreSQL at {redact(self.url)} is unreachable: {reason}"
-            ) from None
+            raise _unreachable(self.url, exc) from None
         options = f"-c search_path={self.schema}" if self.schema else ""
         self._pool = ConnectionPool(
             self.url,

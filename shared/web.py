@@ -32,7 +32,7 @@ from shared.identity import TokenStore
 from shared.projection import Projection, ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import Settings
-from shared.sql import Database, open_database
+from shared.sql import Database, open_database, setup_lock
 from shared.workers import GROUPS, INGEST, PROJECTIONS, RELAY, WORKERS, WorkerProcesses
 
 log = structlog.get_logger("web")
@@ -81,21 +81,24 @@ class Runtime:
         self.spec = spec
         self.settings = settings
         self.stop = threading.Event()
-        self.event_log: EventLog = open_event_log(settings)
-        self.app = open_application(spec.application, settings)
-        self.store_db = store_database(settings, spec.name)
-        # Big batches: each costs a round trip to the log and a position save, whatever its size.
-        self.relay = OutboxRelay(self.app, open_event_log(settings), self.store_db,
-                                 batch_size=RELAY_BATCH)
-        self.checkpoints = CheckpointWriter.for_service(
-            settings, spec.name, self.store_db, open_event_log(settings), self.relay.name)
-        self.views: Database = open_database(settings, f"{spec.name}_views")
-        self.runners = [
-            ProjectionRunner(p, self.views, open_event_log(settings)) for p in spec.projections()
-        ]
-        self.tokens = TokenStore(open_database(settings, "identity"))
-        if spec.wire is not None:
-            spec.wire(self)
+        # Each part creates its tables as it opens; a service's processes start together, so
+        # on PostgreSQL they do that one at a time (see setup_lock).
+        with setup_lock(settings.database_url, f"council-setup:{settings.schema_prefix}"):
+            self.event_log: EventLog = open_event_log(settings)
+            self.app = open_application(spec.application, settings)
+            self.store_db = store_database(settings, spec.name)
+            # Big batches: each costs a round trip to the log and a position save, whatever
+            # its size.
+            self.relay = OutboxRelay(self.app, open_event_log(settings), self.store_db,
+                                     batch_size=RELAY_BATCH)
+            self.checkpoints = CheckpointWriter.for_service(
+                settings, spec.name, self.store_db, open_event_log(settings), self.relay.name)
+            self.views: Database = open_database(settings, f"{spec.name}_views")
+            self.runners = [ProjectionRunner(p, self.views, open_event_log(settings))
+                            for p in spec.projections()]
+            self.tokens = TokenStore(open_database(settings, "identity"))
+            if spec.wire is not None:
+                spec.wire(self)
         self._threads: list[threading.Thread] = []
         self._started: set[str] = set()
         self.processes: WorkerProcesses | None = None
