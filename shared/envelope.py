@@ -90,6 +90,17 @@ class EventEnvelope(BaseModel):
         return cls.model_validate(json.loads(raw))
 
 
+def utc_iso(text: str) -> str:
+    """An ISO date-time given as text, as the envelope writes its times (UTC, with
+    microseconds); a time without a zone is taken as UTC. Most stored times already are."""
+    if len(text) == 32 and text.endswith("+00:00") and text[19] == ".":
+        return text
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)

@@ -16,7 +16,7 @@ import threading
 
 import structlog
 
-from shared.audit.chain import ChainTip, add_tip_columns, read_tip, seal
+from shared.audit.chain import ChainTip, add_tip_columns, read_tip, seal_bodies
 from shared.eventlog import EventLog
 from shared.eventstore import CouncilApplication
 from shared.sql import Database
@@ -78,8 +78,8 @@ class OutboxRelay:
         )
         if not notifications:
             return 0
-        envelopes = [self.app.to_envelope(n) for n in notifications if self.app.is_published(n)]
-        envelopes, tip = seal(envelopes, tip)
+        bodies = [self.app.envelope_body(n) for n in notifications if self.app.is_published(n)]
+        envelopes, tip = seal_bodies(bodies, tip)
         self.event_log.append(envelopes)
         self._save(notifications[-1].id, tip)
         return len(notifications)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Self
+from uuid import UUID
 
 from pydantic import PrivateAttr
 
@@ -32,7 +34,6 @@ TIP_COLUMNS = (
 
 _HASH_MEMBER = b',"hash":"'
 _OCCURRED_MEMBER = b',"occurred_at":'
-_CHAIN = frozenset({"sequence", "prev_hash", "hash"})
 
 
 @dataclass(frozen=True)
@@ -65,21 +66,29 @@ class SealedEnvelope(EventEnvelope):
 
 def seal(envelopes: Sequence[EventEnvelope], tip: ChainTip) -> tuple[list[EventEnvelope], ChainTip]:
     """The envelopes chained after `tip`, in the order given, and the new tip."""
+    return seal_bodies([e.model_dump(mode="json") for e in envelopes], tip)
+
+
+def seal_bodies(bodies: Sequence[dict[str, Any]], tip: ChainTip
+                ) -> tuple[list[EventEnvelope], ChainTip]:
+    """`seal` of envelopes given as their JSON values (EventEnvelope.model_dump(mode="json"),
+    as the relay reads them from the store: see CouncilApplication.envelope_body)."""
     sealed: list[EventEnvelope] = []
-    for envelope in envelopes:
+    for given in bodies:
         sequence = tip.sequence + 1
-        body = envelope.model_dump(mode="json")
+        body = {k: v for k, v in given.items() if k != "hash"}
         body.update(sequence=sequence, prev_hash=tip.hash)
-        body.pop("hash", None)
         unsealed = canonical_json(body)
         digest = hashlib.sha256(unsealed).hexdigest()
         # `hash` sorts just before `occurred_at`, and every top-level member from there on is
         # a scalar, so the last `,"occurred_at":` is the envelope's own (one in `data` is
         # earlier): the sealed bytes are the unsealed ones with the hash put in there.
         at = unsealed.rfind(_OCCURRED_MEMBER)
-        fields = {**envelope.__dict__, "sequence": sequence, "prev_hash": tip.hash,
-                  "hash": digest}
-        event = SealedEnvelope.model_construct(envelope.model_fields_set | _CHAIN, **fields)
+        # Built without validation: the body is an envelope's own dump, its bytes are final.
+        fields = {**body, "hash": digest, "event_id": UUID(body["event_id"]),
+                  "occurred_at": datetime.fromisoformat(body["occurred_at"]),
+                  "recorded_at": datetime.fromisoformat(body["recorded_at"])}
+        event = SealedEnvelope.model_construct(set(fields), **fields)
         event._wire = unsealed[:at] + b',"hash":"' + digest.encode() + b'"' + unsealed[at:]
         sealed.append(event)
         tip = ChainTip(sequence, digest)
