@@ -9,6 +9,7 @@ domain model stays free of request concerns while every event still says who and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
@@ -17,7 +18,14 @@ from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Mapper, Recording, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Mapper,
+    Recording,
+    StoredEvent,
+    Transcoder,
+)
 from eventsourcing.utils import Environment, EnvType, get_topic, resolve_topic
 from pydantic import ValidationError
 from pydantic_core import from_json
@@ -108,6 +116,16 @@ class CouncilApplication(Application[UUID]):
         if recorder is not None and "APPLICATION_RECORDER_TOPIC" not in environment:
             environment["APPLICATION_RECORDER_TOPIC"] = get_topic(recorder)
         return environment
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = super().construct_transcoder()
+        if isinstance(transcoder, JSONTranscoder):
+            # The same bytes without the encoder's check for circular references, which an
+            # event's state (plain values) cannot have: a quarter of each event's encoding.
+            transcoder.encoder = json.JSONEncoder(
+                default=transcoder._encode_obj, separators=(",", ":"), ensure_ascii=False,
+                check_circular=False)
+        return transcoder
 
     def construct_mapper(self) -> Mapper[UUID]:
         base: Mapper[UUID] = self.factory.mapper(transcoder=self.construct_transcoder())
