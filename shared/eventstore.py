@@ -32,7 +32,14 @@ from pydantic_core import from_json
 
 from shared.context import current_context
 from shared.contracts import EventSpec, spec_for
-from shared.envelope import EventEnvelope, event_id_for, jsonable, utc_iso
+from shared.envelope import (
+    EventEnvelope,
+    event_id_for,
+    event_id_text,
+    jsonable,
+    utc_iso,
+    uuid_text,
+)
 from shared.errors import ContractViolation, PersistenceNotConfigured
 from shared.recorders import ArrayInsertPostgresRecorder, BatchInsertSQLiteRecorder
 from shared.settings import Settings
@@ -51,7 +58,7 @@ _RECORDERS = {"eventsourcing.sqlite": BatchInsertSQLiteRecorder,
 # as their text (the models parse them, and dump them as that same text), date-times as
 # date-times (so a field of any type dumps them as it always did).
 _PLAIN: dict[str, Callable[[str], Any]] = {
-    "uuid_hex": lambda h: f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",
+    "uuid_hex": uuid_text,
     "decimal_str": str,
     "datetime_iso": datetime.fromisoformat,
 }
@@ -158,8 +165,7 @@ class CouncilApplication(Application[UUID]):
         stream_id = str(notification.originator_id)
         type_, version, data = self.contract_data(event_class, stream_id, state)
         return {
-            "event_id": str(event_id_for(self.service, stream_id,
-                                         notification.originator_version)),
+            "event_id": event_id_text(self.service, stream_id, notification.originator_version),
             "type": type_,
             "schema_version": version,
             "source": self.service,

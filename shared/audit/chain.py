@@ -12,13 +12,9 @@ sealed exactly as before: byte-identical duplicates, which consumers already dro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Self
-from uuid import UUID
-
-from pydantic import PrivateAttr
+from typing import Any
 
 from shared.envelope import EventEnvelope, canonical_json
 from shared.sql import Tx
@@ -48,32 +44,36 @@ class ChainTip:
         return cls(int(sequence or 0), str(hash_ or "") or GENESIS)
 
 
-class SealedEnvelope(EventEnvelope):
-    """An envelope as the relay sealed it, holding the exact bytes its hash was computed with,
-    so the log does not encode it a second time (encoding is most of what sealing costs)."""
+@dataclass(frozen=True, slots=True)
+class SealedEvent:
+    """An event as the relay sealed it into its source's chain: the exact bytes its hash was
+    computed with, ready for the log (shared.eventlog.Appendable). Not an envelope model:
+    building one per event only to hand the log its bytes cost as much as hashing them."""
 
-    _wire: bytes = PrivateAttr(default=b"")
+    source: str
+    stream_id: str
+    event_id: str
+    sequence: int
+    hash: str
+    wire: bytes
 
     def to_json(self) -> bytes:
-        return self._wire or super().to_json()
+        return self.wire
 
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        copied = super().model_copy(update=update, deep=deep)
-        if update:
-            copied._wire = b""  # changed: no longer what was sealed
-        return copied
+    def envelope(self) -> EventEnvelope:
+        return EventEnvelope.from_json(self.wire)
 
 
-def seal(envelopes: Sequence[EventEnvelope], tip: ChainTip) -> tuple[list[EventEnvelope], ChainTip]:
+def seal(envelopes: Sequence[EventEnvelope], tip: ChainTip) -> tuple[list[SealedEvent], ChainTip]:
     """The envelopes chained after `tip`, in the order given, and the new tip."""
     return seal_bodies([e.model_dump(mode="json") for e in envelopes], tip)
 
 
 def seal_bodies(bodies: Sequence[dict[str, Any]], tip: ChainTip
-                ) -> tuple[list[EventEnvelope], ChainTip]:
+                ) -> tuple[list[SealedEvent], ChainTip]:
     """`seal` of envelopes given as their JSON values (EventEnvelope.model_dump(mode="json"),
     as the relay reads them from the store: see CouncilApplication.envelope_body)."""
-    sealed: list[EventEnvelope] = []
+    sealed: list[SealedEvent] = []
     for given in bodies:
         sequence = tip.sequence + 1
         body = {k: v for k, v in given.items() if k != "hash"}
@@ -84,13 +84,9 @@ def seal_bodies(bodies: Sequence[dict[str, Any]], tip: ChainTip
         # a scalar, so the last `,"occurred_at":` is the envelope's own (one in `data` is
         # earlier): the sealed bytes are the unsealed ones with the hash put in there.
         at = unsealed.rfind(_OCCURRED_MEMBER)
-        # Built without validation: the body is an envelope's own dump, its bytes are final.
-        fields = {**body, "hash": digest, "event_id": UUID(body["event_id"]),
-                  "occurred_at": datetime.fromisoformat(body["occurred_at"]),
-                  "recorded_at": datetime.fromisoformat(body["recorded_at"])}
-        event = SealedEnvelope.model_construct(set(fields), **fields)
-        event._wire = unsealed[:at] + b',"hash":"' + digest.encode() + b'"' + unsealed[at:]
-        sealed.append(event)
+        wire = unsealed[:at] + b',"hash":"' + digest.encode() + b'"' + unsealed[at:]
+        sealed.append(SealedEvent(body["source"], body["stream_id"], body["event_id"],
+                                  sequence, digest, wire))
         tip = ChainTip(sequence, digest)
     return sealed, tip
 

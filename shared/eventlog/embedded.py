@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from itertools import groupby
 from pathlib import Path
 
-from shared.envelope import EventEnvelope
 from shared.errors import InfrastructureUnavailable
-from shared.eventlog.port import EventLog, LogPosition, LogRecord, partition_key
+from shared.eventlog.port import Appendable, EventLog, LogPosition, LogRecord, partition_key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_records (
@@ -54,7 +53,7 @@ class EmbeddedEventLog(EventLog):
             self._local.conn = conn
         return conn
 
-    def append(self, envelopes: Sequence[EventEnvelope]) -> None:
+    def append(self, envelopes: Sequence[Appendable]) -> None:
         if not envelopes:
             return
         conn = self._conn()

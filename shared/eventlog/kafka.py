@@ -26,9 +26,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from shared.envelope import EventEnvelope
 from shared.errors import InfrastructureUnavailable
-from shared.eventlog.port import EventLog, LogPosition, LogRecord, partition_key
+from shared.eventlog.port import Appendable, EventLog, LogPosition, LogRecord, partition_key
 
 SEND_TIMEOUT_S = 30.0
 # How long a read waits for a fetch to say whether more records exist before answering empty.
@@ -114,7 +113,7 @@ class KafkaEventLog(EventLog):
         producer: confluent_kafka.Producer = self._producer
         return producer
 
-    def append(self, envelopes: Sequence[EventEnvelope]) -> None:
+    def append(self, envelopes: Sequence[Appendable]) -> None:
         if not envelopes:
             return
         producer = self._producer_()

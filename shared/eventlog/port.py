@@ -15,11 +15,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
+from uuid import UUID
 
 from shared.envelope import EventEnvelope
 
 LogPosition = dict[str, int]
+
+
+class Appendable(Protocol):
+    """What the log needs of an event to append it: an EventEnvelope, or an event the relay
+    has sealed into the audit chain (shared.audit.chain.SealedEvent), whose bytes are final."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def stream_id(self) -> str: ...
+    @property
+    def event_id(self) -> UUID | str: ...
+    def to_json(self) -> bytes: ...
 
 
 def partition_key(topic: str, partition: int) -> str:
@@ -70,7 +84,7 @@ class EventLog(ABC):
         return f"{self.topic_prefix}.{source}"
 
     @abstractmethod
-    def append(self, envelopes: Sequence[EventEnvelope]) -> None:
+    def append(self, envelopes: Sequence[Appendable]) -> None:
         """Durably append a batch; when this returns every event is stored. Each event goes to
         its source's topic, partitioned by stream id."""
 

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.contracts import spec_for
-from shared.envelope import EventEnvelope, canonical_json, event_id_for, jsonable
+from shared.envelope import (
+    EventEnvelope,
+    canonical_json,
+    event_id_for,
+    event_id_text,
+    jsonable,
+    utc_iso,
+)
 
 AT = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -269,3 +276,23 @@ def test_lone_surrogate_in_data_still_encodes() -> None:
     raw = envelope(data={"name": "\ud800"}).to_json()
     assert b"\\ud800" in raw
     assert EventEnvelope.from_json(raw).to_json() == raw
+
+
+@given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=60),
+       st.integers(min_value=1, max_value=10**9))
+def test_event_id_text_is_the_event_id(source: str, stream_id: str, position: int) -> None:
+    assert event_id_text(source, stream_id, position) == str(
+        event_id_for(source, stream_id, position))
+
+
+@pytest.mark.parametrize("text", [
+    "2026-05-04T10:00:00.123456+00:00", "2026-05-04T10:00:00+00:00",
+    "2026-05-04T11:00:00.5+01:00", "2026-05-04T10:00:00",
+])
+def test_utc_iso_writes_a_time_as_the_envelope_does(text: str) -> None:
+    moment = datetime.fromisoformat(text)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    envelope = EventEnvelope(event_id=uuid.uuid4(), type="T", schema_version=1, source="s",
+                             stream_id="x", stream_position=1, occurred_at=moment,
+                             recorded_at=moment)
+    assert utc_iso(text) == envelope.model_dump(mode="json")["occurred_at"]
