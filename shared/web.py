@@ -29,6 +29,8 @@ from shared.errors import (
 from shared.eventlog import EventLog, open_event_log
 from shared.eventstore import CouncilApplication, open_application, store_database
 from shared.identity import TokenStore
+from shared.metrics import CONTENT_TYPE as METRICS_TYPE
+from shared.metrics import Figures, ServiceMetrics
 from shared.projection import Projection, ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import Settings
@@ -39,7 +41,8 @@ log = structlog.get_logger("web")
 
 MAX_BODY_BYTES = 1024 * 1024
 RELAY_BATCH = 2000
-_QUIET_PATHS = frozenset({"/health", "/ready"})  # polled constantly; their lines say nothing
+# Polled constantly: their lines would say nothing.
+_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
@@ -222,6 +225,7 @@ def create_service_app(
         api.state.runtime = runtime
         api.state.tokens = runtime.tokens
         runtime.start_serving()
+        api.state.metrics.watch(lambda: _figures(runtime))
         if workers == "process":
             runtime.start_processes()
         else:
@@ -239,7 +243,9 @@ def create_service_app(
         version="0.1.0",
         lifespan=lifespan,
     )
-    api.middleware("http")(_correlation_and_limits(spec))
+    metrics = ServiceMetrics(spec.name)
+    api.state.metrics = metrics
+    api.middleware("http")(_correlation_and_limits(spec, metrics))
     _install_error_handlers(api)
 
     @api.get("/health", tags=["operations"])
@@ -259,9 +265,25 @@ def create_service_app(
                                 "workers": runtime.worker_status()}
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    @api.get("/metrics", tags=["operations"], response_class=Response)
+    def metrics_(request: Request) -> Response:
+        """Prometheus metrics (text exposition format): requests by route, and the figures
+        /ready gives (see shared.metrics). Open like /health: serve it to the internal network
+        only."""
+        return Response(request.app.state.metrics.exposition(), media_type=METRICS_TYPE)
+
     for router in spec.routers:
         api.include_router(router)
     return api
+
+
+def _figures(runtime: Runtime) -> Figures:
+    try:
+        stored = runtime.app.recorder.max_notification_id() or 0
+    except Exception:
+        stored = None
+    return Figures(stored_events=stored, relay_pending=_pending(runtime),
+                   projections_behind=_behind(runtime), workers=runtime.worker_status())
 
 
 def _behind(runtime: Runtime) -> dict[str, int] | None:
@@ -289,7 +311,7 @@ def _pending(runtime: Runtime) -> int | None:
 
 
 def _correlation_and_limits(
-    spec: ServiceSpec,
+    spec: ServiceSpec, metrics: ServiceMetrics,
 ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     async def middleware(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -315,6 +337,7 @@ def _correlation_and_limits(
             else:
                 request._body = bytes(received)
         if too_large:
+            metrics.observe(request.method, _route_of(request), 413, 0.0)
             return JSONResponse(
                 {"detail": f"request body of {length} bytes is over the limit of {limit} bytes"},
                 status_code=413,
@@ -323,14 +346,23 @@ def _correlation_and_limits(
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
             response = await call_next(request)
+            seconds = time.perf_counter() - started
             if request.url.path not in _QUIET_PATHS:
                 log.info("request", method=request.method, path=request.url.path,
-                         status=response.status_code,
-                         ms=round((time.perf_counter() - started) * 1000, 2))
+                         status=response.status_code, ms=round(seconds * 1000, 2))
+        metrics.observe(request.method, _route_of(request), response.status_code, seconds)
         response.headers["x-correlation-id"] = correlation_id
         return response
 
     return middleware
+
+
+def _route_of(request: Request) -> str:
+    """The route template a request matched (/providers/{provider_id}), never the path itself:
+    one series per route, not per id."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
 
 
 def _install_error_handlers(api: FastAPI) -> None:

@@ -124,6 +124,50 @@ def test_health_and_readiness_need_no_token(spec: ServiceSpec, settings: Setting
     assert body["relay_pending"] == 0
 
 
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in a Prometheus text exposition, or None."""
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        if head.startswith(name + "{") and all(f'{k}="{v}"' in head for k, v in labels.items()):
+            return float(value)
+    return None
+
+
+def test_metrics_count_requests_by_route_and_say_what_is_left_to_publish_and_apply(
+    registry: TestClient, admin: Auth
+) -> None:
+    provider_id = register(registry, admin, "Brookfield Tool Library").json()["provider_id"]
+    registry.get(f"/providers/{provider_id}", headers=admin)
+    registry.get(f"/providers/{uuid4()}", headers=admin)
+    registry.get("/providers/not-a-uuid", headers=admin)
+    registry.get("/no/such/page")
+
+    response = registry.get("/metrics")  # open, like /health: for the internal network
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = response.text
+    route = "/providers/{provider_id}"
+    assert _sample(text, "council_http_requests_total", service="provider_registry",
+                   method="POST", route="/providers", status="201") == 1
+    assert _sample(text, "council_http_requests_total", method="GET", route=route,
+                   status="200") == 1
+    assert _sample(text, "council_http_requests_total", route=route, status="404") == 1
+    assert _sample(text, "council_http_requests_total", route=route, status="422") == 1
+    assert _sample(text, "council_http_requests_total", route="unmatched", status="404") == 1
+    assert provider_id not in text  # series per route, never per id
+    assert _sample(text, "council_http_request_duration_seconds_count", method="GET",
+                   route=route) == 3
+    assert _sample(text, "council_event_store_events", service="provider_registry") == 1
+    runtime = runtime_of(registry)
+    eventually(runtime.relay.pending, lambda pending: pending == 0)
+    text = registry.get("/metrics").text
+    assert _sample(text, "council_relay_pending_events", service="provider_registry") == 0
+    assert _sample(text, "council_projection_behind_records",
+                   projection="provider_registry.directory") is not None
+    assert _sample(text, "council_worker_up", group="relay") == 1
+
+
 def test_the_three_services_share_one_log_and_one_identity_database(
     registry: TestClient, integrator: TestClient, outcomes: TestClient, settings: Settings
 ) -> None:

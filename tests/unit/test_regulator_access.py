@@ -27,7 +27,7 @@ from shared.web import Runtime, create_service_app
 
 Auth = dict[str, str]
 AUDIT_READS = frozenset({"/audit/events", "/audit/state", "/audit/reads"})
-OPEN = frozenset({"/health", "/ready"})  # no token needed
+OPEN = frozenset({"/health", "/ready", "/metrics"})  # no token needed
 REFERENCE = frozenset({"/activity-types"})  # reference data any unscoped token may read
 SAMPLE_BODIES = {
     "application/json": b"{}",
