@@ -358,8 +358,9 @@ def run(settings: Settings, event_log: EventLog, label: str) -> None:
 def run_embedded(cache: Path, events: int) -> None:
     path = bench_log(cache, events)
     with tempfile.TemporaryDirectory(prefix="council-bench-snapshots-") as tmp:
-        settings = Settings(var_dir=Path(tmp), log_url="embedded", database_url=None)
-        event_log = EmbeddedEventLog(path)
+        settings = Settings(var_dir=Path(tmp), log_url=f"embedded://{path.parent}",
+                            database_url=None)  # the bench log, read where it was generated
+        event_log = open_event_log(settings)
         try:
             run(settings, event_log, "embedded")
         finally:

@@ -54,9 +54,12 @@ class LogRecord:
 
 def advance(position: LogPosition, records: Sequence[LogRecord]) -> LogPosition:
     """The position after having read `records` from `position`."""
-    moved = dict(position)
+    last: dict[tuple[str, int], int] = {}  # keyed by tuple: a key's text made once, not per record
     for record in records:
-        moved[record.partition_key] = record.offset + 1
+        last[record.topic, record.partition] = record.offset
+    moved = dict(position)
+    for (topic, partition), offset in last.items():
+        moved[partition_key(topic, partition)] = offset + 1
     return moved
 
 

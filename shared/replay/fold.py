@@ -38,7 +38,13 @@ from shared.projection import Projection
 from shared.sql import Database, Row, Tx
 
 ENVELOPE_FIELDS = frozenset(EventEnvelope.model_fields)
+# EventEnvelope.model_validate_json without its Python wrapper, which costs a tenth as much
+# again as the validation (this runs once per record of a replay)
+_validate_json = EventEnvelope.__pydantic_validator__.validate_json
 CACHE_KIB = 512 * 1024  # SQLite page cache per read model being built (a ceiling, not a grab)
+# Records from which a replay is worth a second process: starting one costs about what
+# validating this many records does.
+IN_TWO_FROM = 100_000
 
 
 class UnreadableRecord(ValueError):
@@ -111,7 +117,7 @@ def envelope_of(value: bytes | str, fields: dict[str, Any] | None = None) -> Eve
     this version does not know (a newer producer's) are left out rather than refused: a replay
     must read every record the log holds."""
     try:
-        return EventEnvelope.model_validate_json(value)
+        return _validate_json(value)  # type: ignore[no-any-return]
     except ValueError:  # unknown fields, or escapes only json.loads reads: the slow way
         pass
     if fields is None:
@@ -180,7 +186,10 @@ class BatchingTx:
         return known
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        if self._writes_(sql):
+        write = self._writes.get(sql)  # _writes_, written out: this runs once per statement
+        if write is None:
+            write = self._writes[sql] = _is_write(sql)
+        if write:
             if sql != self._sql:
                 self.flush()
                 self._sql = sql
@@ -354,26 +363,48 @@ def fold_in_log_order(tx: Tx, folder: Folder, batch: Iterable[Entry], seen: dict
     return count
 
 
-def fold_everything(tx: Tx, folder: Folder, records: Iterable[LogRecord],
+# A log record as it crosses a pipe (shared.replay.parallel): topic, partition, offset, value.
+Raw = tuple[str, int, int, bytes]
+
+
+def raw(records: Iterable[LogRecord]) -> list[Raw]:
+    return [(r.topic, r.partition, r.offset, r.value) for r in records]
+
+
+def fold_batch(tx: Tx, folder: Folder, records: Sequence[Raw], seen: dict[str, int],
+               moment: datetime | None = None) -> FoldCount:
+    """Fold one batch of a replay: everything (fold_everything) or, with `moment`, in log
+    order up to it (fold_in_log_order, which reads each record's header first)."""
+    if moment is None:
+        return fold_everything(tx, folder, records, seen)
+    return fold_in_log_order(tx, folder, entries(LogRecord(*r) for r in records), seen, moment)
+
+
+def fold_everything(tx: Tx, folder: Folder, records: Iterable[Raw],
                     seen: dict[str, int]) -> FoldCount:
-    """fold_in_log_order without a moment, written out for speed: nothing is passed over but
-    duplicates, so each record is parsed and validated in one step and applied at once."""
+    """fold_in_log_order without a moment, written out for speed (it runs once per event of a
+    full replay): nothing is passed over but duplicates, so each record is parsed and
+    validated in one step and applied at once."""
     read = applied = duplicates = 0
     routes = folder.routes
     known = seen.get
-    for record in records:
+    for topic, partition, offset, value in records:
+        try:
+            event = envelope_of(value)
+        except ValueError as exc:
+            raise UnreadableRecord(f"log record {topic}:{partition}@{offset}: {exc}") from None
         read += 1
-        event = envelope_of(record.value)
         stream = f"{event.source}/{event.stream_id}"
         position = event.stream_position
         if known(stream, 0) >= position:
             duplicates += 1
             continue
-        readers = routes.get(record.topic)
+        readers = routes.get(topic)
         if readers is None:
             continue
+        kind = event.type
         for projection, ignored in readers:
-            if event.type not in ignored:
+            if kind not in ignored:
                 projection.apply(tx, event)
         applied += 1
         seen[stream] = position
@@ -393,27 +424,40 @@ def replay(event_log: Any, folder: Folder,
            transaction: Callable[[], AbstractContextManager[Tx]],
            moment: datetime | None = None, topics: Sequence[str] | None = None,
            progress: Callable[[str, int, int], None] | None = None,
-           batch: int = 5000,
-           batches: Iterable[Sequence[LogRecord]] | None = None) -> FoldCount:
+           batch: int = 5000, in_two_from: int | None = IN_TWO_FROM) -> FoldCount:
     """Read the whole log from its beginning and fold it, in log order, into the read model
     `transaction` opens (one transaction per batch); with `moment`, only the events that had
-    occurred by then. `topics` narrows what is read to those of the folder's topics; `batches`
-    are the log's records when they are read some other way (read ahead)."""
+    occurred by then. `topics` narrows what is read to those of the folder's topics. A log of
+    `in_two_from` records or more (None: never) is folded in two processes
+    (shared.replay.parallel); a shorter one, or one whose length the log cannot tell, here."""
     wanted = [t for t in folder.topics if topics is None or t in topics]
-    total = 0
-    if progress is not None:
-        ends = event_log.end_position(wanted)
-        total = sum(ends.values()) if ends else 0
-    seen: dict[str, int] = {}
+    ends = (event_log.end_position(wanted) if progress is not None or in_two_from is not None
+            else None)
+    total = sum(ends.values()) if ends else 0
+    shown = progress if progress is not None and total else None
+    if in_two_from is not None and ends is not None and total >= in_two_from:
+        from shared.replay.parallel import fold_in_two
+
+        batches = fold_in_two(event_log.read_all(wanted, limit=batch), folder, transaction,
+                              moment)
+    else:
+        batches = _fold_here(event_log.read_all(wanted, limit=batch), folder, transaction,
+                             moment)
     count = FoldCount()
-    for records in batches if batches is not None else event_log.read_all(wanted, limit=batch):
-        with transaction() as tx:
-            if moment is None:
-                count.add(fold_everything(tx, folder, records, seen))
-            else:
-                count.add(fold_in_log_order(tx, folder, entries(records), seen, moment))
-        if progress is not None and total:
-            progress("replaying the log", min(count.read, total), total)
-    if progress is not None and total:
-        progress("replaying the log", total, total)
+    for done in batches:
+        count.add(done)
+        if shown is not None:
+            shown("replaying the log", min(count.read, total), total)
+    if shown is not None:
+        shown("replaying the log", total, total)
     return count
+
+
+def _fold_here(batches: Iterable[list[LogRecord]], folder: Folder,
+               transaction: Callable[[], AbstractContextManager[Tx]],
+               moment: datetime | None) -> Iterator[FoldCount]:
+    """What each batch folded, folded in this process."""
+    seen: dict[str, int] = {}
+    for records in batches:
+        with transaction() as tx:
+            yield fold_batch(tx, folder, raw(records), seen, moment)

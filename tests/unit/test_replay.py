@@ -36,6 +36,7 @@ from services.integrator.projections.asof import (
     as_of_moment,
     build_as_of,
     default_projections,
+    folder_for,
     register_snapshots,
     state_as_of,
     unregister_snapshots,
@@ -51,9 +52,16 @@ from shared.envelope import EventEnvelope, event_id_for
 from shared.errors import InfrastructureUnavailable
 from shared.eventlog import EventLog
 from shared.eventlog.embedded import EmbeddedEventLog
-from shared.projection import _stream_key
+from shared.projection import Projection, _stream_key
 from shared.replay import snapshots
-from shared.replay.fold import BatchingTx, ReadModelFile, entry_of, utc_text
+from shared.replay.fold import (
+    BatchingTx,
+    ReadModelFile,
+    UnreadableRecord,
+    entry_of,
+    replay,
+    utc_text,
+)
 from shared.replay.readahead import read_ahead
 from shared.replay.snapshots import SnapshotStore
 from shared.settings import Settings
@@ -561,6 +569,110 @@ def test_read_ahead_reads_what_the_log_holds(tmp_path: Path, log: EmbeddedEventL
     with pytest.raises(InfrastructureUnavailable, match="reading"):
         list(read_ahead(Settings(var_dir=tmp_path / "none", log_url="kafka://127.0.0.1:1"),
                         topics))
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), batch=st.sampled_from([7, 60, 5000]),
+       in_the_past=st.booleans())
+def test_a_replay_in_two_processes_equals_a_plain_replay(
+        tmp_path_factory: pytest.TempPathFactory, seed: int, batch: int,
+        in_the_past: bool) -> None:
+    """The child folds (variations read the agreement's rows: reads cross the pipe), this
+    process runs the statements; duplicates, unknown fields, with and without a moment."""
+    folder = tmp_path_factory.mktemp("two")
+    events = random_history(seed, providers=8, needs=4)
+    log = EmbeddedEventLog(folder / "shared-log.sqlite")
+    log.append(arrival_order(events, seed))
+    moment = moments(events, random.Random(seed), 1)[-1] if in_the_past else None
+    try:
+        for in_two_from in (0, None):  # two processes, then one (the same code)
+            path = folder / f"model-{in_two_from}.sqlite"
+            model = ReadModelFile(path, default_projections())
+            count = replay(log, folder_for(log, default_projections()), model.transaction,
+                           moment, batch=batch, in_two_from=in_two_from)
+            model.close()
+            assert tables(path) == oracle(folder, log, moment), (seed, in_two_from)
+            assert count.read == sum(1 for b in log.read_all(
+                [log.topic_for(s) for s in TOPICS]) for _ in b)
+    finally:
+        log.close()
+
+
+class Counting(Projection):
+    """Statements with no parameters, issued many times: each must run (a projection of the
+    tests, pickled to the replay's second process by reference to this module)."""
+
+    name = "tests.counting"
+    sources = ("provider_registry",)
+
+    def create(self, tx: Any) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS counted (n INTEGER NOT NULL)")
+        tx.execute("INSERT INTO counted (n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM counted)")
+
+    def drop(self, tx: Any) -> None:
+        tx.execute("DROP TABLE IF EXISTS counted")
+
+    def apply(self, tx: Any, event: EventEnvelope) -> None:
+        if event.type == "ProviderRejected":
+            raise ValueError(f"refused {event.stream_id}")
+        tx.execute("UPDATE counted SET n = n + 1")
+
+
+def test_a_replay_in_two_processes_runs_every_statement_and_fails_with_its_reason(
+        tmp_path: Path, log: EmbeddedEventLog) -> None:
+    events = [e for e in random_history(23) if e.source == "provider_registry"]
+    log.append(events)
+    projections = [Counting()]
+    model = ReadModelFile(tmp_path / "counted.sqlite", projections)
+    count = replay(log, folder_for(log, projections), model.transaction, batch=5,
+                   in_two_from=0)
+    assert model.conn.execute("SELECT n FROM counted").fetchall() == [(len(events),)]
+    assert count.applied == len(events)
+    model.close()
+
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    wrong = EventEnvelope(event_id=UUID(int=7), type="ProviderRejected", schema_version=1,
+                          source="provider_registry", stream_id="p", stream_position=1,
+                          occurred_at=now, recorded_at=now, data={})
+    log.append([wrong])
+    model = ReadModelFile(tmp_path / "refused.sqlite", projections)
+    with pytest.raises(ValueError, match="refused p") as refused:
+        replay(log, folder_for(log, projections), model.transaction, in_two_from=0)
+    assert "second process" in "".join(refused.value.__notes__)
+    model.close()
+
+    bad = EmbeddedEventLog(tmp_path / "bad" / "shared-log.sqlite")
+    bad.append(events[:3])
+    bad._conn().execute(  # a record that is not an envelope: named, as in one process
+        'INSERT INTO log_records (topic, "offset", stream_id, event_id, value)'
+        " VALUES ('council.provider_registry', 3, 's', 'e', x'7b7d')")
+    for in_two_from in (0, None):
+        model = ReadModelFile(":memory:", projections)
+        with pytest.raises(UnreadableRecord, match=r"council\.provider_registry:0@3: "):
+            replay(bad, folder_for(bad, projections), model.transaction,
+                   in_two_from=in_two_from)
+        model.close()
+    bad.close()
+
+
+def test_a_replay_in_two_processes_fails_when_the_log_cannot_be_read(
+        tmp_path: Path, log: EmbeddedEventLog) -> None:
+    log.append(random_history(29))
+
+    class Failing(EmbeddedEventLog):
+        def read(self, topics: Any, position: Any, limit: int) -> list[Any]:
+            if sum(position.values()) > 20:
+                raise InfrastructureUnavailable("the log went away")
+            return super().read(topics, position, limit)
+
+    failing = Failing(log.path)
+    model = ReadModelFile(":memory:", default_projections())
+    with pytest.raises(InfrastructureUnavailable, match="went away"):
+        replay(failing, folder_for(failing, default_projections()), model.transaction,
+               batch=10, in_two_from=0)
+    model.close()
+    failing.close()
 
 
 # ---------------------------------------------------------------------- as-of views and CLI

@@ -96,7 +96,15 @@ class AgreementPerformanceProjection(TableProjection):
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         data = event.data
-        match event.type:
+        match event.type:  # delivery reports first: most of the outcomes log is made of them
+            case "DeliveryReported":
+                report = DeliveryReported.model_validate(data)
+                tx.execute(
+                    "INSERT INTO ip_deliveries (delivery_id, agreement_id, quantity, corrects)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING",
+                    (str(report.delivery_id), str(report.agreement_id), str(report.quantity),
+                     str(report.corrects) if report.corrects else None),
+                )
             case "OutcomeMeasureDefined":
                 measure = OutcomeMeasureDefined.model_validate(data)
                 tx.execute(
@@ -138,14 +146,6 @@ class AgreementPerformanceProjection(TableProjection):
                     " ON CONFLICT (agreement_id, period)"
                     " DO UPDATE SET total_pence = excluded.total_pence",
                     (str(paid.agreement_id), paid.period, pence(paid.total)),
-                )
-            case "DeliveryReported":
-                report = DeliveryReported.model_validate(data)
-                tx.execute(
-                    "INSERT INTO ip_deliveries (delivery_id, agreement_id, quantity, corrects)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING",
-                    (str(report.delivery_id), str(report.agreement_id), str(report.quantity),
-                     str(report.corrects) if report.corrects else None),
                 )
             case _:
                 pass  # a type this projection does not use
