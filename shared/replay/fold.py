@@ -186,6 +186,9 @@ class BatchingTx:
         return known
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if sql is self._sql:  # the statement of the run held back (most often, and cheapest)
+            self._rows.append(params)
+            return []
         write = self._writes.get(sql)  # _writes_, written out: this runs once per statement
         if write is None:
             write = self._writes[sql] = _is_write(sql)
@@ -390,7 +393,10 @@ def fold_everything(tx: Tx, folder: Folder, records: Iterable[Raw],
     known = seen.get
     for topic, partition, offset, value in records:
         try:
-            event = envelope_of(value)
+            try:
+                event = _validate_json(value)
+            except ValueError:  # not as this version writes envelopes: see envelope_of
+                event = envelope_of(value)
         except ValueError as exc:
             raise UnreadableRecord(f"log record {topic}:{partition}@{offset}: {exc}") from None
         read += 1
@@ -436,10 +442,10 @@ def replay(event_log: Any, folder: Folder,
     total = sum(ends.values()) if ends else 0
     shown = progress if progress is not None and total else None
     if in_two_from is not None and ends is not None and total >= in_two_from:
-        from shared.replay.parallel import fold_in_two
+        from shared.replay.parallel import READ, fold_in_two
 
-        batches = fold_in_two(event_log.read_all(wanted, limit=batch), folder, transaction,
-                              moment)
+        batches = fold_in_two(event_log.read_all(wanted, limit=min(batch, READ)), folder,
+                              transaction, moment)
     else:
         batches = _fold_here(event_log.read_all(wanted, limit=batch), folder, transaction,
                              moment)

@@ -53,7 +53,7 @@ from shared.errors import InfrastructureUnavailable
 from shared.eventlog import EventLog
 from shared.eventlog.embedded import EmbeddedEventLog
 from shared.projection import Projection, _stream_key
-from shared.replay import snapshots
+from shared.replay import parallel, snapshots
 from shared.replay.fold import (
     BatchingTx,
     ReadModelFile,
@@ -571,15 +571,18 @@ def test_read_ahead_reads_what_the_log_holds(tmp_path: Path, log: EmbeddedEventL
                         topics))
 
 
-@settings(max_examples=6, deadline=None,
+@settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10**6), batch=st.sampled_from([7, 60, 5000]),
-       in_the_past=st.booleans())
+       piece=st.sampled_from([1, 5, 128]), depth=st.sampled_from([1, 3, 16]),
+       pipe=st.sampled_from([4096, 1 << 20]), in_the_past=st.booleans())
 def test_a_replay_in_two_processes_equals_a_plain_replay(
-        tmp_path_factory: pytest.TempPathFactory, seed: int, batch: int,
-        in_the_past: bool) -> None:
+        tmp_path_factory: pytest.TempPathFactory, seed: int, batch: int, piece: int,
+        depth: int, pipe: int, in_the_past: bool) -> None:
     """The child folds (variations read the agreement's rows: reads cross the pipe), this
-    process runs the statements; duplicates, unknown fields, with and without a moment."""
+    process runs the statements; duplicates, with and without a moment, pieces of any size,
+    one or many ahead, through a pipe that holds them or not even one (a write then waits
+    while the child may be waiting for the rows of a read)."""
     folder = tmp_path_factory.mktemp("two")
     events = random_history(seed, providers=8, needs=4)
     log = EmbeddedEventLog(folder / "shared-log.sqlite")
@@ -589,8 +592,10 @@ def test_a_replay_in_two_processes_equals_a_plain_replay(
         for in_two_from in (0, None):  # two processes, then one (the same code)
             path = folder / f"model-{in_two_from}.sqlite"
             model = ReadModelFile(path, default_projections())
-            count = replay(log, folder_for(log, default_projections()), model.transaction,
-                           moment, batch=batch, in_two_from=in_two_from)
+            with patch.object(parallel, "PIECE", piece), patch.object(parallel, "DEPTH", depth), \
+                    patch.object(parallel, "PIPE_BYTES", pipe):
+                count = replay(log, folder_for(log, default_projections()), model.transaction,
+                               moment, batch=batch, in_two_from=in_two_from)
             model.close()
             assert tables(path) == oracle(folder, log, moment), (seed, in_two_from)
             assert count.read == sum(1 for b in log.read_all(
