@@ -26,8 +26,9 @@ Figures, per deployment:
 
 from __future__ import annotations
 
+import os
 import random
-import shutil
+import resource
 import tempfile
 import time
 import uuid
@@ -42,10 +43,8 @@ from services.integrator.replay import (
     SNAPSHOT_INTERVAL,
     full_replay,
     open_snapshots,
-    reads_ahead,
     report,
 )
-from shared.bench import _row
 from shared.contracts import all_specs
 from shared.envelope import EventEnvelope, event_id_for
 from shared.eventlog import EventLog, open_event_log
@@ -312,47 +311,70 @@ def _answer(db: Database) -> tuple[Any, Any]:
     return state.model_dump(mode="json"), market.model_dump(mode="json")
 
 
+class _Clock:
+    """Wall time and CPU time (this process and the children it has waited for: the replay's
+    second process) since it was made. CPU time moves far less than wall time when others
+    share the machine."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = _cpu()
+
+    def row(self, label: str, count: int, unit: str = "events") -> None:
+        seconds = time.perf_counter() - self.wall
+        rate = count / seconds if seconds else float("inf")
+        print(f"  {label:<46} {count:>9,} {unit:<6} {seconds:>7.2f} s {rate:>9,.0f} {unit}/s"
+              f"  CPU {_cpu() - self.cpu:6.2f} s", flush=True)
+
+
+def _cpu() -> float:
+    own, children = (resource.getrusage(who)
+                     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def run(settings: Settings, event_log: EventLog, label: str) -> None:
     """The replay figures over `event_log` (already holding the bench log); snapshots go under
     settings.var_dir."""
-    folder = Path(tempfile.mkdtemp(prefix="council-bench-replay-"))
+    print(f"  replay bench on {label}: load average {_load()} (1, 5, 15 min)", flush=True)
+    clock = _Clock()
+    with full_replay(settings, event_log) as (_, count):
+        clock.row(f"replay {label}: full, log -> network state", count.read)
+    store = open_snapshots(settings, event_log, SNAPSHOT_INTERVAL)
     try:
-        started = time.perf_counter()
-        with full_replay(settings, event_log) as (_, count):
-            seconds = time.perf_counter() - started
-        how = " (read ahead)" if reads_ahead(settings) else ""
-        _row(f"replay {label}: full, log -> network state{how}", count.read, seconds)
-        store = open_snapshots(settings, event_log, SNAPSHOT_INTERVAL)
-        try:
-            started = time.perf_counter()
-            indexed = store.refresh()
-            _row("snapshots: index the log (first time)", indexed, time.perf_counter() - started)
-            started = time.perf_counter()
-            taken = store.checkpoint()
-            status = store.status()
-            _row(f"snapshots: take {taken} (every ~{SNAPSHOT_INTERVAL:,} events)",
-                 status.events, time.perf_counter() - started)
-            size = sum(s.file.stat().st_size for s in status.snapshots)
-            print(f"  {'':<44} snapshots on disk: {size / 2**20:,.0f} MiB, index "
-                  f"{store.index.path.stat().st_size / 2**20:,.0f} MiB")
-            for day in AS_OF_DATES:
-                started = time.perf_counter()
-                with store.as_of(as_of_moment(day)) as found:
-                    fast = _answer(found.db)
-                    applied = found.count.applied
-                _row(f"as of {day}: snapshot + {applied:,} events, answer", 1,
-                     time.perf_counter() - started, unit="views")
-            started = time.perf_counter()
-            with state_as_of(event_log, None, day) as db:  # no store registered: full replay
-                slow = _answer(db)
-            _row(f"as of {day}: full replay instead, answer", 1,
-                 time.perf_counter() - started, unit="views")
-            if slow != fast:
-                raise RuntimeError(f"bench: as of {day}, snapshots and full replay differ")
-        finally:
-            store.close()
+        clock = _Clock()
+        indexed = store.refresh()
+        clock.row("snapshots: index the log (first time)", indexed)
+        clock = _Clock()
+        taken = store.checkpoint()
+        status = store.status()
+        clock.row(f"snapshots: take {taken} (every ~{SNAPSHOT_INTERVAL:,} events)",
+                  status.events)
+        if status.inexact_from is not None:
+            raise RuntimeError(f"bench: a stream of the bench log goes back in business time"
+                               f" at {status.inexact_from}: no snapshots from then on")
+        size = sum(s.file.stat().st_size for s in status.snapshots)
+        print(f"  {'':<44} snapshots on disk: {size / 2**20:,.0f} MiB, index "
+              f"{store.index.path.stat().st_size / 2**20:,.0f} MiB")
+        for day in AS_OF_DATES:
+            clock = _Clock()
+            with store.as_of(as_of_moment(day)) as found:
+                fast = _answer(found.db)
+                applied = found.count.applied
+            clock.row(f"as of {day}: snapshot + {applied:,} events, answer", 1, unit="views")
+        clock = _Clock()
+        with state_as_of(event_log, None, day) as db:  # no store registered: full replay
+            slow = _answer(db)
+        clock.row(f"as of {day}: full replay instead, answer", 1, unit="views")
+        if slow != fast:
+            raise RuntimeError(f"bench: as of {day}, snapshots and full replay differ")
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        store.close()
+    print(f"  (load average now {_load()})", flush=True)
 
 
 def run_embedded(cache: Path, events: int) -> None:

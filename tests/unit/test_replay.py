@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -552,11 +551,20 @@ def test_read_ahead_reads_what_the_log_holds(tmp_path: Path, log: EmbeddedEventL
     topics = [log.topic_for(s) for s in TOPICS]
     assert [r for b in read_ahead(settings, topics, batch=50) for r in b] == [
         r for b in log.read_all(topics) for r in b]
+    read_in_bulk: list[int] = []
+
+    def reader(topics: Any, position: Any) -> Iterator[Any]:
+        for records in read_ahead(settings, topics, position, url=log.url):
+            read_in_bulk.append(len(records))
+            yield records
+
     bulk = SnapshotStore(tmp_path / "bulk", log, default_projections(), interval=30,
-                         skipped=SKIPPED, bulk_reader=partial(read_ahead, settings), bulk_from=1)
+                         skipped=SKIPPED, bulk_reader=reader, bulk_from=1)
     plain = SnapshotStore(tmp_path / "plain", log, default_projections(), interval=30,
                           skipped=SKIPPED)
-    assert bulk.refresh() == plain.refresh() == len(events)
+    with patch.object(snapshots, "BATCH", 50):  # a full first batch: the rest in bulk
+        assert bulk.refresh() == plain.refresh() == len(events)
+    assert sum(read_in_bulk) == len(events) - 50
     bulk.checkpoint()
     plain.checkpoint()
     assert [(s.boundary, s.events) for s in bulk.status().snapshots] == [
@@ -569,6 +577,9 @@ def test_read_ahead_reads_what_the_log_holds(tmp_path: Path, log: EmbeddedEventL
     with pytest.raises(InfrastructureUnavailable, match="reading"):
         list(read_ahead(Settings(var_dir=tmp_path / "none", log_url="kafka://127.0.0.1:1"),
                         topics))
+    with pytest.raises(InfrastructureUnavailable, match="not embedded://"):  # another log
+        list(read_ahead(Settings(var_dir=tmp_path / "other", log_url="embedded"), topics,
+                        url=log.url))
 
 
 @settings(max_examples=8, deadline=None,
