@@ -1,21 +1,21 @@
 """Folding the shared log into read models fast, with the very Projection classes the live runners
 use, so a replay gives the live projection's answer.
 
-Where the time goes per record, replayed one by one (measured on the bench's million events;
-figures on an idle core): parsing the JSON (json.loads ~4 us, pydantic-core's parser ~1.7 us),
-validating the envelope (~4.5 us; parsing and validating in one step, model_validate_json,
-~4.5 us for both), the projection's own validation of the data (~2.5 us), one SQL statement per
-event (~5 us), and a commit per batch, which writes every page the batch touched again (random
-keys touch most of an index). Reading Kafka adds ~12 us per record, decoding its batches in
-kafka-python (see shared.replay.readahead).
+Where the time goes per record of the bench's million events (one core of this project's
+machine, CPU time): reading it from the embedded log ~2 us (from Kafka ~4 us); parsing and
+validating its envelope in one step ~5.5 us (parsing alone ~3.5 us, so reading the header first
+and validating later costs more for a record that is applied); the projection's `apply`, its own
+validation of the data (~2.3 us) and its statements' values (~2 us); SQLite running them ~5 us
+(an insert into an index of random keys); and a commit per batch would write every page the
+batch touched again (random keys touch most of an index). In all some 24 us, about 42,000
+records/s in one process.
 
-So: where everything read will be applied (a full replay), records are parsed and validated in
-one step; where some may be passed over (duplicates, events after an "as of" moment, types a
-projection ignores), only their header (type, stream, position, business time) is read first,
-straight from the parsed JSON. Writes go through `BatchingTx`, which runs consecutive identical
+So: a replay parses and validates each record in one step (fold_batch); only the snapshot
+store's index reads records' headers alone (type, stream, position, business time: `entries`),
+to sort them by business time. Writes go through `BatchingTx`, which runs consecutive identical
 statements as one executemany. Read models built here live in SQLite files tuned for bulk loading
 (no journal, no fsync, a large page cache, one commit at the end): they are rebuilt from the log,
-never the only copy.
+never the only copy. A long log is folded in two processes (shared.replay.parallel).
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ class ReadModelFile:
 
 
 class Folder:
-    """Applies entries to the projections that read their topic."""
+    """Routes events to the projections that read their topic."""
 
     def __init__(self, projections: Sequence[Projection], topic_of: Mapping[str, str],
                  skipped: Mapping[str, frozenset[str]] | None = None) -> None:
@@ -309,21 +309,8 @@ class Folder:
                 self.routes.setdefault(topic_of[source], []).append((projection, ignored))
         self.topics = sorted(self.routes)
 
-    def reads(self, entry: Entry) -> bool:
-        return entry.topic in self.routes
-
-    def apply(self, tx: Tx, entry: Entry) -> None:
-        """Apply one entry to every projection of its topic that does not ignore its type."""
-        envelope: EventEnvelope | None = None
-        for projection, ignored in self.routes.get(entry.topic, ()):
-            if entry.type in ignored:
-                continue
-            if envelope is None:
-                envelope = entry.envelope()
-            projection.apply(tx, envelope)
-
     def apply_record(self, tx: Tx, topic: str, value: bytes | str) -> None:
-        """Apply a record known to be wanted, validated at once (see fold_everything)."""
+        """Apply a record known to be wanted, validated at once (see fold_batch)."""
         event = envelope_of(value)
         for projection, ignored in self.routes.get(topic, ()):
             if event.type not in ignored:
@@ -344,28 +331,6 @@ class FoldCount:
         self.later += other.later
 
 
-def fold_in_log_order(tx: Tx, folder: Folder, batch: Iterable[Entry], seen: dict[str, int],
-                      moment: datetime | None = None) -> FoldCount:
-    """Apply a batch of entries in log order as the live runner does: an event at or below the
-    stream position already applied is a republished duplicate; with `moment`, events whose
-    business time is later are passed over (and do not count as seen)."""
-    count = FoldCount()
-    until = utc_text(moment) if moment is not None else None
-    for entry in batch:
-        count.read += 1
-        if until is not None and entry.occurred > until:
-            count.later += 1
-            continue
-        if seen.get(entry.stream, 0) >= entry.position:
-            count.duplicates += 1
-            continue
-        if folder.reads(entry):
-            folder.apply(tx, entry)
-            count.applied += 1
-            seen[entry.stream] = entry.position
-    return count
-
-
 # A log record as it crosses a pipe (shared.replay.parallel): topic, partition, offset, value.
 Raw = tuple[str, int, int, bytes]
 
@@ -374,21 +339,14 @@ def raw(records: Iterable[LogRecord]) -> list[Raw]:
     return [(r.topic, r.partition, r.offset, r.value) for r in records]
 
 
-def fold_batch(tx: Tx, folder: Folder, records: Sequence[Raw], seen: dict[str, int],
+def fold_batch(tx: Tx, folder: Folder, records: Iterable[Raw], seen: dict[str, int],
                moment: datetime | None = None) -> FoldCount:
-    """Fold one batch of a replay: everything (fold_everything) or, with `moment`, in log
-    order up to it (fold_in_log_order, which reads each record's header first)."""
-    if moment is None:
-        return fold_everything(tx, folder, records, seen)
-    return fold_in_log_order(tx, folder, entries(LogRecord(*r) for r in records), seen, moment)
-
-
-def fold_everything(tx: Tx, folder: Folder, records: Iterable[Raw],
-                    seen: dict[str, int]) -> FoldCount:
-    """fold_in_log_order without a moment, written out for speed (it runs once per event of a
-    full replay): nothing is passed over but duplicates, so each record is parsed and
-    validated in one step and applied at once."""
-    read = applied = duplicates = 0
+    """Fold one batch of a replay in log order, as the live runner does: an event at or below
+    the stream position already applied is a republished duplicate; with `moment`, events
+    whose business time is later are passed over (and do not count as seen). Written out for
+    speed, it runs once per record of a replay: each record is parsed and validated in one
+    step (reading its header first would parse it twice, and most records are applied)."""
+    read = applied = duplicates = later = 0
     routes = folder.routes
     known = seen.get
     for topic, partition, offset, value in records:
@@ -400,6 +358,9 @@ def fold_everything(tx: Tx, folder: Folder, records: Iterable[Raw],
         except ValueError as exc:
             raise UnreadableRecord(f"log record {topic}:{partition}@{offset}: {exc}") from None
         read += 1
+        if moment is not None and event.occurred_at > moment:
+            later += 1
+            continue
         stream = f"{event.source}/{event.stream_id}"
         position = event.stream_position
         if known(stream, 0) >= position:
@@ -414,7 +375,7 @@ def fold_everything(tx: Tx, folder: Folder, records: Iterable[Raw],
                 projection.apply(tx, event)
         applied += 1
         seen[stream] = position
-    return FoldCount(read, applied, duplicates)
+    return FoldCount(read, applied, duplicates, later)
 
 
 @contextmanager
