@@ -80,12 +80,15 @@ def fold_in_two(batches: Iterable[list[LogRecord]], folder: Folder,
     read model is their state)."""
     context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
     inbox, records = context.Pipe(duplex=False)  # raw records to the child
-    here, there = context.Pipe()  # statements and reads from the child, rows back
+    up, statements = context.Pipe(duplex=False)  # statements and reads from the child
+    rows, down = context.Pipe(duplex=False)  # the rows of its reads, back
+    _widened(statements)
+    here, there = _Channel(up, down), _Channel(rows, statements)
     child = context.Process(target=_fold, args=(folder, moment, inbox, there),
                             name="council-replay-fold", daemon=True)
     child.start()
-    for end in (inbox, there):  # the child's: once it exits, reading here ends (EOFError)
-        end.close()
+    there.close()  # the child's ends: once it exits, reading here ends (EOFError)
+    inbox.close()
     feed = _Feed(iter(batches), records)
     frozen = _frozen()
     try:
@@ -181,6 +184,28 @@ def _widened(pipe: Any) -> None:
         import fcntl
 
         fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
+class _Channel:
+    """Two one-way pipes as one two-way channel: a two-way multiprocessing.Pipe is a socket
+    pair, which costs more per message than a pipe."""
+
+    def __init__(self, reader: Any, writer: Any) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    def send(self, message: Any) -> None:
+        self.writer.send(message)
+
+    def recv(self) -> Any:
+        return self.reader.recv()
+
+    def poll(self, timeout: float) -> bool:
+        return bool(self.reader.poll(timeout))
+
+    def close(self) -> None:
+        self.reader.close()
+        self.writer.close()
 
 
 def _serve(tx: Tx, here: Any, child: Any) -> FoldCount | None:
