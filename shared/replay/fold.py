@@ -406,7 +406,7 @@ def replay(event_log: Any, folder: Folder,
         from shared.replay.parallel import READ, fold_in_two
 
         batches = fold_in_two(event_log.read_all(wanted, limit=min(batch, READ)), folder,
-                              transaction, moment)
+                              transaction, moment, per_transaction=batch)
     else:
         batches = _fold_here(event_log.read_all(wanted, limit=batch), folder, transaction,
                              moment)

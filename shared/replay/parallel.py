@@ -73,11 +73,12 @@ def _rows(columns: Columns) -> list[tuple[Any, ...]]:
 
 def fold_in_two(batches: Iterable[list[LogRecord]], folder: Folder,
                 transaction: Callable[[], AbstractContextManager[Tx]],
-                moment: datetime | None = None) -> Iterator[FoldCount]:
-    """Fold `batches` into the read model `transaction` opens, the events folded by a child
-    process, PIECE records at a time (a transaction each); yields what each piece folded. The
-    folder's projections go to the child by pickle: they must keep no state of their own (the
-    read model is their state)."""
+                moment: datetime | None = None, per_transaction: int = 5000,
+                ) -> Iterator[FoldCount]:
+    """Fold `batches` into the read model `transaction` opens (a transaction per
+    `per_transaction` records or so), the events folded by a child process PIECE records at a
+    time; yields what each piece folded. The folder's projections go to the child by pickle:
+    they must keep no state of their own (the read model is their state)."""
     context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
     inbox, records = context.Pipe(duplex=False)  # raw records to the child
     up, statements = context.Pipe(duplex=False)  # statements and reads from the child
@@ -93,14 +94,18 @@ def fold_in_two(batches: Iterable[list[LogRecord]], folder: Folder,
     frozen = _frozen()
     try:
         feed.fill()
-        while True:
+        count: FoldCount | None = FoldCount()
+        while count is not None:
             with transaction() as tx:
-                count = _serve(tx, here, child)
-            if count is None:
-                break
-            feed.folded()
-            yield count
-            feed.fill()
+                folded = 0
+                while folded < per_transaction:
+                    count = _serve(tx, here, child)
+                    if count is None:
+                        break
+                    feed.folded()
+                    yield count
+                    folded += count.read
+                    feed.fill()
         child.join(timeout=WAIT_S)  # it has nothing left to do but exit
     finally:
         if frozen:
