@@ -26,6 +26,7 @@ Figures, per deployment:
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import resource
@@ -399,15 +400,16 @@ def run_kafka(cache: Path, events: int, settings: Settings) -> None:
         moved = copy_log(source, target, topics)
         print(f"  (bench log copied into the broker: {moved:,} events in "
               f"{time.perf_counter() - started:.0f} s)", flush=True)
-        with tempfile.TemporaryDirectory(prefix="council-bench-snapshots-") as tmp:
-            reader = open_event_log(settings)
-            try:
-                run(settings.model_copy(update={"var_dir": Path(tmp)}), reader, "Kafka")
-            finally:
-                reader.close()
-    finally:
+    finally:  # the producer's threads and buffers go before anything is measured
         source.close()
         target.close()
+    gc.collect()  # nor does what the copy left behind wait for a collection mid-measure
+    with tempfile.TemporaryDirectory(prefix="council-bench-snapshots-") as tmp:
+        reader = open_event_log(settings)
+        try:
+            run(settings.model_copy(update={"var_dir": Path(tmp)}), reader, "Kafka")
+        finally:
+            reader.close()
 
 
 __all__ = ["bench_log", "copy_log", "run", "run_embedded", "run_kafka"]
