@@ -3,7 +3,7 @@ snapshot store that serves every `?as_of=` view of the running service.
 
 - A full replay reads the whole log from its beginning (embedded or Kafka, whichever is
   configured) into a fresh read model, with or without an "as of" moment: it trusts nothing but
-  the log.
+  the log. A long log is folded in two processes (shared.replay.parallel).
 - "As of" a moment, by default, goes through the snapshot store under var/replay/ (see
   shared.replay.snapshots): it is brought up to date with the log, takes the snapshots it lacks,
   then copies the latest one at or before the moment and applies only the events it lacks. The

@@ -93,19 +93,7 @@ def fold_in_two(batches: Iterable[list[LogRecord]], folder: Folder,
     feed = _Feed(iter(batches), records)
     frozen = _frozen()
     try:
-        feed.fill()
-        count: FoldCount | None = FoldCount()
-        while count is not None:
-            with transaction() as tx:
-                folded = 0
-                while folded < per_transaction:
-                    count = _serve(tx, here, child)
-                    if count is None:
-                        break
-                    feed.folded()
-                    yield count
-                    folded += count.read
-                    feed.fill()
+        yield from _run_pieces(feed, here, child, transaction, per_transaction)
         child.join(timeout=WAIT_S)  # it has nothing left to do but exit
     finally:
         if frozen:
@@ -116,6 +104,26 @@ def fold_in_two(batches: Iterable[list[LogRecord]], folder: Folder,
         feed.close()
         records.close()
         here.close()
+
+
+def _run_pieces(feed: _Feed, here: _Channel, child: Any,
+                transaction: Callable[[], AbstractContextManager[Tx]],
+                per_transaction: int) -> Iterator[FoldCount]:
+    """Run the statements of each piece the child folds, keeping it fed, until it has folded
+    everything; what each piece folded."""
+    feed.fill()
+    count: FoldCount | None = FoldCount()
+    while count is not None:
+        with transaction() as tx:
+            folded = 0
+            while folded < per_transaction:
+                count = _serve(tx, here, child)
+                if count is None:
+                    break
+                feed.folded()
+                yield count
+                folded += count.read
+                feed.fill()
 
 
 def _frozen() -> bool:
@@ -132,7 +140,9 @@ def _frozen() -> bool:
 class _Feed:
     """The log's records, to the child as raw records in pieces, then None (the end): DEPTH
     pieces ahead of what the child has folded. They are read and pickled by the caller's
-    thread, and written by a thread of their own: a write waits while the pipe is full, and the
+    thread, between the statements it runs (a thread reading meanwhile would take the
+    interpreter lock each time a statement lets it go, and the statements would wait for it),
+    and written by a thread of their own: a write waits while the pipe is full, and the
     caller's thread must never wait on the child (the child may be waiting for it, to answer a
     read). The pipe is widened so that a write mostly goes in at once."""
 
