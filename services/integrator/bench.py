@@ -16,12 +16,14 @@ terms only to agreements the demo has none for. Continuing those streams with ev
 2023 would make the snapshot store fold every later view in log order (exact, but a full
 replay each time); bench_log refuses to write such a log.
 
-Figures, per deployment:
+Figures, per deployment, each with its wall time, CPU time (this process and the replay's
+second one: wall time moves with what else the machine runs, CPU time much less) and the load
+average at the start and end:
 - full replay: every record read from the log's beginning and folded into a fresh network-state
-  read model (events/s);
+  read model (events/s; target 50,000);
 - snapshot store, first build: indexing the log, then taking the snapshots;
-- as of several dates from the snapshots (the answer: network state and market view), and the
-  same date by a full replay for comparison (their answers are compared too).
+- as of several dates from the snapshots (the answer: network state and market view; target
+  under 5 s), and the same date by a full replay for comparison (their answers are compared too).
 """
 
 from __future__ import annotations
