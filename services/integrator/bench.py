@@ -9,22 +9,32 @@ attributions, rate cards and monthly payment calculations. Every envelope is val
 the catalogue (shared.contracts) and written through the EventLog port. It is generated once and
 kept under var/bench/ (an embedded log file); the Kafka run copies it into the broker.
 
-Figures, per deployment:
+Like the services, the generator never makes a stream go back in business time: the demo's own
+outcomes history (its measures' measurements, the terms of the agreements paid by results) runs
+to 2026, so generated measurements go only to measures the demo has not measured, and generated
+terms only to agreements the demo has none for. Continuing those streams with events dated from
+2023 would make the snapshot store fold every later view in log order (exact, but a full
+replay each time); bench_log refuses to write such a log.
+
+Figures, per deployment, each with its wall time, CPU time (this process and the replay's
+second one: wall time moves with what else the machine runs, CPU time much less) and the load
+average at the start and end:
 - full replay: every record read from the log's beginning and folded into a fresh network-state
-  read model (events/s);
+  read model (events/s; target 50,000);
 - snapshot store, first build: indexing the log, then taking the snapshots;
-- as of several dates from the snapshots (the answer: network state and market view), and the
-  same date by a full replay for comparison (their answers are compared too).
+- as of several dates from the snapshots (the answer: network state and market view; target
+  under 5 s), and the same date by a full replay for comparison (their answers are compared too).
 """
 
 from __future__ import annotations
 
+import gc
+import os
 import random
-import shutil
+import resource
 import tempfile
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -36,10 +46,8 @@ from services.integrator.replay import (
     SNAPSHOT_INTERVAL,
     full_replay,
     open_snapshots,
-    reads_ahead,
     report,
 )
-from shared.bench import _row
 from shared.contracts import all_specs
 from shared.envelope import EventEnvelope, event_id_for
 from shared.eventlog import EventLog, open_event_log
@@ -47,7 +55,7 @@ from shared.eventlog.embedded import EmbeddedEventLog
 from shared.settings import Settings
 from shared.sql import Database
 
-GENERATOR = 1  # bump when the generated log changes: the cached one is then made again
+GENERATOR = 2  # bump when the generated log changes: the cached one is then made again
 SEED = 6
 SPECS = {spec.type: spec for spec in all_specs()}
 HISTORY_END = date(2026, 10, 16)
@@ -123,6 +131,9 @@ def _plan(demo: list[EventEnvelope], target: int) -> _Plan:
     names = {e.data["provider_id"]: e.data["name"] for e in demo
              if e.type == "ProviderRegistered"}
     measures = [e.data["measure_id"] for e in demo if e.type == "OutcomeMeasureDefined"]
+    outcomes = list(measures)  # the demo's own: what agreements are attributed to
+    measured = {e.data["measure_id"] for e in demo if e.type == "MeasurementRecorded"}
+    with_terms = {e.data["agreement_id"] for e in demo if "terms_id" in e.data}
     start = min(e.occurred_at for e in demo).date()
     for i in range(max(0, min(2000, target // 500) - len(measures))):  # small-area measures
         measure_id = plan.uid()
@@ -135,7 +146,7 @@ def _plan(demo: list[EventEnvelope], target: int) -> _Plan:
         measures.append(measure_id)
     for month in _months(start, HISTORY_END - timedelta(days=40)):
         period = f"{month.year}-{month.month:02d}"
-        for measure_id in measures:
+        for measure_id in (m for m in measures if m not in measured):
             recorded = month + timedelta(days=40 + rng.randrange(5))
             first = f"m-{period}"
             plan.add(_at(recorded, 10, rng), "MeasurementRecorded", {
@@ -154,27 +165,37 @@ def _plan(demo: list[EventEnvelope], target: int) -> _Plan:
                         - 45 * len(agreements)) / max(1, days))
     for a in agreements:
         assert a.starts is not None
-        terms_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"council:terms:{a.agreement_id}"))
-        agreed = _at(a.starts, 11, rng)
-        for measure_id in rng.sample(measures[:14], k=2):
-            plan.add(agreed, "OutcomeAttributed", {
-                "terms_id": terms_id, "agreement_id": a.agreement_id, "measure_id": measure_id,
-                "weight": "0.5"}, admin)
-        plan.add(agreed, "RateCardAgreed", {
-            "terms_id": terms_id, "agreement_id": a.agreement_id, "periodicity": "monthly",
-            "delivery_rates": [{"activity_type": kind, "rate": "12.50"}
-                               for kind, _ in ACTIVITIES]}, admin)
         last = min(a.ends or HISTORY_END, HISTORY_END)
         _deliveries(plan, a, last, per_day, names)
-        for month in _months(a.starts, last):
-            period = f"{month.year}-{month.month:02d}"
-            total = f"{rng.randint(2000, 90000)}.{rng.randrange(100):02d}"
-            plan.add(_at(month + timedelta(days=45), 15, rng), "PaymentCalculated", {
-                "terms_id": terms_id, "agreement_id": a.agreement_id, "period": period,
-                "calculation_id": f"c-{period}", "total": total,
-                "lines": [{"description": "delivery", "basis": "rate card", "amount": total}]},
-                admin)
+        if a.agreement_id not in with_terms:
+            _terms(plan, a, last, outcomes)
     return plan
+
+
+def _terms(plan: _Plan, a: _Agreement, last: date, outcomes: list[str]) -> None:
+    """Attribution, a monthly rate card and a payment a month for an agreement the demo did
+    not pay by results."""
+    rng = plan.rng
+    admin = "integrator_admin:Performance and Intelligence Team"
+    assert a.starts is not None
+    terms_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"council:terms:{a.agreement_id}"))
+    agreed = _at(a.starts, 11, rng)
+    for measure_id in rng.sample(outcomes, k=2):
+        plan.add(agreed, "OutcomeAttributed", {
+            "terms_id": terms_id, "agreement_id": a.agreement_id, "measure_id": measure_id,
+            "weight": "0.5"}, admin)
+    plan.add(agreed, "RateCardAgreed", {
+        "terms_id": terms_id, "agreement_id": a.agreement_id, "periodicity": "monthly",
+        "delivery_rates": [{"activity_type": kind, "rate": "12.50"}
+                           for kind, _ in ACTIVITIES]}, admin)
+    for month in _months(a.starts, last):
+        period = f"{month.year}-{month.month:02d}"
+        total = f"{rng.randint(2000, 90000)}.{rng.randrange(100):02d}"
+        plan.add(_at(month + timedelta(days=45), 15, rng), "PaymentCalculated", {
+            "terms_id": terms_id, "agreement_id": a.agreement_id, "period": period,
+            "calculation_id": f"c-{period}", "total": total,
+            "lines": [{"description": "delivery", "basis": "rate card", "amount": total}]},
+            admin)
 
 
 def _deliveries(plan: _Plan, a: _Agreement, last: date, per_day: float,
@@ -209,18 +230,26 @@ def _deliveries(plan: _Plan, a: _Agreement, last: date, per_day: float,
         day += timedelta(days=1)
 
 
-def _envelopes(plan: _Plan, positions: dict[tuple[str, str], int]) -> Iterator[EventEnvelope]:
-    """The planned events in business-time order, as the outcomes service records them."""
+def _envelopes(plan: _Plan, streams: dict[tuple[str, str], tuple[int, datetime]],
+               ) -> Iterator[EventEnvelope]:
+    """The planned events in business-time order, as the outcomes service records them, each
+    at the next position of its stream; `streams` holds each stream's last position and
+    business time (the demo's, to begin with). A planned event dated before its stream's last
+    one is refused: the services never write that (see the module's docstring)."""
     rng = plan.rng
     plan.events.sort(key=lambda e: e[0])
     for when, type_, stream, data, actor, organisation in plan.events:
         spec = SPECS[type_]
-        positions[(spec.source, stream)] += 1
-        position = positions[(spec.source, stream)]
+        key = (spec.source, stream)
+        position, latest = streams.get(key, (0, when))
+        if when < latest:
+            raise RuntimeError(f"bench: the generated {type_} of {spec.source}/{stream} is dated"
+                               f" {when.isoformat()}, before that stream's {latest.isoformat()}")
+        streams[key] = (position + 1, when)
         yield EventEnvelope(
-            event_id=event_id_for(spec.source, stream, position), type=type_,
+            event_id=event_id_for(spec.source, stream, position + 1), type=type_,
             schema_version=spec.version, source=spec.source, stream_id=stream,
-            stream_position=position, occurred_at=when,
+            stream_position=position + 1, occurred_at=when,
             recorded_at=when + timedelta(seconds=rng.randint(1, 90)),
             correlation_id=uuid.UUID(int=rng.getrandbits(128), version=4).hex, actor=actor,
             organisation=organisation, data=data)
@@ -245,17 +274,17 @@ def bench_log(folder: Path, events: int) -> Path:
         demo_log.close()
     demo = [r.envelope for r in records]
     plan = _plan(demo, events)
-    positions: dict[tuple[str, str], int] = defaultdict(int)
-    for e in demo:
-        positions[(e.source, e.stream_id)] = max(positions[(e.source, e.stream_id)],
-                                                 e.stream_position)
+    streams: dict[tuple[str, str], tuple[int, datetime]] = {}
+    for e in demo:  # each stream's events are in order on the log (duplicates passed over)
+        if e.stream_position > streams.get((e.source, e.stream_id), (0, e.occurred_at))[0]:
+            streams[(e.source, e.stream_id)] = (e.stream_position, e.occurred_at)
     part = path.with_name("building.sqlite")
     part.parent.mkdir(parents=True, exist_ok=True)
     part.unlink(missing_ok=True)
     target = EmbeddedEventLog(part)
     target.append(demo)  # the demo's history first, as `council demo` published it
     batch: list[EventEnvelope] = []
-    for envelope in _envelopes(plan, positions):
+    for envelope in _envelopes(plan, streams):
         batch.append(envelope)
         if len(batch) >= WRITE_BATCH:
             target.append(batch)
@@ -285,54 +314,78 @@ def _answer(db: Database) -> tuple[Any, Any]:
     return state.model_dump(mode="json"), market.model_dump(mode="json")
 
 
+class _Clock:
+    """Wall time and CPU time (this process and the children it has waited for: the replay's
+    second process) since it was made. CPU time moves far less than wall time when others
+    share the machine."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = _cpu()
+
+    def row(self, label: str, count: int, unit: str = "events") -> None:
+        seconds = time.perf_counter() - self.wall
+        rate = count / seconds if seconds else float("inf")
+        print(f"  {label:<46} {count:>9,} {unit:<6} {seconds:>7.2f} s {rate:>9,.0f} {unit}/s"
+              f"  CPU {_cpu() - self.cpu:6.2f} s", flush=True)
+
+
+def _cpu() -> float:
+    own, children = (resource.getrusage(who)
+                     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def run(settings: Settings, event_log: EventLog, label: str) -> None:
     """The replay figures over `event_log` (already holding the bench log); snapshots go under
     settings.var_dir."""
-    folder = Path(tempfile.mkdtemp(prefix="council-bench-replay-"))
+    print(f"  replay bench on {label}: load average {_load()} (1, 5, 15 min)", flush=True)
+    clock = _Clock()
+    with full_replay(settings, event_log) as (_, count):
+        clock.row(f"replay {label}: full, log -> network state", count.read)
+    store = open_snapshots(settings, event_log, SNAPSHOT_INTERVAL)
     try:
-        started = time.perf_counter()
-        with full_replay(settings, event_log) as (_, count):
-            seconds = time.perf_counter() - started
-        how = " (read ahead)" if reads_ahead(settings) else ""
-        _row(f"replay {label}: full, log -> network state{how}", count.read, seconds)
-        store = open_snapshots(settings, event_log, SNAPSHOT_INTERVAL)
-        try:
-            started = time.perf_counter()
-            indexed = store.refresh()
-            _row("snapshots: index the log (first time)", indexed, time.perf_counter() - started)
-            started = time.perf_counter()
-            taken = store.checkpoint()
-            status = store.status()
-            _row(f"snapshots: take {taken} (every ~{SNAPSHOT_INTERVAL:,} events)",
-                 status.events, time.perf_counter() - started)
-            size = sum(s.file.stat().st_size for s in status.snapshots)
-            print(f"  {'':<44} snapshots on disk: {size / 2**20:,.0f} MiB, index "
-                  f"{store.index.path.stat().st_size / 2**20:,.0f} MiB")
-            for day in AS_OF_DATES:
-                started = time.perf_counter()
-                with store.as_of(as_of_moment(day)) as found:
-                    fast = _answer(found.db)
-                    applied = found.count.applied
-                _row(f"as of {day}: snapshot + {applied:,} events, answer", 1,
-                     time.perf_counter() - started, unit="views")
-            started = time.perf_counter()
-            with state_as_of(event_log, None, day) as db:  # no store registered: full replay
-                slow = _answer(db)
-            _row(f"as of {day}: full replay instead, answer", 1,
-                 time.perf_counter() - started, unit="views")
-            if slow != fast:
-                raise RuntimeError(f"bench: as of {day}, snapshots and full replay differ")
-        finally:
-            store.close()
+        clock = _Clock()
+        indexed = store.refresh()
+        clock.row("snapshots: index the log (first time)", indexed)
+        clock = _Clock()
+        taken = store.checkpoint()
+        status = store.status()
+        clock.row(f"snapshots: take {taken} (every ~{SNAPSHOT_INTERVAL:,} events)",
+                  status.events)
+        if status.inexact_from is not None:
+            raise RuntimeError(f"bench: a stream of the bench log goes back in business time"
+                               f" at {status.inexact_from}: no snapshots from then on")
+        size = sum(s.file.stat().st_size for s in status.snapshots)
+        print(f"  {'':<44} snapshots on disk: {size / 2**20:,.0f} MiB, index "
+              f"{store.index.path.stat().st_size / 2**20:,.0f} MiB")
+        for day in AS_OF_DATES:
+            clock = _Clock()
+            with store.as_of(as_of_moment(day)) as found:
+                fast = _answer(found.db)
+                applied = found.count.applied
+            clock.row(f"as of {day}: snapshot + {applied:,} events, answer", 1, unit="views")
+        clock = _Clock()
+        with state_as_of(event_log, None, day) as db:  # no store registered: full replay
+            slow = _answer(db)
+        clock.row(f"as of {day}: full replay instead, answer", 1, unit="views")
+        if slow != fast:
+            raise RuntimeError(f"bench: as of {day}, snapshots and full replay differ")
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        store.close()
+    print(f"  (load average now {_load()})", flush=True)
 
 
 def run_embedded(cache: Path, events: int) -> None:
     path = bench_log(cache, events)
     with tempfile.TemporaryDirectory(prefix="council-bench-snapshots-") as tmp:
-        settings = Settings(var_dir=Path(tmp), log_url="embedded", database_url=None)
-        event_log = EmbeddedEventLog(path)
+        settings = Settings(var_dir=Path(tmp), log_url=f"embedded://{path.parent}",
+                            database_url=None)  # the bench log, read where it was generated
+        event_log = open_event_log(settings)
         try:
             run(settings, event_log, "embedded")
         finally:
@@ -349,15 +402,16 @@ def run_kafka(cache: Path, events: int, settings: Settings) -> None:
         moved = copy_log(source, target, topics)
         print(f"  (bench log copied into the broker: {moved:,} events in "
               f"{time.perf_counter() - started:.0f} s)", flush=True)
-        with tempfile.TemporaryDirectory(prefix="council-bench-snapshots-") as tmp:
-            reader = open_event_log(settings)
-            try:
-                run(settings.model_copy(update={"var_dir": Path(tmp)}), reader, "Kafka")
-            finally:
-                reader.close()
-    finally:
+    finally:  # the producer's threads and buffers go before anything is measured
         source.close()
         target.close()
+    gc.collect()  # nor does what the copy left behind wait for a collection mid-measure
+    with tempfile.TemporaryDirectory(prefix="council-bench-snapshots-") as tmp:
+        reader = open_event_log(settings)
+        try:
+            run(settings.model_copy(update={"var_dir": Path(tmp)}), reader, "Kafka")
+        finally:
+            reader.close()
 
 
 __all__ = ["bench_log", "copy_log", "run", "run_embedded", "run_kafka"]

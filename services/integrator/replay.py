@@ -3,7 +3,7 @@ snapshot store that serves every `?as_of=` view of the running service.
 
 - A full replay reads the whole log from its beginning (embedded or Kafka, whichever is
   configured) into a fresh read model, with or without an "as of" moment: it trusts nothing but
-  the log.
+  the log. A long log is folded in two processes (shared.replay.parallel).
 - "As of" a moment, by default, goes through the snapshot store under var/replay/ (see
   shared.replay.snapshots): it is brought up to date with the log, takes the snapshots it lacks,
   then copies the latest one at or before the moment and applies only the events it lacks. The
@@ -48,7 +48,7 @@ from services.integrator.projections.market import (
     network_state,
 )
 from shared.eventlog import EventLog, open_event_log
-from shared.replay.fold import FoldCount, ReadModelFile, replay
+from shared.replay.fold import IN_TWO_FROM, FoldCount, ReadModelFile, replay
 from shared.replay.readahead import read_ahead
 from shared.replay.snapshots import SnapshotStore
 from shared.settings import Settings
@@ -73,14 +73,15 @@ def snapshot_folder(settings: Settings) -> Path:
 
 
 def reads_ahead(settings: Settings) -> bool:
-    """Whether long reads of this log are worth a reader process: Kafka's records cost about
-    as much to decode (in Python) as to apply; the embedded log's are cheap."""
+    """Whether the snapshot store's first indexing of a long log is worth a reader process:
+    Kafka's fetches cost about as much to decode as indexing the records; the embedded log's
+    rows are cheap. (A full replay takes two processes on either: see full_replay.)"""
     return settings.log_url.startswith("kafka://")
 
 
 def open_snapshots(settings: Settings, event_log: EventLog,
                    interval: int = SNAPSHOT_INTERVAL) -> SnapshotStore:
-    bulk = partial(read_ahead, settings) if reads_ahead(settings) else None
+    bulk = partial(read_ahead, settings, url=event_log.url) if reads_ahead(settings) else None
     return SnapshotStore(snapshot_folder(settings), event_log, default_projections(),
                          interval=interval, skipped=SKIPPED, bulk_reader=bulk)
 
@@ -167,18 +168,17 @@ def replayed(settings: Settings, as_of: str | None = None, *, full: bool = False
 
 @contextmanager
 def full_replay(settings: Settings, event_log: EventLog, moment: datetime | None = None,
-                progress: Progress | None = None) -> Iterator[tuple[Database, FoldCount]]:
-    """The whole log (of `settings`, read through `event_log` or read ahead) folded into a
-    fresh read model, for the block's duration."""
+                progress: Progress | None = None,
+                in_two_from: int | None = IN_TWO_FROM) -> Iterator[tuple[Database, FoldCount]]:
+    """The whole log (read through `event_log`) folded into a fresh read model, for the
+    block's duration; a long log in two processes (see shared.replay.parallel)."""
     folder = Path(tempfile.mkdtemp(prefix="council-replay-"))
     try:
         projections = default_projections()
         model = ReadModelFile(folder / "views.sqlite", projections)
-        folder_ = folder_for(event_log, projections)
-        batches = read_ahead(settings, folder_.topics) if reads_ahead(settings) else None
         try:
-            count = replay(event_log, folder_, model.transaction, moment, progress=progress,
-                           batches=batches)
+            count = replay(event_log, folder_for(event_log, projections), model.transaction,
+                           moment, progress=progress, in_two_from=in_two_from)
         except BaseException:
             model.close()
             raise

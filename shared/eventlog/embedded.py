@@ -83,7 +83,7 @@ class EmbeddedEventLog(EventLog):
 
     def read(self, topics: Sequence[str], position: LogPosition, limit: int) -> list[LogRecord]:
         conn = self._conn()
-        found: list[tuple[int, LogRecord]] = []
+        found: list[tuple[str, list[tuple[int, int, bytes]]]] = []
         for topic in topics:
             start = position.get(partition_key(topic, 0), 0)
             rows = conn.execute(
@@ -91,10 +91,15 @@ class EmbeddedEventLog(EventLog):
                 'WHERE topic = ? AND "offset" >= ? ORDER BY "offset" LIMIT ?',
                 (topic, start, limit),
             ).fetchall()
-            found.extend((seq, LogRecord(topic, 0, offset, value)) for seq, offset, value in rows)
+            if rows:
+                found.append((topic, rows))
+        if len(found) == 1:  # one source: its records are in the order they were appended
+            topic, rows = found[0]
+            return [LogRecord(topic, 0, offset, value) for _, offset, value in rows]
         # Interleave sources in the order they were appended; each topic stays a prefix.
-        found.sort(key=lambda pair: pair[0])
-        return [record for _, record in found[:limit]]
+        merged = sorted((seq, topic, offset, value) for topic, rows in found
+                        for seq, offset, value in rows)
+        return [LogRecord(topic, 0, offset, value) for _, topic, offset, value in merged[:limit]]
 
     def end_position(self, topics: Sequence[str]) -> LogPosition | None:
         marks = ",".join("?" * len(topics))

@@ -27,7 +27,14 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from shared.errors import InfrastructureUnavailable
-from shared.eventlog.port import Appendable, EventLog, LogPosition, LogRecord, partition_key
+from shared.eventlog.port import (
+    Appendable,
+    EventLog,
+    LogPosition,
+    LogRecord,
+    advance,
+    partition_key,
+)
 
 SEND_TIMEOUT_S = 30.0
 # How long a read waits for a fetch to say whether more records exist before answering empty.
@@ -248,7 +255,7 @@ class KafkaEventLog(EventLog):
                     continue
                 raise self._unreachable(confluent_kafka.KafkaException(error))
             records.append(LogRecord(m.topic(), m.partition(), m.offset(), m.value()))
-            self._expected[partition_key(m.topic(), m.partition())] = m.offset() + 1
+        self._expected.update(advance({}, records))  # where each partition's next read starts
         return records
 
     def _at_end(self, consumer: Any) -> bool:

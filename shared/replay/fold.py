@@ -1,26 +1,25 @@
 """Folding the shared log into read models fast, with the very Projection classes the live runners
 use, so a replay gives the live projection's answer.
 
-Where the time goes per record, replayed one by one (measured on the bench's million events;
-figures on an idle core): parsing the JSON (json.loads ~4 us, pydantic-core's parser ~1.7 us),
-validating the envelope (~4.5 us; parsing and validating in one step, model_validate_json,
-~4.5 us for both), the projection's own validation of the data (~2.5 us), one SQL statement per
-event (~5 us), and a commit per batch, which writes every page the batch touched again (random
-keys touch most of an index). Reading Kafka adds ~12 us per record, decoding its batches in
-kafka-python (see shared.replay.readahead).
+Where the time goes per record of the bench's million events (one core of this project's
+machine, CPU time): reading it from the embedded log ~2 us (from Kafka ~4 us); parsing and
+validating its envelope in one step ~5.5 us (parsing alone ~3.5 us, so reading the header first
+and validating later costs more for a record that is applied); the projection's `apply`, its own
+validation of the data (~2.3 us) and its statements' values (~2 us); SQLite running them ~5 us
+(an insert into an index of random keys); and a commit per batch would write every page the
+batch touched again (random keys touch most of an index). In all some 24 us, about 42,000
+records/s in one process.
 
-So: where everything read will be applied (a full replay), records are parsed and validated in
-one step; where some may be passed over (duplicates, events after an "as of" moment, types a
-projection ignores), only their header (type, stream, position, business time) is read first,
-straight from the parsed JSON. Writes go through `BatchingTx`, which runs consecutive identical
+So: a replay parses and validates each record in one step (fold_batch); only the snapshot
+store's index reads records' headers alone (type, stream, position, business time: `entries`),
+to sort them by business time. Writes go through `BatchingTx`, which runs consecutive identical
 statements as one executemany. Read models built here live in SQLite files tuned for bulk loading
 (no journal, no fsync, a large page cache, one commit at the end): they are rebuilt from the log,
-never the only copy.
+never the only copy. A long log is folded in two processes (shared.replay.parallel).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -29,16 +28,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic_core import from_json
-
 from shared.envelope import EventEnvelope
 from shared.eventlog import LogRecord
+from shared.eventlog.port import json_object
 from shared.projection import _TABLES as BOOKKEEPING
 from shared.projection import Projection
 from shared.sql import Database, Row, Tx
 
 ENVELOPE_FIELDS = frozenset(EventEnvelope.model_fields)
+# EventEnvelope.model_validate_json without its Python wrapper, which costs a tenth as much
+# again as the validation (this runs once per record of a replay)
+_validate_json = EventEnvelope.__pydantic_validator__.validate_json
 CACHE_KIB = 512 * 1024  # SQLite page cache per read model being built (a ceiling, not a grab)
+# Records from which a replay is worth a second process: starting one costs about what
+# validating this many records does.
+IN_TWO_FROM = 100_000
 
 
 class UnreadableRecord(ValueError):
@@ -46,18 +50,11 @@ class UnreadableRecord(ValueError):
 
 
 def decode(value: bytes | str) -> dict[str, Any]:
-    """A record's JSON object, parsed once."""
+    """A record's JSON object, parsed once (UnreadableRecord saying why if it is not one)."""
     try:
-        found = from_json(value, cache_strings="keys")
-    except ValueError:
-        # Lone surrogate escapes (\\ud800), which canonical JSON may carry, only json.loads reads.
-        try:
-            found = json.loads(value)
-        except ValueError as exc:
-            raise UnreadableRecord(f"not JSON: {exc}") from None
-    if not isinstance(found, dict):
-        raise UnreadableRecord("not a JSON object")
-    return found
+        return json_object(value)
+    except ValueError as exc:
+        raise UnreadableRecord(str(exc)) from None
 
 
 def utc_text(moment: datetime) -> str:
@@ -111,7 +108,7 @@ def envelope_of(value: bytes | str, fields: dict[str, Any] | None = None) -> Eve
     this version does not know (a newer producer's) are left out rather than refused: a replay
     must read every record the log holds."""
     try:
-        return EventEnvelope.model_validate_json(value)
+        return _validate_json(value)  # type: ignore[no-any-return]
     except ValueError:  # unknown fields, or escapes only json.loads reads: the slow way
         pass
     if fields is None:
@@ -180,7 +177,13 @@ class BatchingTx:
         return known
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        if self._writes_(sql):
+        if sql is self._sql:  # the statement of the run held back (most often, and cheapest)
+            self._rows.append(params)
+            return []
+        write = self._writes.get(sql)  # _writes_, written out: this runs once per statement
+        if write is None:
+            write = self._writes[sql] = _is_write(sql)
+        if write:
             if sql != self._sql:
                 self.flush()
                 self._sql = sql
@@ -284,7 +287,7 @@ class ReadModelFile:
 
 
 class Folder:
-    """Applies entries to the projections that read their topic."""
+    """Routes events to the projections that read their topic."""
 
     def __init__(self, projections: Sequence[Projection], topic_of: Mapping[str, str],
                  skipped: Mapping[str, frozenset[str]] | None = None) -> None:
@@ -297,21 +300,8 @@ class Folder:
                 self.routes.setdefault(topic_of[source], []).append((projection, ignored))
         self.topics = sorted(self.routes)
 
-    def reads(self, entry: Entry) -> bool:
-        return entry.topic in self.routes
-
-    def apply(self, tx: Tx, entry: Entry) -> None:
-        """Apply one entry to every projection of its topic that does not ignore its type."""
-        envelope: EventEnvelope | None = None
-        for projection, ignored in self.routes.get(entry.topic, ()):
-            if entry.type in ignored:
-                continue
-            if envelope is None:
-                envelope = entry.envelope()
-            projection.apply(tx, envelope)
-
     def apply_record(self, tx: Tx, topic: str, value: bytes | str) -> None:
-        """Apply a record known to be wanted, validated at once (see fold_everything)."""
+        """Apply a record known to be wanted, validated at once (see fold_batch)."""
         event = envelope_of(value)
         for projection, ignored in self.routes.get(topic, ()):
             if event.type not in ignored:
@@ -332,52 +322,51 @@ class FoldCount:
         self.later += other.later
 
 
-def fold_in_log_order(tx: Tx, folder: Folder, batch: Iterable[Entry], seen: dict[str, int],
-                      moment: datetime | None = None) -> FoldCount:
-    """Apply a batch of entries in log order as the live runner does: an event at or below the
-    stream position already applied is a republished duplicate; with `moment`, events whose
-    business time is later are passed over (and do not count as seen)."""
-    count = FoldCount()
-    until = utc_text(moment) if moment is not None else None
-    for entry in batch:
-        count.read += 1
-        if until is not None and entry.occurred > until:
-            count.later += 1
-            continue
-        if seen.get(entry.stream, 0) >= entry.position:
-            count.duplicates += 1
-            continue
-        if folder.reads(entry):
-            folder.apply(tx, entry)
-            count.applied += 1
-            seen[entry.stream] = entry.position
-    return count
+# A log record as it crosses a pipe (shared.replay.parallel): topic, partition, offset, value.
+Raw = tuple[str, int, int, bytes]
 
 
-def fold_everything(tx: Tx, folder: Folder, records: Iterable[LogRecord],
-                    seen: dict[str, int]) -> FoldCount:
-    """fold_in_log_order without a moment, written out for speed: nothing is passed over but
-    duplicates, so each record is parsed and validated in one step and applied at once."""
-    read = applied = duplicates = 0
+def raw(records: Iterable[LogRecord]) -> list[Raw]:
+    return [(r.topic, r.partition, r.offset, r.value) for r in records]
+
+
+def fold_batch(tx: Tx, folder: Folder, records: Iterable[Raw], seen: dict[str, int],
+               moment: datetime | None = None) -> FoldCount:
+    """Fold one batch of a replay in log order, as the live runner does: an event at or below
+    the stream position already applied is a republished duplicate; with `moment`, events
+    whose business time is later are passed over (and do not count as seen). Written out for
+    speed, it runs once per record of a replay: each record is parsed and validated in one
+    step (reading its header first would parse it twice, and most records are applied)."""
+    read = applied = duplicates = later = 0
     routes = folder.routes
     known = seen.get
-    for record in records:
+    for topic, partition, offset, value in records:
+        try:
+            try:
+                event = _validate_json(value)
+            except ValueError:  # not as this version writes envelopes: see envelope_of
+                event = envelope_of(value)
+        except ValueError as exc:
+            raise UnreadableRecord(f"log record {topic}:{partition}@{offset}: {exc}") from None
         read += 1
-        event = envelope_of(record.value)
+        if moment is not None and event.occurred_at > moment:
+            later += 1
+            continue
         stream = f"{event.source}/{event.stream_id}"
         position = event.stream_position
         if known(stream, 0) >= position:
             duplicates += 1
             continue
-        readers = routes.get(record.topic)
+        readers = routes.get(topic)
         if readers is None:
             continue
+        kind = event.type
         for projection, ignored in readers:
-            if event.type not in ignored:
+            if kind not in ignored:
                 projection.apply(tx, event)
         applied += 1
         seen[stream] = position
-    return FoldCount(read, applied, duplicates)
+    return FoldCount(read, applied, duplicates, later)
 
 
 @contextmanager
@@ -393,27 +382,40 @@ def replay(event_log: Any, folder: Folder,
            transaction: Callable[[], AbstractContextManager[Tx]],
            moment: datetime | None = None, topics: Sequence[str] | None = None,
            progress: Callable[[str, int, int], None] | None = None,
-           batch: int = 5000,
-           batches: Iterable[Sequence[LogRecord]] | None = None) -> FoldCount:
+           batch: int = 5000, in_two_from: int | None = IN_TWO_FROM) -> FoldCount:
     """Read the whole log from its beginning and fold it, in log order, into the read model
     `transaction` opens (one transaction per batch); with `moment`, only the events that had
-    occurred by then. `topics` narrows what is read to those of the folder's topics; `batches`
-    are the log's records when they are read some other way (read ahead)."""
+    occurred by then. `topics` narrows what is read to those of the folder's topics. A log of
+    `in_two_from` records or more (None: never) is folded in two processes
+    (shared.replay.parallel); a shorter one, or one whose length the log cannot tell, here."""
     wanted = [t for t in folder.topics if topics is None or t in topics]
-    total = 0
-    if progress is not None:
-        ends = event_log.end_position(wanted)
-        total = sum(ends.values()) if ends else 0
-    seen: dict[str, int] = {}
+    ends = (event_log.end_position(wanted) if progress is not None or in_two_from is not None
+            else None)
+    total = sum(ends.values()) if ends else 0
+    shown = progress if progress is not None and total else None
+    if in_two_from is not None and ends is not None and total >= in_two_from:
+        from shared.replay.parallel import READ, fold_in_two
+
+        batches = fold_in_two(event_log.read_all(wanted, limit=min(batch, READ)), folder,
+                              transaction, moment, per_transaction=batch)
+    else:
+        batches = _fold_here(event_log.read_all(wanted, limit=batch), folder, transaction,
+                             moment)
     count = FoldCount()
-    for records in batches if batches is not None else event_log.read_all(wanted, limit=batch):
-        with transaction() as tx:
-            if moment is None:
-                count.add(fold_everything(tx, folder, records, seen))
-            else:
-                count.add(fold_in_log_order(tx, folder, entries(records), seen, moment))
-        if progress is not None and total:
-            progress("replaying the log", min(count.read, total), total)
-    if progress is not None and total:
-        progress("replaying the log", total, total)
+    for done in batches:
+        count.add(done)
+        if shown is not None:
+            shown("replaying the log", min(count.read, total), total)
+    if shown is not None:
+        shown("replaying the log", total, total)
     return count
+
+
+def _fold_here(batches: Iterable[list[LogRecord]], folder: Folder,
+               transaction: Callable[[], AbstractContextManager[Tx]],
+               moment: datetime | None) -> Iterator[FoldCount]:
+    """What each batch folded, folded in this process."""
+    seen: dict[str, int] = {}
+    for records in batches:
+        with transaction() as tx:
+            yield fold_batch(tx, folder, raw(records), seen, moment)

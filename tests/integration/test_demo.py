@@ -538,6 +538,21 @@ def test_the_relay_reads_every_stored_event_as_the_domain_event_gives_it(
     assert sum(checked.values()) > 5000
 
 
+def test_no_stream_goes_back_in_business_time(embedded: tuple[Settings, str, str]) -> None:
+    """Each stream's events are dated in the order of their positions, as the services write
+    them (occurred_at is the clock's, or the load's business time, which moves forward): views
+    as of a date rely on it (shared.replay.snapshots), and the replay bench's generated history
+    continues the demo's streams only forward (services.integrator.bench)."""
+    latest: dict[tuple[str, str], tuple[int, datetime]] = {}
+    for e in _log_envelopes(embedded[0]):
+        key = (e.source, e.stream_id)
+        position, when = latest.get(key, (0, e.occurred_at))
+        if e.stream_position > position:
+            assert e.occurred_at >= when, (key, e.stream_position, e.type, when, e.occurred_at)
+            latest[key] = (e.stream_position, e.occurred_at)
+    assert len(latest) > 2000  # providers, needs, agreements, measures, terms, deliveries
+
+
 def test_the_demo_trail_is_chained_signed_and_exports(
     embedded: tuple[Settings, str, str], stores: Stores, tmp_path: Path
 ) -> None:

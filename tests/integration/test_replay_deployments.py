@@ -8,7 +8,7 @@ a date is found the way it happened: the same events are fed, in business-time o
 log that the integrator's live projection runners follow, and their read model is read as each
 date ends. Then, on the demo's own log: `council audit replay --as-of` (from snapshots, and
 --full), and the running service's GET /network/state?as_of= and GET /market?as_of= must give
-exactly those answers.
+exactly those answers; so must a full replay folded in two processes, as a long log is.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from services.integrator.projections.asof import (
     unregister_snapshots,
 )
 from services.integrator.projections.market import market_view, network_state
-from services.integrator.replay import open_snapshots
+from services.integrator.replay import full_replay, open_snapshots
 from services.integrator.service import SPEC
 from shared.cli import main
 from shared.envelope import EventEnvelope
@@ -155,6 +155,15 @@ def test_replay_of_the_demo_as_of_past_dates_equals_the_live_projection(
                 == expected[day], (day, extra)
             if extra[0] == "--snapshot-interval" and day != DATES[0]:
                 assert replayed["replay"]["how"].startswith("from the snapshot of")
+
+    # A long log is folded in two processes (shared.replay.parallel): the demo's, made to.
+    reader = open_event_log(settings)
+    try:
+        for day in (DATES[2], DATES[-1]):
+            with full_replay(settings, reader, as_of_moment(day), in_two_from=0) as (db, _):
+                assert answer(db) == expected[day], day
+    finally:
+        reader.close()
 
     # The running service's as-of views.
     tokens = TokenStore(open_database(settings, "identity"))

@@ -53,12 +53,14 @@ from uuid import UUID, uuid5
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, TypeAdapter
 
 from services.integrator.projections import projections as integrator_projections
 from services.integrator.projections.asof import as_of_moment, state_as_of
 from services.integrator.projections.market import network_state
-from services.integrator.projections.performance import network_performance
+from services.integrator.projections.performance import network_performance, uuid_text
 from services.integrator.service import SPEC as INTEGRATOR
 from services.outcomes.domain import terms_id_for
 from services.outcomes.projections.performance import (
@@ -732,3 +734,24 @@ def test_the_performance_endpoints(settings: Settings, auth: Callable[..., Auth]
         assert performance[str(AG1)]["rag"] == "green"
         assert performance[str(AG1)]["cost_per_outcome"] == "300.00"
         assert performance[str(AG3)] is None
+
+
+UUID_FIELD = TypeAdapter(UUID)  # as a contract's UUID field validates
+
+
+@given(raw=st.uuids(), form=st.sampled_from(["hyphenated", "upper", "simple", "braces", "urn",
+                                             "mixed"]),
+       noise=st.text(alphabet="0123456789abcdefABCDEF-{}:urnid ", min_size=30, max_size=40))
+def test_uuid_text_is_the_uuid_as_str_whatever_the_text_it_was_read_from(
+        raw: UUID, form: str, noise: str) -> None:
+    """The performance projection takes a delivery report's ids as the log writes them when
+    that text is already str(UUID): for any text a UUID validates from, the same answer."""
+    text = {"hyphenated": str(raw), "upper": str(raw).upper(), "simple": raw.hex,
+            "braces": f"{{{raw}}}", "urn": raw.urn,
+            "mixed": str(raw)[:10].upper() + str(raw)[10:]}[form]
+    for read_from in (text, noise):
+        try:
+            value = UUID_FIELD.validate_python(read_from)
+        except ValueError:
+            continue
+        assert uuid_text(read_from, value) == str(value)

@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -36,6 +35,7 @@ from services.integrator.projections.asof import (
     as_of_moment,
     build_as_of,
     default_projections,
+    folder_for,
     register_snapshots,
     state_as_of,
     unregister_snapshots,
@@ -51,9 +51,16 @@ from shared.envelope import EventEnvelope, event_id_for
 from shared.errors import InfrastructureUnavailable
 from shared.eventlog import EventLog
 from shared.eventlog.embedded import EmbeddedEventLog
-from shared.projection import _stream_key
-from shared.replay import snapshots
-from shared.replay.fold import BatchingTx, ReadModelFile, entry_of, utc_text
+from shared.projection import Projection, _stream_key
+from shared.replay import parallel, snapshots
+from shared.replay.fold import (
+    BatchingTx,
+    ReadModelFile,
+    UnreadableRecord,
+    entry_of,
+    replay,
+    utc_text,
+)
 from shared.replay.readahead import read_ahead
 from shared.replay.snapshots import SnapshotStore
 from shared.settings import Settings
@@ -544,11 +551,20 @@ def test_read_ahead_reads_what_the_log_holds(tmp_path: Path, log: EmbeddedEventL
     topics = [log.topic_for(s) for s in TOPICS]
     assert [r for b in read_ahead(settings, topics, batch=50) for r in b] == [
         r for b in log.read_all(topics) for r in b]
+    read_in_bulk: list[int] = []
+
+    def reader(topics: Any, position: Any) -> Iterator[Any]:
+        for records in read_ahead(settings, topics, position, url=log.url):
+            read_in_bulk.append(len(records))
+            yield records
+
     bulk = SnapshotStore(tmp_path / "bulk", log, default_projections(), interval=30,
-                         skipped=SKIPPED, bulk_reader=partial(read_ahead, settings), bulk_from=1)
+                         skipped=SKIPPED, bulk_reader=reader, bulk_from=1)
     plain = SnapshotStore(tmp_path / "plain", log, default_projections(), interval=30,
                           skipped=SKIPPED)
-    assert bulk.refresh() == plain.refresh() == len(events)
+    with patch.object(snapshots, "BATCH", 50):  # a full first batch: the rest in bulk
+        assert bulk.refresh() == plain.refresh() == len(events)
+    assert sum(read_in_bulk) == len(events) - 50
     bulk.checkpoint()
     plain.checkpoint()
     assert [(s.boundary, s.events) for s in bulk.status().snapshots] == [
@@ -561,6 +577,118 @@ def test_read_ahead_reads_what_the_log_holds(tmp_path: Path, log: EmbeddedEventL
     with pytest.raises(InfrastructureUnavailable, match="reading"):
         list(read_ahead(Settings(var_dir=tmp_path / "none", log_url="kafka://127.0.0.1:1"),
                         topics))
+    with pytest.raises(InfrastructureUnavailable, match="not embedded://"):  # another log
+        list(read_ahead(Settings(var_dir=tmp_path / "other", log_url="embedded"), topics,
+                        url=log.url))
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), batch=st.sampled_from([7, 60, 5000]),
+       piece=st.sampled_from([1, 5, 128]), depth=st.sampled_from([1, 3, 16]),
+       pipe=st.sampled_from([4096, 1 << 20]), in_the_past=st.booleans())
+def test_a_replay_in_two_processes_equals_a_plain_replay(
+        tmp_path_factory: pytest.TempPathFactory, seed: int, batch: int, piece: int,
+        depth: int, pipe: int, in_the_past: bool) -> None:
+    """The child folds (variations read the agreement's rows: reads cross the pipe), this
+    process runs the statements; duplicates, with and without a moment, pieces of any size,
+    one or many ahead, through a pipe that holds them or not even one (a write then waits
+    while the child may be waiting for the rows of a read)."""
+    folder = tmp_path_factory.mktemp("two")
+    events = random_history(seed, providers=8, needs=4)
+    log = EmbeddedEventLog(folder / "shared-log.sqlite")
+    log.append(arrival_order(events, seed))
+    moment = moments(events, random.Random(seed), 1)[-1] if in_the_past else None
+    try:
+        for in_two_from in (0, None):  # two processes, then one (the same code)
+            path = folder / f"model-{in_two_from}.sqlite"
+            model = ReadModelFile(path, default_projections())
+            with patch.object(parallel, "PIECE", piece), patch.object(parallel, "DEPTH", depth), \
+                    patch.object(parallel, "PIPE_BYTES", pipe):
+                count = replay(log, folder_for(log, default_projections()), model.transaction,
+                               moment, batch=batch, in_two_from=in_two_from)
+            model.close()
+            assert tables(path) == oracle(folder, log, moment), (seed, in_two_from)
+            assert count.read == sum(1 for b in log.read_all(
+                [log.topic_for(s) for s in TOPICS]) for _ in b)
+    finally:
+        log.close()
+
+
+class Counting(Projection):
+    """Statements with no parameters, issued many times: each must run (a projection of the
+    tests, pickled to the replay's second process by reference to this module)."""
+
+    name = "tests.counting"
+    sources = ("provider_registry",)
+
+    def create(self, tx: Any) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS counted (n INTEGER NOT NULL)")
+        tx.execute("INSERT INTO counted (n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM counted)")
+
+    def drop(self, tx: Any) -> None:
+        tx.execute("DROP TABLE IF EXISTS counted")
+
+    def apply(self, tx: Any, event: EventEnvelope) -> None:
+        if event.type == "ProviderRejected":
+            raise ValueError(f"refused {event.stream_id}")
+        tx.execute("UPDATE counted SET n = n + 1")
+
+
+def test_a_replay_in_two_processes_runs_every_statement_and_fails_with_its_reason(
+        tmp_path: Path, log: EmbeddedEventLog) -> None:
+    events = [e for e in random_history(23) if e.source == "provider_registry"]
+    log.append(events)
+    projections = [Counting()]
+    model = ReadModelFile(tmp_path / "counted.sqlite", projections)
+    count = replay(log, folder_for(log, projections), model.transaction, batch=5,
+                   in_two_from=0)
+    assert model.conn.execute("SELECT n FROM counted").fetchall() == [(len(events),)]
+    assert count.applied == len(events)
+    model.close()
+
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    wrong = EventEnvelope(event_id=UUID(int=7), type="ProviderRejected", schema_version=1,
+                          source="provider_registry", stream_id="p", stream_position=1,
+                          occurred_at=now, recorded_at=now, data={})
+    log.append([wrong])
+    model = ReadModelFile(tmp_path / "refused.sqlite", projections)
+    with pytest.raises(ValueError, match="refused p") as refused:
+        replay(log, folder_for(log, projections), model.transaction, in_two_from=0)
+    assert "second process" in "".join(refused.value.__notes__)
+    model.close()
+
+    bad = EmbeddedEventLog(tmp_path / "bad" / "shared-log.sqlite")
+    bad.append(events[:3])
+    bad._conn().execute(  # a record that is not an envelope: named, as in one process
+        'INSERT INTO log_records (topic, "offset", stream_id, event_id, value)'
+        " VALUES ('council.provider_registry', 3, 's', 'e', x'7b7d')")
+    for in_two_from in (0, None):
+        model = ReadModelFile(":memory:", projections)
+        with pytest.raises(UnreadableRecord, match=r"council\.provider_registry:0@3: "):
+            replay(bad, folder_for(bad, projections), model.transaction,
+                   in_two_from=in_two_from)
+        model.close()
+    bad.close()
+
+
+def test_a_replay_in_two_processes_fails_when_the_log_cannot_be_read(
+        tmp_path: Path, log: EmbeddedEventLog) -> None:
+    log.append(random_history(29))
+
+    class Failing(EmbeddedEventLog):
+        def read(self, topics: Any, position: Any, limit: int) -> list[Any]:
+            if sum(position.values()) > 20:
+                raise InfrastructureUnavailable("the log went away")
+            return super().read(topics, position, limit)
+
+    failing = Failing(log.path)
+    model = ReadModelFile(":memory:", default_projections())
+    with pytest.raises(InfrastructureUnavailable, match="went away"):
+        replay(failing, folder_for(failing, default_projections()), model.transaction,
+               batch=10, in_two_from=0)
+    model.close()
+    failing.close()
 
 
 # ---------------------------------------------------------------------- as-of views and CLI

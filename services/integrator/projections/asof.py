@@ -9,8 +9,8 @@ none is taken as the end.
 A date means the end of that day (UTC); a date-time without a zone is taken as UTC.
 
 Two ways to get there, with the same answer (the tests compare them):
-- `build_as_of` replays the whole log (shared.replay.fold: records parsed once, duplicates and
-  later events passed over before validation, writes batched);
+- `build_as_of` replays the whole log (shared.replay.fold: each record parsed and validated
+  once, duplicates and later events passed over, writes batched; a long log in two processes);
 - `state_as_of`, when a snapshot store is registered for the log (the integrator service and
   `council audit replay` register one: services.integrator.replay), copies the latest snapshot at
   or before the moment and applies only the events it lacks (shared.replay.snapshots). Without
