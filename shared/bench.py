@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,21 +167,23 @@ def served(service: str, settings: Settings, log_file: Path) -> Iterator[Served]
 
 
 @contextmanager
-def worked(service: str, settings: Settings, groups: Sequence[str],
+def worked(service: str, processes: Mapping[str, tuple[str, Settings]],
            log_file: Path) -> Iterator[CpuMeter]:
     """Some of a service's background work alone (no HTTP, no other groups): one `council
-    work` process per group, as `council serve` would start them."""
+    work` process per entry (its name -> its worker group and settings), as `council serve`
+    would start them, or as a scale-out deployment runs several of one group (an ingest per
+    share of the inbound partitions)."""
     with open(log_file, "ab") as sink:
-        processes = {group: subprocess.Popen(
+        started = {name: subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "work", service, "--group", group],
-            env=settings_env(settings), stdout=sink, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL) for group in groups}
+            env=settings_env(own), stdout=sink, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL) for name, (group, own) in processes.items()}
         try:
-            yield CpuMeter.of({g: p.pid for g, p in processes.items()})
+            yield CpuMeter.of({name: p.pid for name, p in started.items()})
         finally:
-            for process in processes.values():
+            for process in started.values():
                 process.terminate()
-            for process in processes.values():
+            for process in started.values():
                 try:
                     process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
@@ -317,6 +319,7 @@ def _summary(figures: dict[str, dict[str, float]]) -> None:
             ("HTTP NDJSON batch", "http_batch_per_s", "{:,.0f}/s"),
             ("Kafka, whole service", "kafka_per_s", "{:,.0f}/s"),
             ("Kafka, ingest + relay processes only", "kafka_alone_per_s", "{:,.0f}/s"),
+            ("Kafka, 2 ingest processes + relay", "kafka_split_per_s", "{:,.0f}/s"),
             ("10,000-line batch accepted (target < 1 s)", "http_batch_accepted_s", "{:.2f} s")]
     for label, key, fmt in rows:
         cells = [fmt.format(figures[d][key]) if key in figures.get(d, {}) else "n/a"
@@ -342,7 +345,7 @@ def main(events: int = 20000, deployment: str = "all", replay_events: int = 1_00
             settings = Settings(var_dir=Path(tmp), log_url="embedded", database_url=None)
             run_deployment(settings, events)
             figures["embedded"] = outcomes_bench.run(settings, Path(tmp))
-            kafka_bench.run(settings, events)
+            kafka_bench.run(settings)
         if replay_events:
             replay_bench.run_embedded(_bench_cache(), replay_events)
     if deployment in ("pages", "all"):
@@ -362,7 +365,7 @@ def main(events: int = 20000, deployment: str = "all", replay_events: int = 1_00
             try:
                 run_deployment(settings, events)
                 figures["scale"] = outcomes_bench.run(settings, Path(tmp))
-                figures["scale"].update(kafka_bench.run(settings, events, Path(tmp)))
+                figures["scale"].update(kafka_bench.run(settings, log_dir=Path(tmp)))
                 if replay_events:
                     replay_bench.run_kafka(_bench_cache(), replay_events, settings)
             finally:

@@ -69,11 +69,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from shared.logs import configure_logging
     from shared.web import create_service_app
+    from shared.workers import tune_gc
 
     settings = Settings()
     configure_logging(args.service, settings.log_level)
     preflight(settings)
     api = create_service_app(_spec(args.service), settings, workers=settings.workers)
+    tune_gc()
     uvicorn.run(
         api, host=settings.host, port=settings.port_of(args.service),
         log_config=None, access_log=False, timeout_graceful_shutdown=10,

@@ -35,7 +35,15 @@ from shared.projection import Projection, ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.sql import Database, open_database, setup_lock
-from shared.workers import GROUPS, INGEST, PROJECTIONS, RELAY, WORKERS, WorkerProcesses
+from shared.workers import (
+    GROUPS,
+    INGEST,
+    PROJECTIONS,
+    RELAY,
+    WORKERS,
+    WorkerProcesses,
+    tune_gc,
+)
 
 log = structlog.get_logger("web")
 
@@ -203,6 +211,7 @@ def run_workers(spec: ServiceSpec, settings: Settings, groups: Sequence[str],
     """Run these groups of a service's background work in this process until `stop` is set
     (the body of `council work`)."""
     runtime = Runtime(spec, settings)
+    tune_gc()
     try:
         runtime.start(groups)
         log.info("workers_started", groups=list(groups))

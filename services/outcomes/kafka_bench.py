@@ -11,11 +11,16 @@ message, which it does only after storing the reports), and until every stored e
 shared log (the relay's saved position has reached the newest event in the store). The reports
 are produced while the clock runs, so the figure is what a provider sees, production included.
 
-It measures twice: with the whole service running on this machine (its read models and
-payments process compete for the same cores), then with only the ingest and relay processes
-(`council work outcomes --group ingest` and `--group relay`), as a scale-out deployment can run
-them, with the read models following the log elsewhere. Only a deployment whose log is Kafka
-has the inbound topic.
+It measures three times, each over MESSAGES reports (enough for a rate held for several
+seconds, not a burst absorbed by the first batches): with the whole service running on this
+machine (its read models and payments process compete for the same cores); with only the
+ingest and relay processes (`council work outcomes --group ingest` and `--group relay`), as a
+scale-out deployment can run them, the read models following the log elsewhere; and with the
+ingest in two processes, each owning a share of the inbound partitions
+(COUNCIL_DELIVERIES_INGEST_PARTITIONS), which is how Kafka ingestion scales: one ingest process is
+one Python interpreter, at most one core, idle while PostgreSQL stores its batch. The providers
+are chosen so their keys spread evenly over the partitions. Only a deployment whose log is
+Kafka has the inbound topic.
 """
 
 from __future__ import annotations
@@ -24,14 +29,16 @@ import json
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import confluent_kafka
+from kafka.partitioner.default import murmur2
 
 from services.outcomes.bench import StoreWatch, seed_agreement
-from services.outcomes.kafka_ingest import inbound_topic, kafka_bootstrap
+from services.outcomes.kafka_ingest import inbound_topic, kafka_bootstrap, partition_shares
 from services.outcomes.projections.agreements import lookup_agreements
 from shared.bench import CpuMeter, _row, served, wait_until, worked
 from shared.identity import Role, TokenStore
@@ -39,10 +46,29 @@ from shared.settings import Settings
 from shared.sql import Database, open_database
 from shared.workers import INGEST, RELAY
 
-MESSAGES = 20_000
+MESSAGES = 100_000
 WARM_UP = 500
 PROVIDERS = 10
+INGEST_PROCESSES = 2  # in the last measurement
 TIMEOUT_S = 600.0
+
+
+def spread_providers(count: int, partitions: int) -> list[UUID]:
+    """`count` new provider ids whose keys spread evenly over the inbound partitions (as many
+    providers would on average; ten random ones can all land on two of three partitions, and
+    leave an ingest process that owns the third with nothing to do)."""
+    per_partition = -(-count // partitions)
+    taken: Counter[int] = Counter()
+    chosen: list[UUID] = []
+    while len(chosen) < count:
+        candidate = uuid4()
+        # The partition the producer picks for this key (murmur2, as Java and librdkafka's
+        # murmur2_random partitioners do).
+        partition = (murmur2(str(candidate).encode()) & 0x7FFFFFFF) % partitions
+        if taken[partition] < per_partition:
+            taken[partition] += 1
+            chosen.append(candidate)
+    return chosen
 
 
 def reports(agreements: dict[UUID, UUID], count: int, run_id: str) -> list[tuple[UUID, bytes]]:
@@ -132,7 +158,7 @@ def run(settings: Settings, messages: int = MESSAGES,
               "(providers report over HTTP)")
         return {}
     run_id = uuid4().hex[:8]
-    providers = [uuid4() for _ in range(PROVIDERS)]
+    providers = spread_providers(PROVIDERS, settings.kafka_partitions)
     agreements = {uuid4(): provider for provider in providers}
     identity = open_database(settings, "identity")
     token_store = TokenStore(identity)
@@ -156,11 +182,20 @@ def run(settings: Settings, messages: int = MESSAGES,
                                               f"{run_id}-s", service.cpu)
         # Read models can run elsewhere (they follow the log): ingestion alone, as a
         # scale-out deployment would run it on its own machine.
-        with worked("outcomes", settings, (INGEST, RELAY), log_file) as cpu:
+        alone = {INGEST: (INGEST, settings), RELAY: (RELAY, settings)}
+        with worked("outcomes", alone, log_file) as cpu:
             print("  delivery over Kafka, only its ingest and relay processes (read models and "
                   "payments elsewhere):")
             figures["kafka_alone_per_s"] = _measure(inbound, watch, agreements, messages,
                                                     f"{run_id}-a", cpu)
+        split = {f"ingest[{share}]": (INGEST, settings.model_copy(
+            update={"deliveries_ingest_partitions": share}))
+            for share in partition_shares(settings.kafka_partitions, INGEST_PROCESSES)}
+        with worked("outcomes", split | {RELAY: (RELAY, settings)}, log_file) as cpu:
+            print(f"  delivery over Kafka, the ingest in {len(split)} processes (the inbound "
+                  "partitions shared out) and the relay:")
+            figures["kafka_split_per_s"] = _measure(inbound, watch, agreements, messages,
+                                                    f"{run_id}-p", cpu)
     finally:
         inbound.close()
         watch.close()

@@ -118,6 +118,13 @@ def owned_partitions(settings: Settings) -> list[int] | None:
         ) from None
 
 
+def partition_shares(partitions: int, processes: int) -> list[str]:
+    """The inbound partitions shared out among `processes` ingest instances, as their
+    COUNCIL_DELIVERIES_INGEST_PARTITIONS values (partition p to instance p mod processes)."""
+    return [",".join(str(p) for p in range(first, partitions, processes))
+            for first in range(min(processes, partitions))]
+
+
 def kafka_bootstrap(settings: Settings) -> str | None:
     """host:port of the broker, or None when the deployment's log is not Kafka."""
     if not settings.log_url.startswith("kafka://"):

@@ -32,6 +32,7 @@ from services.outcomes.kafka_ingest import (
     MAX_MESSAGE_BYTES,
     KafkaDeliveryIngest,
     inbound_topic,
+    partition_shares,
     rejects_topic,
 )
 from shared.eventlog import open_event_log
@@ -580,6 +581,54 @@ def test_only_the_partitions_an_instance_owns(sqlite_settings: Settings) -> None
         assert world.stored_reports() == [delivery_id_for(world.provider_a, "p0")]
     finally:
         world.close()
+
+
+def test_ingest_instances_sharing_out_the_partitions_take_every_report_once(
+    world: World,
+) -> None:
+    """Ingestion scales by running an ingest per share of the inbound partitions (as `council
+    bench` does): together, working at the same time on one store, they store every report
+    once, and each stores only its own partitions' offsets."""
+    shares = partition_shares(world.settings.kafka_partitions, 2)
+    assert shares == ["0,2", "1"]
+    ingests = [KafkaDeliveryIngest.for_settings(
+        world.app, world.tokens, world.store_db,
+        world.settings.model_copy(update={"deliveries_ingest_partitions": share}),
+        batch_size=50) for share in shares]
+    # Keyed one by one so that every partition gets some (the token says who reports).
+    sent = world.send([(f"a{i}".encode(), report(f"s-{i}", world.agreement_a),
+                        bearer(world.token_a)) for i in range(60)]
+                      + [(f"b{i}".encode(), report(f"s-{i}", world.agreement_b),
+                          bearer(world.token_b)) for i in range(60)])
+    assert {s.partition for s in sent} == {0, 1, 2}
+    failures: list[BaseException] = []
+
+    def run(ingest: KafkaDeliveryIngest | None) -> None:
+        assert ingest is not None
+        try:
+            own = {int(p) for p in (ingest.only_partitions or ())}
+            deadline = time.monotonic() + 60
+            while sum(v for p, v in ingest.position().items() if p in own) < sum(
+                    1 for s in sent if s.partition in own):
+                ingest.run_once()
+                assert time.monotonic() < deadline, "an ingest did not read its share in time"
+        except BaseException as exc:  # reported by the test's thread
+            failures.append(exc)
+        finally:
+            ingest.close()
+
+    threads = [threading.Thread(target=run, args=(ingest,)) for ingest in ingests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, failures
+    expected = Counter({delivery_id_for(world.provider_a, f"s-{i}"): 1 for i in range(60)}
+                       | {delivery_id_for(world.provider_b, f"s-{i}"): 1 for i in range(60)})
+    assert Counter(world.stored_reports()) == expected
+    assert world.ingest.position() == {
+        p: 1 + max(s.offset for s in sent if s.partition == p) for p in {s.partition
+                                                                          for s in sent}}
 
 
 def test_the_outcomes_service_runs_the_ingest_only_with_kafka(
