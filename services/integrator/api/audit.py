@@ -15,6 +15,7 @@ import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope, Send
 
 from services.integrator.application import Integrator
 from services.integrator.audit import (
@@ -174,6 +175,22 @@ class RecordedRead:
 # ---------------------------------------------------------------------- the trail
 
 
+class ClosingStreamingResponse(StreamingResponse):
+    """A streaming response that closes its body once the response is over, however it ended.
+    When a reader hangs up, Starlette stops iterating the body but leaves the generator for
+    the garbage collector to close, so its `finally` (recording the read as incomplete) ran
+    only at the next cyclic collection: soon with Python's default thresholds, possibly never
+    on an idle service with the thresholds the services run with (shared.workers.tune_gc)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
+
+
 def _chunks(lines: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:
     """NDJSON in chunks of about CHUNK_BYTES, each with how many events it holds."""
     buffer: list[bytes] = []
@@ -219,7 +236,7 @@ def audit_events(request: Request, principal: Auditor, asked: Asked) -> Streamin
             with anyio.CancelScope(shield=True):  # a reader hanging up is recorded too
                 await anyio.to_thread.run_sync(read.finish, sent, completed)
 
-    return StreamingResponse(body(), media_type=NDJSON, headers=read.headers)
+    return ClosingStreamingResponse(body(), media_type=NDJSON, headers=read.headers)
 
 
 # ---------------------------------------------------------------------- the state
