@@ -44,6 +44,7 @@ from typing import Any
 from shared.eventlog import LogRecord
 from shared.replay.fold import BatchingTx, FoldCount, Folder, fold_batch, raw
 from shared.sql import Row, Tx
+from shared.workers import GC_THRESHOLDS, tune_gc
 
 # Records go to the child PIECE at a time, about a hundred KiB: read into memory the allocator
 # keeps (a batch of 5,000 records, 4 MiB, would be read into fresh pages every time), DEPTH
@@ -92,10 +93,13 @@ def fold_in_two(batches: Iterable[list[LogRecord]], folder: Folder,
     inbox.close()
     feed = _Feed(iter(batches), records)
     frozen = _frozen()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)  # see shared.workers.tune_gc
     try:
         yield from _run_pieces(feed, here, child, transaction, per_transaction)
         child.join(timeout=WAIT_S)  # it has nothing left to do but exit
     finally:
+        gc.set_threshold(*thresholds)
         if frozen:
             gc.unfreeze()
         if child.is_alive():
@@ -289,7 +293,7 @@ class _RemoteTx:
 
 
 def _fold(folder: Folder, moment: datetime | None, records: Any, parent: Any) -> None:
-    gc.freeze()  # what the child has loaded stays: full collections need not go through it
+    tune_gc()  # what the child has loaded stays out of collections, which come rarely
     try:
         remote = _RemoteTx(parent)
         # BatchingTx over the remote Tx: what runs in the parent is what a replay in one
