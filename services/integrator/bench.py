@@ -393,6 +393,9 @@ def run_embedded(cache: Path, events: int) -> None:
 
 
 def run_kafka(cache: Path, events: int, settings: Settings) -> None:
+    # Topics of its own: the replay reads the same log as on the embedded deployment, not also
+    # what the benchmarks before it wrote to the broker.
+    settings = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}.replay"})
     path = bench_log(cache, events)
     source = EmbeddedEventLog(path)
     target = open_event_log(settings)
