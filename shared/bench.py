@@ -51,9 +51,10 @@ def _timed(work: Callable[[], int]) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
-def _row(label: str, count: int, seconds: float, unit: str = "events") -> None:
+def _row(label: str, count: int, seconds: float, unit: str = "events", after: str = "") -> None:
     rate = count / seconds if seconds else float("inf")
-    print(f"  {label:<46} {count:>9,} {unit:<6}  {seconds:>8.2f} s  {rate:>11,.0f} {unit}/s")
+    print(f"  {label:<46} {count:>9,} {unit:<6}  {seconds:>8.2f} s  {rate:>11,.0f} {unit}/s"
+          f"{after}", flush=True)
 
 
 def wait_until(what: str, done: Callable[[], bool], timeout: float = 300.0,

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -173,6 +173,24 @@ def tune_gc() -> None:
     garbage waits a little longer."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+@contextlib.contextmanager
+def rare_collections() -> Iterator[None]:
+    """tune_gc for the block's duration, in a process that goes on after it (a full replay in
+    a CLI or a bench): the thresholds put back, and what it froze unfrozen, unless something
+    else had frozen it already (theirs to undo)."""
+    thresholds = gc.get_threshold()
+    froze = not gc.get_freeze_count()
+    if froze:
+        gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if froze:
+            gc.unfreeze()
 
 
 def lower_priority(groups: Sequence[str]) -> None:

@@ -48,6 +48,7 @@ from services.integrator.replay import (
     open_snapshots,
     report,
 )
+from shared.bench import _row
 from shared.contracts import all_specs
 from shared.envelope import EventEnvelope, event_id_for
 from shared.eventlog import EventLog, open_event_log
@@ -324,10 +325,8 @@ class _Clock:
         self.cpu = _cpu()
 
     def row(self, label: str, count: int, unit: str = "events") -> None:
-        seconds = time.perf_counter() - self.wall
-        rate = count / seconds if seconds else float("inf")
-        print(f"  {label:<46} {count:>9,} {unit:<6} {seconds:>7.2f} s {rate:>9,.0f} {unit}/s"
-              f"  CPU {_cpu() - self.cpu:6.2f} s", flush=True)
+        _row(label, count, time.perf_counter() - self.wall, unit,
+             after=f"  CPU {_cpu() - self.cpu:6.2f} s")
 
 
 def _cpu() -> float:

@@ -342,10 +342,7 @@ def fold_batch(tx: Tx, folder: Folder, records: Iterable[Raw], seen: dict[str, i
     known = seen.get
     for topic, partition, offset, value in records:
         try:
-            try:
-                event = _validate_json(value)
-            except ValueError:  # not as this version writes envelopes: see envelope_of
-                event = envelope_of(value)
+            event = envelope_of(value)
         except ValueError as exc:
             raise UnreadableRecord(f"log record {topic}:{partition}@{offset}: {exc}") from None
         read += 1

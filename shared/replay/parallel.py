@@ -29,7 +29,6 @@ process reads it.
 from __future__ import annotations
 
 import contextlib
-import gc
 import multiprocessing
 import pickle
 import queue
@@ -44,7 +43,7 @@ from typing import Any
 from shared.eventlog import LogRecord
 from shared.replay.fold import BatchingTx, FoldCount, Folder, fold_batch, raw
 from shared.sql import Row, Tx
-from shared.workers import GC_THRESHOLDS, tune_gc
+from shared.workers import rare_collections, tune_gc
 
 # Records go to the child PIECE at a time, about a hundred KiB: read into memory the allocator
 # keeps (a batch of 5,000 records, 4 MiB, would be read into fresh pages every time), DEPTH
@@ -92,16 +91,13 @@ def fold_in_two(batches: Iterable[list[LogRecord]], folder: Folder,
     there.close()  # the child's ends: once it exits, reading here ends (EOFError)
     inbox.close()
     feed = _Feed(iter(batches), records)
-    frozen = _frozen()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)  # see shared.workers.tune_gc
     try:
-        yield from _run_pieces(feed, here, child, transaction, per_transaction)
+        # Full collections would otherwise go through everything this process holds (modules,
+        # schemas) every second or so, some 40 ms each, while the child waits for records.
+        with rare_collections():
+            yield from _run_pieces(feed, here, child, transaction, per_transaction)
         child.join(timeout=WAIT_S)  # it has nothing left to do but exit
     finally:
-        gc.set_threshold(*thresholds)
-        if frozen:
-            gc.unfreeze()
         if child.is_alive():
             child.terminate()
         child.join(timeout=10)
@@ -128,17 +124,6 @@ def _run_pieces(feed: _Feed, here: _Channel, child: Any,
                 yield count
                 folded += count.read
                 feed.fill()
-
-
-def _frozen() -> bool:
-    """Leave the objects this process already has out of the garbage collector's full passes
-    while the replay runs (gc.freeze: until gc.unfreeze); whether it did. A full pass would
-    otherwise go through all of them (modules, schemas) every second or so, some 40 ms each,
-    and the child would wait for records meanwhile."""
-    if gc.get_freeze_count():
-        return False  # frozen already, by someone else: theirs to undo
-    gc.freeze()
-    return True
 
 
 class _Feed:

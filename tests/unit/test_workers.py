@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.workers import GC_THRESHOLDS, tune_gc
+from shared.workers import GC_THRESHOLDS, rare_collections, tune_gc
 
 
 @pytest.fixture
@@ -28,3 +28,14 @@ def test_a_service_process_collects_rarely_and_leaves_its_start_up_objects_alone
     assert GC_THRESHOLDS[0] >= 10_000  # a batch of reports is not scanned every few hundred
     assert gc.get_freeze_count() > 0
     assert gc.isenabled()  # cycles are still collected
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_rare_collections_for_a_block_put_everything_back() -> None:
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    with rare_collections():
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == (700, 10, 10)
+    assert gc.get_freeze_count() == 0
