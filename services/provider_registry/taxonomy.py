@@ -36,6 +36,37 @@ class Taxonomy:
                 found |= self.under(term.code)
         return found
 
+    def lineage(self, code: str) -> list[str]:
+        """`code` and every term above it, nearest first (an unknown code alone)."""
+        found = [code]
+        parent = self.terms[code].parent if code in self.terms else None
+        while parent is not None and parent in self.terms and parent not in found:
+            found.append(parent)
+            parent = self.terms[parent].parent
+        return found
+
+    def top(self, code: str) -> str:
+        """The top-level category `code` belongs to: itself if it is one (or is unknown)."""
+        return self.lineage(code)[-1]
+
+    def tree_order(self) -> list[str]:
+        """Every code, each top-level category followed by the terms below it, in file order."""
+        below: dict[str | None, list[str]] = {}
+        for term in self.terms.values():
+            parent = term.parent if term.parent in self.terms else None
+            below.setdefault(parent, []).append(term.code)
+        found: list[str] = []
+
+        def walk(code: str) -> None:
+            found.append(code)
+            for child in below.get(code, []):
+                if child not in found:
+                    walk(child)
+
+        for code in below.get(None, []):
+            walk(code)
+        return found
+
 
 @cache
 def taxonomy() -> Taxonomy:

@@ -75,6 +75,10 @@ class _Data(BaseModel):
 class Population(_Data):
     description: str
     size: int | None = Field(default=None, ge=0)
+    areas: list[str] = Field(
+        default_factory=list,
+        description="where the population lives, named as providers name the areas they serve "
+                    "(e.g. districts); empty when not given (needs defined before areas existed)")
 
 
 class OutcomeSought(_Data):

@@ -274,8 +274,8 @@ def live(tmp_path: Path) -> Iterator[Views]:
     views.close()
 
 
-def snapshot(db: Database) -> dict[str, Any]:
-    """Every query's answer, as JSON."""
+def snapshot(db: Database, at: datetime | None = None) -> dict[str, Any]:
+    """Every query's answer, as JSON; the market as at `at` (default now)."""
     def dump(value: BaseModel | list[Any] | None) -> Any:
         if isinstance(value, list):
             return [v.model_dump(mode="json") for v in value]
@@ -284,7 +284,7 @@ def snapshot(db: Database) -> dict[str, Any]:
     needs = list_needs(db)
     agreements = list_agreements(db)
     return {
-        "market": dump(market_view(db)),
+        "market": dump(market_view(db, at)),
         "state": dump(network_state(db)),
         "needs": dump(needs),
         "agreements": dump(agreements),
@@ -342,29 +342,33 @@ def test_committed_spend_by_organisation_type(live: Views) -> None:
 
 def test_hhi_of_a_three_provider_category_by_hand(tmp_path: Path) -> None:
     # Home care on 2024-12-31: Acorn 500,000, Beacon 300,000, Civic 200,000 of 1,000,000:
-    # shares 50%, 30%, 20%; HHI = 50^2 + 30^2 + 20^2 = 2,500 + 900 + 400 = 3,800.
+    # shares 50%, 30%, 20%; HHI = 50^2 + 30^2 + 20^2 = 2,500 + 900 + 400 = 3,800. The index is
+    # rated in adult social care, its top-level category (all of whose spend is home care here).
     with views_as_of(tmp_path, "2024-12-31") as db:
         home = category(db, "home-care")
         assert (home.committed, home.providers_with_commitments) == (D("1000000.00"), 3)
         assert home.shares == {str(P1): D("50.00"), str(P2): D("30.00"), str(P3): D("20.00")}
-        assert home.hhi == D("3800.00")
-        assert home.concentration == "highly concentrated"
-        # Weight management: Beacon 90,000 and Delta 60,000: 60^2 + 40^2 = 5,200.
-        assert category(db, "weight-management").hhi == D("5200.00")
+        assert (home.hhi, home.market) == (None, "adult-social-care")
+        care = category(db, "adult-social-care")
+        assert (care.committed, care.shares) == (home.committed, home.shares)
+        assert care.hhi == D("3800.00")
+        assert care.concentration == "highly concentrated"
+        # Weight management (public health): Beacon 90,000 and Delta 60,000: 60^2 + 40^2 = 5,200.
+        assert category(db, "public-health").hhi == D("5200.00")
     # After Acorn's growth to 600,000 (of 1,100,000): 10,000 x (600^2 + 300^2 + 200^2) /
     # 1,100^2 = 4,900,000,000 / 1,210,000 = 4,049.5867...
     with views_as_of(tmp_path, "2025-03-31") as db:
-        home = category(db, "home-care")
-        assert home.hhi == D("4049.59")
-        assert home.shares == {str(P1): D("54.55"), str(P2): D("27.27"), str(P3): D("18.18")}
+        care = category(db, "adult-social-care")
+        assert care.hhi == D("4049.59")
+        assert care.shares == {str(P1): D("54.55"), str(P2): D("27.27"), str(P3): D("18.18")}
 
 
 def test_ended_agreements_are_no_longer_active_or_counted(live: Views) -> None:
-    home = category(live.db, "home-care")
+    care = category(live.db, "adult-social-care")
     # Civic's shared service ended; only Acorn 600,000 and Beacon 300,000 remain:
     # 10,000 x (600^2 + 300^2) / 900^2 = 5,555.555...
-    assert home.hhi == D("5555.56")
-    assert home.providers_with_commitments == 2
+    assert care.hhi == D("5555.56")
+    assert care.providers_with_commitments == 2
     ended = get_agreement(live.db, AG3)
     assert ended is not None
     assert (ended.status, ended.ended_how, ended.ended_on) == ("ended", "terminated",
@@ -660,11 +664,11 @@ def test_as_of_equals_the_live_projection_on_each_date(tmp_path: Path) -> None:
         due = [e for e in events[fed:] if e.occurred_at <= upto]
         live.feed(due)
         fed += len(due)
-        seen[day] = snapshot(live.db)
+        seen[day] = snapshot(live.db, upto)  # the market as the live view gave it that day
     live.feed(events[fed:])
     for day in SNAPSHOT_DAYS:
         with state_as_of(live.log, None, day) as db:
-            assert snapshot(db) == seen[day], day
+            assert snapshot(db, as_of_moment(day)) == seen[day], day
     assert len({str(s) for s in seen.values()}) == len(SNAPSHOT_DAYS)  # each date differs
     # A date-time as of part of a day; before anything happened, nothing is there.
     with state_as_of(live.log, None, "2024-04-01T09:59:59Z") as db:
@@ -695,7 +699,7 @@ def test_as_of_filters_a_log_out_of_business_time_order(tmp_path: Path) -> None:
         expected = Views(tmp_path / day)
         expected.feed([e for e in events if e.occurred_at <= upto])
         with state_as_of(log, None, day) as db:
-            assert snapshot(db) == snapshot(expected.db), day
+            assert snapshot(db, upto) == snapshot(expected.db, upto), day
         expected.close()
 
 

@@ -103,10 +103,15 @@ def state(request: Request, _: Reader, as_of: AsOf) -> NetworkState:
 
 @router.get("/market", response_model=MarketView)
 def market(request: Request, _: Reader, as_of: AsOf) -> MarketView:
-    """The market view: share of committed spend by organisation type; per service category the
-    active providers, committed spend, each provider's share and the Herfindahl-Hirschman index;
-    and the gaps (open needs, and their outcomes, with no active agreement)."""
-    return read(request, as_of, market_view)
+    """The market view: share of committed spend by organisation type; per service category
+    (rolled up the service taxonomy: a category includes every category below it) the approved
+    providers, committed spend, each provider's share and the largest; per top-level category,
+    where concentration is rated, the Herfindahl-Hirschman index now and at the end of each
+    calendar quarter (the current quarter, to now or to `as_of`, marked partial); and the gaps
+    (open needs and their outcomes with no active agreement, and areas where an open need wants
+    a category no approved provider holds there). Every figure's unit and how it was worked out
+    is in `definitions`."""
+    return read(request, as_of, lambda db: market_view(db, as_of))
 
 
 # ---------------------------------------------------------------------- needs

@@ -54,7 +54,9 @@ from shared.projection import TableProjection
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
-SCHEMA_VERSION = 1
+# 2: cm_agreements.activated_at and ended_at, the business times of those events (the market
+# view's quarterly history of concentration follows them).
+SCHEMA_VERSION = 2
 
 PENNY = Decimal("0.01")
 
@@ -99,7 +101,8 @@ _TABLES = (
     " title TEXT NOT NULL, arrangement_type TEXT NOT NULL, status TEXT NOT NULL,"
     " starts_on TEXT NOT NULL, ends_on TEXT NOT NULL, original_ends_on TEXT NOT NULL,"
     " budget_pence BIGINT NOT NULL, original_budget_pence BIGINT NOT NULL,"
-    " activated_on TEXT, ended_on TEXT, ended_how TEXT, ended_reason TEXT,"
+    " activated_on TEXT, activated_at TEXT, ended_on TEXT, ended_at TEXT, ended_how TEXT,"
+    " ended_reason TEXT,"
     " exit_plan_executed BOOLEAN, exit_notes TEXT, outcomes TEXT NOT NULL, reward_terms TEXT,"
     " risk_share TEXT, break_clauses TEXT NOT NULL, exit_plan TEXT NOT NULL,"
     " drafted_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
@@ -210,7 +213,8 @@ class CommissioningProjection(TableProjection):
             case "AgreementActivated":
                 activated = AgreementActivated.model_validate(data)
                 self._agreement(tx, at, activated.agreement_id, status=ACTIVE,
-                                activated_on=activated.activated_on.isoformat())
+                                activated_on=activated.activated_on.isoformat(),
+                                activated_at=at)
             case "AgreementVaried":
                 self._varied(tx, at, AgreementVaried.model_validate(data))
             case "AgreementExtended":
@@ -218,7 +222,8 @@ class CommissioningProjection(TableProjection):
             case "AgreementEnded":
                 ended = AgreementEnded.model_validate(data)
                 self._agreement(tx, at, ended.agreement_id, status=ENDED,
-                                ended_on=ended.ended_on.isoformat(), ended_how=ended.how.value,
+                                ended_on=ended.ended_on.isoformat(), ended_at=at,
+                                ended_how=ended.how.value,
                                 ended_reason=ended.reason,
                                 exit_plan_executed=ended.exit_plan_executed,
                                 exit_notes=ended.exit_notes)
