@@ -60,9 +60,25 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+Area = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
 class PopulationIn(_Input):
     description: LongText = Field(examples=["Young people aged 13 to 17 in Northshire"])
     size: int | None = Field(default=None, ge=0, le=10**9)
+    areas: list[Area] = Field(
+        default_factory=list, max_length=100, examples=[["Eastmoor", "Brookfield"]],
+        description="where the population lives, named as providers name the areas they serve "
+                    "(the market view's supply gaps match them, ignoring case)")
+
+    @field_validator("areas")
+    @classmethod
+    def _distinct(cls, areas: list[str]) -> list[str]:
+        """Each area once, as first written (Eastmoor and eastmoor are one area)."""
+        found: dict[str, str] = {}
+        for area in areas:
+            found.setdefault(area.casefold(), area)
+        return list(found.values())
 
 
 class OutcomeIn(_Input):

@@ -198,8 +198,10 @@ def _money(amount: Decimal) -> str:
     return f"£{amount:,.2f}"
 
 
-def report(db: Database) -> tuple[NetworkState, MarketView]:
-    return network_state(db), market_view(db)
+def report(db: Database, at: datetime | None = None) -> tuple[NetworkState, MarketView]:
+    """The network state and the market view, the market as at `at` (the "as of" moment; by
+    default now), which decides its current, partial quarter."""
+    return network_state(db), market_view(db, at)
 
 
 def as_json(done: Replayed, state: NetworkState, market: MarketView) -> dict[str, Any]:
@@ -275,13 +277,17 @@ def as_text(done: Replayed, state: NetworkState, market: MarketView, top: int = 
               f" {_money(p.spent_to_date):>16}" for p in ranked[:top]]
     if len(ranked) > top:
         lines.append(f"  ... and {len(ranked) - top:,} more (--format csv lists every one)")
-    lines += ["", "Service categories: active providers, committed, concentration (HHI)"]
-    lines += [f"  {c.category:<28} {c.active_providers:>4} {_money(c.committed):>18}"
-              f"  {'' if c.hhi is None else c.hhi:>9} {c.concentration or ''}"
-              for c in market.categories]
+    lines += ["", "Service categories (rolled up: each includes those below it): approved"
+                  " providers, committed, concentration (HHI 0-10,000, rated per top-level"
+                  " category)"]
+    lines += [f"  {('' if c.is_market else '  ') + c.category:<28} {c.active_providers:>4}"
+              f" {_money(c.committed):>18}  {'' if c.hhi is None else c.hhi:>9}"
+              f" {c.concentration or ''}" for c in market.categories]
     gaps = market.gaps
     lines += ["", f"Gaps: {len(gaps.needs_without_active_agreement)} open needs without an"
-                  f" active agreement; {len(gaps.outcomes_not_covered)} outcomes not covered"]
+                  f" active agreement; {len(gaps.outcomes_not_covered)} outcomes not covered;"
+                  f" {len(gaps.supply_gaps)} areas and categories with no approved provider"]
     lines += [f"  {g.title} ({g.service_area}, {g.stage.value})"
               for g in gaps.needs_without_active_agreement]
+    lines += [f"  no provider: {g.category} in {g.area}" for g in gaps.supply_gaps]
     return "\n".join(lines) + "\n"

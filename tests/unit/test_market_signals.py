@@ -13,6 +13,7 @@ on its own: a handful of providers each, as in any one county)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -28,6 +29,8 @@ from pydantic import BaseModel
 from services.integrator.projections.asof import as_of_moment, state_as_of
 from services.integrator.projections.market import MarketView, market_view
 from services.integrator.service import SPEC as INTEGRATOR
+from services.integrator.web.sync import wait_caught_up
+from shared.accounts import UserStore
 from shared.clock import business_time
 from shared.contracts import integrator as ci
 from shared.contracts import provider_registry as pr
@@ -39,6 +42,9 @@ from shared.settings import Settings
 from shared.sql import Database, open_database
 from shared.web import create_service_app
 from tests.unit.test_network_state import History, Views
+from tests.unit.test_web_pages import PASSWORD, follow, post, sign_in, text_of
+from tests.unit.test_web_pages import runtime_of as web_runtime
+from tests.waiting import eventually
 
 D = Decimal
 K = pr.OrganisationType
@@ -398,3 +404,94 @@ def test_the_api_says_what_each_figure_is_live_and_as_of(tmp_path: Path) -> None
             ("Westvale", "adult-social-care")]
     shared_log.close()
     tokens.db.close()
+
+
+# --------------------------------------------------------------------------- the pages
+
+
+@pytest.fixture
+def pages(tmp_path: Path, users: None) -> Iterator[TestClient]:
+    """The integrator's pages over a log holding the history (no registry: nothing is posted
+    to it)."""
+    settings = Settings(var_dir=tmp_path, relay_interval=0.01)
+    shared_log = open_event_log(settings)
+    shared_log.append(history().in_time_order())
+    shared_log.close()
+    with TestClient(create_service_app(INTEGRATOR, settings), follow_redirects=False) as client:
+        wait_caught_up(web_runtime(client))
+        yield client
+
+
+@pytest.fixture
+def users(tmp_path: Path) -> None:
+    db = open_database(Settings(var_dir=tmp_path), "identity")
+    try:
+        UserStore(db).create("jo", Role.COMMISSIONER, "Jo (commissioner)", PASSWORD)
+    finally:
+        db.close()
+
+
+def test_the_market_page_shows_each_index_with_its_providers_history_and_gaps(
+    pages: TestClient,
+) -> None:
+    sign_in(pages, "jo")
+    page = text_of(pages.get("/ui/market?as_of=2025-08-15").text)
+    assert ("Adult social care 6 6 £1,000,000 Acorn Care 25.00% 1,750.00 Concentrated +0.00 6"
+            in page)
+    assert "Home care (domiciliary care) 2 2 £400,000 Acorn Care 62.50% Rated in Adult " \
+           "social care 1" in page
+    assert "Facilities 5 3 £3,600,000 Calder Cleaning 69.44% 5,293.21 Highly concentrated" \
+           in page
+    # By quarter: the current one only to the as-of date, and marked.
+    assert "2025-Q2 2025-Q3 *" in page
+    assert "2025-Q3* is not over: its figures are to 15 Aug 2025." in page
+    assert ("Facilities 5,291.32 (3, 68.97%) 4,065.74 (4, 58.82%) 4,065.74 (4, 58.82%) "
+            "4,569.36 (4, 64.10%) 5,293.21 (3, 69.44%) 5,293.21 (3, 69.44%)") in page
+    assert "Fenwick Day opportunities Day opportunities , Lunch clubs 2" in page
+    assert "Westvale Adult social care Care closer to home 6" in page
+    assert "Not checked by area, as they name no area: Cleaning, grounds and catering for council buildings ." in page
+    # A whole quarter is not marked.
+    whole = text_of(pages.get("/ui/market?as_of=2025-06-30").text)
+    assert "2025-Q2 Adult social care" in whole
+    assert "is not over" not in whole
+
+
+def test_the_need_form_takes_the_populations_areas(pages: TestClient) -> None:
+    sign_in(pages, "jo")
+    form = {"title": "Lunch clubs in the villages", "service_area": "day-opportunities",
+            "population.description": "Older people living alone",
+            "population.areas": "Eastmoor\r\n\r\n fenwick \r\neastmoor",
+            "outcomes.0.description": "Fewer older people lonely",
+            "budget_envelope": "250000.00", "starts_on": "2027-04-01", "ends_on": "2029-03-31"}
+    too_long = post(pages, "/ui/needs", {**form, "population.areas": "Eastmoor\n" + "x" * 101},
+                    page="/ui/commissioning", expect=422)
+    assert re.search(r'id="need-population-areas-error"><span class="visually-hidden">Error: '
+                     r'</span>At most 100 characters', too_long.text)
+    need = text_of(follow(pages, post(pages, "/ui/needs", form, page="/ui/commissioning")))
+    assert "For Older people living alone, in Eastmoor, fenwick." in need
+    market = text_of(pages.get("/ui/market").text)
+    assert "Fenwick Day opportunities Day opportunities , Lunch clubs , Lunch clubs in the villages 2" in market
+
+
+def test_the_api_takes_and_gives_back_a_populations_areas(pages: TestClient,
+                                                          tmp_path: Path) -> None:
+    tokens = TokenStore(open_database(Settings(var_dir=tmp_path), "identity"))
+    writer = {"Authorization": f"Bearer {tokens.create(Role.COMMISSIONER, 'jo').token}"}
+    tokens.db.close()
+    body = {"title": "Lunch clubs", "service_area": "day-opportunities",
+            "population": {"description": "Older people", "areas": ["Eastmoor", " eastmoor "]},
+            "outcomes": [{"description": "Fewer older people lonely"}],
+            "budget_envelope": "1000.00", "starts_on": "2027-04-01", "ends_on": "2029-03-31"}
+    bad = pages.post("/needs", json={**body, "population": {"description": "x", "areas": [""]}},
+                     headers=writer)
+    assert bad.status_code == 422
+    assert "areas" in bad.text
+    created = pages.post("/needs", json=body, headers=writer)
+    assert created.status_code == 201, created.text
+    need_id = created.json()["need_id"]
+
+    def read_back() -> Any:
+        found = pages.get(f"/needs/{need_id}", headers=writer)
+        return found.json()["population"]["areas"] if found.status_code == 200 else None
+
+    assert eventually(read_back, lambda areas: areas is not None) == ["Eastmoor"]

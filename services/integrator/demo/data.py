@@ -781,10 +781,19 @@ class NeedSpec:
     decisions: tuple[DecisionSpec, ...] = ()
     review: tuple[date, str] | None = None
     close: tuple[date, str] | None = None  # exit stage, then closed a fortnight later
+    # The districts the population lives in, where its description names them: "*" for the
+    # whole county, else district codes; "" where it names no place.
+    where: str = ""
 
     @property
     def options_on(self) -> date:
         return date.fromordinal(self.defined.toordinal() + 21)
+
+    @property
+    def areas(self) -> list[str]:
+        """The population's areas, named as the providers name the areas they serve."""
+        codes = COUNTY_DISTRICTS if self.where == "*" else tuple(self.where.split())
+        return [DISTRICTS[d][0] for d in codes]
 
 
 A = AwardSpec
@@ -839,6 +848,7 @@ NEEDS: tuple[NeedSpec, ...] = (
         ),),
         review=(date(2025, 10, 6), "Year-two review: programme on track; holiday food "
                 "reached 3,100 children; gym passes under-used and scaled back"),
+        where="*",
     ),
     NeedSpec(
         "stop-smoking", "Stop smoking service", "stop-smoking", PUBLIC_HEALTH,
@@ -884,6 +894,7 @@ NEEDS: tuple[NeedSpec, ...] = (
                            "results of the regional trial"),)),
              ),
         ),),
+        where="*",
     ),
     NeedSpec(
         "home-care", "Home care for adults", "home-care", ADULTS,
@@ -1037,6 +1048,7 @@ NEEDS: tuple[NeedSpec, ...] = (
                )),
              ),
         ),),
+        where="*",
     ),
     NeedSpec(
         "day-opportunities", "Day opportunities for adults with learning disabilities",
@@ -1080,6 +1092,7 @@ NEEDS: tuple[NeedSpec, ...] = (
                    ("ageuk",), 180_000, starts=date(2024, 10, 1)),),
             ),
         ),
+        where="*",
     ),
     NeedSpec(
         "homelessness", "Preventing repeat homelessness", "homelessness-prevention", PLACE,
@@ -1258,6 +1271,7 @@ NEEDS: tuple[NeedSpec, ...] = (
                ("ashby-youth-football",), 24_000),
              ),
         ),),
+        where="CT DB AM",
     ),
     NeedSpec(
         "early-help", "Early help for families", "early-help", CHILDREN,
@@ -1485,6 +1499,7 @@ NEEDS: tuple[NeedSpec, ...] = (
         ),),
         close=(date(2026, 4, 14), "Programme complete; community activity now funded through "
                "the Active Northshire grants scheme"),
+        where="CT EM",
     ),
     NeedSpec(
         "employment", "Employment support for disabled people and care leavers",
@@ -1595,6 +1610,7 @@ NEEDS: tuple[NeedSpec, ...] = (
         ("Lunch clubs", "Befriending"),
         250_000, date(2027, 4, 1), date(2029, 3, 31), date(2026, 9, 28),
         (), "",
+        where="EM FW",
     ),
 )
 

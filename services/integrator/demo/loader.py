@@ -812,7 +812,7 @@ class DemoLoader:
             self.need_ids[key] = self.integrator.define_need(NewNeed(
                 title=need.title, service_area=need.area,
                 population=PopulationIn(description=need.population,
-                                        size=need.population_size),
+                                        size=need.population_size, areas=need.areas),
                 outcomes=[OutcomeIn(description=o.description,
                                     measure_id=self.measure_ids[o.measure] if o.measure
                                     else None, target=o.target, target_date=o.by)

@@ -146,11 +146,15 @@ def errors_of(exc: ValidationError, values: dict[str, list[str]] | None = None,
 
 def relocated(errors: dict[str, str], values: dict[str, list[str]]) -> dict[str, str]:
     """A group of fields left wholly blank (`population`, of `population.description` and
-    `population.size`) is reported at its first field on the form, where it can be fixed."""
+    `population.size`) is reported at its first field on the form, where it can be fixed; an
+    item of a list entered in one field (`population.areas.2`, a line of a text area) at that
+    field."""
     found: dict[str, str] = {}
     for name, message in errors.items():
         if name != FORM_LEVEL and name not in values:
-            name = next((n for n in values if n.startswith(f"{name}.")), name)
+            field, _, index = name.rpartition(".")
+            name = field if index.isdigit() and field in values else next(
+                (n for n in values if n.startswith(f"{name}.")), name)
         found.setdefault(name, message)
     return found
 

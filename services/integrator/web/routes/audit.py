@@ -61,7 +61,7 @@ def audit(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
     with read_models(request, as_of.moment) as db:
         state = network_state(db)
         summary = network_summary(db)
-        market = market_view(db)
+        market = market_view(db, as_of.moment)
     filters = {"source": source or "", "type": kind, "actor": actor, "subject": subject,
                "q": q, "since": params.get("since", ""), "until": params.get("until", ""),
                "as_of": as_of.text if as_of.moment else ""}

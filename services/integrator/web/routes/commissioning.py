@@ -27,6 +27,7 @@ from services.integrator.projections.commissioning import (
 from services.integrator.projections.network import list_providers
 from services.integrator.projections.overview import (
     agreement_outcomes,
+    areas_served,
     measure_series,
     record_names,
 )
@@ -129,6 +130,7 @@ def _commissioning_page(request: Request, viewer: Viewer, as_of: AsOf,
             arrangement_type=ArrangementType(kind) if kind else None)
         names = _names(db)
         measures = _measures(db)
+        areas = areas_served(db)
     titles = {str(n.need_id): n.title for n in every_need}
     needs = [n for n in every_need if (need_status is None or n.status == need_status)
              and (area is None or n.service_area == area)]
@@ -136,6 +138,7 @@ def _commissioning_page(request: Request, viewer: Viewer, as_of: AsOf,
         request, "commissioning.html", viewer, section="commissioning", status=status,
         as_of=as_of, needs=needs, agreements=agreements, names=names, titles=titles,
         categories=categories(), measures=measures, arrangement_types=kinds, rows=ROWS,
+        areas=areas,
         filters={"need_status": need_status or "", "agreement_status": agreement_status or "",
                  "service_area": area or "", "arrangement_type": kind or ""},
         form=(failed or {}).get("need", forms.FormState()), failed=next(iter(failed or {}), ""),
@@ -155,7 +158,7 @@ def define_need(request: Request, viewer: SignedIn, values: Posted,
                 lambda failed, status: _commissioning_page(request, viewer, as_of, failed,
                                                            status),
                 lambda need_id: f"/ui/needs/{need_id}", lambda need_id: need_id,
-                "Need defined", lines=frozenset({"outputs"}))
+                "Need defined", lines=frozenset({"outputs", "population.areas"}))
 
 
 # ---------------------------------------------------------------------- a need
