@@ -233,7 +233,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "need_id": NEED,
         "title": "Healthy weight for teenagers",
         "service_area": "weight-management",
-        "population": {"description": "Young people aged 13 to 17 in Northshire", "size": 42000},
+        "population": {"description": "Young people aged 13 to 17 in Northshire", "size": 42000,
+                       "areas": ["Eastmoor", "Brookfield"]},
         "outcomes": [
             {"outcome_id": "oc0000000001", "description": "Fewer teenagers living with obesity",
              "measure_id": MEASURE, "target": "from 21% to 17%", "target_date": "2027-03-31"},

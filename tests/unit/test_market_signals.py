@@ -366,7 +366,7 @@ def test_every_figure_says_its_unit_and_how_it_was_worked_out() -> None:
     for name, description in figures.items():
         assert len(description) > 20, name
     assert "top-level" in figures["CategoryMarket.hhi"]
-    assert "0–10,000" in figures["CategoryMarket.hhi"]
+    assert "0 to 10,000" in figures["CategoryMarket.hhi"]
     assert "£" in figures["CategoryMarket.committed"]
 
 
@@ -395,7 +395,7 @@ def test_the_api_says_what_each_figure_is_live_and_as_of(tmp_path: Path) -> None
         facilities = next(c for c in partial["categories"] if c["category"] == "facilities")
         assert facilities["hhi_by_quarter"][-1]["partial"] is True
         assert "top-level" in body["concentration_level"]
-        assert "0–10,000" in body["definitions"]["hhi"]
+        assert "0 to 10,000" in body["definitions"]["hhi"]
         assert {"committed_total", "share_pct", "active_providers", "committed", "shares",
                 "largest_share_pct", "hhi", "concentration", "hhi_by_quarter", "open_needs",
                 "supply_gaps"} <= set(body["definitions"])
@@ -449,7 +449,8 @@ def test_the_market_page_shows_each_index_with_its_providers_history_and_gaps(
             "4,569.36 (4, 64.10%) 5,293.21 (3, 69.44%) 5,293.21 (3, 69.44%)") in page
     assert "Fenwick Day opportunities Day opportunities , Lunch clubs 2" in page
     assert "Westvale Adult social care Care closer to home 6" in page
-    assert "Not checked by area, as they name no area: Cleaning, grounds and catering for council buildings ." in page
+    assert ("Not checked by area, as they name no area: Cleaning, grounds and catering for "
+            "council buildings .") in page
     # A whole quarter is not marked.
     whole = text_of(pages.get("/ui/market?as_of=2025-06-30").text)
     assert "2025-Q2 Adult social care" in whole
@@ -470,7 +471,8 @@ def test_the_need_form_takes_the_populations_areas(pages: TestClient) -> None:
     need = text_of(follow(pages, post(pages, "/ui/needs", form, page="/ui/commissioning")))
     assert "For Older people living alone, in Eastmoor, fenwick." in need
     market = text_of(pages.get("/ui/market").text)
-    assert "Fenwick Day opportunities Day opportunities , Lunch clubs , Lunch clubs in the villages 2" in market
+    assert ("Fenwick Day opportunities Day opportunities , Lunch clubs , Lunch clubs in the "
+            "villages 2") in market
 
 
 def test_the_api_takes_and_gives_back_a_populations_areas(pages: TestClient,

@@ -732,7 +732,8 @@ def test_audit_replay_prints_and_writes_the_network_state(
     reference = Database.sqlite(tmp_path / "reference.sqlite")
     plain_replay(reference, log, as_of_moment(day))
     expected_state = network_state(reference).model_dump(mode="json")
-    expected_market = market_view(reference).model_dump(mode="json")
+    # The market as at the as-of moment, which ends its current (partial) quarter.
+    expected_market = market_view(reference, as_of_moment(day)).model_dump(mode="json")
     reference.close()
 
     code, out, err = _cli(["audit", "replay", "--as-of", day, "--format", "json"], capsys)

@@ -35,7 +35,7 @@ HIGHLY_CONCENTRATED_FROM = 2000
 END_OF_DAY = time(23, 59, 59, 999999)
 
 HHI_UNIT = (
-    "HHI 0–10,000: the sum of the squares of each provider's % share of committed spend "
+    "HHI, 0 to 10,000: the sum of the squares of each provider's % share of committed spend "
     "(10,000 is one provider holding it all); exact, then rounded to 2 places")
 BANDS = (
     f"under {CONCENTRATED_FROM:,} unconcentrated, {CONCENTRATED_FROM:,} to "
