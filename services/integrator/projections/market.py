@@ -1,5 +1,5 @@
 """The integrator's two whole-network views, read from the network and commissioning projections
-(which share one read model database):
+(which share one read-model database):
 
 - the network state: providers x agreements x outcomes x budgets and spend, with each active
   agreement's performance (from the performance projection, when it is in the database);
@@ -44,9 +44,7 @@ from services.integrator.domain import ACTIVE
 from services.integrator.projections.commissioning import pounds
 from services.integrator.projections.concentration import (
     BANDS,
-    CONCENTRATED_FROM,
     HHI_UNIT,
-    HIGHLY_CONCENTRATED_FROM,
     AgreementTimeline,
     QuarterConcentration,
     concentration,
@@ -70,8 +68,6 @@ from shared import clock
 from shared.contracts.integrator import ArrangementType, SourcingStage
 from shared.contracts.provider_registry import OrganisationType
 from shared.sql import Database, Row, Tx
-
-__all__ = ["CONCENTRATED_FROM", "HIGHLY_CONCENTRATED_FROM", "concentration", "hhi_of", "percent"]
 
 UNKNOWN = "unknown"  # a party the network projection has not (yet) heard of
 
@@ -183,7 +179,7 @@ class NetworkState(BaseModel):
 
 class OrganisationTypeShare(BaseModel):
     organisation_type: str
-    committed: Decimal = Field(description=DEFINITIONS["committed_total"])
+    committed: Decimal = Field(description=f"{COMMITTED}; held by providers of this type")
     share_pct: Decimal = Field(description=DEFINITIONS["share_pct"])
     providers: int = Field(description=DEFINITIONS["providers"])
 
