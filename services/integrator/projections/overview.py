@@ -18,7 +18,8 @@ from decimal import Decimal
 from typing import Any
 
 from services.integrator.projections.commissioning import pounds
-from services.integrator.projections.market import UNKNOWN, NetworkState, percent
+from services.integrator.projections.concentration import percent
+from services.integrator.projections.market import UNKNOWN, NetworkState
 from services.outcomes.projections.performance import (
     MeasureFacts,
     PeriodAssessment,
