@@ -31,8 +31,10 @@ ending) bounds what is paid:
     the term earns its share of it), the band's bonus or penalty (before the provider's risk
     share), each line's cap and the period cap;
   * a delivery line's threshold (units a period) is multiplied by f too, so a part period is not
-    held to a whole period's volume; the units are those whose report ends in the term, each
-    paid in full at the rate (they were delivered in the term: nothing to pro-rate);
+    held to a whole period's volume; the units are those of the reports counted in the period
+    (by the day their own period ends) whose period shares a day with the term, each paid in
+    full at the rate: they were delivered under the agreement, in its term (a provider is not
+    expected to split a report at the term's first or last day), so nothing to pro-rate;
   * the achievement percentage, and so the band, are not pro-rated (a ratio of improvements);
   * each amount is rounded to the penny once, after multiplying by f (half up);
   * the first line, "Part period", says so (amount zero): "the term covers 91 of the 92 days

@@ -21,6 +21,17 @@ through the outcomes application and then clears them.
   the log at least as far as this process has (so a delivery that marked a period is always
   counted when the period is recalculated); baseline, direction, trajectory target and the
   current measurement (latest revision) for the period from each outcome measure.
+- The agreement's term bounds what is paid (services.outcomes.payments says how): a period
+  outside it earns nothing (no payment is calculated; one calculated before is recalculated to
+  zero), a period it covers in part is pro-rated by days. The term is the integrator's, as the
+  agreements read model (`projections.agreements`) has applied it from the integrator's topic;
+  with no term known yet nothing is settled.
+- A change of term must reach every period it affects, however the two topics interleave: this
+  process follows the integrator's topic too, and its AgreementDrafted, AgreementExtended and
+  AgreementEnded mark every period of an agreement with a rate card; and it settles only once
+  the agreements read model has applied the integrator's topic at least as far as this process
+  has. So a period settled under the old term is recalculated under the new one (with the change
+  as the reason), and never with a term older than the change that marked it.
 """
 
 from __future__ import annotations
@@ -42,16 +53,20 @@ from services.outcomes.domain import AgreementTerms
 from services.outcomes.payments import (
     Band,
     Calculation,
+    Cover,
     DeliveryRate,
     OutcomeRate,
     OutcomeResult,
     RateCard,
     calculate,
+    cover,
+    outside_the_term,
     period_bounds,
     period_of,
     periodicity_of,
     pounds,
 )
+from services.outcomes.projections.agreements import AgreementsProjection
 from services.outcomes.projections.deliveries import (
     DeliveriesProjection,
     units_delivered,
@@ -59,6 +74,8 @@ from services.outcomes.projections.deliveries import (
 )
 from shared import clock
 from shared.context import CommandContext, command_context, current_context, new_correlation_id
+from shared.contracts.integrator import SOURCE as INTEGRATOR
+from shared.contracts.integrator import AgreementDrafted, AgreementEnded, AgreementExtended
 from shared.contracts.outcomes import (
     SOURCE,
     DeliveryReported,
@@ -81,7 +98,9 @@ EVERY_PERIOD = "*"  # a mark for every period of an agreement (after its terms c
 _ALWAYS_DUE = ""  # sorts before every date
 # Bump when the tables below change shape: the marks are then dropped and the log replayed
 # (which marks every period again: recalculating them records nothing where nothing changed).
-SCHEMA_VERSION = 1
+# 2: follows the integrator's topic for the term (the replay recalculates periods paid outside
+# it).
+SCHEMA_VERSION = 2
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS oc_pay_cards ("
@@ -147,7 +166,10 @@ class PaymentsToSettle(TableProjection):
     that: each agreement's rate-card periodicity and the measures its outcome rates pay on."""
 
     name = "outcomes.payments_process"
-    sources = (SOURCE,)
+    sources = (SOURCE, INTEGRATOR)
+    types = frozenset({"DeliveryReported", "MeasurementRecorded", "RateCardAgreed",
+                       "OutcomeAttributed", "AgreementDrafted", "AgreementExtended",
+                       "AgreementEnded"})
 
     marker = "oc_pay_schema"
     version = SCHEMA_VERSION
@@ -232,12 +254,31 @@ class PaymentsToSettle(TableProjection):
                 mark(tx, str(attributed.agreement_id), EVERY_PERIOD,
                      f"attribution of measure {attributed.measure_id} set to weight "
                      f"{attributed.weight}", **why)
+            case "AgreementDrafted" | "AgreementExtended" | "AgreementEnded":
+                agreement_id, change = _term_change(event)
+                # Without a rate card there is nothing to pay yet: agreeing one marks every
+                # period, and those are settled with the term known by then.
+                if self._periodicity(tx, agreement_id) is not None:
+                    mark(tx, agreement_id, EVERY_PERIOD, change, **why)
 
     @staticmethod
     def _periodicity(tx: Tx, agreement_id: str) -> str | None:
         rows = tx.execute("SELECT periodicity FROM oc_pay_cards WHERE agreement_id = ?",
                           (agreement_id,))
         return str(rows[0][0]) if rows else None
+
+
+def _term_change(event: EventEnvelope) -> tuple[str, str]:
+    """The agreement an integrator event changes the term of, and the change in words."""
+    if event.type == "AgreementExtended":
+        extended = AgreementExtended.model_validate(event.data)
+        return str(extended.agreement_id), f"term extended to {extended.new_end}"
+    if event.type == "AgreementEnded":
+        ended = AgreementEnded.model_validate(event.data)
+        return str(ended.agreement_id), f"agreement ended on {ended.ended_on}"
+    drafted = AgreementDrafted.model_validate(event.data)
+    return str(drafted.agreement_id), (
+        f"term known: {drafted.starts_on} to {drafted.ends_on}")
 
 
 def rate_card_of(terms: AgreementTerms, names: dict[str, str] | None = None) -> RateCard:
@@ -327,17 +368,24 @@ class PaymentsProcess:
         return self._marks(due_before=None, limit=limit)
 
     def inputs_ready(self) -> bool:
-        """Whether the deliveries read model has applied the log as far as this process has."""
-        mine, theirs = PaymentsToSettle.name, DeliveriesProjection.name
+        """Whether the read models the process reads have applied the log as far as this
+        process has: the deliveries read model the outcomes topic, the agreements read model
+        (the term) the integrator's."""
+        mine = PaymentsToSettle.name
+        deliveries, agreements = DeliveriesProjection.name, AgreementsProjection.name
+        integrator = f"{self.runner.event_log.topic_for(INTEGRATOR)}:"
         with self.views.transaction() as tx:
             rows = tx.execute(
                 "SELECT projection, log_partition, next_offset FROM projection_position"
-                " WHERE projection IN (?, ?)", (mine, theirs),
+                " WHERE projection IN (?, ?, ?)", (mine, deliveries, agreements),
             )
-        positions: dict[str, dict[str, int]] = {mine: {}, theirs: {}}
+        positions: dict[str, dict[str, int]] = {mine: {}, deliveries: {}, agreements: {}}
         for projection, partition, offset in rows:
             positions[str(projection)][str(partition)] = int(offset)
-        return all(positions[theirs].get(p, 0) >= o for p, o in positions[mine].items())
+        return all(
+            positions[agreements if p.startswith(integrator) else deliveries].get(p, 0) >= o
+            for p, o in positions[mine].items()
+        )
 
     def settle_due(self) -> int:
         """Recalculate the pairs whose period has ended; returns how many marks were cleared."""
@@ -363,6 +411,12 @@ class PaymentsProcess:
             done += 1
         return done
 
+    def term_of(self, agreement_id: UUID) -> tuple[date, date] | None:
+        """The agreement's term as this service knows it (None: not known yet)."""
+        lookup = self.app.agreements
+        found = lookup([agreement_id]).get(agreement_id) if lookup is not None else None
+        return found.term if found is not None else None
+
     def settle(self, due: Mark) -> bool:
         """Recalculate one period of one agreement; returns whether a payment was recorded."""
         try:
@@ -372,7 +426,16 @@ class PaymentsProcess:
         card = terms.rate_card
         if card is None or periodicity_of(due.period) != card["periodicity"]:
             return False
-        calc = self.calculate(terms, due.period)
+        term = self.term_of(due.agreement_id)
+        if term is None:
+            # Its drafting on the integrator's topic marks every period again.
+            log.info("payment_waits_for_term", agreement_id=str(due.agreement_id),
+                     period=due.period)
+            return False
+        covered = cover(due.period, *term)
+        if covered.outside and due.period not in terms.payments:
+            return False  # nothing was paid for it, and nothing is due
+        calc = self.calculate(terms, due.period, covered)
         lines = [{"description": line.description, "basis": line.basis,
                   "amount": pounds(line.amount)} for line in calc.lines]
         with command_context(due.context()):
@@ -385,8 +448,12 @@ class PaymentsProcess:
                      total=str(calc.total), reason=due.reason)
         return changed
 
-    def calculate(self, terms: AgreementTerms, period: str) -> Calculation:
-        """The period's payment from the agreement's terms and what is known now."""
+    def calculate(self, terms: AgreementTerms, period: str,
+                  covered: Cover | None = None) -> Calculation:
+        """The period's payment from the agreement's terms and what is known now; `covered`,
+        how much of the period its term covers (None: all of it)."""
+        if covered is not None and covered.outside:
+            return outside_the_term(covered)
         names: dict[str, str] = {}
         results: dict[str, OutcomeResult] = {}
         for rate in (terms.rate_card or {}).get("outcome_rates", []):
@@ -405,8 +472,11 @@ class PaymentsProcess:
                 target=measure.trajectory.get(period),
                 lower_is_better=measure.lower_is_better,
             )
-        units = units_delivered_in(self.views, terms.agreement_id, period)
-        return calculate(rate_card_of(terms, names), period, units, results)
+        within = None
+        if covered is not None and not covered.whole:  # only the units delivered in the term
+            within = (covered.starts_on, covered.ends_on)
+        units = units_delivered_in(self.views, terms.agreement_id, period, within)
+        return calculate(rate_card_of(terms, names), period, units, results, covered)
 
     def clear(self, due: Mark) -> None:
         """Forget a mark, unless a newer one came in while it was being recalculated."""
