@@ -282,7 +282,8 @@ def test_the_rate_card_settles_in_the_agreements_payment_periods(
 
     unsaid = {k: v for k, v in CARD.items() if k != "periodicity"}
     agreed = ok(client.put(url, json=unsaid, headers=commissioner))
-    assert agreed["rate_card"]["periodicity"] == "monthly"  # the agreement's
+    assert (agreed["payment_frequency"], agreed["rate_card"]["periodicity"]) == (
+        "monthly", "monthly")  # the agreement's
     again = ok(client.put(url, json={**CARD, "periodicity": "monthly"}, headers=commissioner))
     assert again["rate_card"]["periodicity"] == "monthly"
     # An agreement naming no frequency: a card naming none settles quarterly.
@@ -563,7 +564,8 @@ def test_council_readers_read_and_a_provider_reads_only_its_own_agreements(
     assert ok(client.get(f"/agreements/{AGREEMENT}/terms", headers=provider))[
         "agreement_id"] == str(AGREEMENT)
     assert ok(client.get(f"/agreements/{AGREEMENT}/payments", headers=provider)) == {
-        "agreement_id": str(AGREEMENT), "periodicity": "quarterly", "periods": [],
+        "agreement_id": str(AGREEMENT), "periodicity": "quarterly",
+        "term_starts_on": "2025-01-01", "term_ends_on": "2026-12-31", "periods": [],
         "total": "0.00"}
     for path in ("terms", "payments"):  # another provider's agreement does not exist to it
         response = client.get(f"/agreements/{OTHERS_AGREEMENT}/{path}", headers=provider)
@@ -604,6 +606,7 @@ def test_the_payment_schedule_shows_each_period_line_by_line_with_its_history(
     first = eventually(lambda: ok(client.get(url, headers=provider)),
                        lambda schedule: schedule["periods"] != [])
     (q1,) = first["periods"]
+    assert (first["term_starts_on"], first["term_ends_on"]) == ("2025-01-01", "2026-12-31")
     # 52 sessions x £25.00 = £1,300.00; no measurement for Q1 yet: nothing for the outcome
     assert (q1["period"], q1["period_start"], q1["period_end"]) == (
         "2025-Q1", "2025-01-01", "2025-03-31")
