@@ -382,7 +382,7 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
     with replayed(settings, args.as_of, full=args.full,
                   rebuild_snapshots=args.rebuild_snapshots, interval=args.snapshot_interval,
                   progress=_progress(sys.stderr)) as done:
-        state, market = report(done.db)
+        state, market = report(done.db, done.as_of)
     outputs = {"text": lambda: as_text(done, state, market),
                "json": lambda: json.dumps(as_json(done, state, market), indent=2) + "\n",
                "csv": lambda: as_csv(state)}

@@ -198,8 +198,9 @@ def _money(amount: Decimal) -> str:
     return f"£{amount:,.2f}"
 
 
-def report(db: Database) -> tuple[NetworkState, MarketView]:
-    return network_state(db), market_view(db)
+def report(db: Database, as_of: datetime | None = None) -> tuple[NetworkState, MarketView]:
+    """The network state and market view, read for the day they are as of."""
+    return network_state(db, as_of.date() if as_of else None), market_view(db)
 
 
 def as_json(done: Replayed, state: NetworkState, market: MarketView) -> dict[str, Any]:

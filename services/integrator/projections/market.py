@@ -230,8 +230,10 @@ def _needs(tx: Tx) -> dict[str, _Need]:
     }
 
 
-def network_state(db: Database) -> NetworkState:
-    """Providers x agreements x outcomes x budgets and spend, all read at one moment."""
+def network_state(db: Database, today: date | None = None) -> NetworkState:
+    """Providers x agreements x outcomes x budgets and spend, all read at one moment; `today`,
+    the day read for (what performance figures are still provisional; default today in
+    business time)."""
     with db.transaction() as tx:
         providers = _providers(tx)
         needs = _needs(tx)
@@ -241,7 +243,7 @@ def network_state(db: Database) -> NetworkState:
                 " budget_pence, outcomes FROM cm_agreements WHERE status = 'active'")
         }
         holdings = _active_holdings(tx)
-        performance = performance_of(tx, db.dialect, sorted(agreements))
+        performance = performance_of(tx, db.dialect, sorted(agreements), today)
         spend: dict[tuple[str, str], int] = {}
         spent_ever: dict[str, int] = defaultdict(int)
         for agreement_id, provider_id, total in tx.execute(
