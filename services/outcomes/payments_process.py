@@ -27,11 +27,17 @@ through the outcomes application and then clears them.
   agreements read model (`projections.agreements`) has applied it from the integrator's topic;
   with no term known yet nothing is settled.
 - A change of term must reach every period it affects, however the two topics interleave: this
-  process follows the integrator's topic too, and its AgreementDrafted, AgreementExtended and
-  AgreementEnded mark every period of an agreement with a rate card; and it settles only once
+  process follows the integrator's topic too. An AgreementExtended marks the periods from the
+  day after the previous end to the new end, an AgreementEnded those from the day after it
+  ended on (of an agreement with a rate card; only periods with payments, deliveries or
+  measurements, as for any mark of many periods): those whose cover changed are recalculated
+  with the change as the reason, the others record nothing. And the process settles only once
   the agreements read model has applied the integrator's topic at least as far as this process
-  has. So a period settled under the old term is recalculated under the new one (with the change
-  as the reason), and never with a term older than the change that marked it.
+  has, so never with a term older than the change that marked it.
+- A period whose agreement's term is not known yet (the process has not read its drafting, and
+  the agreements read model has not applied it either, as while that read model is rebuilt)
+  waits: its mark is parked, keeping its reasons, and the drafting, when this process reads it,
+  sets it going again.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -96,6 +102,25 @@ log = structlog.get_logger("payments")
 ACTOR = "system:payments-process"
 EVERY_PERIOD = "*"  # a mark for every period of an agreement (after its terms changed)
 _ALWAYS_DUE = ""  # sorts before every date
+_PARKED = "9999-12-31"  # sorts after every date: waiting for the agreement's term
+_OPEN_END = date(9999, 12, 31)
+
+
+def every_period_within(first: date, last: date) -> str:
+    """A mark for every period of an agreement that shares a day with `first` to `last`."""
+    return f"{EVERY_PERIOD}{first.isoformat()}..{last.isoformat()}"
+
+
+def _within(period: str) -> tuple[date, date] | None:
+    """The days a mark for many periods is limited to (None: every period)."""
+    if period == EVERY_PERIOD:
+        return None
+    first, last = period[len(EVERY_PERIOD):].split("..")
+    return date.fromisoformat(first), date.fromisoformat(last)
+
+
+class TermNotKnown(Exception):
+    """The agreement's term is not known here yet."""
 # Bump when the tables below change shape: the marks are then dropped and the log replayed
 # (which marks every period again: recalculating them records nothing where nothing changed).
 # 2: follows the integrator's topic for the term (the replay recalculates periods paid outside
@@ -144,7 +169,8 @@ class Mark:
 def mark(tx: Tx, agreement_id: str, period: str, reason: str,
          correlation_id: str | None = None, causation_id: str | None = None) -> None:
     """Record that (agreement, period) needs recalculating because of `reason`."""
-    due_on = _ALWAYS_DUE if period == EVERY_PERIOD else period_bounds(period)[1].isoformat()
+    due_on = _ALWAYS_DUE if period.startswith(EVERY_PERIOD) else \
+        period_bounds(period)[1].isoformat()
     found = tx.execute(
         "SELECT reasons FROM oc_pay_dirty WHERE agreement_id = ? AND period = ?",
         (agreement_id, period),
@@ -254,12 +280,15 @@ class PaymentsToSettle(TableProjection):
                 mark(tx, str(attributed.agreement_id), EVERY_PERIOD,
                      f"attribution of measure {attributed.measure_id} set to weight "
                      f"{attributed.weight}", **why)
-            case "AgreementDrafted" | "AgreementExtended" | "AgreementEnded":
-                agreement_id, change = _term_change(event)
+            case "AgreementDrafted":
+                drafted = AgreementDrafted.model_validate(event.data)
+                _unpark(tx, str(drafted.agreement_id))
+            case "AgreementExtended" | "AgreementEnded":
+                agreement_id, days, change = _term_change(event)
                 # Without a rate card there is nothing to pay yet: agreeing one marks every
                 # period, and those are settled with the term known by then.
                 if self._periodicity(tx, agreement_id) is not None:
-                    mark(tx, agreement_id, EVERY_PERIOD, change, **why)
+                    mark(tx, agreement_id, every_period_within(*days), change, **why)
 
     @staticmethod
     def _periodicity(tx: Tx, agreement_id: str) -> str | None:
@@ -268,17 +297,29 @@ class PaymentsToSettle(TableProjection):
         return str(rows[0][0]) if rows else None
 
 
-def _term_change(event: EventEnvelope) -> tuple[str, str]:
-    """The agreement an integrator event changes the term of, and the change in words."""
+def _term_change(event: EventEnvelope) -> tuple[str, tuple[date, date], str]:
+    """The agreement an extension or ending changes the term of, the days whose periods it may
+    change, and the change in words."""
     if event.type == "AgreementExtended":
         extended = AgreementExtended.model_validate(event.data)
-        return str(extended.agreement_id), f"term extended to {extended.new_end}"
-    if event.type == "AgreementEnded":
-        ended = AgreementEnded.model_validate(event.data)
-        return str(ended.agreement_id), f"agreement ended on {ended.ended_on}"
-    drafted = AgreementDrafted.model_validate(event.data)
-    return str(drafted.agreement_id), (
-        f"term known: {drafted.starts_on} to {drafted.ends_on}")
+        return (str(extended.agreement_id),
+                (extended.previous_end + timedelta(days=1), extended.new_end),
+                f"term extended to {extended.new_end}")
+    ended = AgreementEnded.model_validate(event.data)
+    # Every day after it ended: an ending on or after the term's end changes no period's cover,
+    # and recalculating those records nothing.
+    return (str(ended.agreement_id), (ended.ended_on + timedelta(days=1), _OPEN_END),
+            f"agreement ended on {ended.ended_on}")
+
+
+def _unpark(tx: Tx, agreement_id: str) -> None:
+    """Set going again the marks of an agreement that waited for its term."""
+    for (period,) in tx.execute(
+        "SELECT period FROM oc_pay_dirty WHERE agreement_id = ? AND due_on = ?",
+        (agreement_id, _PARKED),
+    ):
+        tx.execute("UPDATE oc_pay_dirty SET due_on = ? WHERE agreement_id = ? AND period = ?",
+                   (period_bounds(str(period))[1].isoformat(), agreement_id, str(period)))
 
 
 def rate_card_of(terms: AgreementTerms, names: dict[str, str] | None = None) -> RateCard:
@@ -394,11 +435,16 @@ class PaymentsProcess:
         done = 0
         for due in self._marks(due_before=self.today(), limit=self.batch):
             try:
-                if due.period == EVERY_PERIOD:
+                if due.period.startswith(EVERY_PERIOD):
                     self._expand(due)  # cleared with the expansion, in one transaction
                 else:
                     self.settle(due)
                     self.clear(due)
+            except TermNotKnown:
+                # Its drafting, when this process reads it, sets the mark going again.
+                log.info("payment_waits_for_term", agreement_id=str(due.agreement_id),
+                         period=due.period)
+                self.park(due)
             except IntegrityError:
                 # Someone recalculated the same terms meanwhile: try again next round.
                 log.info("payment_settle_clashed", agreement_id=str(due.agreement_id),
@@ -428,10 +474,7 @@ class PaymentsProcess:
             return False
         term = self.term_of(due.agreement_id)
         if term is None:
-            # Its drafting on the integrator's topic marks every period again.
-            log.info("payment_waits_for_term", agreement_id=str(due.agreement_id),
-                     period=due.period)
-            return False
+            raise TermNotKnown(f"the term of agreement {due.agreement_id} is not known yet")
         covered = cover(due.period, *term)
         if covered.outside and due.period not in terms.payments:
             return False  # nothing was paid for it, and nothing is due
@@ -486,9 +529,19 @@ class PaymentsProcess:
                 (str(due.agreement_id), due.period, due.marks),
             )
 
+    def park(self, due: Mark) -> None:
+        """Keep a mark waiting for its agreement's term (unless a newer one came in meanwhile:
+        that one is tried again)."""
+        with self.views.transaction() as tx:
+            tx.execute(
+                "UPDATE oc_pay_dirty SET due_on = ? WHERE agreement_id = ? AND period = ?"
+                " AND marks = ?", (_PARKED, str(due.agreement_id), due.period, due.marks),
+            )
+
     def _expand(self, due: Mark) -> None:
-        """Replace a mark for every period of an agreement with one per period it has: those
-        with deliveries, with measurements of the measures it is paid on, or already paid."""
+        """Replace a mark for every period of an agreement (or every one sharing a day with
+        some days) with one per period it has: those with deliveries, with measurements of the
+        measures it is paid on, or already paid."""
         periods: set[str] = set()
         try:
             terms = self.app.terms(due.agreement_id)
@@ -507,6 +560,9 @@ class PaymentsProcess:
                     continue
                 periods.update(p for p in measure.measurements
                                if periodicity_of(p) == periodicity)
+        within = _within(due.period)
+        if within is not None:
+            periods = {p for p in periods if cover(p, *within).days > 0}
         with self.views.transaction() as tx:
             for period in sorted(periods):
                 for reason in due.reasons:

@@ -599,11 +599,49 @@ def test_an_extension_waits_for_the_agreements_read_model_then_pays_in_full(
         close(world)
 
 
-def test_nothing_is_settled_while_the_term_is_not_known(world: World) -> None:
+def test_a_period_waits_for_the_term_then_is_settled(world: World) -> None:
+    """As while the agreements read model is rebuilt: the process has read the outcomes topic
+    but not yet the agreement's drafting, and the read model no longer knows the term."""
     agree_terms(world)
     deliver_q1(world)
-    with world.views.transaction() as tx:  # as if the agreements read model were rebuilding
+    world.relay.drain()
+    world.deliveries.catch_up()
+    with world.views.transaction() as tx:  # the agreements read model, dropped to rebuild
         tx.execute("DELETE FROM oc_agreements")
-    world.run()
+        tx.execute("DELETE FROM oc_agreement_parties")
+        for table in ("projection_position", "projection_stream"):
+            tx.execute(f"DELETE FROM {table} WHERE projection = ?",
+                       (world.agreements.projection.name,))
+    topics = world.process.runner.topics
+    world.process.runner.topics = topics[:1]  # the outcomes topic only, so far
+    world.process.catch_up()
     assert world.payments() == []
-    assert world.process.pending() == []  # the drafting, replayed, marks every period again
+    (waiting,) = world.process.pending()  # kept, with its reasons, not settled
+    assert (waiting.period, waiting.reasons[-1]) == ("2025-Q1", "rate card agreed")
+    assert world.process.settle_due() == 0  # not due while it waits
+
+    world.process.runner.topics = topics  # now the drafting: the mark goes again...
+    world.process.catch_up()
+    assert world.payments() == []  # ...once the read model has the term too
+    world.agreements.catch_up()
+    world.process.catch_up()
+    (q1,) = world.payments()
+    assert D(q1.data["total"]) == D("2654.50")  # £1,300.00 + £1,354.50, as above
+    assert world.process.pending() == []
+
+
+def test_an_agreement_completed_on_its_end_date_changes_nothing(world: World) -> None:
+    agree_terms(world)
+    deliver_q1(world)
+    world.measure("2025-Q1", "20.3")
+    world.run()
+    recorded = world.payments()
+    world.publish(ci.AgreementEnded(agreement_id=AGREEMENT, how=ci.EndingKind.COMPLETED,
+                                    ended_on=TERM[1], reason="term complete",
+                                    exit_plan_executed=False))
+    world.today.append(date(2027, 4, 10))
+    world.app.record_measurement(world.measure_id, NewMeasurement(
+        period="2027-Q1", value=D("19.0"), source="NCMP"))  # after the term: nothing due
+    world.run()
+    assert world.payments() == recorded
+    assert world.process.pending() == []
