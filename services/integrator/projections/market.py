@@ -89,8 +89,9 @@ class ProviderAgreement(BaseModel):
     spent: Decimal = Field(description="paid to this provider under the agreement")
     outcomes: list[LinkedOutcome]
     performance: PerformanceBrief | None = Field(
-        description="RAG, latest achievement, payments, delivery volume and cost per outcome, "
-                    "from the outcomes service's events; none until it has any for the agreement")
+        description="RAG, latest achievement, payments, delivery volumes per unit and cost per "
+                    "outcome per measure, from the outcomes service's events; none until it "
+                    "has any for the agreement")
 
 
 class ProviderState(BaseModel):
