@@ -1,6 +1,8 @@
 """HTTP entry point for which arrangements work: every agreement with its performance (RAG,
 latest achievement, payments, spend, delivery volumes per unit, cost per outcome per measure
-in its own unit) from the outcomes service's events, best first; with `as_of`, as it stood then (rebuilt from the shared log)."""
+in its own unit) from the outcomes service's events, best first; with `as_of`, as it stood then
+(rebuilt from the shared log, and read for that day: what was still running then is
+provisional)."""
 
 from __future__ import annotations
 
