@@ -198,9 +198,10 @@ def _money(amount: Decimal) -> str:
     return f"£{amount:,.2f}"
 
 
-def report(db: Database, as_of: datetime | None = None) -> tuple[NetworkState, MarketView]:
-    """The network state and market view, read for the day they are as of."""
-    return network_state(db, as_of.date() if as_of else None), market_view(db)
+def report(db: Database, at: datetime | None = None) -> tuple[NetworkState, MarketView]:
+    """The network state and market view, read as at `at` (the "as of" moment; by default now),
+    which decides what performance figures are still provisional."""
+    return network_state(db, at.date() if at else None), market_view(db)
 
 
 def as_json(done: Replayed, state: NetworkState, market: MarketView) -> dict[str, Any]:
