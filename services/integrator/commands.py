@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from enum import Enum
 from typing import Annotated, Any, Self
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from pydantic import (
 from shared.contracts.integrator import (
     ArrangementType,
     EndingKind,
+    PaymentFrequency,
     SourcingOption,
     SourcingStage,
     VariationKind,
@@ -173,6 +175,9 @@ class RewardTermsIn(_Input):
     bonus_max: Money | None = None
     penalty_max: Money | None = None
     notes: LongText | None = None
+    payment_frequency: PaymentFrequency | None = Field(
+        default=None, description="how often results are paid (monthly or quarterly): the "
+        "agreement's rate card settles in these periods")
 
 
 class RiskShareIn(_Input):
@@ -256,8 +261,10 @@ class NewLesson(_Input):
 
 
 def dump(model: BaseModel | None) -> dict[str, Any] | None:
-    """A model as event data: Decimals and UUIDs kept, dates as ISO strings."""
+    """A model as event data: Decimals and UUIDs kept, dates as ISO strings, choices (enums)
+    as their text."""
     if model is None:
         return None
     data: dict[str, Any] = model.model_dump(mode="python")
-    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in data.items()}
+    return {k: (v.isoformat() if isinstance(v, date) else v.value if isinstance(v, Enum) else v)
+            for k, v in data.items()}

@@ -816,6 +816,8 @@ def _reward_text(terms: RewardTerms) -> str:
         parts.append(f"Bonus of up to {_gbp(terms.bonus_max)}.")
     if terms.penalty_max is not None:
         parts.append(f"Penalty of up to {_gbp(terms.penalty_max)}.")
+    if terms.payment_frequency is not None:
+        parts.append(f"Results are paid {terms.payment_frequency.value}.")
     if terms.notes:
         parts.append(_sentence(terms.notes))
     return " ".join(parts)

@@ -199,9 +199,10 @@ def _money(amount: Decimal) -> str:
 
 
 def report(db: Database, at: datetime | None = None) -> tuple[NetworkState, MarketView]:
-    """The network state and the market view, the market as at `at` (the "as of" moment; by
-    default now), which decides its current, partial quarter."""
-    return network_state(db), market_view(db, at)
+    """The network state and the market view as at `at` (the "as of" moment; by default now),
+    which decides the market's current, partial quarter and which performance figures are still
+    provisional."""
+    return network_state(db, at.date() if at else None), market_view(db, at)
 
 
 def as_json(done: Replayed, state: NetworkState, market: MarketView) -> dict[str, Any]:

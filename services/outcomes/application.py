@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, ClassVar, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
@@ -33,11 +34,12 @@ from services.outcomes.domain import (
     DataSubjectErasure,
     DeliveryReport,
     OutcomeMeasure,
+    check_periodicity,
     delivery_id_for,
     terms_id_for,
 )
 from services.outcomes.personal_data import PersonalData, Sealer
-from shared.contracts.outcomes import Channel
+from shared.contracts.outcomes import Channel, Periodicity
 from shared.errors import ConcurrentChange, DomainRuleBroken, InvalidInput, NotFound
 from shared.eventstore import CouncilApplication
 
@@ -49,6 +51,18 @@ class AgreementInfo:
     agreement_id: UUID
     status: str  # drafted | active | ended
     provider_ids: frozenset[UUID]
+    starts_on: date | None = None  # None: the term is not known here
+    ends_on: date | None = None  # its end now: as extended, or the day it ended early
+    # How often its results are paid (monthly | quarterly), from its reward terms; None when
+    # they name none (agreements drafted before the field existed, or without reward terms).
+    payment_frequency: str | None = None
+
+    @property
+    def term(self) -> tuple[date, date] | None:
+        """The first and last day of the agreement's term, if known."""
+        if self.starts_on is None or self.ends_on is None:
+            return None
+        return self.starts_on, self.ends_on
 
 
 class AgreementLookup(Protocol):
@@ -250,6 +264,12 @@ class Outcomes(CouncilApplication):
         self._save(terms, what=f"terms for agreement {agreement_id}")
 
     def agree_rate_card(self, agreement_id: UUID, card: RateCardIn) -> None:
+        """Agree (or replace) an agreement's rate card, settling in the agreement's payment
+        periods (a card naming no periodicity takes them)."""
+        agreement = self._known_agreement(agreement_id)
+        frequency = agreement.payment_frequency
+        periodicity = check_periodicity(card.periodicity,
+                                        Periodicity(frequency) if frequency else None)
         for rate in card.outcome_rates:
             if self.measure(rate.measure_id).baseline is None:
                 raise InvalidInput(
@@ -258,7 +278,7 @@ class Outcomes(CouncilApplication):
                 )
         terms = self._terms_or_new(agreement_id)
         terms.agree_rate_card(
-            card.periodicity,
+            periodicity,
             [r.model_dump(mode="python") for r in card.delivery_rates],
             [r.model_dump(mode="python") for r in card.outcome_rates],
             [b.model_dump(mode="python") for b in card.bands],

@@ -120,7 +120,10 @@ class BandIn(_Input):
 
 
 class RateCardIn(_Input):
-    periodicity: Periodicity = Periodicity.QUARTERLY
+    periodicity: Periodicity | None = Field(
+        default=None, description="the periods the card settles in: the agreement's payment "
+        "frequency (leave it out to take it; another is refused). Quarterly when the agreement "
+        "names none and the card names none")
     delivery_rates: list[DeliveryRateIn] = Field(default_factory=list, max_length=50)
     outcome_rates: list[OutcomeRateIn] = Field(default_factory=list, max_length=50)
     bands: list[BandIn] = Field(default_factory=list, max_length=20)

@@ -26,6 +26,24 @@ def terms_id_for(agreement_id: UUID) -> UUID:
     return uuid5(NAMESPACE_URL, f"council:terms:{agreement_id}")
 
 
+def check_periodicity(card: Periodicity | None,
+                      payment_frequency: Periodicity | None) -> Periodicity:
+    """The periods a rate card settles in: the agreement's payment frequency, one fact not two.
+    A card naming none takes the agreement's; one naming another is refused. An agreement
+    naming none (drafted before it was recorded) leaves it to the card (quarterly if the card
+    names none either)."""
+    if payment_frequency is None:
+        return card or Periodicity.QUARTERLY
+    if card is not None and card is not payment_frequency:
+        raise DomainRuleBroken(
+            f"the rate card's periodicity ({card.value}) disagrees with the agreement's "
+            f"payment_frequency ({payment_frequency.value}): results are paid "
+            f"{payment_frequency.value}, so the card settles {payment_frequency.value} "
+            "periods (leave periodicity out to take the agreement's)"
+        )
+    return payment_frequency
+
+
 class OutcomeMeasure(CouncilAggregate):
     """Something measurable the council wants to move, e.g. the teenage obesity rate, with its
     baseline and target trajectory, and the values measured period by period."""

@@ -16,6 +16,30 @@ How a period's payment is worked out (each amount rounded to the penny, half up)
 4. Risk share: the provider bears its agreed share (`provider_risk_pct`) of a penalty; the council
    bears the rest. Bonuses are paid in full.
 5. The total is the sum of the lines, never below zero, and no more than the period cap.
+
+The agreement's term (its start to its end: moved by an extension, cut short by an early
+ending) bounds what is paid:
+
+- A period the term does not cover at all earns nothing: it has one line, "Outside the term",
+  and a total of zero (the payments process calculates nothing for it, or recalculates a payment
+  made for it before the term was known to zero).
+- A period the term covers only in part (the first and last of an agreement, usually) is
+  pro-rated by days: with f = days of the period in the term / days in the period (91/92 for a
+  term starting on 2 October, for the October to December quarter),
+  * every amount the rate card fixes per period is multiplied by f: each outcome line
+    (improvement x rate x weight: the improvement is a level measured over the whole period, so
+    the term earns its share of it), the band's bonus or penalty (before the provider's risk
+    share), each line's cap and the period cap;
+  * a delivery line's threshold (units a period) is multiplied by f too, so a part period is not
+    held to a whole period's volume; the units are those of the reports counted in the period
+    (by the day their own period ends) whose period shares a day with the term, each paid in
+    full at the rate: they were delivered under the agreement, in its term (a provider is not
+    expected to split a report at the term's first or last day), so nothing to pro-rate;
+  * the achievement percentage, and so the band, are not pro-rated (a ratio of improvements);
+  * each amount is rounded to the penny once, after multiplying by f (half up);
+  * the first line, "Part period", says so (amount zero): "the term covers 91 of the 92 days
+    of 2023-Q4: ...".
+- A period the term covers whole is calculated exactly as above.
 """
 
 from __future__ import annotations
@@ -71,6 +95,40 @@ def period_bounds(period: str) -> tuple[date, date]:
     else:
         raise ValueError(f"{period!r} is neither a month (2026-04) nor a quarter (2026-Q2)")
     return first, after - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Cover:
+    """How much of a period an agreement's term covers: `days` of its `days_in_period`."""
+
+    period: str
+    starts_on: date  # the term's first day
+    ends_on: date  # the term's last day
+    days: int
+    days_in_period: int
+
+    @property
+    def whole(self) -> bool:
+        return self.days == self.days_in_period
+
+    @property
+    def outside(self) -> bool:
+        return self.days == 0
+
+    @property
+    def ratio(self) -> str:
+        return f"{self.days}/{self.days_in_period}"
+
+    def share(self, amount: Decimal) -> Decimal:
+        """`amount` x days covered / days in the period, exact (rounded by the caller)."""
+        return amount * self.days / self.days_in_period
+
+
+def cover(period: str, starts_on: date, ends_on: date) -> Cover:
+    """How much of `period` the term from `starts_on` to `ends_on` (both included) covers."""
+    first, last = period_bounds(period)
+    days = max((min(last, ends_on) - max(first, starts_on)).days + 1, 0)
+    return Cover(period, starts_on, ends_on, days, (last - first).days + 1)
 
 
 @dataclass(frozen=True)
@@ -144,23 +202,47 @@ def improvement(result: OutcomeResult, value: Decimal | None) -> Decimal:
     return max(change, Decimal(0))
 
 
-def _capped(amount: Decimal, cap: Decimal | None) -> tuple[Decimal, str]:
-    if cap is not None and amount > cap:
-        return cap, f", capped at £{cap:,.2f}"
+def _part(part: Cover | None) -> Cover | None:
+    """The cover when it pro-rates anything (None for a whole period, or none given)."""
+    return part if part is not None and not part.whole else None
+
+
+def _times(part: Cover | None) -> str:
+    return f" x {part.ratio}" if part is not None else ""
+
+
+def _cap_of(cap: Decimal | None, part: Cover | None) -> tuple[Decimal | None, str]:
+    """A per-period cap, pro-rated for a part period; and how that cap was reached."""
+    if cap is None or part is None:
+        return cap, ""
+    return pounds(part.share(cap)), f" (£{cap:,.2f} x {part.ratio})"
+
+
+def _capped(amount: Decimal, cap: Decimal | None,
+            part: Cover | None = None) -> tuple[Decimal, str]:
+    limit, how = _cap_of(cap, part)
+    if limit is not None and amount > limit:
+        return limit, f", capped at £{limit:,.2f}{how}"
     return amount, ""
 
 
-def delivery_line(rate: DeliveryRate, units: Decimal) -> Line:
+def delivery_line(rate: DeliveryRate, units: Decimal, part: Cover | None = None) -> Line:
     name = f"Delivery: {rate.activity_type}"
-    if units < rate.threshold:
-        return Line(name, f"{units} units, below the threshold of {rate.threshold}: nothing due",
+    part = _part(part)
+    threshold, shown = rate.threshold, f"{rate.threshold}"
+    if part is not None and rate.threshold:
+        threshold = part.share(rate.threshold)  # compared exactly, shown to two places
+        shown += f" x {part.ratio} = {threshold.quantize(PENNY, rounding=ROUND_HALF_UP)}"
+    if units < threshold:
+        return Line(name, f"{units} units, below the threshold of {shown}: nothing due",
                     Decimal(0))
-    amount, capped = _capped(pounds(units * rate.rate), rate.cap)
+    amount, capped = _capped(pounds(units * rate.rate), rate.cap, part)
     return Line(name, f"{units} units x £{rate.rate:,.2f}{capped}", amount)
 
 
-def outcome_line(rate: OutcomeRate, result: OutcomeResult) -> Line:
+def outcome_line(rate: OutcomeRate, result: OutcomeResult, part: Cover | None = None) -> Line:
     name = f"Outcome: {rate.label or rate.measure_id}"
+    part = _part(part)
     if result.actual is None:
         return Line(name, "no measurement for the period yet: nothing due", Decimal(0))
     better = improvement(result, result.actual)
@@ -171,11 +253,14 @@ def outcome_line(rate: OutcomeRate, result: OutcomeResult) -> Line:
             f"of {rate.threshold}: nothing due",
             Decimal(0),
         )
-    amount, capped = _capped(pounds(better * rate.rate * rate.weight), rate.cap)
+    earned = better * rate.rate * rate.weight
+    if part is not None:
+        earned = part.share(earned)
+    amount, capped = _capped(pounds(earned), rate.cap, part)
     return Line(
         name,
         f"improvement of {better} on the baseline {result.baseline} x £{rate.rate:,.2f} "
-        f"x weight {rate.weight}{capped}",
+        f"x weight {rate.weight}{_times(part)}{capped}",
         amount,
     )
 
@@ -194,45 +279,77 @@ def achievement(card: RateCard, results: Mapping[str, OutcomeResult]) -> Decimal
     return (achieved / targeted * HUNDRED).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
-def band_line(card: RateCard, pct: Decimal) -> Line | None:
+def band_line(card: RateCard, pct: Decimal, part: Cover | None = None) -> Line | None:
+    part = _part(part)
     for band in card.bands:
         if pct >= band.min_pct and (band.max_pct is None or pct < band.max_pct):
+            adjustment = part.share(band.adjustment) if part is not None else band.adjustment
             if band.adjustment >= 0:
                 kind = "Bonus" if band.adjustment > 0 else "Band"
-                return Line(f"{kind}: {band.label}", f"{pct}% of target achieved",
-                            pounds(band.adjustment))
-            share = pounds(band.adjustment * card.provider_risk_pct / HUNDRED)
+                how = f"; £{band.adjustment:,.2f} bonus{_times(part)}" if (
+                    part is not None and band.adjustment > 0) else ""
+                return Line(f"{kind}: {band.label}", f"{pct}% of target achieved{how}",
+                            pounds(adjustment))
+            share = pounds(adjustment * card.provider_risk_pct / HUNDRED)
+            penalty = f"£{-band.adjustment:,.2f} penalty" + (
+                f" x {part.ratio} = £{-pounds(adjustment):,.2f}" if part is not None else "")
             return Line(
                 f"Penalty: {band.label}",
-                f"{pct}% of target achieved; £{-band.adjustment:,.2f} penalty, the provider "
-                f"bearing {card.provider_risk_pct}%",
+                f"{pct}% of target achieved; {penalty}, the provider bearing "
+                f"{card.provider_risk_pct}%",
                 share,
             )
     return None
 
 
+def outside_the_term(part: Cover) -> Calculation:
+    """A period the agreement's term does not cover: nothing due, and why."""
+    first, last = period_bounds(part.period)
+    return Calculation(part.period, (Line(
+        "Outside the term",
+        f"the agreement's term, {part.starts_on} to {part.ends_on}, does not cover "
+        f"{part.period} ({first} to {last}): nothing due",
+        Decimal(0)),), Decimal("0.00"), None)
+
+
+def part_period_line(part: Cover) -> Line:
+    return Line(
+        "Part period",
+        f"the term covers {part.days} of the {part.days_in_period} days of {part.period}: "
+        f"outcome lines, the bonus or penalty, delivery thresholds, and line and period caps "
+        f"x {part.ratio}; units delivered in the term are paid in full",
+        Decimal(0))
+
+
 def calculate(
     card: RateCard, period: str, units: Mapping[str, Decimal],
-    results: Mapping[str, OutcomeResult],
+    results: Mapping[str, OutcomeResult], term: Cover | None = None,
 ) -> Calculation:
     """The payment due for `period` from the units delivered per activity type and the outcome
-    results per measure."""
-    lines = [delivery_line(r, units.get(r.activity_type, Decimal(0))) for r in card.delivery]
+    results per measure; `term`, how much of the period the agreement's term covers (None: all
+    of it), pro-rates it as the module docstring says."""
+    if term is not None and term.outside:
+        return outside_the_term(term)
+    part = _part(term)
+    lines = [part_period_line(part)] if part is not None else []
+    lines += [delivery_line(r, units.get(r.activity_type, Decimal(0)), part)
+              for r in card.delivery]
     lines += [
-        outcome_line(r, results[r.measure_id]) if r.measure_id in results else
+        outcome_line(r, results[r.measure_id], part) if r.measure_id in results else
         Line(f"Outcome: {r.measure_id}", "measure not known for the period: nothing due",
              Decimal(0))
         for r in card.outcomes
     ]
     pct = achievement(card, results)
-    if pct is not None and (band := band_line(card, pct)) is not None:
+    if pct is not None and (band := band_line(card, pct, part)) is not None:
         lines.append(band)
     subtotal = sum((line.amount for line in lines), Decimal(0))
     total = max(subtotal, Decimal(0))
     if total != subtotal:
         lines.append(Line("Floor", "the payment cannot be negative", -subtotal))
-    total, capped = _capped(total, card.period_cap)
-    if capped:
-        lines.append(Line("Period cap", f"the period's payment is capped at "
-                          f"£{card.period_cap:,.2f}", total - max(subtotal, Decimal(0))))
+    limit, how = _cap_of(card.period_cap, part)
+    if limit is not None and total > limit:
+        lines.append(Line("Period cap", f"the period's payment is capped at £{limit:,.2f}{how}",
+                          limit - total))
+        total = limit
     return Calculation(period, tuple(lines), pounds(total), pct)

@@ -21,6 +21,23 @@ through the outcomes application and then clears them.
   the log at least as far as this process has (so a delivery that marked a period is always
   counted when the period is recalculated); baseline, direction, trajectory target and the
   current measurement (latest revision) for the period from each outcome measure.
+- The agreement's term bounds what is paid (services.outcomes.payments says how): a period
+  outside it earns nothing (no payment is calculated; one calculated before is recalculated to
+  zero), a period it covers in part is pro-rated by days. The term is the integrator's, as the
+  agreements read model (`projections.agreements`) has applied it from the integrator's topic;
+  with no term known yet nothing is settled.
+- A change of term must reach every period it affects, however the two topics interleave: this
+  process follows the integrator's topic too. An AgreementExtended marks the periods from the
+  day after the previous end to the new end, an AgreementEnded those from the day after it
+  ended on (of an agreement with a rate card; only periods with payments, deliveries or
+  measurements, as for any mark of many periods): those whose cover changed are recalculated
+  with the change as the reason, the others record nothing. And the process settles only once
+  the agreements read model has applied the integrator's topic at least as far as this process
+  has, so never with a term older than the change that marked it.
+- A period whose agreement's term is not known yet (the process has not read its drafting, and
+  the agreements read model has not applied it either, as while that read model is rebuilt)
+  waits: its mark is parked, keeping its reasons, and the drafting, when this process reads it,
+  sets it going again.
 """
 
 from __future__ import annotations
@@ -29,7 +46,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -42,16 +59,20 @@ from services.outcomes.domain import AgreementTerms
 from services.outcomes.payments import (
     Band,
     Calculation,
+    Cover,
     DeliveryRate,
     OutcomeRate,
     OutcomeResult,
     RateCard,
     calculate,
+    cover,
+    outside_the_term,
     period_bounds,
     period_of,
     periodicity_of,
     pounds,
 )
+from services.outcomes.projections.agreements import AgreementsProjection
 from services.outcomes.projections.deliveries import (
     DeliveriesProjection,
     units_delivered,
@@ -59,6 +80,8 @@ from services.outcomes.projections.deliveries import (
 )
 from shared import clock
 from shared.context import CommandContext, command_context, current_context, new_correlation_id
+from shared.contracts.integrator import SOURCE as INTEGRATOR
+from shared.contracts.integrator import AgreementDrafted, AgreementEnded, AgreementExtended
 from shared.contracts.outcomes import (
     SOURCE,
     DeliveryReported,
@@ -79,9 +102,30 @@ log = structlog.get_logger("payments")
 ACTOR = "system:payments-process"
 EVERY_PERIOD = "*"  # a mark for every period of an agreement (after its terms changed)
 _ALWAYS_DUE = ""  # sorts before every date
+_PARKED = "9999-12-31"  # sorts after every date: waiting for the agreement's term
+_OPEN_END = date(9999, 12, 31)
+
+
+def every_period_within(first: date, last: date) -> str:
+    """A mark for every period of an agreement that shares a day with `first` to `last`."""
+    return f"{EVERY_PERIOD}{first.isoformat()}..{last.isoformat()}"
+
+
+def _within(period: str) -> tuple[date, date] | None:
+    """The days a mark for many periods is limited to (None: every period)."""
+    if period == EVERY_PERIOD:
+        return None
+    first, last = period[len(EVERY_PERIOD):].split("..")
+    return date.fromisoformat(first), date.fromisoformat(last)
+
+
+class TermNotKnown(Exception):
+    """The agreement's term is not known here yet."""
 # Bump when the tables below change shape: the marks are then dropped and the log replayed
 # (which marks every period again: recalculating them records nothing where nothing changed).
-SCHEMA_VERSION = 1
+# 2: follows the integrator's topic for the term (the replay recalculates periods paid outside
+# it).
+SCHEMA_VERSION = 2
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS oc_pay_cards ("
@@ -125,7 +169,8 @@ class Mark:
 def mark(tx: Tx, agreement_id: str, period: str, reason: str,
          correlation_id: str | None = None, causation_id: str | None = None) -> None:
     """Record that (agreement, period) needs recalculating because of `reason`."""
-    due_on = _ALWAYS_DUE if period == EVERY_PERIOD else period_bounds(period)[1].isoformat()
+    due_on = _ALWAYS_DUE if period.startswith(EVERY_PERIOD) else \
+        period_bounds(period)[1].isoformat()
     found = tx.execute(
         "SELECT reasons FROM oc_pay_dirty WHERE agreement_id = ? AND period = ?",
         (agreement_id, period),
@@ -147,7 +192,10 @@ class PaymentsToSettle(TableProjection):
     that: each agreement's rate-card periodicity and the measures its outcome rates pay on."""
 
     name = "outcomes.payments_process"
-    sources = (SOURCE,)
+    sources = (SOURCE, INTEGRATOR)
+    types = frozenset({"DeliveryReported", "MeasurementRecorded", "RateCardAgreed",
+                       "OutcomeAttributed", "AgreementDrafted", "AgreementExtended",
+                       "AgreementEnded"})
 
     marker = "oc_pay_schema"
     version = SCHEMA_VERSION
@@ -232,12 +280,46 @@ class PaymentsToSettle(TableProjection):
                 mark(tx, str(attributed.agreement_id), EVERY_PERIOD,
                      f"attribution of measure {attributed.measure_id} set to weight "
                      f"{attributed.weight}", **why)
+            case "AgreementDrafted":
+                drafted = AgreementDrafted.model_validate(event.data)
+                _unpark(tx, str(drafted.agreement_id))
+            case "AgreementExtended" | "AgreementEnded":
+                agreement_id, days, change = _term_change(event)
+                # Without a rate card there is nothing to pay yet: agreeing one marks every
+                # period, and those are settled with the term known by then.
+                if self._periodicity(tx, agreement_id) is not None:
+                    mark(tx, agreement_id, every_period_within(*days), change, **why)
 
     @staticmethod
     def _periodicity(tx: Tx, agreement_id: str) -> str | None:
         rows = tx.execute("SELECT periodicity FROM oc_pay_cards WHERE agreement_id = ?",
                           (agreement_id,))
         return str(rows[0][0]) if rows else None
+
+
+def _term_change(event: EventEnvelope) -> tuple[str, tuple[date, date], str]:
+    """The agreement an extension or ending changes the term of, the days whose periods it may
+    change, and the change in words."""
+    if event.type == "AgreementExtended":
+        extended = AgreementExtended.model_validate(event.data)
+        return (str(extended.agreement_id),
+                (extended.previous_end + timedelta(days=1), extended.new_end),
+                f"term extended to {extended.new_end}")
+    ended = AgreementEnded.model_validate(event.data)
+    # Every day after it ended: an ending on or after the term's end changes no period's cover,
+    # and recalculating those records nothing.
+    return (str(ended.agreement_id), (ended.ended_on + timedelta(days=1), _OPEN_END),
+            f"agreement ended on {ended.ended_on}")
+
+
+def _unpark(tx: Tx, agreement_id: str) -> None:
+    """Set going again the marks of an agreement that waited for its term."""
+    for (period,) in tx.execute(
+        "SELECT period FROM oc_pay_dirty WHERE agreement_id = ? AND due_on = ?",
+        (agreement_id, _PARKED),
+    ):
+        tx.execute("UPDATE oc_pay_dirty SET due_on = ? WHERE agreement_id = ? AND period = ?",
+                   (period_bounds(str(period))[1].isoformat(), agreement_id, str(period)))
 
 
 def rate_card_of(terms: AgreementTerms, names: dict[str, str] | None = None) -> RateCard:
@@ -327,17 +409,24 @@ class PaymentsProcess:
         return self._marks(due_before=None, limit=limit)
 
     def inputs_ready(self) -> bool:
-        """Whether the deliveries read model has applied the log as far as this process has."""
-        mine, theirs = PaymentsToSettle.name, DeliveriesProjection.name
+        """Whether the read models the process reads have applied the log as far as this
+        process has: the deliveries read model the outcomes topic, the agreements read model
+        (the term) the integrator's."""
+        mine = PaymentsToSettle.name
+        deliveries, agreements = DeliveriesProjection.name, AgreementsProjection.name
+        integrator = f"{self.runner.event_log.topic_for(INTEGRATOR)}:"
         with self.views.transaction() as tx:
             rows = tx.execute(
                 "SELECT projection, log_partition, next_offset FROM projection_position"
-                " WHERE projection IN (?, ?)", (mine, theirs),
+                " WHERE projection IN (?, ?, ?)", (mine, deliveries, agreements),
             )
-        positions: dict[str, dict[str, int]] = {mine: {}, theirs: {}}
+        positions: dict[str, dict[str, int]] = {mine: {}, deliveries: {}, agreements: {}}
         for projection, partition, offset in rows:
             positions[str(projection)][str(partition)] = int(offset)
-        return all(positions[theirs].get(p, 0) >= o for p, o in positions[mine].items())
+        return all(
+            positions[agreements if p.startswith(integrator) else deliveries].get(p, 0) >= o
+            for p, o in positions[mine].items()
+        )
 
     def settle_due(self) -> int:
         """Recalculate the pairs whose period has ended; returns how many marks were cleared."""
@@ -346,11 +435,16 @@ class PaymentsProcess:
         done = 0
         for due in self._marks(due_before=self.today(), limit=self.batch):
             try:
-                if due.period == EVERY_PERIOD:
+                if due.period.startswith(EVERY_PERIOD):
                     self._expand(due)  # cleared with the expansion, in one transaction
                 else:
                     self.settle(due)
                     self.clear(due)
+            except TermNotKnown:
+                # Its drafting, when this process reads it, sets the mark going again.
+                log.info("payment_waits_for_term", agreement_id=str(due.agreement_id),
+                         period=due.period)
+                self.park(due)
             except IntegrityError:
                 # Someone recalculated the same terms meanwhile: try again next round.
                 log.info("payment_settle_clashed", agreement_id=str(due.agreement_id),
@@ -363,6 +457,12 @@ class PaymentsProcess:
             done += 1
         return done
 
+    def term_of(self, agreement_id: UUID) -> tuple[date, date] | None:
+        """The agreement's term as this service knows it (None: not known yet)."""
+        lookup = self.app.agreements
+        found = lookup([agreement_id]).get(agreement_id) if lookup is not None else None
+        return found.term if found is not None else None
+
     def settle(self, due: Mark) -> bool:
         """Recalculate one period of one agreement; returns whether a payment was recorded."""
         try:
@@ -372,7 +472,13 @@ class PaymentsProcess:
         card = terms.rate_card
         if card is None or periodicity_of(due.period) != card["periodicity"]:
             return False
-        calc = self.calculate(terms, due.period)
+        term = self.term_of(due.agreement_id)
+        if term is None:
+            raise TermNotKnown(f"the term of agreement {due.agreement_id} is not known yet")
+        covered = cover(due.period, *term)
+        if covered.outside and due.period not in terms.payments:
+            return False  # nothing was paid for it, and nothing is due
+        calc = self.calculate(terms, due.period, covered)
         lines = [{"description": line.description, "basis": line.basis,
                   "amount": pounds(line.amount)} for line in calc.lines]
         with command_context(due.context()):
@@ -385,8 +491,12 @@ class PaymentsProcess:
                      total=str(calc.total), reason=due.reason)
         return changed
 
-    def calculate(self, terms: AgreementTerms, period: str) -> Calculation:
-        """The period's payment from the agreement's terms and what is known now."""
+    def calculate(self, terms: AgreementTerms, period: str,
+                  covered: Cover | None = None) -> Calculation:
+        """The period's payment from the agreement's terms and what is known now; `covered`,
+        how much of the period its term covers (None: all of it)."""
+        if covered is not None and covered.outside:
+            return outside_the_term(covered)
         names: dict[str, str] = {}
         results: dict[str, OutcomeResult] = {}
         for rate in (terms.rate_card or {}).get("outcome_rates", []):
@@ -405,8 +515,11 @@ class PaymentsProcess:
                 target=measure.trajectory.get(period),
                 lower_is_better=measure.lower_is_better,
             )
-        units = units_delivered_in(self.views, terms.agreement_id, period)
-        return calculate(rate_card_of(terms, names), period, units, results)
+        within = None
+        if covered is not None and not covered.whole:  # only the units delivered in the term
+            within = (covered.starts_on, covered.ends_on)
+        units = units_delivered_in(self.views, terms.agreement_id, period, within)
+        return calculate(rate_card_of(terms, names), period, units, results, covered)
 
     def clear(self, due: Mark) -> None:
         """Forget a mark, unless a newer one came in while it was being recalculated."""
@@ -416,9 +529,19 @@ class PaymentsProcess:
                 (str(due.agreement_id), due.period, due.marks),
             )
 
+    def park(self, due: Mark) -> None:
+        """Keep a mark waiting for its agreement's term (unless a newer one came in meanwhile:
+        that one is tried again)."""
+        with self.views.transaction() as tx:
+            tx.execute(
+                "UPDATE oc_pay_dirty SET due_on = ? WHERE agreement_id = ? AND period = ?"
+                " AND marks = ?", (_PARKED, str(due.agreement_id), due.period, due.marks),
+            )
+
     def _expand(self, due: Mark) -> None:
-        """Replace a mark for every period of an agreement with one per period it has: those
-        with deliveries, with measurements of the measures it is paid on, or already paid."""
+        """Replace a mark for every period of an agreement (or every one sharing a day with
+        some days) with one per period it has: those with deliveries, with measurements of the
+        measures it is paid on, or already paid."""
         periods: set[str] = set()
         try:
             terms = self.app.terms(due.agreement_id)
@@ -437,6 +560,9 @@ class PaymentsProcess:
                     continue
                 periods.update(p for p in measure.measurements
                                if periodicity_of(p) == periodicity)
+        within = _within(due.period)
+        if within is not None:
+            periods = {p for p in periods if cover(p, *within).days > 0}
         with self.views.transaction() as tx:
             for period in sorted(periods):
                 for reason in due.reasons:

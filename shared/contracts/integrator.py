@@ -119,11 +119,22 @@ class AgreementOutcome(_Data):
     target: str | None = None
 
 
+class PaymentFrequency(StrEnum):
+    """How often results are paid: the periods the outcomes service settles payments in."""
+
+    MONTHLY = "monthly"
+    QUARTERLY = "quarterly"
+
+
 class RewardTerms(_Data):
     payment_by_results_share_pct: Decimal = Field(default=Decimal(0), ge=0, le=100)
     bonus_max: Money | None = None
     penalty_max: Money | None = None
     notes: str | None = None
+    payment_frequency: PaymentFrequency | None = Field(
+        default=None, description="how often results are paid; the agreement's rate card in "
+        "the outcomes service settles in these periods (absent on agreements drafted before "
+        "it was recorded)")
 
 
 class RiskShare(_Data):

@@ -34,7 +34,7 @@ from services.integrator.domain.needs import Need
 from services.integrator.ocds import releases_for
 from services.integrator.projections import NetworkProjection, list_providers
 from services.outcomes.application import Outcomes
-from services.outcomes.payments import period_bounds
+from services.outcomes.payments import cover, period_bounds
 from services.provider_registry.application import ProviderRegistry
 from services.provider_registry.commands import AddressIn, NewProvider
 from services.provider_registry.domain import Provider, check_profile
@@ -255,6 +255,29 @@ def test_payments_are_settled_and_late_measurements_recalculate_them(stores: Sto
         assert payment.occurred_at.date() > period_bounds(payment.data["period"])[1]
 
 
+def test_results_are_paid_only_within_each_agreements_term(stores: Stores) -> None:
+    """The ten agreements paid by results start and end at various dates: no period outside an
+    agreement's term is paid, a period its term covers in part is pro-rated and says so, and
+    each card settles in the agreement's payment frequency."""
+    events = _published(stores, stores.outcomes)
+    cards = {c.data["agreement_id"]: c.data["periodicity"] for c in events["RateCardAgreed"]}
+    parts = 0
+    for payment in events["PaymentCalculated"] + events["PaymentRecalculated"]:
+        agreement = stores.integrator.agreement(UUID(payment.data["agreement_id"]))
+        ends = agreement.ending["ended_on"] if agreement.ending else agreement.ends_on
+        covered = cover(payment.data["period"], date.fromisoformat(agreement.starts_on),
+                        min(date.fromisoformat(agreement.ends_on), date.fromisoformat(ends)))
+        assert covered.days > 0, (agreement.title, payment.data["period"])
+        first = payment.data["lines"][0]
+        assert (first["description"] == "Part period") is not covered.whole, first
+        parts += not covered.whole
+        assert agreement.reward_terms is not None
+        assert agreement.reward_terms["payment_frequency"] == cards[
+            payment.data["agreement_id"]] == "quarterly"
+        assert "quarterly" in agreement.reward_terms["notes"]
+    assert parts  # some agreements start or end within a quarter
+
+
 # ------------------------------------------------------------------------------ loading
 
 
@@ -298,7 +321,9 @@ def test_the_counts(stores: Stores) -> None:
     assert (summary.measurements, summary.measurement_revisions) == (187, 5)
     assert (summary.rate_cards, summary.attributions) == (10, 16)
     assert (summary.deliveries, summary.delivery_corrections) == (2703, 56)
-    assert (summary.payments_calculated, summary.payments_recalculated) == (130, 98)
+    # Only periods within each agreement's term are paid: 130 were before the term bounded
+    # payments, 29 of them quarters before an agreement began.
+    assert (summary.payments_calculated, summary.payments_recalculated) == (101, 98)
 
 
 def test_the_collaborative_commission_pools_four_budgets(stores: Stores) -> None:

@@ -48,7 +48,9 @@ DEADLINE_SECONDS = 30.0
 
 
 def lookup(agreement_ids: Sequence[UUID]) -> dict[UUID, AgreementInfo]:
-    return {i: AgreementInfo(i, "active", frozenset({PROVIDER}))
+    """The agreement as the agreements read model would give it: active, its term 2025-26."""
+    return {i: AgreementInfo(i, "active", frozenset({PROVIDER}), date(2025, 1, 1),
+                             date(2026, 12, 31), "quarterly")
             for i in agreement_ids if i == AGREEMENT}
 
 

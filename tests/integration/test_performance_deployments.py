@@ -37,7 +37,11 @@ from tests.unit.test_performance import (
     AG3,
     AG4,
     AG5,
+    M1,
+    M2,
     SNAPSHOT_DAYS,
+    TODAY,
+    costs,
     history,
     integrator_snapshot,
     outcomes_snapshot,
@@ -115,30 +119,33 @@ def test_the_performance_view_in_each_deployment(live: Live, settings: Settings)
         live.append(due)
         fed += len(due)
         live.sync()
-        seen[day] = integrator_snapshot(live.integrator)
+        seen[day] = integrator_snapshot(live.integrator, upto.date())
     live.append(events[fed:])
     live.sync()
 
     # The figures worked out by hand.
-    ag1 = get_agreement_performance(live.outcomes, AG1)
+    ag1 = get_agreement_performance(live.outcomes, AG1, TODAY)
     assert ag1 is not None
     assert (ag1.rag, ag1.rag_period, ag1.latest_achievement_pct, ag1.payments_total,
-            ag1.spend_total, ag1.budget, ag1.delivery_volume_total, ag1.weighted_improvement,
-            ag1.cost_per_outcome) == (
-        Rag.GREEN, "2026-Q3", D("126.1"), D("5998.50"), D("1200.00"), D("60000.00"), D("60"),
-        D("19.995"), D("300.00"))
+            ag1.spend_total, ag1.budget, [(v.unit, v.quantity) for v in ag1.delivery_volumes],
+            costs(ag1)) == (
+        Rag.GREEN, "2026-Q3", D("126.1"), D("5998.50"), D("1200.00"), D("60000.00"),
+        [("people", D("30")), ("sessions", D("30"))],
+        [(M2, D("120.00"), "spend"), (M1, D("892.19"), "spend")])
     assert [(a.period, a.achievement_pct, a.rag) for a in ag1.achievement] == [
         ("2026-Q1", D("100.0"), Rag.GREEN), ("2026-Q2", D("94.2"), Rag.AMBER),
         ("2026-Q3", D("126.1"), Rag.GREEN)]
     assert [(v.period, v.activity_type, v.quantity) for v in ag1.deliveries] == [
         ("2026-Q1", "sessions_delivered", D("24")), ("2026-Q2", "people_reached", D("30")),
         ("2026-Q2", "sessions_delivered", D("6"))]
-    expected = [(AG5, Rag.GREEN, D("10.00")), (AG1, Rag.GREEN, D("300.00")),
-                (AG4, Rag.AMBER, D("10.00")), (AG2, Rag.RED, D("250.00")), (AG3, None, None)]
-    assert [(s.agreement_id, s.rag, s.cost_per_outcome)
-            for s in list_agreement_performance(live.outcomes)] == expected
-    assert [(r.agreement_id, r.rag, r.cost_per_outcome)
-            for r in network_performance(live.integrator)] == expected
+    expected = [(AG1, Rag.GREEN, [(M2, D("120.00"), "spend"), (M1, D("892.19"), "spend")]),
+                (AG5, Rag.GREEN, [(M2, D("17.25"), "payments")]),
+                (AG4, Rag.AMBER, [(M2, D("15.26"), "payments")]),
+                (AG2, Rag.RED, [(M1, D("510.22"), "spend")]), (AG3, None, [])]
+    assert [(s.agreement_id, s.rag, costs(s))
+            for s in list_agreement_performance(live.outcomes, today=TODAY)] == expected
+    assert [(r.agreement_id, r.rag, costs(r))
+            for r in network_performance(live.integrator, today=TODAY)] == expected
     final_outcomes = outcomes_snapshot(live.outcomes)
     final_integrator = integrator_snapshot(live.integrator)
     assert len({str(s) for s in (*seen.values(), final_integrator)}) == len(SNAPSHOT_DAYS)
@@ -155,6 +162,6 @@ def test_the_performance_view_in_each_deployment(live: Live, settings: Settings)
     live.logs.append(reader)
     for day, then in seen.items():
         with state_as_of(reader, None, day) as db:
-            assert integrator_snapshot(db) == then, day
+            assert integrator_snapshot(db, as_of_moment(day).date()) == then, day
     with state_as_of(reader, None, "2030-01-01") as db:
         assert integrator_snapshot(db) == final_integrator

@@ -1013,23 +1013,28 @@ def test_agreement_status_follows_the_integrator(tmp_path: Path) -> None:
         "budget": "100.00", "exit_plan": "none",
         "parties": [{"provider_id": str(p1), "allocation": "60.00"},
                     {"provider_id": str(p2), "allocation": "40.00"}],
+        "reward_terms": {"payment_by_results_share_pct": "10", "payment_frequency": "monthly"},
     })
     with db.transaction() as tx:
         projection.apply(tx, drafted)
     assert lookup_agreements(db, [agreement, uuid4()]) == {
-        agreement: AgreementInfo(agreement, "drafted", frozenset({p1, p2}))}
+        agreement: AgreementInfo(agreement, "drafted", frozenset({p1, p2}), date(2025, 1, 1),
+                                 date(2026, 1, 1), "monthly")}
+    # The term: extended to 2027, then ended early, in the middle of 2026.
     steps = [
-        ("AgreementActivated", {"activated_on": "2025-01-02"}, "active"),
+        ("AgreementActivated", {"activated_on": "2025-01-02"}, "active", date(2026, 1, 1)),
         ("AgreementExtended", {"extension_id": "x1", "previous_end": "2026-01-01",
                                "new_end": "2027-01-01", "justification": "good",
-                               "performance_evidence": "on track"}, "active"),
-        ("AgreementEnded", {"how": "completed", "ended_on": "2027-01-01", "reason": "done",
-                            "exit_plan_executed": True}, "ended"),
+                               "performance_evidence": "on track"}, "active", date(2027, 1, 1)),
+        ("AgreementEnded", {"how": "terminated", "ended_on": "2026-06-30", "reason": "done",
+                            "exit_plan_executed": True}, "ended", date(2026, 6, 30)),
     ]
-    for position, (type_, data, status) in enumerate(steps, start=2):
+    for position, (type_, data, status, ends_on) in enumerate(steps, start=2):
         with db.transaction() as tx:
             projection.apply(tx, _envelope("integrator", type_, agreement, position,
                                            {"agreement_id": str(agreement), **data}))
-        assert lookup_agreements(db, [agreement])[agreement].status == status
+        found = lookup_agreements(db, [agreement])[agreement]
+        assert (found.status, found.term, found.payment_frequency) == (
+            status, (date(2025, 1, 1), ends_on), "monthly")
     assert lookup_agreements(db, []) == {}
     db.close()

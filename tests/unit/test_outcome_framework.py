@@ -31,9 +31,15 @@ PROVIDER = UUID("0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c")
 OTHER_PROVIDER = UUID("9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a")
 AGREEMENT = UUID("6c5b4a3f-2e1d-4c0b-9a8f-7e6d5c4b3a29")
 OTHERS_AGREEMENT = UUID("1d2c3b4a-5f6e-4d7c-8b9a-0f1e2d3c4b5a")
+TERM = (date(2025, 1, 1), date(2026, 12, 31))
+MONTHLY_AGREEMENT = UUID("4b3a2f1e-0d9c-4b8a-8f7e-6d5c4b3a2f1e")
 AGREEMENTS = {
-    AGREEMENT: AgreementInfo(AGREEMENT, "active", frozenset({PROVIDER})),
-    OTHERS_AGREEMENT: AgreementInfo(OTHERS_AGREEMENT, "active", frozenset({OTHER_PROVIDER})),
+    # drafted before reward terms named a payment frequency: the card decides
+    AGREEMENT: AgreementInfo(AGREEMENT, "active", frozenset({PROVIDER}), *TERM),
+    OTHERS_AGREEMENT: AgreementInfo(OTHERS_AGREEMENT, "active", frozenset({OTHER_PROVIDER}),
+                                    *TERM),
+    MONTHLY_AGREEMENT: AgreementInfo(MONTHLY_AGREEMENT, "active", frozenset({PROVIDER}), *TERM,
+                                     payment_frequency="monthly"),
 }
 OBESITY = {
     "name": "Teenage obesity rate",
@@ -261,6 +267,29 @@ def test_an_unknown_measure_is_not_found(client: TestClient, admin: Auth) -> Non
     body = {"period": "2025-Q1", "value": "1", "source": "x"}
     assert client.post(f"{url}/measurements", json=body, headers=admin).status_code == 404
     assert client.get("/measures/not-a-uuid", headers=admin).status_code == 422
+
+
+def test_the_rate_card_settles_in_the_agreements_payment_periods(
+    client: TestClient, commissioner: Auth
+) -> None:
+    """The agreement's reward terms say results are paid monthly: one fact, not two."""
+    url = f"/agreements/{MONTHLY_AGREEMENT}/rate-card"
+    refused = client.put(url, json=CARD, headers=commissioner)  # CARD says quarterly
+    assert refused.status_code == 409, refused.text
+    for words in ("periodicity (quarterly)", "payment_frequency (monthly)"):
+        assert words in refused.text
+    assert "RateCardAgreed" not in stored_types(client)
+
+    unsaid = {k: v for k, v in CARD.items() if k != "periodicity"}
+    agreed = ok(client.put(url, json=unsaid, headers=commissioner))
+    assert (agreed["payment_frequency"], agreed["rate_card"]["periodicity"]) == (
+        "monthly", "monthly")  # the agreement's
+    again = ok(client.put(url, json={**CARD, "periodicity": "monthly"}, headers=commissioner))
+    assert again["rate_card"]["periodicity"] == "monthly"
+    # An agreement naming no frequency: a card naming none settles quarterly.
+    older = ok(client.put(f"/agreements/{AGREEMENT}/rate-card", json=unsaid,
+                          headers=commissioner))
+    assert older["rate_card"]["periodicity"] == "quarterly"
 
 
 @pytest.mark.parametrize(
@@ -535,7 +564,8 @@ def test_council_readers_read_and_a_provider_reads_only_its_own_agreements(
     assert ok(client.get(f"/agreements/{AGREEMENT}/terms", headers=provider))[
         "agreement_id"] == str(AGREEMENT)
     assert ok(client.get(f"/agreements/{AGREEMENT}/payments", headers=provider)) == {
-        "agreement_id": str(AGREEMENT), "periodicity": "quarterly", "periods": [],
+        "agreement_id": str(AGREEMENT), "periodicity": "quarterly",
+        "term_starts_on": "2025-01-01", "term_ends_on": "2026-12-31", "periods": [],
         "total": "0.00"}
     for path in ("terms", "payments"):  # another provider's agreement does not exist to it
         response = client.get(f"/agreements/{OTHERS_AGREEMENT}/{path}", headers=provider)
@@ -576,6 +606,7 @@ def test_the_payment_schedule_shows_each_period_line_by_line_with_its_history(
     first = eventually(lambda: ok(client.get(url, headers=provider)),
                        lambda schedule: schedule["periods"] != [])
     (q1,) = first["periods"]
+    assert (first["term_starts_on"], first["term_ends_on"]) == ("2025-01-01", "2026-12-31")
     # 52 sessions x £25.00 = £1,300.00; no measurement for Q1 yet: nothing for the outcome
     assert (q1["period"], q1["period_start"], q1["period_end"]) == (
         "2025-Q1", "2025-01-01", "2025-03-31")

@@ -208,3 +208,131 @@ def test_periods_are_months_or_calendar_quarters() -> None:
     assert (periodicity_of("2026-04"), periodicity_of("2026-Q2")) == ("monthly", "quarterly")
     with pytest.raises(ValueError, match="neither a month"):
         period_bounds("2026-13")
+
+
+# --------------------------------------------------------------------------- the term
+
+
+def test_how_much_of_a_period_the_term_covers() -> None:
+    from datetime import date
+
+    from services.outcomes.payments import cover
+
+    starts, ends = date(2023, 10, 2), date(2026, 3, 31)
+    # 2023-Q4 has 31 + 30 + 31 = 92 days; from 2 October: 30 + 30 + 31 = 91 of them
+    assert (cover("2023-Q4", starts, ends).days, cover("2023-Q4", starts, ends).days_in_period
+            ) == (91, 92)
+    assert cover("2023-Q2", starts, ends).days == 0  # before the term began
+    assert cover("2026-Q2", starts, ends).days == 0  # after it ended
+    assert cover("2024-Q1", starts, ends).whole  # 91 of 91 (2024 is a leap year)
+    # ended on 15 February 2025: 31 days of January + 15 of February = 46 of Q1's 90
+    ended = cover("2025-Q1", date(2024, 1, 1), date(2025, 2, 15))
+    assert (ended.days, ended.days_in_period) == (46, 90)
+    # a month: from 10 February 2024, 20 of February's 29 days
+    assert (cover("2024-02", date(2024, 2, 10), ends).days,
+            cover("2024-02", date(2024, 2, 10), ends).days_in_period) == (20, 29)
+    # a term ending before it starts covers nothing
+    assert cover("2024-02", date(2024, 2, 10), date(2024, 2, 9)).days == 0
+
+
+def test_a_period_outside_the_term_earns_nothing() -> None:
+    from datetime import date
+
+    from services.outcomes.payments import cover
+
+    card = RateCard(delivery=(SESSIONS,),
+                    outcomes=(OutcomeRate("teen-obesity", rate=D("10000"), weight=D("0.6")),),
+                    bands=BANDS, provider_risk_pct=D("40"))
+    # The agreement began on 2 October 2023: a measurement for 2023-Q2 (even one beating the
+    # target by far) and sessions reported against it earn nothing at all.
+    beaten = OutcomeResult(baseline=D("21.0"), actual=D("17.4"), target=D("19.0"),
+                           lower_is_better=True)
+    calc = calculate(card, "2023-Q2", {"sessions_delivered": D(60)}, {"teen-obesity": beaten},
+                     cover("2023-Q2", date(2023, 10, 2), date(2026, 3, 31)))
+    assert [(line.description, line.amount) for line in calc.lines] == [
+        ("Outside the term", D("0"))]
+    assert calc.lines[0].basis == (
+        "the agreement's term, 2023-10-02 to 2026-03-31, does not cover 2023-Q2 "
+        "(2023-04-01 to 2023-06-30): nothing due")
+    assert (calc.total, calc.achievement_pct) == (D("0.00"), None)
+
+
+def test_a_period_the_term_covers_in_part_is_pro_rated_by_days() -> None:
+    from datetime import date
+
+    from services.outcomes.payments import cover
+
+    card = RateCard(delivery=(SESSIONS, MEALS),
+                    outcomes=(OutcomeRate("teen-obesity", rate=D("10000"), weight=D("0.6")),),
+                    bands=BANDS, provider_risk_pct=D("40"), period_cap=D("10000"))
+    # The term starts on 15 February 2025: 14 + 31 = 45 of Q1's 90 days, a half.
+    half = cover("2025-Q1", date(2025, 2, 15), date(2026, 3, 31))
+    calc = calculate(card, "2025-Q1", {"sessions_delivered": D(31), "meals": D(301)},
+                     {"teen-obesity": OBESITY}, half)
+    # - sessions: the threshold of 40 a quarter x 45/90 = 20; 31 >= 20: 31 x £25.00 = £775.00,
+    #   over the cap of £1,500.00 x 45/90 = £750.00: £750.00
+    # - meals: 301 x £4.50 = £1,354.50 (units delivered in the term: paid in full)
+    # - obesity: 1.4 x £10,000.00 x 0.6 = £8,400.00 x 45/90 = £4,200.00
+    # - 70.0% of target: the £3,000.00 penalty x 45/90 = £1,500.00, the provider bearing 40%:
+    #   -£600.00
+    # subtotal £750.00 + £1,354.50 + £4,200.00 - £600.00 = £5,704.50, over the period cap of
+    # £10,000.00 x 45/90 = £5,000.00: a cap line of -£704.50, total £5,000.00
+    assert [(line.description, line.amount) for line in calc.lines] == [
+        ("Part period", D("0")),
+        ("Delivery: sessions_delivered", D("750.00")),
+        ("Delivery: meals", D("1354.50")),
+        ("Outcome: teen-obesity", D("4200.00")),
+        ("Penalty: below 80% of target", D("-600.00")),
+        ("Period cap", D("-704.50")),
+    ]
+    assert calc.lines[0].basis == (
+        "the term covers 45 of the 90 days of 2025-Q1: outcome lines, the bonus or penalty, "
+        "delivery thresholds, and line and period caps x 45/90; units delivered in the term "
+        "are paid in full")
+    assert calc.lines[1].basis == (
+        "31 units x £25.00, capped at £750.00 (£1,500.00 x 45/90)")
+    assert calc.lines[3].basis == (
+        "improvement of 1.4 on the baseline 21.0 x £10,000.00 x weight 0.6 x 45/90")
+    assert calc.lines[4].basis == (
+        "70.0% of target achieved; £3,000.00 penalty x 45/90 = £1,500.00, the provider "
+        "bearing 40%")
+    assert calc.lines[5].basis == (
+        "the period's payment is capped at £5,000.00 (£10,000.00 x 45/90)")
+    assert (calc.total, calc.achievement_pct) == (D("5000.00"), D("70.0"))
+
+
+def test_a_delivery_threshold_is_pro_rated_and_pennies_round_once() -> None:
+    from datetime import date
+
+    from services.outcomes.payments import cover
+
+    card = RateCard(delivery=(SESSIONS,),
+                    outcomes=(OutcomeRate("employment", rate=D("500")),), bands=BANDS)
+    # From 2 October 2023: 91 of 2023-Q4's 92 days.
+    most = cover("2023-Q4", date(2023, 10, 2), date(2026, 3, 31))
+    employment = OutcomeResult(baseline=D("50"), actual=D("56"), target=D("55"),
+                               lower_is_better=False)
+    calc = calculate(card, "2023-Q4", {"sessions_delivered": D(39)},
+                     {"employment": employment}, most)
+    # - sessions: the threshold 40 x 91/92 = 39.565...; 39 is below it: nothing
+    # - employment: 6 points x £500.00 = £3,000.00 x 91/92 = £2,967.391... -> £2,967.39
+    # - 120.0% of target: the £2,000.00 bonus x 91/92 = £1,978.260... -> £1,978.26
+    # total £2,967.39 + £1,978.26 = £4,945.65
+    assert [line.amount for line in calc.lines] == [D("0"), D("0"), D("2967.39"),
+                                                    D("1978.26")]
+    assert calc.lines[1].basis == (
+        "39 units, below the threshold of 40 x 91/92 = 39.57: nothing due")
+    assert calc.lines[3].basis == "120.0% of target achieved; £2,000.00 bonus x 91/92"
+    assert calc.total == D("4945.65")
+
+
+def test_a_whole_period_in_the_term_is_calculated_as_before() -> None:
+    from datetime import date
+
+    from services.outcomes.payments import cover
+
+    card = RateCard(outcomes=(OutcomeRate("teen-obesity", rate=D("10000"), weight=D("0.6")),),
+                    bands=BANDS, provider_risk_pct=D("40"))
+    whole = cover("2026-Q1", date(2025, 1, 1), date(2026, 3, 31))
+    assert calculate(card, "2026-Q1", {}, {"teen-obesity": OBESITY}, whole) == calculate(
+        card, "2026-Q1", {}, {"teen-obesity": OBESITY})

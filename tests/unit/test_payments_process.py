@@ -12,21 +12,26 @@ The agreement's rate card (quarterly), used throughout:
     £2,000.00; 80% to 110% on track (£0.00); under 80% a penalty of £3,000.00, the provider
     bearing 40% of it;
   - a cap of £10,000.00 a quarter.
+
+The agreement itself is the integrator's: its AgreementDrafted and AgreementActivated (a term
+from 1 January 2025 to 31 December 2026, results paid quarterly) go onto the integrator's
+topic of the log, and the outcomes service's agreements read model follows them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
+from pydantic import BaseModel
 
-from services.outcomes.application import AgreementInfo, Outcomes
+from services.outcomes.application import Outcomes
 from services.outcomes.commands import (
     Attribution,
     DeliveryIn,
@@ -36,10 +41,13 @@ from services.outcomes.commands import (
 )
 from services.outcomes.domain import terms_id_for
 from services.outcomes.payments_process import PaymentsProcess
+from services.outcomes.projections.agreements import AgreementsProjection, lookup_agreements
 from services.outcomes.projections.deliveries import DeliveriesProjection
+from shared.contracts import all_specs
+from shared.contracts import integrator as ci
 from shared.contracts.outcomes import Channel
 from shared.envelope import EventEnvelope
-from shared.eventlog import open_event_log
+from shared.eventlog import EventLog, open_event_log
 from shared.eventstore import open_application, store_database
 from shared.projection import ProjectionRunner
 from shared.relay import OutboxRelay
@@ -48,6 +56,8 @@ from shared.sql import Database, open_database
 
 PROVIDER = UUID("0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c")
 AGREEMENT = UUID("6c5b4a3f-2e1d-4c0b-9a8f-7e6d5c4b3a29")
+NEED = UUID("3e2d1c0b-9a8f-4e7d-8c6b-5a4f3e2d1c0b")
+TERM = (date(2025, 1, 1), date(2026, 12, 31))
 AFTER_Q1 = date(2025, 4, 10)  # Q1 is over, Q2 is running
 AFTER_Q2 = date(2025, 7, 2)
 
@@ -61,10 +71,13 @@ class World:
     relay: OutboxRelay
     views: Database
     deliveries: ProjectionRunner
+    agreements: ProjectionRunner
+    integrator: EventLog  # writes the integrator's events onto its topic
     today: list[date] = field(default_factory=lambda: [AFTER_Q1])
     process: PaymentsProcess = field(init=False)
     measure_id: UUID = field(init=False)
     _keys: int = 0
+    _published: int = 0  # the integrator's events on the agreement's stream so far
 
     def __post_init__(self) -> None:
         self.process = self.new_process()
@@ -77,8 +90,31 @@ class World:
     def run(self) -> None:
         """Publish what is stored, then let the read models and the process catch up."""
         self.relay.drain()
+        self.agreements.catch_up()
         self.deliveries.catch_up()
         self.process.catch_up()
+
+    def publish(self, data: BaseModel) -> None:
+        """An event of the integrator's about the agreement, onto its topic of the log."""
+        self._published += 1
+        moment = datetime.now(UTC)
+        spec = next(s for s in all_specs() if s.data is type(data))
+        self.integrator.append([EventEnvelope(
+            event_id=uuid4(), type=spec.type, schema_version=spec.version,
+            source=spec.source, stream_id=str(AGREEMENT), stream_position=self._published,
+            occurred_at=moment, recorded_at=moment, actor="commissioner:jo",
+            data=data.model_dump(mode="json"))])
+
+    def draft(self, starts_on: date, ends_on: date) -> None:
+        self.publish(ci.AgreementDrafted(
+            agreement_id=AGREEMENT, need_id=NEED, title="Healthy weight for teenagers",
+            arrangement_type=ci.ArrangementType.FORMAL_CONTRACT,
+            parties=[ci.Party(provider_id=PROVIDER, allocation=D("100000"))],
+            starts_on=starts_on, ends_on=ends_on, budget=D("100000"), exit_plan="hand back",
+            reward_terms=ci.RewardTerms(payment_by_results_share_pct=D(10),
+                                        payment_frequency=ci.PaymentFrequency.QUARTERLY)))
+        self.publish(ci.AgreementActivated(agreement_id=AGREEMENT, activated_on=starts_on))
+        self.agreements.catch_up()
 
     def deliver(self, activity: str, quantity: int, start: str, end: str,
                 corrects: UUID | None = None) -> UUID:
@@ -110,34 +146,46 @@ def amounts(event: EventEnvelope) -> list[D]:
     return [D(line["amount"]) for line in event.data["lines"]]
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def new_world(tmp_path: Path, starts_on: date = TERM[0], ends_on: date = TERM[1]) -> World:
+    """The service's parts, with the agreement drafted (its term as given) and active."""
     settings = Settings(var_dir=tmp_path)
     app = open_application(Outcomes, settings)
-    app.agreements = lambda ids: {
-        i: AgreementInfo(i, "active", frozenset({PROVIDER})) for i in ids if i == AGREEMENT
-    }
     views = open_database(settings, "outcomes_views")
+    app.agreements = lambda ids: lookup_agreements(views, ids)
     w = World(
         settings=settings, app=app,
         relay=OutboxRelay(app, open_event_log(settings), store_database(settings, "outcomes")),
         views=views,
         deliveries=ProjectionRunner(DeliveriesProjection(), views, open_event_log(settings)),
+        agreements=ProjectionRunner(AgreementsProjection(), views, open_event_log(settings)),
+        integrator=open_event_log(settings),
     )
+    w.draft(starts_on, ends_on)
     w.measure_id, _ = app.define_measure(NewMeasure(
         name="Teenage obesity rate", unit="%", direction="lower_is_better",
         baseline=D("21.0"), baseline_period="2024-Q4",
         trajectory=[{"period": "2025-Q1", "target": D("20.0")},
                     {"period": "2025-Q2", "target": D("19.5")}],
     ))
+    return w
+
+
+def close(w: World) -> None:
+    for log in (w.relay.event_log, w.deliveries.event_log, w.agreements.event_log,
+                w.process.runner.event_log, w.integrator):
+        log.close()
+    w.relay.db.close()
+    w.views.close()
+    w.app.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = new_world(tmp_path)
     try:
         yield w
     finally:
-        for log in (w.relay.event_log, w.deliveries.event_log, w.process.runner.event_log):
-            log.close()
-        w.relay.db.close()
-        views.close()
-        app.close()
+        close(w)
 
 
 def agree_terms(w: World) -> None:
@@ -426,3 +474,174 @@ def test_the_process_runs_as_a_worker_until_stopped(world: World) -> None:
         thread.join(timeout=10)
     assert not thread.is_alive()
     assert D(world.payments()[0].data["total"]) == D("2654.50")
+
+
+# --------------------------------------------------------------------------- the term
+
+
+def test_periods_before_the_agreement_started_earn_nothing(tmp_path: Path) -> None:
+    world = new_world(tmp_path, starts_on=date(2025, 4, 1))  # the term begins with Q2
+    try:
+        agree_terms(world)
+        deliver_q1(world)
+        world.deliver("sessions_delivered", 45, "2025-04-01", "2025-06-30")
+        world.measure("2025-Q1", "19.9")  # beats Q1's target: the bonus band, were Q1 paid
+        world.today.append(AFTER_Q2)
+        world.run()
+        # Q1 is before the term: no payment is calculated for it at all.
+        # Q2: 45 sessions >= 40: 45 x £25.00 = £1,125.00; no meals; no Q2 measurement yet.
+        (q2,) = world.payments()
+        assert (q2.type, q2.data["period"], D(q2.data["total"])) == (
+            "PaymentCalculated", "2025-Q2", D("1125.00"))
+        assert world.process.pending() == []
+    finally:
+        close(world)
+
+
+def test_a_quarter_the_term_covers_in_part_is_pro_rated_by_days(tmp_path: Path) -> None:
+    world = new_world(tmp_path, starts_on=date(2025, 2, 15))  # 14 + 31 = 45 of Q1's 90 days
+    try:
+        agree_terms(world)
+        deliver_q1(world)
+        world.measure("2025-Q1", "20.3")
+        world.run()
+        (q1,) = world.payments()
+        # - sessions: January's 30 (reported for 6 to 31 January) are before the term; March's
+        #   22 >= the threshold 40 x 45/90 = 20: 22 x £25.00 = £550.00 (cap £1,500 x 45/90 =
+        #   £750.00)
+        # - meals: 301 (1 January to 31 March, in the term in part) x £4.50 = £1,354.50
+        # - obesity: 0.7 x £10,000.00 x 0.6 = £4,200.00 x 45/90 = £2,100.00
+        # - 70.0% of target: penalty £3,000.00 x 45/90 = £1,500.00, 40% of it: -£600.00
+        # total £550.00 + £1,354.50 + £2,100.00 - £600.00 = £3,404.50 (cap £5,000.00)
+        assert [(line["description"], D(line["amount"])) for line in q1.data["lines"]] == [
+            ("Part period", D("0.00")),
+            ("Delivery: sessions_delivered", D("550.00")),
+            ("Delivery: meals", D("1354.50")),
+            ("Outcome: Teenage obesity rate", D("2100.00")),
+            ("Penalty: below 80% of target", D("-600.00")),
+        ]
+        assert q1.data["lines"][0]["basis"].startswith(
+            "the term covers 45 of the 90 days of 2025-Q1")
+        assert D(q1.data["total"]) == D("3404.50")
+    finally:
+        close(world)
+
+
+AFTER_Q3 = date(2025, 10, 5)
+
+
+def test_an_early_ending_recalculates_the_periods_after_it(world: World) -> None:
+    agree_terms(world)
+    deliver_q1(world)
+    world.measure("2025-Q1", "20.3")
+    world.deliver("sessions_delivered", 45, "2025-04-01", "2025-06-30")
+    world.deliver("sessions_delivered", 50, "2025-07-01", "2025-09-30")
+    world.today.append(AFTER_Q3)
+    world.run()
+    # Q1 £5,654.50 (as in the first test); Q2 45 x £25.00 = £1,125.00; Q3 50 x £25.00 =
+    # £1,250.00
+    assert [(e.data["period"], D(e.data["total"])) for e in world.payments()] == [
+        ("2025-Q1", D("5654.50")), ("2025-Q2", D("1125.00")), ("2025-Q3", D("1250.00"))]
+
+    # The council records that the agreement ended on 15 May (the provider stopped then).
+    world.publish(ci.AgreementEnded(agreement_id=AGREEMENT, how=ci.EndingKind.TERMINATED,
+                                    ended_on=date(2025, 5, 15), reason="provider stopped",
+                                    exit_plan_executed=True))
+    world.run()
+    changes = {e.data["period"]: e.data for e in world.payments()[3:]}
+    assert set(changes) == {"2025-Q2", "2025-Q3"}  # Q1 is wholly in the term: unchanged
+    # Q2: the term covers 30 + 15 = 45 of its 91 days. The report for April to June shares
+    # days with the term: 45 sessions >= the threshold 40 x 45/91 = 19.78: 45 x £25.00 =
+    # £1,125.00, over the cap £1,500.00 x 45/91 = £741.758... -> £741.76. £383.24 less.
+    q2 = changes["2025-Q2"]
+    assert q2["reason"] == "agreement ended on 2025-05-15"
+    assert (D(q2["total"]), D(q2["difference"])) == (D("741.76"), D("-383.24"))
+    assert q2["lines"][1]["basis"] == (
+        "45 units x £25.00, capped at £741.76 (£1,500.00 x 45/91)")
+    # Q3 is after the term: recalculated to nothing, £1,250.00 less.
+    q3 = changes["2025-Q3"]
+    assert (D(q3["total"]), D(q3["difference"])) == (D("0.00"), D("-1250.00"))
+    assert [line["description"] for line in q3["lines"]] == ["Outside the term"]
+    assert q3["reason"] == "agreement ended on 2025-05-15"
+
+
+def test_an_extension_waits_for_the_agreements_read_model_then_pays_in_full(
+    tmp_path: Path,
+) -> None:
+    world = new_world(tmp_path, ends_on=date(2025, 5, 15))
+    try:
+        agree_terms(world)
+        world.deliver("sessions_delivered", 45, "2025-04-01", "2025-06-30")
+        world.today.append(AFTER_Q2)
+        world.run()
+        (q2,) = world.payments()
+        assert D(q2.data["total"]) == D("741.76")  # 45 of 91 days, as worked out above
+
+        world.publish(ci.AgreementExtended(
+            agreement_id=AGREEMENT, extension_id="x1", previous_end=date(2025, 5, 15),
+            new_end=date(2025, 12, 31), justification="on track",
+            performance_evidence="Q1 figures"))
+        # The process has read the extension; the agreements read model has not yet: settling
+        # now would use the old term, so nothing is settled.
+        world.process.runner.catch_up()
+        assert [m.reasons for m in world.process.pending()] == [
+            ("term extended to 2025-12-31",)]
+        assert not world.process.inputs_ready()
+        assert world.process.settle_due() == 0
+        world.agreements.catch_up()
+        world.process.catch_up()
+        # Q2 now whole: 45 x £25.00 = £1,125.00, £383.24 more than the £741.76 paid
+        again = world.payments()[1]
+        assert (again.type, again.data["reason"], D(again.data["total"]),
+                D(again.data["difference"])) == (
+            "PaymentRecalculated", "term extended to 2025-12-31", D("1125.00"), D("383.24"))
+    finally:
+        close(world)
+
+
+def test_a_period_waits_for_the_term_then_is_settled(world: World) -> None:
+    """As while the agreements read model is rebuilt: the process has read the outcomes topic
+    but not yet the agreement's drafting, and the read model no longer knows the term."""
+    agree_terms(world)
+    deliver_q1(world)
+    world.relay.drain()
+    world.deliveries.catch_up()
+    with world.views.transaction() as tx:  # the agreements read model, dropped to rebuild
+        tx.execute("DELETE FROM oc_agreements")
+        tx.execute("DELETE FROM oc_agreement_parties")
+        for table in ("projection_position", "projection_stream"):
+            tx.execute(f"DELETE FROM {table} WHERE projection = ?",
+                       (world.agreements.projection.name,))
+    topics = world.process.runner.topics
+    world.process.runner.topics = topics[:1]  # the outcomes topic only, so far
+    world.process.catch_up()
+    assert world.payments() == []
+    (waiting,) = world.process.pending()  # kept, with its reasons, not settled
+    assert (waiting.period, waiting.reasons[-1]) == ("2025-Q1", "rate card agreed")
+    assert world.process.settle_due() == 0  # not due while it waits
+
+    world.process.runner.topics = topics  # now the drafting: the mark goes again...
+    world.process.catch_up()
+    assert world.payments() == []  # ...once the read model has the term too
+    world.agreements.catch_up()
+    world.process.catch_up()
+    (q1,) = world.payments()
+    assert D(q1.data["total"]) == D("2654.50")  # £1,300.00 + £1,354.50, as above
+    assert world.process.pending() == []
+
+
+def test_an_agreement_completed_on_its_end_date_changes_nothing(world: World) -> None:
+    agree_terms(world)
+    deliver_q1(world)
+    world.measure("2025-Q1", "20.3")
+    world.run()
+    recorded = world.payments()
+    world.publish(ci.AgreementEnded(agreement_id=AGREEMENT, how=ci.EndingKind.COMPLETED,
+                                    ended_on=TERM[1], reason="term complete",
+                                    exit_plan_executed=False))
+    world.today.append(date(2027, 4, 10))
+    world.app.record_measurement(world.measure_id, NewMeasurement(
+        period="2027-Q1", value=D("19.0"), source="NCMP"))  # after the term: nothing due
+    world.run()
+    assert world.payments() == recorded
+    assert world.process.pending() == []

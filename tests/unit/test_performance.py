@@ -20,23 +20,32 @@ AG1 (term 2026): M1 weight 0.5, M2 weight 0.25 (first attributed 0.3, then chang
   Q1: achieved 0.5x1.0 + 0.25x10 = 3.0 of 3.0               -> 100.0% green
   Q2: achieved 0.5x1.8 + 0.25x19 = 5.65 of 0.5x2 + 0.25x20 = 6.0 -> 94.2% amber
   Q3: achieved 0.5x2.69 + 0.25x40 = 11.345 of 1.5 + 7.5 = 9.0     -> 126.1% green (overall)
-  weighted improvement over the term: 0.5x(1.0+1.8+2.69) + 0.25x(10+19+40) = 2.745 + 17.25
-  = 19.995 (2025-Q4 is before the term); payments Q1 1,000.00 recalculated to 1,200.00, Q2
-  1,500.00, Q3 3,298.50 = 5,998.50; cost per outcome 5,998.50 / 19.995 = 300.00.
+  Payments Q1 1,000.00 recalculated to 1,200.00, Q2 1,500.00, Q3 3,298.50 = 5,998.50; spend
+  500.00 + 700.00 = 1,200.00.
+  Cost per outcome, per measure in its own unit, the money being the spend (1,200.00):
+    M1: 20.0 (2025-Q4) to 17.31 (2026-Q3) = 2.69 points reduced x 0.5 = 1.345 attributed:
+        1,200.00 / 1.345 = 892.1933... -> 892.19 per percentage point reduced
+    M2: 100 (2025-Q4) to 140 (2026-Q3) = 40 people x 0.25 = 10: 1,200.00 / 10 = 120.00 per
+        person raised
   Deliveries (quarterly rate card): Q1 sessions 10 + 12 corrected to 14 = 24 (two reports);
   Q2 people reached 30 (a report for 25 Mar - 5 Apr counts where it ends); Q2 sessions 8
-  corrected to 5 corrected to 6 = 6. Totals: sessions 30, people 30, volume 60.
+  corrected to 5 corrected to 6 = 6. By unit: 30 people, 30 sessions (never added together).
 AG2 (term 2026): M1 weight 1. Q1 100.0% green, Q2 1.8/2.0 = 90.0% amber (exactly at the
   boundary), Q3 2.69/3.0 = 89.7% red (overall). No payments: spend 1,000.00 + 372.50 =
-  1,372.50 over 1.0 + 1.8 + 2.69 = 5.49 -> 250.00 per unit of improvement.
-AG3: nothing from the outcomes service; spend 800.00 -> no RAG, no cost per outcome.
+  1,372.50 / (1 x 2.69) = 510.2230... -> 510.22 per percentage point reduced.
+AG3: nothing from the outcomes service; spend 800.00 -> no RAG, nothing attributed to cost.
 AG4 (ends 30 Sep 2026, ended early on 30 Jun): M2 weight 1, monthly rate card. Q1 green,
-  Q2 19/20 = 95.0% amber (overall; Q3 is after it ended). Payments 290.00 over 10 + 19 = 29
-  -> 10.00. Delivery: meals 100 in 2026-05.
-AG5 (term 2026): M2 weight 1. Q3 40/30 = 133.3% green. Payments 100 + 190 + 400 = 690.00 over
-  10 + 19 + 40 = 69 -> 10.00.
-Which arrangements work, best first: AG5 (green, 10.00), AG1 (green, 300.00), AG4 (amber,
-10.00), AG2 (red, 250.00), AG3 (none).
+  Q2 19/20 = 95.0% amber (overall; Q3 is after it ended). No spend: payments 290.00 /
+  (1 x 19, to 119 in 2026-Q2, the last measured period of its term) = 15.263... -> 15.26 per
+  person raised. Delivery: meals 100 in 2026-05.
+AG5 (term 2026): M2 weight 1. Q3 40/30 = 133.3% green. Payments 100 + 190 + 400 = 690.00 /
+  (1 x 40) = 17.25 per person raised.
+Which arrangements work, best first by RAG, then title (costs in different units do not rank
+agreements): AG1 (green, "Active families"), AG5 (green, "Jobs club"), AG4 (amber), AG2 (red),
+AG3 (none).
+
+Every view is read for a fixed day, TODAY (1 December 2026: 2026-Q4 is still running), so what
+is provisional does not depend on when the tests run.
 """
 
 from __future__ import annotations
@@ -64,17 +73,20 @@ from services.integrator.projections.performance import network_performance, uui
 from services.integrator.service import SPEC as INTEGRATOR
 from services.outcomes.domain import terms_id_for
 from services.outcomes.projections.performance import (
+    MeasureFacts,
     PerformanceProjection,
     Rag,
     achievement_pct,
     achievement_rag,
-    cost_per_outcome,
+    cost_unit,
     get_agreement_performance,
     get_measure_performance,
     list_agreement_performance,
     measure_rag,
+    outcome_cost,
     period_bounds,
     period_of,
+    volumes_by_unit,
 )
 from services.outcomes.service import SPEC as OUTCOMES
 from shared.contracts import all_specs
@@ -91,6 +103,7 @@ from tests.waiting import eventually
 
 D = Decimal
 GREEN, AMBER, RED = Rag.GREEN, Rag.AMBER, Rag.RED
+TODAY = date(2026, 12, 1)
 NS = UUID("5d7e1c3a-8b2f-4e6d-9a1c-0f3e5b7d9c21")
 SPECS = {spec.data: spec for spec in all_specs()}
 
@@ -329,13 +342,75 @@ def test_periods_are_months_and_calendar_quarters() -> None:
     assert period_of(date(2026, 4, 5), co.Periodicity.MONTHLY) == "2026-04"
 
 
-def test_cost_per_outcome_worked_by_hand() -> None:
-    assert cost_per_outcome(599_850, 120_000, D("19.995")) == (D("300.00"), "payments")
-    assert cost_per_outcome(None, 137_250, D("5.49")) == (D("250.00"), "spend")
-    assert cost_per_outcome(5, None, D(2)) == (D("0.03"), "payments")  # 0.025, half up
-    assert cost_per_outcome(0, 500, D(1)) == (D("0.00"), "payments")  # paid nothing yet
-    assert cost_per_outcome(100, None, D(0)) == (None, "payments")  # nothing improved
-    assert cost_per_outcome(None, None, D(1)) == (None, None)
+OBESITY_FACTS = MeasureFacts(
+    str(M1), True, D("20.0"), {}, {"2026-Q1": D("19.0"), "2026-Q3": D("17.31"),
+                                  "2026-Q4": D("15.0")},
+    name="Teenage obesity rate", unit="%", baseline_period="2025-Q4")
+YEAR_2026 = (date(2026, 1, 1), date(2026, 12, 31))
+
+
+def test_cost_per_outcome_is_in_the_measures_own_unit_and_says_how() -> None:
+    # 1,200.00 spent / (0.5 x (20.0 - 17.31 = 2.69) = 1.345) = 892.1933... -> 892.19; the Q4
+    # figure (15.0) is provisional on 1 December 2026 and not used
+    cost = outcome_cost(OBESITY_FACTS, D("0.5"), YEAR_2026, TODAY, 599_850, 120_000)
+    assert (cost.cost, cost.cost_unit, cost.money, cost.money_basis, cost.improvement,
+            cost.attributed_improvement, cost.latest, cost.latest_period) == (
+        D("892.19"), "£ per percentage point reduced", D("1200.00"), "spend", D("2.69"),
+        D("1.345"), D("17.31"), "2026-Q3")
+    assert cost.how == (
+        "£1,200.00 spent (recorded by the integrator) / (weight 0.5 x 2.69 percentage points "
+        "reduced, from 20.0 in 2025-Q4 to 17.31 in 2026-Q3) = £892.19 per percentage point "
+        "reduced")
+    # No spend recorded: the results payments, 5,998.50 / 1.345 = 4,459.8513... -> 4,459.85
+    paid = outcome_cost(OBESITY_FACTS, D("0.5"), YEAR_2026, TODAY, 599_850, None)
+    assert (paid.cost, paid.money_basis) == (D("4459.85"), "payments")
+    assert paid.how.startswith("£5,998.50 in results payments / (weight 0.5 x 2.69")
+    # Once 2026-Q4 is over its figure counts: 20.0 - 15.0 = 5.0 x 0.5 = 2.5: 1,200.00 / 2.5
+    later = outcome_cost(OBESITY_FACTS, D("0.5"), YEAR_2026, date(2027, 1, 1), None, 120_000)
+    assert (later.cost, later.latest_period) == (D("480.00"), "2026-Q4")
+    # 5p / 2 = 2.5p -> 3p (half up)
+    assert outcome_cost(replace(OBESITY_FACTS, actuals={"2026-Q1": D("18.0")}), D(1),
+                        YEAR_2026, TODAY, None, 5).cost == D("0.03")
+
+
+def test_no_cost_per_outcome_without_an_improvement_and_it_says_why() -> None:
+    worse = replace(OBESITY_FACTS, actuals={"2026-Q2": D("20.4")})
+    found = outcome_cost(worse, D("0.5"), YEAR_2026, TODAY, None, 120_000)
+    assert (found.cost, found.improvement) == (None, D("-0.4"))
+    assert found.how == ("no improvement: from 20.0 in 2025-Q4 to 20.4 in 2026-Q2 (lower is "
+                         "better), so no cost per improvement")
+    unmeasured = replace(OBESITY_FACTS, actuals={})
+    assert outcome_cost(unmeasured, D(1), YEAR_2026, TODAY, None, 120_000).how.startswith(
+        "no measurement in an ended period of the agreement's term yet")
+    assert outcome_cost(OBESITY_FACTS, D(0), YEAR_2026, TODAY, None, 1).how == (
+        "attributed weight 0: none of the improvement is the agreement's")
+    assert outcome_cost(OBESITY_FACTS, D(1), YEAR_2026, TODAY, None, None).how == (
+        "no spend recorded and no results payment calculated yet")
+    baseless = replace(OBESITY_FACTS, baseline=None)
+    assert outcome_cost(baseless, D(1), YEAR_2026, TODAY, None, 1).cost is None
+    # a measurement from before the term does not count for the agreement
+    assert outcome_cost(replace(OBESITY_FACTS, actuals={"2025-Q4": D("19.0")}), D(1),
+                        YEAR_2026, TODAY, None, 1).latest_period is None
+
+
+@pytest.mark.parametrize(("unit", "lower", "says"), [
+    ("%", True, "£ per percentage point reduced"),
+    ("% of 13-17 year olds", True, "£ per percentage point of 13-17 year olds reduced"),
+    ("people", False, "£ per person raised"),
+    ("households per year", True, "£ per household per year reduced"),
+    ("people per day", True, "£ per person per day reduced"),
+    ("score out of 12", False, "£ per score out of 12 raised"),
+])
+def test_what_a_cost_per_outcome_is_per(unit: str, lower: bool, says: str) -> None:
+    assert cost_unit(unit, lower) == says
+
+
+def test_delivery_volumes_are_added_up_per_unit_only() -> None:
+    assert [(v.unit, v.quantity, v.activity_types) for v in volumes_by_unit([
+        ("sessions_delivered", "sessions", D(10)), ("people_reached", "people", D(30)),
+        ("sessions_delivered", "sessions", D("6.5")), ("drop_ins", "sessions", D(2)),
+    ])] == [("people", D(30), ["people_reached"]),
+            ("sessions", D("18.5"), ["drop_ins", "sessions_delivered"])]
 
 
 # --------------------------------------------------------------------------- the views
@@ -371,17 +446,18 @@ def dump(value: Any) -> Any:
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
-def outcomes_snapshot(db: Database) -> dict[str, Any]:
+def outcomes_snapshot(db: Database, today: date = TODAY) -> dict[str, Any]:
     return {
-        "measures": {str(m): dump(get_measure_performance(db, m)) for m in (M1, M2)},
-        "agreements": {str(a): dump(get_agreement_performance(db, a))
+        "measures": {str(m): dump(get_measure_performance(db, m, today)) for m in (M1, M2)},
+        "agreements": {str(a): dump(get_agreement_performance(db, a, today))
                        for a in (AG1, AG2, AG3, AG4, AG5)},
-        "list": dump(list_agreement_performance(db)),
+        "list": dump(list_agreement_performance(db, today=today)),
     }
 
 
-def integrator_snapshot(db: Database) -> dict[str, Any]:
-    return {"performance": dump(network_performance(db)), "state": dump(network_state(db))}
+def integrator_snapshot(db: Database, today: date = TODAY) -> dict[str, Any]:
+    return {"performance": dump(network_performance(db, today=today)),
+            "state": dump(network_state(db, today))}
 
 
 @pytest.fixture
@@ -393,20 +469,20 @@ def live(tmp_path: Path) -> Iterator[Views]:
 
 
 def test_a_measure_target_against_actual_over_time(live: Views) -> None:
-    m1 = get_measure_performance(live.outcomes, M1)
+    m1 = get_measure_performance(live.outcomes, M1, TODAY)
     assert m1 is not None
     assert (m1.name, m1.direction, m1.baseline, m1.baseline_period) == (
         "Teenage obesity rate", co.Direction.LOWER_IS_BETTER, D("20.0"), "2025-Q4")
     assert [(p.period, p.target, p.actual, p.revisions, p.targeted_improvement,
-             p.achieved_improvement, p.rag) for p in m1.series] == [
-        ("2025-Q4", None, D("20.0"), 0, None, D("0.0"), None),
-        ("2026-Q1", D("19.0"), D("19.0"), 1, D("1.0"), D("1.0"), GREEN),  # revised 19.5 -> 19.0
-        ("2026-Q2", D("18.0"), D("18.2"), 0, D("2.0"), D("1.8"), AMBER),
-        ("2026-Q3", D("17.0"), D("17.31"), 0, D("3.0"), D("2.69"), RED),
-        ("2026-Q4", D("16.0"), None, 0, D("4.0"), None, None),
+             p.achieved_improvement, p.rag, p.provisional) for p in m1.series] == [
+        ("2025-Q4", None, D("20.0"), 0, None, D("0.0"), None, False),
+        ("2026-Q1", D("19.0"), D("19.0"), 1, D("1.0"), D("1.0"), GREEN, False),  # 19.5 -> 19.0
+        ("2026-Q2", D("18.0"), D("18.2"), 0, D("2.0"), D("1.8"), AMBER, False),
+        ("2026-Q3", D("17.0"), D("17.31"), 0, D("3.0"), D("2.69"), RED, False),
+        ("2026-Q4", D("16.0"), None, 0, D("4.0"), None, None, True),  # still running
     ]
     assert (m1.rag, m1.rag_period) == (RED, "2026-Q3")
-    m2 = get_measure_performance(live.outcomes, M2)
+    m2 = get_measure_performance(live.outcomes, M2, TODAY)
     assert m2 is not None
     assert [(p.period, p.actual, p.rag) for p in m2.series] == [
         ("2026-Q1", D("110"), GREEN), ("2026-Q2", D("119"), AMBER), ("2026-Q3", D("140"), GREEN)]
@@ -415,22 +491,23 @@ def test_a_measure_target_against_actual_over_time(live: Views) -> None:
 
 
 def test_an_agreement_worked_by_hand(live: Views) -> None:
-    ag1 = get_agreement_performance(live.outcomes, AG1)
+    ag1 = get_agreement_performance(live.outcomes, AG1, TODAY)
     assert ag1 is not None
     assert (ag1.title, ag1.status, ag1.provider_ids, ag1.budget, ag1.starts_on, ag1.ends_on) == (
         "Active families", "active", [P1], D("60000.00"), date(2026, 1, 1), date(2026, 12, 31))
     # target against actual per attributed outcome, within the term (2025-Q4 is before it)
     by_measure = {o.measure_id: o for o in ag1.outcomes}
-    assert {m: (o.weight, o.weighted_improvement, o.rag) for m, o in by_measure.items()} == {
-        M1: (D("0.5"), D("2.745"), RED), M2: (D("0.25"), D("17.25"), GREEN)}
+    assert {m: (o.weight, o.rag) for m, o in by_measure.items()} == {
+        M1: (D("0.5"), RED), M2: (D("0.25"), GREEN)}
     assert [p.period for p in by_measure[M1].series] == [
         "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]
     # weighted achievement per period, the latest gives the overall RAG
     both = sorted([M1, M2], key=str)  # measures are listed by id
-    assert [(a.period, a.achievement_pct, a.rag, a.measures) for a in ag1.achievement] == [
-        ("2026-Q1", D("100.0"), GREEN, both),
-        ("2026-Q2", D("94.2"), AMBER, both),
-        ("2026-Q3", D("126.1"), GREEN, both),
+    assert [(a.period, a.achievement_pct, a.rag, a.measures, a.provisional)
+            for a in ag1.achievement] == [
+        ("2026-Q1", D("100.0"), GREEN, both, False),
+        ("2026-Q2", D("94.2"), AMBER, both, False),
+        ("2026-Q3", D("126.1"), GREEN, both, False),
     ]
     assert (ag1.rag, ag1.rag_period, ag1.latest_achievement_pct) == (GREEN, "2026-Q3", D("126.1"))
     # delivery volumes per quarter (the rate card's), corrections replacing what they correct
@@ -441,9 +518,11 @@ def test_an_agreement_worked_by_hand(live: Views) -> None:
         ("2026-Q2", "people_reached", "people", D("30"), 1),
         ("2026-Q2", "sessions_delivered", "sessions", D("6"), 1),
     ]
-    assert [(t.activity_type, t.quantity) for t in ag1.delivery_totals] == [
-        ("people_reached", D("30")), ("sessions_delivered", D("30"))]
-    assert ag1.delivery_volume_total == D("60")
+    assert [(t.activity_type, t.unit, t.quantity) for t in ag1.delivery_totals] == [
+        ("people_reached", "people", D("30")), ("sessions_delivered", "sessions", D("30"))]
+    # never 60 of nothing: 30 people and 30 sessions
+    assert [(v.unit, v.quantity) for v in ag1.delivery_volumes] == [
+        ("people", D("30")), ("sessions", D("30"))]
     # payments: the latest total per period, with the history of differences
     assert [(p.period, p.total, p.calculation_id) for p in ag1.payments] == [
         ("2026-Q1", D("1200.00"), "q1-2"), ("2026-Q2", D("1500.00"), "2026-Q2-1"),
@@ -455,95 +534,153 @@ def test_an_agreement_worked_by_hand(live: Views) -> None:
     assert [(s.period, s.amount) for s in ag1.spend] == [
         ("2026-02", D("500.00")), ("2026-05", D("700.00"))]
     assert (ag1.payments_total, ag1.spend_total) == (D("5998.50"), D("1200.00"))
-    # cost per outcome: 5,998.50 / (0.5 x 5.49 + 0.25 x 69 = 19.995)
-    assert (ag1.weighted_improvement, ag1.cost_per_outcome, ag1.cost_basis) == (
-        D("19.995"), D("300.00"), "payments")
+    # cost per outcome per measure, in its unit, from the spend (as the docstring works out)
+    assert [(c.measure_id, c.cost, c.cost_unit, c.money_basis, c.attributed_improvement)
+            for c in ag1.outcome_costs] == [
+        (M2, D("120.00"), "£ per person raised", "spend", D("10.00")),  # "People in work..."
+        (M1, D("892.19"), "£ per percentage point reduced", "spend", D("1.345")),
+    ]
+    assert ag1.outcome_costs[0].how == (
+        "£1,200.00 spent (recorded by the integrator) / (weight 0.25 x 40 people raised, from "
+        "100 in 2025-Q4 to 140 in 2026-Q3) = £120.00 per person raised")
+
+
+def costs(found: Any) -> list[tuple[UUID, Decimal | None, str | None]]:
+    return [(c.measure_id, c.cost, c.money_basis) for c in found.outcome_costs]
 
 
 def test_other_agreements_worked_by_hand(live: Views) -> None:
-    ag2 = get_agreement_performance(live.outcomes, AG2)
+    ag2 = get_agreement_performance(live.outcomes, AG2, TODAY)
     assert ag2 is not None
     assert [(a.period, a.achievement_pct, a.rag) for a in ag2.achievement] == [
         ("2026-Q1", D("100.0"), GREEN), ("2026-Q2", D("90.0"), AMBER),
         ("2026-Q3", D("89.7"), RED)]
-    assert (ag2.rag, ag2.payments_total, ag2.spend_total, ag2.weighted_improvement,
-            ag2.cost_per_outcome, ag2.cost_basis) == (
-        RED, D("0.00"), D("1372.50"), D("5.49"), D("250.00"), "spend")
-    ag3 = get_agreement_performance(live.outcomes, AG3)
+    assert (ag2.rag, ag2.payments_total, ag2.spend_total, costs(ag2)) == (
+        RED, D("0.00"), D("1372.50"), [(M1, D("510.22"), "spend")])
+    ag3 = get_agreement_performance(live.outcomes, AG3, TODAY)
     assert ag3 is not None
-    assert (ag3.rag, ag3.outcomes, ag3.achievement, ag3.spend_total, ag3.cost_per_outcome,
-            ag3.cost_basis) == (None, [], [], D("800.00"), None, "spend")
-    ag4 = get_agreement_performance(live.outcomes, AG4)
+    assert (ag3.rag, ag3.outcomes, ag3.achievement, ag3.spend_total, ag3.outcome_costs,
+            ag3.delivery_volumes) == (None, [], [], D("800.00"), [], [])
+    ag4 = get_agreement_performance(live.outcomes, AG4, TODAY)
     assert ag4 is not None
     assert (ag4.status, ag4.ends_on) == ("ended", date(2026, 6, 30))  # ended early
     assert [(a.period, a.achievement_pct, a.rag) for a in ag4.achievement] == [
         ("2026-Q1", D("100.0"), GREEN), ("2026-Q2", D("95.0"), AMBER)]
-    assert (ag4.rag, ag4.weighted_improvement, ag4.cost_per_outcome) == (
-        AMBER, D("29"), D("10.00"))
+    assert (ag4.rag, costs(ag4), ag4.outcome_costs[0].latest_period) == (
+        AMBER, [(M2, D("15.26"), "payments")], "2026-Q2")
+    assert [(v.unit, v.quantity) for v in ag4.delivery_volumes] == [("meals", D("100"))]
     assert [(v.period, v.activity_type, v.quantity) for v in ag4.deliveries] == [
         ("2026-05", "meals", D("100"))]  # monthly rate card
     (work,) = ag4.outcomes  # M2 within the term: Q3 (green) came after the agreement ended
     assert ([p.period for p in work.series], work.rag, work.rag_period) == (
         ["2026-Q1", "2026-Q2"], AMBER, "2026-Q2")
-    ag5 = get_agreement_performance(live.outcomes, AG5)
+    ag5 = get_agreement_performance(live.outcomes, AG5, TODAY)
     assert ag5 is not None
     assert (ag5.provider_ids, ag5.rag, ag5.latest_achievement_pct, ag5.payments_total,
-            ag5.cost_per_outcome) == ([P1, P3], GREEN, D("133.3"), D("690.00"), D("10.00"))
+            costs(ag5)) == ([P1, P3], GREEN, D("133.3"), D("690.00"),
+                            [(M2, D("17.25"), "payments")])
     assert get_agreement_performance(live.outcomes, uid("no such agreement")) is None
 
 
 def test_the_summary_list_best_first_and_by_rag(live: Views) -> None:
-    listed = list_agreement_performance(live.outcomes)
-    assert [(s.agreement_id, s.rag, s.cost_per_outcome) for s in listed] == [
-        (AG5, GREEN, D("10.00")), (AG1, GREEN, D("300.00")), (AG4, AMBER, D("10.00")),
-        (AG2, RED, D("250.00")), (AG3, None, None)]
+    listed = list_agreement_performance(live.outcomes, today=TODAY)
+    assert [(s.agreement_id, s.rag, s.title) for s in listed] == [
+        (AG1, GREEN, "Active families"), (AG5, GREEN, "Jobs club"),
+        (AG4, AMBER, "Work coaching pilot"), (AG2, RED, "School nurses"),
+        (AG3, None, "Healthy cooking")]
     assert [s.agreement_id for s in list_agreement_performance(live.outcomes, rag=GREEN)] == [
-        AG5, AG1]
+        AG1, AG5]
     assert [s.agreement_id for s in list_agreement_performance(
         live.outcomes, unrated=True)] == [AG3]
     assert [s.agreement_id for s in list_agreement_performance(
-        live.outcomes, provider_id=P1)] == [AG5, AG1]
+        live.outcomes, provider_id=P1)] == [AG1, AG5]
     assert [s.agreement_id for s in list_agreement_performance(live.outcomes, limit=2,
-                                                               offset=1)] == [AG1, AG4]
+                                                               offset=1)] == [AG5, AG4]
 
 
 def test_the_integrator_sees_which_arrangements_work(live: Views) -> None:
-    ranked = network_performance(live.integrator)
-    assert [(r.agreement_id, r.rag, r.latest_achievement_pct, r.payments_total,
-             r.delivery_volume_total, r.cost_per_outcome, r.cost_basis) for r in ranked] == [
-        (AG5, GREEN, D("133.3"), D("690.00"), D("0"), D("10.00"), "payments"),
-        (AG1, GREEN, D("126.1"), D("5998.50"), D("60"), D("300.00"), "payments"),
-        (AG4, AMBER, D("95.0"), D("290.00"), D("100"), D("10.00"), "payments"),
-        (AG2, RED, D("89.7"), D("0.00"), D("0"), D("250.00"), "spend"),
-        (AG3, None, None, D("0.00"), D("0"), None, "spend"),
+    ranked = network_performance(live.integrator, today=TODAY)
+    assert [(r.agreement_id, r.rag, r.latest_achievement_pct, r.payments_total, costs(r),
+             [(v.unit, v.quantity) for v in r.delivery_volumes]) for r in ranked] == [
+        (AG1, GREEN, D("126.1"), D("5998.50"),
+         [(M2, D("120.00"), "spend"), (M1, D("892.19"), "spend")],
+         [("people", D("30")), ("sessions", D("30"))]),
+        (AG5, GREEN, D("133.3"), D("690.00"), [(M2, D("17.25"), "payments")], []),
+        (AG4, AMBER, D("95.0"), D("290.00"), [(M2, D("15.26"), "payments")],
+         [("meals", D("100"))]),
+        (AG2, RED, D("89.7"), D("0.00"), [(M1, D("510.22"), "spend")], []),
+        (AG3, None, None, D("0.00"), [], []),
     ]
-    assert (ranked[1].title, ranked[1].need_title, ranked[1].service_area, ranked[1].budget,
-            ranked[1].spend_total) == (
+    assert (ranked[0].title, ranked[0].need_title, ranked[0].service_area, ranked[0].budget,
+            ranked[0].spend_total) == (
         "Active families", "Healthy lives", "weight-management", D("60000.00"), D("1200.00"))
     assert [r.agreement_id for r in network_performance(live.integrator, status="active")] == [
-        AG5, AG1, AG2, AG3]
+        AG1, AG5, AG2, AG3]
     assert [r.agreement_id for r in network_performance(live.integrator, rag=RED)] == [AG2]
     assert [r.agreement_id for r in network_performance(live.integrator, unrated=True)] == [AG3]
     # both sides judge alike
-    outcomes_side = {s.agreement_id: s for s in list_agreement_performance(live.outcomes)}
+    outcomes_side = {s.agreement_id: s for s in list_agreement_performance(live.outcomes,
+                                                                           today=TODAY)}
     for row in ranked:
         mine = outcomes_side[row.agreement_id]
         assert (row.rag, row.rag_period, row.latest_achievement_pct, row.payments_total,
-                row.spend_total, row.delivery_volume_total, row.weighted_improvement,
-                row.cost_per_outcome, row.cost_basis) == (
+                row.spend_total, row.delivery_volumes, row.outcome_costs) == (
             mine.rag, mine.rag_period, mine.latest_achievement_pct, mine.payments_total,
-            mine.spend_total, mine.delivery_volume_total, mine.weighted_improvement,
-            mine.cost_per_outcome, mine.cost_basis)
+            mine.spend_total, mine.delivery_volumes, mine.outcome_costs)
+
+
+def with_a_provisional_figure() -> list[EventEnvelope]:
+    """The worked example, and an early figure for 2026-Q4 (still running until 31 December):
+    M1 at 17.5, against the Q4 target of 16.0."""
+    h = history()
+    _measured(h, "2026-11-16", M1, "m1-q4", "2026-Q4", "17.5")
+    return h.in_time_order()
+
+
+def test_a_period_still_running_is_provisional_and_sets_no_rag(tmp_path: Path) -> None:
+    views = Views(tmp_path / "provisional")
+    views.feed(with_a_provisional_figure())
+    # AG1 in 2026-Q4: M1 only (M2 has no Q4 target): 0.5 x 2.5 of 0.5 x 4.0 = 62.5%, red.
+    # On 1 December the quarter is running: shown, marked provisional, but AG1 stays green on
+    # 2026-Q3; and M1's cost still counts to 2026-Q3 (892.19).
+    ag1 = get_agreement_performance(views.outcomes, AG1, TODAY)
+    assert ag1 is not None
+    assert [(a.period, a.achievement_pct, a.rag, a.provisional)
+            for a in ag1.achievement][-1] == ("2026-Q4", D("62.5"), RED, True)
+    assert (ag1.rag, ag1.rag_period, ag1.latest_achievement_pct) == (
+        GREEN, "2026-Q3", D("126.1"))
+    assert costs(ag1)[1] == (M1, D("892.19"), "spend")
+    m1 = get_measure_performance(views.outcomes, M1, TODAY)
+    assert m1 is not None
+    assert ((m1.series[-1].period, m1.series[-1].provisional), m1.rag_period) == (
+        ("2026-Q4", True), "2026-Q3")
+    (row,) = [r for r in network_performance(views.integrator, today=TODAY)
+              if r.agreement_id == AG1]
+    assert (row.rag, row.rag_period, row.outcome_costs) == (GREEN, "2026-Q3", ag1.outcome_costs)
+    # Once the quarter is over, the figure counts: AG1 red on 2026-Q4; M1 improved by
+    # 20.0 - 17.5 = 2.5 x 0.5 = 1.25: 1,200.00 / 1.25 = 960.00 per percentage point reduced
+    later = date(2027, 1, 5)
+    ag1 = get_agreement_performance(views.outcomes, AG1, later)
+    assert ag1 is not None
+    assert (ag1.rag, ag1.rag_period, ag1.latest_achievement_pct, costs(ag1)[1]) == (
+        RED, "2026-Q4", D("62.5"), (M1, D("960.00"), "spend"))
+    (row,) = [r for r in network_performance(views.integrator, today=later)
+              if r.agreement_id == AG1]
+    assert (row.rag, row.rag_period) == (RED, "2026-Q4")
+    views.close()
 
 
 def test_the_network_state_shows_each_active_agreements_performance(live: Views) -> None:
-    state = network_state(live.integrator)
+    state = network_state(live.integrator, TODAY)
     held = {a.agreement_id: a.performance for p in state.providers for a in p.active_agreements}
     assert set(held) == {AG1, AG2, AG3, AG5}  # AG4 has ended
     ag1 = held[AG1]
     assert ag1 is not None
-    assert (ag1.rag, ag1.latest_achievement_pct, ag1.payments_total, ag1.delivery_volume_total,
-            ag1.cost_per_outcome) == (GREEN, D("126.1"), D("5998.50"), D("60"), D("300.00"))
+    assert (ag1.rag, ag1.latest_achievement_pct, ag1.payments_total, costs(ag1),
+            [(v.unit, v.quantity) for v in ag1.delivery_volumes]) == (
+        GREEN, D("126.1"), D("5998.50"),
+        [(M2, D("120.00"), "spend"), (M1, D("892.19"), "spend")],
+        [("people", D("30")), ("sessions", D("30"))])
     ag2 = held[AG2]
     assert ag2 is not None
     assert ag2.rag is RED
@@ -614,19 +751,21 @@ def test_as_of_equals_the_live_integrator_view_on_each_date(tmp_path: Path) -> N
         due = [e for e in events[fed:] if e.occurred_at <= upto]
         live.feed(due)
         fed += len(due)
-        seen[day] = integrator_snapshot(live.integrator)
+        seen[day] = integrator_snapshot(live.integrator, upto.date())
     live.feed(events[fed:])
     for day in SNAPSHOT_DAYS:
         with state_as_of(live.log, None, day) as db:
-            assert integrator_snapshot(db) == seen[day], day
+            assert integrator_snapshot(db, as_of_moment(day).date()) == seen[day], day
     assert len({str(s) for s in seen.values()}) == len(SNAPSHOT_DAYS)  # each date differs
     # As of mid-May: Q1 paid and recalculated (AG1 1,200.00), only Q1 measured.
     with state_as_of(live.log, None, "2026-05-15") as db:
-        ag1 = next(r for r in network_performance(db) if r.agreement_id == AG1)
+        ag1 = next(r for r in network_performance(db, today=date(2026, 5, 15))
+                   if r.agreement_id == AG1)
         assert (ag1.rag, ag1.rag_period, ag1.latest_achievement_pct, ag1.payments_total) == (
             GREEN, "2026-Q1", D("100.0"), D("1200.00"))
-        # weighted improvement 0.5 x 1.0 + 0.25 x 10 = 3.0 (and 2025-Q4 is before the term)
-        assert (ag1.weighted_improvement, ag1.cost_per_outcome) == (D("3.00"), D("400.00"))
+        # spend so far 500.00: M1 20.0 to 19.0 in 2026-Q1, 1.0 x 0.5 = 0.5: 1,000.00;
+        # M2 100 to 110, 10 x 0.25 = 2.5: 200.00 (2025-Q4 is before the term)
+        assert costs(ag1) == [(M2, D("200.00"), "spend"), (M1, D("1000.00"), "spend")]
     live.close()
 
 
@@ -675,9 +814,13 @@ def test_the_performance_endpoints(settings: Settings, auth: Callable[..., Auth]
             lambda: outcomes.get(f"/performance/agreements/{AG1}", headers=staff).json(),
             lambda body: body.get("payments_total") == "5998.50"
             and body.get("rag_period") == "2026-Q3" and len(body.get("deliveries", [])) == 3)
-        assert (ag1["rag"], ag1["latest_achievement_pct"], ag1["cost_per_outcome"],
-                ag1["delivery_volume_total"], ag1["budget"]) == (
-            "green", "126.1", "300.00", "60", "60000.00")
+        assert (ag1["rag"], ag1["latest_achievement_pct"], ag1["budget"]) == (
+            "green", "126.1", "60000.00")
+        assert [(c["measure_name"], c["cost"], c["cost_unit"]) for c in ag1["outcome_costs"]] == [
+            ("People in work after support", "120.00", "£ per person raised"),
+            ("Teenage obesity rate", "892.19", "£ per percentage point reduced")]
+        assert [(v["unit"], v["quantity"]) for v in ag1["delivery_volumes"]] == [
+            ("people", "30"), ("sessions", "30")]
         assert [(p["period"], p["rag"]) for p in ag1["achievement"]] == [
             ("2026-Q1", "green"), ("2026-Q2", "amber"), ("2026-Q3", "green")]
 
@@ -690,7 +833,7 @@ def test_the_performance_endpoints(settings: Settings, auth: Callable[..., Auth]
 
         listed = outcomes.get("/performance/agreements", headers=staff).json()
         assert [(s["agreement_id"], s["rag"]) for s in listed] == [
-            (str(AG5), "green"), (str(AG1), "green"), (str(AG4), "amber"), (str(AG2), "red"),
+            (str(AG1), "green"), (str(AG5), "green"), (str(AG4), "amber"), (str(AG2), "red"),
             (str(AG3), None)]
         for rag, expected in (("amber", [AG4]), ("none", [AG3]), ("red", [AG2])):
             found = outcomes.get("/performance/agreements", params={"rag": rag}, headers=staff)
@@ -700,7 +843,7 @@ def test_the_performance_endpoints(settings: Settings, auth: Callable[..., Auth]
 
         # A provider reads its own agreements only; to it the others do not exist.
         own = outcomes.get("/performance/agreements", headers=provider).json()
-        assert [s["agreement_id"] for s in own] == [str(AG5), str(AG1)]
+        assert [s["agreement_id"] for s in own] == [str(AG1), str(AG5)]
         assert outcomes.get(f"/performance/agreements/{AG1}", headers=provider).status_code == 200
         assert outcomes.get(f"/performance/agreements/{AG2}", headers=provider).status_code == 404
         assert outcomes.get(f"/performance/measures/{M1}", headers=provider).status_code == 403
@@ -714,17 +857,18 @@ def test_the_performance_endpoints(settings: Settings, auth: Callable[..., Auth]
         ranked = eventually(
             lambda: integrator.get("/network/performance", headers=staff).json(),
             lambda body: [r.get("agreement_id") for r in body] == [
-                str(a) for a in (AG5, AG1, AG4, AG2, AG3)]
-            and body[1]["payments_total"] == "5998.50")
-        assert [(r["rag"], r["cost_per_outcome"]) for r in ranked] == [
-            ("green", "10.00"), ("green", "300.00"), ("amber", "10.00"), ("red", "250.00"),
-            (None, None)]
+                str(a) for a in (AG1, AG5, AG4, AG2, AG3)]
+            and body[0]["payments_total"] == "5998.50")
+        assert [(r["rag"], [c["cost"] for c in r["outcome_costs"]]) for r in ranked] == [
+            ("green", ["120.00", "892.19"]), ("green", ["17.25"]), ("amber", ["15.26"]),
+            ("red", ["510.22"]), (None, [])]
         amber = integrator.get("/network/performance", params={"rag": "amber"}, headers=staff)
         assert [r["agreement_id"] for r in amber.json()] == [str(AG4)]
         then = integrator.get("/network/performance", params={"as_of": "2026-05-15"},
                               headers=staff).json()
         ag1_then = next(r for r in then if r["agreement_id"] == str(AG1))
-        assert (ag1_then["payments_total"], ag1_then["cost_per_outcome"]) == ("1200.00", "400.00")
+        assert (ag1_then["payments_total"], [c["cost"] for c in ag1_then["outcome_costs"]]) == (
+            "1200.00", ["200.00", "1000.00"])
         assert integrator.get("/network/performance", params={"as_of": "soon"},
                               headers=staff).status_code == 422
         assert integrator.get("/network/performance", headers=provider).status_code == 403
@@ -732,8 +876,44 @@ def test_the_performance_endpoints(settings: Settings, auth: Callable[..., Auth]
         performance = {a["agreement_id"]: a["performance"]
                        for p in state["providers"] for a in p["active_agreements"]}
         assert performance[str(AG1)]["rag"] == "green"
-        assert performance[str(AG1)]["cost_per_outcome"] == "300.00"
+        assert [c["cost"] for c in performance[str(AG1)]["outcome_costs"]] == [
+            "120.00", "892.19"]
         assert performance[str(AG3)] is None
+
+
+def test_the_pages_label_units_and_say_provisional(settings: Settings) -> None:
+    """The integrator's outcomes and agreement pages, as of 1 December 2026 (2026-Q4 running,
+    with an early figure for it): costs per outcome in each measure's unit with how they were
+    worked out, deliveries per unit, the running quarter marked provisional."""
+    from shared.accounts import UserStore
+    from tests.unit.test_web_pages import PASSWORD, sign_in, text_of
+
+    db = open_database(settings, "identity")
+    UserStore(db).create("priya", Role.COUNCIL_STAFF, "Priya (staff)", PASSWORD)
+    db.close()
+    with TestClient(create_service_app(INTEGRATOR, settings),
+                    follow_redirects=False) as integrator:
+        runtime = integrator.app.state.runtime  # type: ignore[attr-defined]
+        assert isinstance(runtime, Runtime)
+        runtime.event_log.append(with_a_provisional_figure())
+        sign_in(integrator, "priya")
+        eventually(lambda: network_performance(runtime.views, today=TODAY),
+                   lambda rows: any(r.agreement_id == AG1 and r.payments_total == D("5998.50")
+                                    for r in rows))
+        page = text_of(integrator.get(
+            f"/ui/outcomes?as_of=2026-12-01&agreement_id={AG1}").text)
+        # AG1 in 2026-Q4: M1 only, 0.5 x 4.0 = 2.00 targeted, 0.5 x 2.5 = 1.25 achieved
+        assert "2026-Q4 2.00 1.25 62.5% Red Provisional" in page
+        assert "Green 126.1% in 2026-Q3" in page  # Active families, rated on Q3
+        assert "£892.19 per percentage point reduced (Teenage obesity rate)" in page
+        assert ("£1,200.00 spent (recorded by the integrator) / (weight 0.5 x 2.69 percentage "
+                "points reduced, from 20.0 in 2025-Q4 to 17.31 in 2026-Q3)") in page
+        assert "£120.00 per person raised (People in work after support)" in page
+        assert "Target (%) Actual (%)" in page
+        assert "2026-Q4 16.0 17.5 Provisional" in page
+        agreement = text_of(integrator.get(f"/ui/agreements/{AG1}?as_of=2026-12-01").text)
+        assert "performance in 2026-Q3, the latest period ended" in agreement
+        assert "Delivered: 30 people, 30 sessions" in agreement
 
 
 UUID_FIELD = TypeAdapter(UUID)  # as a contract's UUID field validates

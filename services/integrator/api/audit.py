@@ -283,7 +283,7 @@ def audit_state(
         state = scoped_state(network_state(runtime.views), runtime.views, query, subjects)
     else:
         with state_as_of(runtime.event_log, None, moment) as db:
-            state = scoped_state(network_state(db), db, query, subjects)
+            state = scoped_state(network_state(db, moment.date()), db, query, subjects)
     read.finish(len(state.providers))
     return AuditState(as_of=moment, scope=principal.scope.items() if principal.scope else {},
                       filters=filters, state=state)

@@ -98,7 +98,7 @@ def state(request: Request, _: Reader, as_of: AsOf) -> NetworkState:
     """Providers x agreements x outcomes x budgets and spend: every approved provider and every
     party to an active agreement, with its active agreements (allocation, spend, outcomes) and
     what it has been paid to date; totals across the network."""
-    return read(request, as_of, network_state)
+    return read(request, as_of, lambda db: network_state(db, as_of.date() if as_of else None))
 
 
 @router.get("/market", response_model=MarketView)

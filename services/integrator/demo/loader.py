@@ -101,6 +101,7 @@ from shared.context import CommandContext, command_context
 from shared.contracts.integrator import (
     ArrangementType,
     EndingKind,
+    PaymentFrequency,
     SourcingOption,
     SourcingStage,
     VariationKind,
@@ -951,9 +952,9 @@ class DemoLoader:
                 pct, bonus, penalty = award.reward
                 reward = RewardTermsIn(
                     payment_by_results_share_pct=D(pct), bonus_max=D(bonus),
-                    penalty_max=D(penalty),
-                    notes="Results payments made annually against the agreed outcome "
-                    "measures, after the annual outcomes review")
+                    penalty_max=D(penalty), payment_frequency=PaymentFrequency.QUARTERLY,
+                    notes="Results payments made quarterly against the agreed outcome "
+                    "measures")
             if award.risk:
                 council, provider = award.risk
                 risk = RiskShareIn(council_pct=D(council), provider_pct=D(provider),

@@ -35,6 +35,7 @@ from services.outcomes.commands import (
 from services.outcomes.domain import delivery_id_for
 from services.outcomes.payments import period_bounds
 from services.outcomes.payments_process import PaymentsProcess
+from services.outcomes.projections.agreements import term_end
 from services.outcomes.projections.deliveries import DeliveriesProjection
 from shared.contracts.outcomes import Channel, Periodicity
 from shared.contracts.provider_registry import OrganisationType
@@ -110,9 +111,15 @@ class OutcomesPlan:
                 agreement = self.loader.integrator.agreement(agreement_id)
             except NotFound:
                 continue
+            ended = agreement.ending["ended_on"] if agreement.ending is not None else None
+            ends_on = term_end(date.fromisoformat(agreement.ends_on),
+                               date.fromisoformat(ended) if ended else None)
+            reward = agreement.reward_terms or {}
             found[agreement_id] = AgreementInfo(
                 agreement_id, agreement.status.value,
-                frozenset(UUID(str(p["provider_id"])) for p in agreement.parties))
+                frozenset(UUID(str(p["provider_id"])) for p in agreement.parties),
+                date.fromisoformat(agreement.starts_on), ends_on,
+                reward.get("payment_frequency"))
         return found
 
     def plan(self) -> None:

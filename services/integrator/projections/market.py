@@ -146,8 +146,9 @@ class ProviderAgreement(BaseModel):
     spent: Decimal = Field(description="paid to this provider under the agreement")
     outcomes: list[LinkedOutcome]
     performance: PerformanceBrief | None = Field(
-        description="RAG, latest achievement, payments, delivery volume and cost per outcome, "
-                    "from the outcomes service's events; none until it has any for the agreement")
+        description="RAG, latest achievement, payments, delivery volumes per unit and cost per "
+                    "outcome per measure, from the outcomes service's events; none until it "
+                    "has any for the agreement")
 
 
 class ProviderState(BaseModel):
@@ -315,8 +316,10 @@ def _needs(tx: Tx) -> dict[str, _Need]:
     }
 
 
-def network_state(db: Database) -> NetworkState:
-    """Providers x agreements x outcomes x budgets and spend, all read at one moment."""
+def network_state(db: Database, today: date | None = None) -> NetworkState:
+    """Providers x agreements x outcomes x budgets and spend, all read at one moment; `today`,
+    the day read for (what performance figures are still provisional; default today in
+    business time)."""
     with db.transaction() as tx:
         providers = _providers(tx)
         needs = _needs(tx)
@@ -326,7 +329,7 @@ def network_state(db: Database) -> NetworkState:
                 " budget_pence, outcomes FROM cm_agreements WHERE status = 'active'")
         }
         holdings = _active_holdings(tx)
-        performance = performance_of(tx, db.dialect, sorted(agreements))
+        performance = performance_of(tx, db.dialect, sorted(agreements), today)
         spend: dict[tuple[str, str], int] = {}
         spent_ever: dict[str, int] = defaultdict(int)
         for agreement_id, provider_id, total in tx.execute(

@@ -26,6 +26,7 @@ from services.outcomes.projections.performance import (
     assess,
     overlaps,
     period_order,
+    today_or_now,
 )
 from shared.contracts.provider_registry import OrganisationType
 from shared.sql import Database, Tx
@@ -193,7 +194,7 @@ class MeasureSeries:
     @property
     def facts(self) -> MeasureFacts:
         return MeasureFacts(self.measure_id, self.lower_is_better, self.baseline, self.targets,
-                            self.actuals)
+                            self.actuals, self.name, self.unit)
 
 
 def measure_series(db: Database, measure_ids: Sequence[str] | None = None) -> list[MeasureSeries]:
@@ -227,7 +228,8 @@ def measure_series(db: Database, measure_ids: Sequence[str] | None = None) -> li
 @dataclass(frozen=True)
 class AgreementOutcomes:
     """One agreement's outcomes: per attributed measure target against actual over its term,
-    per period the weighted improvement targeted against achieved, and its payment schedule."""
+    per period the weighted improvement targeted against achieved (a period not yet over on
+    `today` marked provisional), and its payment schedule."""
 
     agreement_id: str
     title: str
@@ -237,6 +239,7 @@ class AgreementOutcomes:
     measures: list[MeasureSeries]
     periods: list[PeriodAssessment]
     payments: list[tuple[str, Decimal]]  # period, latest total (oldest first)
+    today: date  # the day read for
 
 
 def agreements_with_outcomes(db: Database) -> list[tuple[str, str]]:
@@ -251,7 +254,9 @@ def agreements_with_outcomes(db: Database) -> list[tuple[str, str]]:
     return [(str(a), str(t)) for a, t in rows]
 
 
-def agreement_outcomes(db: Database, agreement_id: str) -> AgreementOutcomes | None:
+def agreement_outcomes(db: Database, agreement_id: str,
+                       today: date | None = None) -> AgreementOutcomes | None:
+    day = today_or_now(today)
     with db.transaction() as tx:
         rows = tx.execute("SELECT title, status, starts_on, ends_on, ended_on FROM cm_agreements"
                           " WHERE agreement_id = ?", (agreement_id,))
@@ -273,11 +278,11 @@ def agreement_outcomes(db: Database, agreement_id: str) -> AgreementOutcomes | N
                       [p for p in s.periods if overlaps(p, term)], s.targets, s.actuals)
         for s in measure_series(db, sorted(weights))
     ]
-    assessment = assess({s.measure_id: s.facts for s in series}, weights, term)
+    assessment = assess({s.measure_id: s.facts for s in series}, weights, term, day)
     return AgreementOutcomes(
         agreement_id=agreement_id, title=str(title), status=str(status), term=term,
         weights=weights, measures=series, periods=list(assessment.periods),
-        payments=sorted(payments, key=lambda p: period_order(p[0])),
+        payments=sorted(payments, key=lambda p: period_order(p[0])), today=day,
     )
 
 

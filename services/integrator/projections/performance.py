@@ -3,19 +3,21 @@ outcomes service's events on the shared log, so the network state can show, next
 agreement's budget and spend, its RAG, latest achievement, payments, delivery volume and cost per
 outcome, and the council can see which arrangements work.
 
-It keeps only the facts the figures need: each measure's direction, baseline and targets and the
-latest measurement of each period (the measure's stream is in order, so a revision simply
-replaces the value); each agreement's attribution weights; the latest payment total of each
-period (the terms stream is in order too); and the delivery reports with what they correct (a
-report and its correction are different streams, so what corrections leave standing is worked
-out when read). The agreement's term and spend come from the commissioning projection, which
-shares the read-model database.
+It keeps only the facts the figures need: each measure's name, unit, direction, baseline (and
+its period) and targets and the latest measurement of each period (the measure's stream is in
+order, so a revision simply replaces the value); each agreement's attribution weights; the
+latest payment total of each period (the terms stream is in order too); and the delivery reports,
+with their unit, and what they correct (a report and its correction are different streams, so
+what corrections leave standing is worked out when read). The agreement's term and spend come
+from the commissioning projection, which shares the read-model database.
 
-The rules (RAG, achievement, cost per outcome) are the outcomes service's performance view's,
-imported from there so both sides judge an agreement alike: see
-services.outcomes.projections.performance. The figures depend only on the events applied, so the
-view rebuilt "as of" a date (services.integrator.projections.asof builds this projection with the
-others) is the one the live projection gave on that date.
+The rules (RAG, achievement, provisional periods, cost per outcome per measure in its own unit,
+delivery volumes per unit) are the outcomes service's performance view's, imported from there so
+both sides judge an agreement alike: see services.outcomes.projections.performance. The figures
+depend only on the events applied and the day they are read for (a period not yet over on that
+day is provisional), so the view rebuilt "as of" a date and read for that date
+(services.integrator.projections.asof builds this projection with the others) is the one the
+live projection gave on that date.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from pydantic import BaseModel, Field
 
 from services.outcomes.projections.performance import (
     RAG_ORDER,
-    ZERO,
     MeasureFacts,
+    OutcomeCost,
     Rag,
+    UnitVolume,
     assess,
-    cost_per_outcome,
+    outcome_costs,
     pence,
     pounds,
+    today_or_now,
+    volumes_by_unit,
 )
 from shared.contracts.integrator import ArrangementType
 from shared.contracts.outcomes import SOURCE as OUTCOMES
@@ -55,14 +60,16 @@ from shared.projection import TableProjection
 from shared.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
-SCHEMA_VERSION = 2  # 2: measures keep their name and unit (the outcomes page's charts)
+# 2: measures keep their name and unit (the outcomes page's charts); 3: and their baseline
+# period, and delivery reports their unit and activity (volumes are added up per unit only)
+SCHEMA_VERSION = 3
 
 _CHUNK = 500
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS ip_measures ("
     " measure_id TEXT PRIMARY KEY, lower_is_better INTEGER NOT NULL, baseline TEXT,"
-    " name TEXT, unit TEXT)",
+    " name TEXT, unit TEXT, baseline_period TEXT)",
     "CREATE TABLE IF NOT EXISTS ip_targets ("
     " measure_id TEXT NOT NULL, period TEXT NOT NULL, target TEXT NOT NULL,"
     " PRIMARY KEY (measure_id, period))",
@@ -77,7 +84,7 @@ _TABLES = (
     " PRIMARY KEY (agreement_id, period))",
     "CREATE TABLE IF NOT EXISTS ip_deliveries ("
     " delivery_id TEXT PRIMARY KEY, agreement_id TEXT NOT NULL, quantity TEXT NOT NULL,"
-    " corrects TEXT)",
+    " corrects TEXT, unit TEXT NOT NULL, activity_type TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ip_deliveries_agreement ON ip_deliveries (agreement_id)",
     "CREATE INDEX IF NOT EXISTS ip_deliveries_corrects ON ip_deliveries (corrects)",
 )
@@ -110,21 +117,24 @@ class AgreementPerformanceProjection(TableProjection):
             case "DeliveryReported":
                 report = DeliveryReported.model_validate(data)
                 tx.execute(
-                    "INSERT INTO ip_deliveries (delivery_id, agreement_id, quantity, corrects)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING",
+                    "INSERT INTO ip_deliveries (delivery_id, agreement_id, quantity, corrects,"
+                    " unit, activity_type) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (delivery_id) DO NOTHING",
                     (uuid_text(data["delivery_id"], report.delivery_id),
                      uuid_text(data["agreement_id"], report.agreement_id), str(report.quantity),
-                     str(report.corrects) if report.corrects else None),
+                     str(report.corrects) if report.corrects else None, report.unit,
+                     report.activity_type),
                 )
             case "OutcomeMeasureDefined":
                 measure = OutcomeMeasureDefined.model_validate(data)
                 tx.execute(
-                    "INSERT INTO ip_measures (measure_id, lower_is_better, baseline, name, unit)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (measure_id) DO NOTHING",
+                    "INSERT INTO ip_measures (measure_id, lower_is_better, baseline, name, unit,"
+                    " baseline_period) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (measure_id) DO NOTHING",
                     (str(measure.measure_id),
                      int(measure.direction is Direction.LOWER_IS_BETTER),
                      None if measure.baseline is None else str(measure.baseline),
-                     measure.name, measure.unit),
+                     measure.name, measure.unit, measure.baseline_period),
                 )
                 tx.executemany(
                     "INSERT INTO ip_targets (measure_id, period, target) VALUES (?, ?, ?)"
@@ -168,16 +178,18 @@ class AgreementPerformanceProjection(TableProjection):
 class PerformanceBrief(BaseModel):
     """An agreement's performance in a line (the outcomes service's view has the detail)."""
 
-    rag: Rag | None = Field(description="green, amber or red in its latest assessed period")
+    rag: Rag | None = Field(description="green, amber or red in its latest assessed period "
+                                        "that has ended (a provisional period sets none)")
     rag_period: str | None
     latest_achievement_pct: Decimal | None = Field(
         description="weighted improvement achieved / targeted in that period, in per cent")
     payments_total: Decimal = Field(description="the latest payment total of every period")
     spend_total: Decimal
-    delivery_volume_total: Decimal = Field(description="every activity type, after corrections")
-    weighted_improvement: Decimal
-    cost_per_outcome: Decimal | None
-    cost_basis: str | None = Field(description="payments, or spend if nothing was calculated")
+    delivery_volumes: list[UnitVolume] = Field(
+        description="units delivered, after corrections, added up per unit only")
+    outcome_costs: list[OutcomeCost] = Field(
+        description="per attributed measure, the cost of a unit of its improvement in the "
+                    "measure's own unit, and how it was worked out")
 
 
 class ArrangementPerformance(PerformanceBrief):
@@ -220,12 +232,14 @@ def _has_read_model(tx: Tx, dialect: str) -> bool:
     return bool(rows)
 
 
-def performance_of(tx: Tx, dialect: str,
-                   agreement_ids: Sequence[str]) -> dict[str, PerformanceBrief]:
+def performance_of(tx: Tx, dialect: str, agreement_ids: Sequence[str],
+                   today: date | None = None) -> dict[str, PerformanceBrief]:
     """The performance of those of `agreement_ids` the outcomes service has said anything about
-    (an attribution, a payment or a delivery report); the others are left out."""
+    (an attribution, a payment or a delivery report); the others are left out. `today`: the day
+    read for (what is provisional), default today in business time."""
     if not agreement_ids or not _has_read_model(tx, dialect):
         return {}
+    day = today_or_now(today)
     ids = sorted(set(agreement_ids))
     weights: dict[str, dict[str, Decimal]] = defaultdict(dict)
     for a, m, weight in _select(tx, "SELECT agreement_id, measure_id, weight"
@@ -236,17 +250,18 @@ def performance_of(tx: Tx, dialect: str,
             tx, "SELECT agreement_id, SUM(total_pence) FROM ip_payments", "agreement_id", ids,
             " GROUP BY agreement_id")
     }
-    volumes: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    delivered: dict[str, list[tuple[str, str, Decimal]]] = defaultdict(list)
     # Counted per distinct quantity (decimal text, summed exactly here): an agreement may have
     # hundreds of thousands of reports but only a few distinct quantities.
-    for a, quantity, times in _select(
-        tx, "SELECT d.agreement_id, d.quantity, COUNT(*) FROM ip_deliveries d WHERE NOT EXISTS"
+    for a, activity, unit, quantity, times in _select(
+        tx, "SELECT d.agreement_id, d.activity_type, d.unit, d.quantity, COUNT(*)"
+            " FROM ip_deliveries d WHERE NOT EXISTS"
             " (SELECT 1 FROM ip_deliveries c WHERE c.corrects = d.delivery_id"
             " AND c.delivery_id <> d.delivery_id)", "d.agreement_id", ids,
-            " GROUP BY d.agreement_id, d.quantity",
+            " GROUP BY d.agreement_id, d.activity_type, d.unit, d.quantity",
     ):
-        volumes[str(a)] += Decimal(str(quantity)) * int(times)
-    known = set(weights) | set(payments) | set(volumes)
+        delivered[str(a)].append((str(activity), str(unit), Decimal(str(quantity)) * int(times)))
+    known = set(weights) | set(payments) | set(delivered)
     if not known:
         return {}
     measures = _measures(tx, sorted({m for w in weights.values() for m in w}))
@@ -266,16 +281,15 @@ def performance_of(tx: Tx, dialect: str,
     }
     found: dict[str, PerformanceBrief] = {}
     for agreement_id in sorted(known):
-        assessment = assess(measures, weights.get(agreement_id, {}), terms.get(agreement_id))
+        attributed, term = weights.get(agreement_id, {}), terms.get(agreement_id)
+        assessment = assess(measures, attributed, term, day)
         paid, spent = payments.get(agreement_id), spend.get(agreement_id)
-        cost, basis = cost_per_outcome(paid, spent, assessment.weighted_improvement)
         found[agreement_id] = PerformanceBrief(
             rag=assessment.rag, rag_period=assessment.rag_period,
             latest_achievement_pct=assessment.achievement_pct,
             payments_total=pounds(paid or 0), spend_total=pounds(spent or 0),
-            delivery_volume_total=volumes.get(agreement_id, ZERO),
-            weighted_improvement=assessment.weighted_improvement, cost_per_outcome=cost,
-            cost_basis=basis,
+            delivery_volumes=volumes_by_unit(delivered.get(agreement_id, [])),
+            outcome_costs=outcome_costs(measures, attributed, term, day, paid, spent),
         )
     return found
 
@@ -291,19 +305,22 @@ def _measures(tx: Tx, measure_ids: Sequence[str]) -> dict[str, MeasureFacts]:
         actuals[str(m)][str(period)] = Decimal(str(value))
     return {
         str(m): MeasureFacts(str(m), bool(lower), None if base is None else Decimal(str(base)),
-                             targets[str(m)], actuals[str(m)])
-        for m, lower, base in _select(
-            tx, "SELECT measure_id, lower_is_better, baseline FROM ip_measures", "measure_id",
-            measure_ids)
+                             targets[str(m)], actuals[str(m)], str(name or m), str(unit or ""),
+                             None if period is None else str(period))
+        for m, lower, base, name, unit, period in _select(
+            tx, "SELECT measure_id, lower_is_better, baseline, name, unit, baseline_period"
+                " FROM ip_measures", "measure_id", measure_ids)
     }
 
 
 def network_performance(
     db: Database, *, status: str | None = None, rag: Rag | None = None, unrated: bool = False,
+    today: date | None = None,
 ) -> list[ArrangementPerformance]:
     """Which arrangements work: every agreement (or those of `status`) with its performance,
-    best first: by RAG (green, amber, red, none), then cost per outcome (lowest first, none
-    last), then title. `rag` keeps one RAG, `unrated` those with none."""
+    best first: by RAG (green, amber, red, none), then title (costs per outcome are in each
+    measure's own unit: they do not rank one agreement against another). `rag` keeps one RAG,
+    `unrated` those with none; `today`, the day read for (default today in business time)."""
     where, params = (" WHERE a.status = ?", [status]) if status is not None else ("", [])
     with db.transaction() as tx:
         rows = tx.execute(
@@ -316,7 +333,7 @@ def network_performance(
                                " ORDER BY agreement_id, ordinal"):
             parties[str(a)].append(UUID(str(p)))
         ids = [str(r[0]) for r in rows]
-        briefs = performance_of(tx, db.dialect, ids)
+        briefs = performance_of(tx, db.dialect, ids, today)
         spend: dict[str, int] = {
             str(a): int(total) for a, total in tx.execute(
                 "SELECT agreement_id, SUM(amount_pence) FROM cm_spend GROUP BY agreement_id")
@@ -338,15 +355,11 @@ def network_performance(
 
 def _nothing_yet(spent: int | None) -> PerformanceBrief:
     """An agreement the outcomes service has said nothing about: only its spend is known."""
-    cost, basis = cost_per_outcome(None, spent, ZERO)
     return PerformanceBrief(
         rag=None, rag_period=None, latest_achievement_pct=None, payments_total=pounds(0),
-        spend_total=pounds(spent or 0), delivery_volume_total=ZERO, weighted_improvement=ZERO,
-        cost_per_outcome=cost, cost_basis=basis,
+        spend_total=pounds(spent or 0), delivery_volumes=[], outcome_costs=[],
     )
 
 
 def _best_first(row: ArrangementPerformance) -> tuple[Any, ...]:
-    cost = row.cost_per_outcome
-    return (RAG_ORDER[row.rag], cost is None, cost or ZERO, row.title.casefold(),
-            str(row.agreement_id))
+    return (RAG_ORDER[row.rag], row.title.casefold(), str(row.agreement_id))

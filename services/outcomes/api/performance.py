@@ -1,6 +1,7 @@
 """HTTP entry points of the performance view: per outcome measure and per agreement, target
-against actual over time with a RAG status, delivery volumes, payments and spend, and cost per
-outcome (services.outcomes.projections.performance states the rules). Council readers read
+against actual over time with a RAG status (a period still running is provisional and rates
+nothing), delivery volumes per unit, payments and spend, and cost per outcome per measure in its
+own unit (services.outcomes.projections.performance states the rules). Council readers read
 everything; a provider reads only the agreements it is a party to (to it, others do not exist)."""
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def measure_performance(measure_id: UUID, request: Request,
     """An outcome measure's target against actual over time (the latest revision of each
     period's measurement, with how often it was revised) and the RAG of every period: green if
     the actual meets or beats the target, amber if short by no more than 10% of the targeted
-    improvement on the baseline, red otherwise, none without a target or a measurement."""
+    improvement on the baseline, red otherwise, none without a target or a measurement. The
+    measure's RAG is its latest ended period's; a period still running is marked provisional."""
     found = get_measure_performance(_views(request), measure_id)
     if found is None:
         raise NotFound(f"no outcome measure {measure_id}")
@@ -60,9 +62,10 @@ def agreements_performance(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[AgreementPerformanceSummary]:
-    """Every agreement with its RAG, latest achievement, payments, spend, delivery volume and
-    cost per outcome, best first (green, amber, red, none; then the lowest cost per outcome).
-    A provider sees only its own agreements."""
+    """Every agreement with its RAG (on its latest ended period), latest achievement, payments,
+    spend, delivery volumes per unit and cost per outcome per attributed measure in the
+    measure's own unit (with how it was worked out), best first: green, amber, red, none, then
+    by title. A provider sees only its own agreements."""
     provider_id = principal.provider_id if principal.role is Role.PROVIDER else None
     if principal.role is Role.PROVIDER and provider_id is None:
         return []
@@ -75,9 +78,10 @@ def agreements_performance(
 def agreement_performance(agreement_id: UUID, request: Request,
                           principal: Reader) -> AgreementPerformance:
     """One agreement: per attributed outcome, target against actual over its term with the RAG
-    of each period; its weighted achievement and RAG per period (the latest is its overall
-    RAG); delivery volumes per period and activity type after corrections; payments per period
-    (latest total and every recalculation's difference) and spend; cost per outcome."""
+    of each period; its weighted achievement and RAG per period (the latest ended one is its
+    overall RAG; one still running is provisional); delivery volumes per period, activity type
+    and unit after corrections; payments per period (latest total and every recalculation's
+    difference) and spend; cost per outcome per measure in its own unit."""
     db = _views(request)
     if principal.role is Role.PROVIDER and principal.provider_id not in agreement_parties(
         db, agreement_id

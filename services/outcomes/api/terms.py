@@ -14,10 +14,10 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.outcomes.api.measures import outcomes_of
-from services.outcomes.application import Outcomes
+from services.outcomes.application import AgreementInfo, Outcomes
 from services.outcomes.commands import Attribution, RateCardIn
 from services.outcomes.domain import AgreementTerms, terms_id_for
 from services.outcomes.payments import period_bounds
@@ -65,6 +65,9 @@ class TermsChange(BaseModel):
 class TermsView(BaseModel):
     agreement_id: UUID
     terms_id: UUID
+    payment_frequency: Periodicity | None = Field(
+        description="how often the agreement's reward terms say results are paid (the rate "
+        "card settles in these periods); none when they do not say")
     attributions: list[AttributionView]
     rate_card: RateCardView | None
     changes: list[TermsChange]
@@ -98,6 +101,10 @@ class PeriodPayment(BaseModel):
 class PaymentSchedule(BaseModel):
     agreement_id: UUID
     periodicity: Periodicity | None
+    term_starts_on: date | None = Field(
+        description="the agreement's term as this service knows it: a period outside it earns "
+        "nothing, one it covers in part is pro-rated by days (its lines say so)")
+    term_ends_on: date | None = Field(description="as extended, or the day it ended early")
     periods: list[PeriodPayment]
     total: Decimal  # the sum of every period's current total
 
@@ -119,8 +126,15 @@ def _history(outcomes: Outcomes, agreement_id: UUID) -> tuple[AgreementTerms, li
     return terms, [outcomes.to_envelope(s) for s in published]
 
 
+def _agreement(outcomes: Outcomes, agreement_id: UUID) -> AgreementInfo | None:
+    lookup = outcomes.agreements
+    return lookup([agreement_id]).get(agreement_id) if lookup is not None else None
+
+
 def terms_view(outcomes: Outcomes, agreement_id: UUID) -> TermsView:
     terms, history = _history(outcomes, agreement_id)
+    agreement = _agreement(outcomes, agreement_id)
+    frequency = agreement.payment_frequency if agreement is not None else None
     names: dict[str, str] = {}
     for measure_id in terms.attributions:
         with suppress(NotFound):
@@ -128,6 +142,7 @@ def terms_view(outcomes: Outcomes, agreement_id: UUID) -> TermsView:
     card = terms.rate_card
     return TermsView(
         agreement_id=agreement_id, terms_id=terms.id,
+        payment_frequency=Periodicity(frequency) if frequency else None,
         attributions=[
             AttributionView(measure_id=UUID(m), measure_name=names.get(m), weight=w)
             for m, w in sorted(terms.attributions.items())
@@ -171,9 +186,12 @@ def schedule_of(outcomes: Outcomes, agreement_id: UUID) -> PaymentSchedule:
             history=changes.get(period, []),
         ))
     card = terms.rate_card
+    agreement = _agreement(outcomes, agreement_id)
+    term = agreement.term if agreement is not None else None
     return PaymentSchedule(
         agreement_id=agreement_id,
         periodicity=Periodicity(card["periodicity"]) if card is not None else None,
+        term_starts_on=term[0] if term else None, term_ends_on=term[1] if term else None,
         periods=periods, total=sum((p.total for p in periods), Decimal("0.00")),
     )
 

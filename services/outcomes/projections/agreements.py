@@ -6,11 +6,17 @@ reporting provider as a party.
 The status follows the integrator's commissioning view: AgreementDrafted makes an agreement
 drafted, AgreementActivated active, AgreementEnded ended; AgreementExtended moves its end date.
 Each agreement's events come from one stream, so they arrive in order on the shared log.
+
+The term, which bounds what payment by results pays for, runs from its start (starts_on) to its
+end: ends_on as extended, or the day it ended if that is earlier. Its payment frequency (how
+often results are paid: the rate card's periodicity follows it) comes from the reward terms it
+was drafted with; agreements drafted before it was recorded have none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from uuid import UUID
 
 from services.outcomes.application import AgreementInfo
@@ -26,7 +32,7 @@ from shared.projection import TableProjection
 from shared.sql import Database, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: each agreement's payment frequency
 
 DRAFTED, ACTIVE, ENDED = "drafted", "active", "ended"
 
@@ -34,7 +40,7 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS oc_agreements ("
     " agreement_id TEXT PRIMARY KEY, status TEXT NOT NULL, title TEXT NOT NULL,"
     " starts_on TEXT NOT NULL, ends_on TEXT NOT NULL, activated_on TEXT, ended_on TEXT,"
-    " updated_at TEXT NOT NULL)",
+    " payment_frequency TEXT, updated_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS oc_agreement_parties ("
     " agreement_id TEXT NOT NULL, provider_id TEXT NOT NULL,"
     " PRIMARY KEY (agreement_id, provider_id))",
@@ -62,11 +68,14 @@ class AgreementsProjection(TableProjection):
             case "AgreementDrafted":
                 drafted = AgreementDrafted.model_validate(event.data)
                 agreement_id = str(drafted.agreement_id)
+                reward = drafted.reward_terms
+                frequency = reward.payment_frequency if reward is not None else None
                 tx.execute(
                     "INSERT INTO oc_agreements (agreement_id, status, title, starts_on, ends_on,"
-                    " updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (agreement_id) DO NOTHING",
+                    " payment_frequency, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (agreement_id) DO NOTHING",
                     (agreement_id, DRAFTED, drafted.title, drafted.starts_on.isoformat(),
-                     drafted.ends_on.isoformat(), at),
+                     drafted.ends_on.isoformat(), frequency.value if frequency else None, at),
                 )
                 tx.executemany(
                     "INSERT INTO oc_agreement_parties (agreement_id, provider_id) VALUES (?, ?)"
@@ -96,12 +105,17 @@ class AgreementsProjection(TableProjection):
                 )
 
 
+def term_end(ends_on: date, ended_on: date | None) -> date:
+    """The last day of an agreement's term: its end date, or the day it ended if earlier."""
+    return min(ends_on, ended_on) if ended_on is not None else ends_on
+
+
 def lookup_agreements(db: Database, agreement_ids: Sequence[UUID]) -> dict[UUID, AgreementInfo]:
     """What the shared log has said so far about these agreements: one query per 500 ids (a
     delivery batch names few agreements, so normally one query per batch). Agreements the log
     has not mentioned (yet) are absent from the answer."""
     wanted = sorted({str(i) for i in agreement_ids})
-    statuses: dict[str, str] = {}
+    facts: dict[str, tuple[str, date, date, str | None]] = {}
     parties: dict[str, set[UUID]] = {}
     if not wanted:
         return {}
@@ -110,18 +124,23 @@ def lookup_agreements(db: Database, agreement_ids: Sequence[UUID]) -> dict[UUID,
             chunk = wanted[start:start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = tx.execute(
-                "SELECT a.agreement_id, a.status, p.provider_id FROM oc_agreements a"
+                "SELECT a.agreement_id, a.status, a.starts_on, a.ends_on, a.ended_on,"
+                " a.payment_frequency, p.provider_id FROM oc_agreements a"
                 " LEFT JOIN oc_agreement_parties p ON p.agreement_id = a.agreement_id"
                 f" WHERE a.agreement_id IN ({marks})",
                 chunk,
             )
-            for agreement_id, status, provider_id in rows:
-                statuses[agreement_id] = status
+            for agreement_id, status, starts, ends, ended, frequency, provider_id in rows:
+                facts[agreement_id] = (
+                    status, date.fromisoformat(starts),
+                    term_end(date.fromisoformat(ends),
+                             date.fromisoformat(ended) if ended else None), frequency)
                 found = parties.setdefault(agreement_id, set())
                 if provider_id is not None:
                     found.add(UUID(provider_id))
     return {
         UUID(agreement_id): AgreementInfo(UUID(agreement_id), status,
-                                          frozenset(parties[agreement_id]))
-        for agreement_id, status in statuses.items()
+                                          frozenset(parties[agreement_id]), starts, ends,
+                                          frequency)
+        for agreement_id, (status, starts, ends, frequency) in facts.items()
     }

@@ -240,14 +240,34 @@ def units_delivered(
     ]
 
 
-def units_delivered_in(db: Database, agreement_id: UUID, period: str) -> dict[str, Decimal]:
+def units_delivered_in(db: Database, agreement_id: UUID, period: str,
+                       within: tuple[date, date] | None = None) -> dict[str, Decimal]:
     """Units delivered under one agreement in one period (2026-04 or 2026-Q2), by activity type,
-    after corrections: what a rate card's delivery lines pay for."""
+    after corrections: what a rate card's delivery lines pay for. `within` (the agreement's
+    term, first and last day): only reports whose own period shares a day with it."""
+    if within is not None:
+        return _units_within(db, agreement_id, period, within)
     return {
         found.activity_type: found.units
         for found in units_delivered(db, agreement_ids=[agreement_id],
                                      periodicity=periodicity_of(period), periods=[period])
     }
+
+
+def _units_within(db: Database, agreement_id: UUID, period: str,
+                  term: tuple[date, date]) -> dict[str, Decimal]:
+    where, params = _filters(agreement_ids=[agreement_id], period=period,
+                             include_superseded=False)
+    totals: dict[str, Decimal] = {}
+    with db.reading() as tx:
+        for activity_type, quantity in tx.execute(
+            f"SELECT activity_type, quantity FROM oc_deliveries {where}"
+            " AND period_end >= ? AND period_start <= ?",
+            (*params, term[0].isoformat(), term[1].isoformat()),
+        ):
+            totals[str(activity_type)] = totals.get(str(activity_type), Decimal(0)) + Decimal(
+                str(quantity))
+    return totals
 
 
 def _filters(

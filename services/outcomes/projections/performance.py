@@ -25,7 +25,11 @@ Periods: a month (2026-04) or a calendar quarter (2026-Q2 is April to June). A d
 counts in the period in which its own period ends (as the deliveries projection counts it);
 a correction replaces the report it corrects, and only the last report of a chain of corrections
 counts. Delivery volumes are shown in the periodicity of the agreement's rate card (quarterly if
-it has none).
+it has none), and are only ever added up within one unit (sessions are not added to people).
+
+Provisional: a period that has not ended (its last day is not before today, in business time,
+shared.clock; or the "as of" date) is provisional. Its figures are shown, marked so, but never
+set a RAG: a measure's and an agreement's RAG are those of their latest period that has ended.
 
 The RAG rule. With improvement(v) the change from the baseline in the better direction
 (v - baseline where higher is better, baseline - v where lower is better):
@@ -38,22 +42,34 @@ The RAG rule. With improvement(v) the change from the baseline in the better dir
     improvement(target): shortfall = improvement(target) - improvement(actual) <= 10% of it;
   * RED: further short than that; with no baseline, or a target that is no improvement on the
     baseline, there is no amber band and a miss is red.
-  The measure's RAG is that of its latest period with both a target and a measurement.
+  The measure's RAG is that of its latest ended period with both a target and a measurement.
 - per agreement and period: achievement = sum of weight x improvement(actual) / sum of weight x
   improvement(target) over its attributed measures that have a baseline, a target and a
   measurement for the period, each improvement counted from zero as the payment rule counts it.
   GREEN at 100% or more, AMBER from 90% (i.e. within 10% of the targeted improvement), RED below;
   none if nothing is targeted. Only periods that overlap the agreement's term count (all of them
-  while the term is not known). The agreement's RAG is that of its latest assessed period.
-  (For one measure with a baseline and an improving target the two rules agree exactly.)
-  The thresholds compare exact decimals; the percentage shown is rounded to 0.1, half up.
+  while the term is not known). The agreement's RAG is that of its latest assessed period that
+  has ended. (For one measure with a baseline and an improving target the two rules agree
+  exactly.) The thresholds compare exact decimals; the percentage shown is rounded to 0.1, half
+  up.
 
-Cost per outcome = money / weighted improvement achieved, to the penny (half up), where money is
-the sum of the latest payment total of every period (or, if no payment has been calculated, the
-spend recorded by the integrator), and weighted improvement achieved is the sum over attributed
-measures and over their measured periods that overlap the agreement's term of weight x
-improvement(actual) (never below zero): the improvement the payment rule pays for, period by
-period. None when there is no money or no improvement.
+Cost per outcome is worked out per attributed measure, in the measure's own unit (an index
+summed across measures of different units would mean nothing):
+
+  cost = money / (weight x improvement), to the penny (half up), in "£ per <unit> reduced" (or
+  "raised", by the measure's direction; a "%" measure's unit is the percentage point)
+
+- money: the spend the integrator recorded for the agreement (what it has cost the council), or,
+  while none is recorded, the latest total of every period's results payment; the same money is
+  set against each of its measures (there is no fair way to split it between them);
+- improvement: from the measure's baseline to its latest measurement in the latest ended period
+  of the agreement's term, in the better direction;
+- no cost when there is no money, no baseline, no measurement in the term, no attributed share,
+  or no improvement (a measure that got worse has no cost per improvement): the explanation
+  says which instead of a number.
+
+Each cost carries its explanation: which money, over what improvement, from which baseline to
+which value.
 
 Money is kept as whole pence (BIGINT); measure values, targets, weights and quantities as decimal
 text (SQLite has no decimal type), summed as Decimal.
@@ -72,6 +88,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from shared import clock
 from shared.context import command_context
 from shared.contracts.integrator import SOURCE as INTEGRATOR
 from shared.contracts.integrator import (
@@ -159,6 +176,16 @@ def period_of(day: date, periodicity: Periodicity) -> str:
 Term = tuple[date, date]
 
 
+def ended(period: str, today: date) -> bool:
+    """Whether the period is over on `today` (else its figures are provisional)."""
+    return period_bounds(period)[1] < today
+
+
+def today_or_now(today: date | None) -> date:
+    """The day the view is read for: given ("as of" a date), or today in business time."""
+    return today if today is not None else clock.now().date()
+
+
 def overlaps(period: str, term: Term | None) -> bool:
     """Whether the period shares a day with the term (always, when the term is not known)."""
     if term is None:
@@ -210,13 +237,17 @@ def achievement_pct(achieved: Decimal, targeted: Decimal) -> Decimal | None:
 
 @dataclass(frozen=True)
 class MeasureFacts:
-    """What the rule needs of one measure: direction, baseline, targets and actuals by period."""
+    """What the rule needs of one measure: direction, baseline, targets and actuals by period
+    (and its name, unit and baseline period, to say what its cost per outcome is in)."""
 
     measure_id: str
     lower_is_better: bool
     baseline: Decimal | None
     targets: Mapping[str, Decimal]
     actuals: Mapping[str, Decimal]
+    name: str = ""
+    unit: str = ""
+    baseline_period: str | None = None
 
     def periods(self) -> list[str]:
         return sorted(set(self.targets) | set(self.actuals), key=period_order)
@@ -238,13 +269,19 @@ class MeasureFacts:
             return ZERO
         return max(improvement(self.lower_is_better, self.baseline, target), ZERO)
 
-    def latest_rag(self, periods: Sequence[str] | None = None) -> tuple[Rag | None, str | None]:
-        """The RAG of the latest period (of `periods`, default all) with both a target and a
-        measurement, and that period."""
+    def latest_rag(self, today: date, periods: Sequence[str] | None = None,
+                   ) -> tuple[Rag | None, str | None]:
+        """The RAG of the latest ended period (of `periods`, default all) with both a target
+        and a measurement, and that period."""
         for period in reversed(self.periods() if periods is None else periods):
-            if period in self.targets and period in self.actuals:
+            if period in self.targets and period in self.actuals and ended(period, today):
                 return self.rag(period), period
         return None, None
+
+    def latest_measured(self, today: date, term: Term | None) -> str | None:
+        """The latest ended period of the term with a measurement."""
+        found = [p for p in self.actuals if ended(p, today) and overlaps(p, term)]
+        return max(found, key=period_order) if found else None
 
 
 @dataclass(frozen=True)
@@ -255,6 +292,7 @@ class PeriodAssessment:
     achievement_pct: Decimal | None
     rag: Rag | None
     measures: tuple[str, ...]  # the measures assessed
+    provisional: bool = False  # the period has not ended: it sets no RAG
 
 
 @dataclass(frozen=True)
@@ -265,15 +303,13 @@ class Assessment:
     rag: Rag | None = None
     rag_period: str | None = None
     achievement_pct: Decimal | None = None
-    weighted_improvement: Decimal = ZERO  # achieved, over every measured period in the term
 
 
 def assess(measures: Mapping[str, MeasureFacts], weights: Mapping[str, Decimal],
-           term: Term | None) -> Assessment:
+           term: Term | None, today: date) -> Assessment:
     """Per period, the weighted achievement of the attributed measures (`weights`: measure id ->
     weight) that have a baseline, a target and a measurement for it; the latest assessed period
-    gives the agreement's RAG. Also the weighted improvement achieved over the term, for cost
-    per outcome."""
+    that has ended on `today` gives the agreement's RAG (later ones are provisional)."""
     attributed = [(measures[m], w) for m, w in sorted(weights.items()) if m in measures]
     periods = sorted({p for facts, _ in attributed for p in facts.periods() if overlaps(p, term)},
                      key=period_order)
@@ -291,30 +327,168 @@ def assess(measures: Mapping[str, MeasureFacts], weights: Mapping[str, Decimal],
         if names:
             assessed.append(PeriodAssessment(period, achieved, targeted,
                                              achievement_pct(achieved, targeted),
-                                             achievement_rag(achieved, targeted), tuple(names)))
-    weighted = sum((weight * facts.achieved(p) for facts, weight in attributed
-                    for p in facts.actuals if overlaps(p, term)), ZERO)
-    judged = [a for a in assessed if a.rag is not None]
+                                             achievement_rag(achieved, targeted), tuple(names),
+                                             provisional=not ended(period, today)))
+    judged = [a for a in assessed if a.rag is not None and not a.provisional]
     latest = judged[-1] if judged else None
     return Assessment(
         periods=tuple(assessed), rag=latest.rag if latest else None,
         rag_period=latest.period if latest else None,
         achievement_pct=latest.achievement_pct if latest else None,
-        weighted_improvement=weighted,
     )
 
 
-def cost_per_outcome(payments: int | None, spend: int | None,
-                     weighted_improvement: Decimal) -> tuple[Decimal | None, str | None]:
-    """Money (payments in pence if any were calculated, else spend in pence) per unit of weighted
-    improvement achieved, to the penny; and which money it used ("payments" or "spend")."""
-    money, basis = (payments, "payments") if payments is not None else (
-        (spend, "spend") if spend is not None else (None, None))
+# ---------------------------------------------------------------------- cost per outcome
+
+
+class OutcomeCost(BaseModel):
+    """What one unit of an attributed measure's improvement has cost, in the measure's unit,
+    and how that was worked out (the rule is in the module docstring)."""
+
+    measure_id: UUID
+    measure_name: str
+    unit: str = Field(description="the measure's unit")
+    cost_unit: str = Field(description="what the cost is per, e.g. '£ per percentage point "
+                                       "reduced'")
+    cost: Decimal | None = Field(description="money / attributed improvement, to the penny; "
+                                             "none when there is nothing to divide (see how)")
+    money: Decimal | None = Field(description="the money set against the improvement")
+    money_basis: str | None = Field(description="spend (recorded by the integrator) or payments "
+                                                "(results payments, while no spend is recorded)")
+    baseline: Decimal | None
+    baseline_period: str | None
+    latest: Decimal | None = Field(description="the latest measurement in the term (ended "
+                                               "periods only)")
+    latest_period: str | None
+    improvement: Decimal | None = Field(description="from the baseline to the latest, in the "
+                                                    "better direction (negative: worse)")
+    weight: Decimal = Field(description="the agreement's attributed share of the outcome")
+    attributed_improvement: Decimal | None = Field(description="weight x improvement")
+    how: str = Field(description="how the cost was worked out, or why there is none")
+
+
+def money_of(payments: int | None, spend: int | None) -> tuple[int | None, str | None]:
+    """The money (pence) set against outcomes and which it is: the spend recorded, else the
+    results payments calculated, else none."""
+    if spend is not None:
+        return spend, "spend"
+    if payments is not None:
+        return payments, "payments"
+    return None, None
+
+
+_PERCENT = ("%", "percent", "per cent")
+
+
+def _percent(unit: str) -> str | None:
+    """What follows the per cent sign of a percentage unit ("" for "%"), else None."""
+    for sign in _PERCENT:
+        if unit.startswith(sign):
+            return unit[len(sign):]
+    return None
+
+
+def _one(unit: str) -> str:
+    """One of a unit, for "£ per ...": people -> person, households per year -> household
+    per year, a percentage -> percentage point."""
+    rest = _percent(unit)
+    if rest is not None:
+        return f"percentage point{rest}"
+    first, _, tail = unit.partition(" ")
+    if first == "people":
+        first = "person"
+    elif len(first) > 3 and first.endswith("s") and not first.endswith("ss"):
+        first = first[:-1]
+    return f"{first} {tail}".strip()
+
+
+def cost_unit(unit: str, lower_is_better: bool) -> str:
+    """What a measure's cost per outcome is per: "£ per percentage point reduced"."""
+    return f"£ per {_one(unit.strip())} {'reduced' if lower_is_better else 'raised'}"
+
+
+def _amount(value: Decimal, unit: str) -> str:
+    """A change in a measure with its unit: 2.69 percentage points, 40 households per year."""
+    rest = _percent(unit.strip())
+    if rest is not None:
+        return f"{value} percentage point{'' if abs(value) == 1 else 's'}{rest}"
+    return f"{value} {unit.strip()}"
+
+
+def outcome_cost(facts: MeasureFacts, weight: Decimal, term: Term | None, today: date,
+                 payments: int | None, spend: int | None) -> OutcomeCost:
+    """One attributed measure's cost per unit of improvement, by the rule in the docstring."""
+    money, basis = money_of(payments, spend)
+    period = facts.latest_measured(today, term)
+    latest = facts.actuals[period] if period is not None else None
+    change = None if facts.baseline is None or latest is None else improvement(
+        facts.lower_is_better, facts.baseline, latest)
+    share = None if change is None else weight * change
+    fields: dict[str, Any] = {
+        "measure_id": UUID(facts.measure_id), "measure_name": facts.name or facts.measure_id,
+        "unit": facts.unit, "cost_unit": cost_unit(facts.unit, facts.lower_is_better),
+        "money": None if money is None else pounds(money), "money_basis": basis,
+        "baseline": facts.baseline, "baseline_period": facts.baseline_period,
+        "latest": latest, "latest_period": period, "improvement": change, "weight": weight,
+        "attributed_improvement": share,
+    }
+    from_to = f"from {facts.baseline} in {facts.baseline_period or 'the baseline period'}" \
+        f" to {latest} in {period}"
+    direction = "lower" if facts.lower_is_better else "higher"
+    if facts.baseline is None:
+        return OutcomeCost(**fields, cost=None, how="the measure has no baseline: no "
+                           "improvement to cost")
+    if change is None:
+        return OutcomeCost(**fields, cost=None, how="no measurement in an ended period of the "
+                           f"agreement's term yet (baseline {facts.baseline})")
+    if change <= 0:
+        return OutcomeCost(**fields, cost=None, how=f"no improvement: {from_to} ({direction} "
+                           "is better), so no cost per improvement")
+    if weight <= 0:
+        return OutcomeCost(**fields, cost=None, how="attributed weight 0: none of the "
+                           "improvement is the agreement's")
     if money is None:
-        return None, None
-    if weighted_improvement <= 0:
-        return None, basis
-    return (pounds(money) / weighted_improvement).quantize(PENNY, rounding=ROUND_HALF_UP), basis
+        return OutcomeCost(**fields, cost=None, how="no spend recorded and no results payment "
+                           "calculated yet")
+    assert share is not None
+    cost = (pounds(money) / share).quantize(PENNY, rounding=ROUND_HALF_UP)
+    spent = "spent (recorded by the integrator)" if basis == "spend" else \
+        "in results payments"
+    return OutcomeCost(**fields, cost=cost, how=(
+        f"£{pounds(money):,.2f} {spent} / (weight {weight} x "
+        f"{_amount(change, facts.unit)} {'reduced' if facts.lower_is_better else 'raised'}, "
+        f"{from_to}) = £{cost:,.2f} {cost_unit(facts.unit, facts.lower_is_better)[2:]}"))
+
+
+def outcome_costs(measures: Mapping[str, MeasureFacts], weights: Mapping[str, Decimal],
+                  term: Term | None, today: date, payments: int | None,
+                  spend: int | None) -> list[OutcomeCost]:
+    """The cost per outcome of each attributed measure known here, by name."""
+    found = [outcome_cost(measures[m], w, term, today, payments, spend)
+             for m, w in weights.items() if m in measures]
+    return sorted(found, key=lambda c: (c.measure_name.casefold(), str(c.measure_id)))
+
+
+# ---------------------------------------------------------------------- delivery volumes
+
+
+class UnitVolume(BaseModel):
+    """Units delivered of one kind: volumes are only ever added up within a unit."""
+
+    unit: str
+    quantity: Decimal = Field(description="after corrections")
+    activity_types: list[str] = Field(description="the activities delivered in this unit")
+
+
+def volumes_by_unit(deliveries: Iterable[tuple[str, str, Decimal]]) -> list[UnitVolume]:
+    """(activity type, unit, quantity) summed per unit, by unit."""
+    totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    activities: dict[str, set[str]] = defaultdict(set)
+    for activity, unit, quantity in deliveries:
+        totals[unit] += quantity
+        activities[unit].add(activity)
+    return [UnitVolume(unit=u, quantity=totals[u], activity_types=sorted(activities[u]))
+            for u in sorted(totals)]
 
 
 # ---------------------------------------------------------------------- the projection
@@ -560,6 +734,8 @@ class PeriodPoint(BaseModel):
     achieved_improvement: Decimal | None = Field(
         description="the actual's improvement on the baseline, in the better direction")
     rag: Rag | None
+    provisional: bool = Field(description="the period has not ended: its figures are "
+                                          "provisional and set no RAG")
 
 
 class MeasurePerformance(BaseModel):
@@ -569,16 +745,14 @@ class MeasurePerformance(BaseModel):
     direction: Direction
     baseline: Decimal | None
     baseline_period: str | None
-    rag: Rag | None = Field(description="of the latest period shown with a target and a "
-                                        "measurement")
+    rag: Rag | None = Field(description="of the latest ended period shown with a target and a "
+                                        "measurement (a provisional period sets none)")
     rag_period: str | None
     series: list[PeriodPoint] = Field(description="every period with a target or a measurement")
 
 
 class AttributedOutcome(MeasurePerformance):
     weight: Decimal = Field(description="the agreement's attributed share of the outcome")
-    weighted_improvement: Decimal = Field(
-        description="weight x improvement achieved, summed over the measured periods in the term")
 
 
 class PeriodAchievement(BaseModel):
@@ -586,6 +760,8 @@ class PeriodAchievement(BaseModel):
     achievement_pct: Decimal | None = Field(
         description="weighted improvement achieved / targeted, in per cent (to 0.1)")
     rag: Rag | None
+    provisional: bool = Field(description="the period has not ended: shown, but it does not "
+                                          "set the agreement's RAG")
     measures: list[UUID] = Field(description="the measures with a target and a measurement")
 
 
@@ -634,16 +810,16 @@ class AgreementPerformanceSummary(BaseModel):
     starts_on: date | None
     ends_on: date | None = Field(description="the end of its term (earlier if it ended early)")
     budget: Decimal | None
-    rag: Rag | None = Field(description="of the latest assessed period")
+    rag: Rag | None = Field(description="of the latest assessed period that has ended")
     rag_period: str | None
-    latest_achievement_pct: Decimal | None
+    latest_achievement_pct: Decimal | None = Field(description="in that period")
     payments_total: Decimal = Field(description="the latest total of every period")
     spend_total: Decimal
-    delivery_volume_total: Decimal = Field(description="every activity type, after corrections")
-    weighted_improvement: Decimal
-    cost_per_outcome: Decimal | None = Field(
-        description="money / weighted improvement achieved, to the penny")
-    cost_basis: str | None = Field(description="payments, or spend if nothing was calculated")
+    delivery_volumes: list[UnitVolume] = Field(
+        description="units delivered, after corrections, added up per unit only")
+    outcome_costs: list[OutcomeCost] = Field(
+        description="per attributed measure, the cost of a unit of its improvement in the "
+                    "measure's own unit, and how it was worked out")
 
 
 class AgreementPerformance(AgreementPerformanceSummary):
@@ -675,7 +851,8 @@ class _Measure:
     @property
     def facts(self) -> MeasureFacts:
         return MeasureFacts(self.measure_id, self.direction is Direction.LOWER_IS_BETTER,
-                            self.baseline, self.targets, self.actuals)
+                            self.baseline, self.targets, self.actuals, self.name, self.unit,
+                            self.baseline_period)
 
 
 @dataclass
@@ -794,7 +971,7 @@ def _agreements(tx: Tx, agreement_ids: Sequence[str] | None) -> dict[str, _Agree
     return found
 
 
-def _series(measure: _Measure, periods: Iterable[str]) -> list[PeriodPoint]:
+def _series(measure: _Measure, periods: Iterable[str], today: date) -> list[PeriodPoint]:
     facts = measure.facts
     points: list[PeriodPoint] = []
     for period in periods:
@@ -807,18 +984,18 @@ def _series(measure: _Measure, periods: Iterable[str]) -> list[PeriodPoint]:
                 facts.lower_is_better, base, target),
             achieved_improvement=None if base is None or actual is None else improvement(
                 facts.lower_is_better, base, actual),
-            rag=facts.rag(period),
+            rag=facts.rag(period), provisional=not ended(period, today),
         ))
     return points
 
 
-def _measure_fields(measure: _Measure, periods: Sequence[str]) -> dict[str, Any]:
-    rag, rag_period = measure.facts.latest_rag(periods)
+def _measure_fields(measure: _Measure, periods: Sequence[str], today: date) -> dict[str, Any]:
+    rag, rag_period = measure.facts.latest_rag(today, periods)
     return {
         "measure_id": UUID(measure.measure_id), "name": measure.name, "unit": measure.unit,
         "direction": measure.direction, "baseline": measure.baseline,
         "baseline_period": measure.baseline_period, "rag": rag, "rag_period": rag_period,
-        "series": _series(measure, periods),
+        "series": _series(measure, periods, today),
     }
 
 
@@ -827,22 +1004,22 @@ class _Figures:
     assessment: Assessment
     payments_total: int | None  # None: nothing calculated
     spend_total: int | None  # None: nothing spent
-    delivery_total: Decimal
-    cost: Decimal | None
-    basis: str | None
+    volumes: list[UnitVolume]
+    costs: list[OutcomeCost]
 
 
-def _figures(agreement: _Agreement, measures: Mapping[str, _Measure]) -> _Figures:
-    assessment = assess({m: x.facts for m, x in measures.items()}, agreement.weights,
-                        agreement.term)
+def _figures(agreement: _Agreement, measures: Mapping[str, _Measure], today: date) -> _Figures:
+    facts = {m: x.facts for m, x in measures.items()}
+    assessment = assess(facts, agreement.weights, agreement.term, today)
     latest: dict[str, int] = {}
     for period, _, total, *_ in agreement.payments:
         latest[str(period)] = int(total)
     payments = sum(latest.values()) if latest else None
     spend = sum(agreement.spend.values()) if agreement.spend else None
-    cost, basis = cost_per_outcome(payments, spend, assessment.weighted_improvement)
-    return _Figures(assessment, payments, spend,
-                    sum((q for _, _, q, _ in agreement.deliveries), ZERO), cost, basis)
+    return _Figures(
+        assessment, payments, spend,
+        volumes_by_unit((a, u, q) for a, u, q, _ in agreement.deliveries),
+        outcome_costs(facts, agreement.weights, agreement.term, today, payments, spend))
 
 
 def _summary_fields(agreement: _Agreement, figures: _Figures) -> dict[str, Any]:
@@ -855,55 +1032,54 @@ def _summary_fields(agreement: _Agreement, figures: _Figures) -> dict[str, Any]:
         "rag": a.rag, "rag_period": a.rag_period, "latest_achievement_pct": a.achievement_pct,
         "payments_total": pounds(figures.payments_total or 0),
         "spend_total": pounds(figures.spend_total or 0),
-        "delivery_volume_total": figures.delivery_total,
-        "weighted_improvement": a.weighted_improvement,
-        "cost_per_outcome": figures.cost, "cost_basis": figures.basis,
+        "delivery_volumes": figures.volumes, "outcome_costs": figures.costs,
     }
 
 
 def _sort_key(summary: AgreementPerformanceSummary) -> tuple[Any, ...]:
-    cost = summary.cost_per_outcome
-    return (RAG_ORDER[summary.rag], cost is None, cost or ZERO, summary.title or "",
-            str(summary.agreement_id))
+    # By RAG, then title: costs per outcome are in each measure's own unit, so one agreement's
+    # cannot be ranked against another's.
+    return (RAG_ORDER[summary.rag], summary.title or "", str(summary.agreement_id))
 
 
-def get_measure_performance(db: Database, measure_id: UUID) -> MeasurePerformance | None:
-    """A measure's target against actual over time, with the RAG of every period."""
+def get_measure_performance(db: Database, measure_id: UUID,
+                            today: date | None = None) -> MeasurePerformance | None:
+    """A measure's target against actual over time, with the RAG of every period (`today`:
+    the day read for, which decides what is provisional; default today in business time)."""
     with db.reading() as tx:
         measure = _measures(tx, [str(measure_id)]).get(str(measure_id))
     if measure is None:
         return None
-    return MeasurePerformance(**_measure_fields(measure, measure.facts.periods()))
+    return MeasurePerformance(**_measure_fields(measure, measure.facts.periods(),
+                                                today_or_now(today)))
 
 
-def get_agreement_performance(db: Database, agreement_id: UUID) -> AgreementPerformance | None:
+def get_agreement_performance(db: Database, agreement_id: UUID,
+                              today: date | None = None) -> AgreementPerformance | None:
     """One agreement: per attributed outcome target against actual over its term, achievement
     and RAG per period, delivery volumes, payments, spend and cost per outcome."""
+    day = today_or_now(today)
     with db.reading() as tx:
         agreement = _agreements(tx, [str(agreement_id)]).get(str(agreement_id))
         if agreement is None:
             return None
         measures = _measures(tx, sorted(agreement.weights))
-    figures = _figures(agreement, measures)
+    figures = _figures(agreement, measures, day)
     outcomes = []
     for measure_id, weight in sorted(agreement.weights.items()):
         measure = measures.get(measure_id)
         if measure is None:
             continue  # attributed before its definition reached this view
-        facts = measure.facts
-        in_term = [p for p in facts.periods() if overlaps(p, agreement.term)]
-        outcomes.append(AttributedOutcome(
-            **_measure_fields(measure, in_term), weight=weight,
-            weighted_improvement=sum((weight * facts.achieved(p) for p in in_term
-                                      if p in facts.actuals), ZERO),
-        ))
-    volumes: dict[tuple[str, str], tuple[str, Decimal, int]] = {}
-    totals: dict[str, tuple[str, Decimal]] = {}
+        in_term = [p for p in measure.facts.periods() if overlaps(p, agreement.term)]
+        outcomes.append(AttributedOutcome(**_measure_fields(measure, in_term, day),
+                                          weight=weight))
+    volumes: dict[tuple[str, str, str], tuple[Decimal, int]] = {}
+    totals: dict[tuple[str, str], Decimal] = {}
     for activity, unit, quantity, period_end in agreement.deliveries:
-        key = (period_of(period_end, agreement.periodicity), activity)
-        _, sofar, reports = volumes.get(key, (unit, ZERO, 0))
-        volumes[key] = (unit, sofar + quantity, reports + 1)
-        totals[activity] = (unit, totals.get(activity, (unit, ZERO))[1] + quantity)
+        key = (period_of(period_end, agreement.periodicity), activity, unit)
+        sofar, reports = volumes.get(key, (ZERO, 0))
+        volumes[key] = (sofar + quantity, reports + 1)
+        totals[(activity, unit)] = totals.get((activity, unit), ZERO) + quantity
     payments: dict[str, list[Row]] = defaultdict(list)
     for row in agreement.payments:
         payments[str(row[0])].append(row)
@@ -912,17 +1088,18 @@ def get_agreement_performance(db: Database, agreement_id: UUID) -> AgreementPerf
         outcomes=outcomes,
         achievement=[
             PeriodAchievement(period=p.period, achievement_pct=p.achievement_pct, rag=p.rag,
+                              provisional=p.provisional,
                               measures=[UUID(m) for m in p.measures])
             for p in figures.assessment.periods
         ],
         deliveries=[
             DeliveryVolume(period=period, activity_type=activity, unit=unit, quantity=quantity,
                            reports=reports)
-            for (period, activity), (unit, quantity, reports) in sorted(
-                volumes.items(), key=lambda item: (period_order(item[0][0]), item[0][1]))
+            for (period, activity, unit), (quantity, reports) in sorted(
+                volumes.items(), key=lambda item: (period_order(item[0][0]), item[0][1:]))
         ],
         delivery_totals=[ActivityTotal(activity_type=a, unit=u, quantity=q)
-                         for a, (u, q) in sorted(totals.items())],
+                         for (a, u), q in sorted(totals.items())],
         payments=[_period_payment(period, rows) for period, rows in sorted(
             payments.items(), key=lambda item: period_order(item[0]))],
         spend=[PeriodSpend(period=p, amount=pounds(a)) for p, a in sorted(
@@ -946,10 +1123,12 @@ def _period_payment(period: str, rows: list[Row]) -> PeriodPayment:
 def list_agreement_performance(
     db: Database, *, rag: Rag | None = None, unrated: bool = False,
     provider_id: UUID | None = None, limit: int = 1000, offset: int = 0,
+    today: date | None = None,
 ) -> list[AgreementPerformanceSummary]:
     """Every agreement the view knows of, best first: by RAG (green, amber, red, none), then
-    cost per outcome (lowest first, none last). `rag` keeps one RAG, `unrated` keeps those with
-    none; `provider_id` keeps the agreements it is a party to."""
+    title. `rag` keeps one RAG, `unrated` keeps those with none; `provider_id` keeps the
+    agreements it is a party to."""
+    day = today_or_now(today)
     with db.reading() as tx:
         ids: list[str] | None = None
         if provider_id is not None:
@@ -957,7 +1136,7 @@ def list_agreement_performance(
                 "SELECT agreement_id FROM pf_parties WHERE provider_id = ?", (str(provider_id),))]
         agreements = _agreements(tx, ids)
         measures = _measures(tx, sorted({m for a in agreements.values() for m in a.weights}))
-    found = [AgreementPerformanceSummary(**_summary_fields(a, _figures(a, measures)))
+    found = [AgreementPerformanceSummary(**_summary_fields(a, _figures(a, measures, day)))
              for a in agreements.values()]
     if rag is not None or unrated:
         found = [s for s in found if s.rag == rag]
@@ -979,16 +1158,24 @@ __all__ = [
     "Assessment",
     "MeasureFacts",
     "MeasurePerformance",
+    "OutcomeCost",
     "PerformanceProjection",
     "Rag",
+    "UnitVolume",
     "achievement_rag",
     "agreement_parties",
     "assess",
-    "cost_per_outcome",
+    "cost_unit",
+    "ended",
     "get_agreement_performance",
     "get_measure_performance",
     "list_agreement_performance",
     "measure_rag",
+    "money_of",
+    "outcome_cost",
+    "outcome_costs",
     "period_bounds",
     "period_of",
+    "today_or_now",
+    "volumes_by_unit",
 ]

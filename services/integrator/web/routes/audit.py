@@ -59,7 +59,7 @@ def audit(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
                      subjects=[subject] if subject else [], q=q, since=since, until=until,
                      limit=PER_PAGE, offset=(number - 1) * PER_PAGE)
     with read_models(request, as_of.moment) as db:
-        state = network_state(db)
+        state = network_state(db, as_of.day)
         summary = network_summary(db)
         market = market_view(db, as_of.moment)
     filters = {"source": source or "", "type": kind, "actor": actor, "subject": subject,

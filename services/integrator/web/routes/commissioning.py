@@ -288,9 +288,11 @@ def _agreement_page(request: Request, viewer: Viewer, agreement_id: UUID,
             return not_found(request, viewer, f"agreement {agreement_id}")
         need = get_need(db, agreement.need_id)
         names = _names(db)
+        day = as_of.day if as_of else None  # what is provisional is as of that day
         with db.transaction() as tx:
-            brief = performance_of(tx, db.dialect, [str(agreement_id)]).get(str(agreement_id))
-        outcomes = agreement_outcomes(db, str(agreement_id))
+            brief = performance_of(tx, db.dialect, [str(agreement_id)], day).get(
+                str(agreement_id))
+        outcomes = agreement_outcomes(db, str(agreement_id), day)
         history = timeline(runtime_of(request).views, subjects=[str(agreement_id)], limit=100,
                            until=as_of.moment if as_of else None)
         subject_names = record_names(db)

@@ -36,7 +36,7 @@ def network(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
     category = params.get("category", "").strip()
     area = params.get("area", "").strip()
     with read_models(request, as_of.moment) as db:
-        state = network_state(db)
+        state = network_state(db, as_of.day)
         summary = network_summary(db)
         everyone = list_providers(db, 5000)
         areas = provider_areas(db)

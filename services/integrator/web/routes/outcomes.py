@@ -16,6 +16,7 @@ from services.integrator.projections.performance import network_performance
 from services.integrator.web.pages import AsOf, SignedIn, router
 from services.integrator.web.render import page
 from services.integrator.web.views import read_models
+from services.outcomes.projections.performance import ended, today_or_now
 
 routes = router()
 
@@ -23,13 +24,14 @@ routes = router()
 @routes.get("/outcomes", response_class=HTMLResponse)
 def outcomes(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
     wanted = request.query_params.get("agreement_id", "")
+    day = today_or_now(as_of.day)  # a period not over on it is provisional
     with read_models(request, as_of.moment) as db:
         measures = measure_series(db)
         with_outcomes = agreements_with_outcomes(db)
         chosen = wanted if wanted in {a for a, _ in with_outcomes} else (
             with_outcomes[0][0] if with_outcomes else "")
-        focus = agreement_outcomes(db, chosen) if chosen else None
-        performance = [p for p in network_performance(db, status="active")]
+        focus = agreement_outcomes(db, chosen, day) if chosen else None
+        performance = network_performance(db, status="active", today=day)
     return page(request, "outcomes.html", viewer, section="outcomes", as_of=as_of,
                 measures=measures, with_outcomes=with_outcomes, chosen=chosen, focus=focus,
-                performance=performance)
+                performance=performance, provisional=lambda period: not ended(period, day))
