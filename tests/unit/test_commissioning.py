@@ -1007,11 +1007,11 @@ def test_a_commissioner_approves_up_to_their_limit_and_no_further() -> None:
 
 
 def test_a_kind_not_listed_for_a_role_is_not_that_roles_to_decide() -> None:
-    with pytest.raises(NotAuthorised, match="integrator_admin:sam may not approve awards .*"
-                       "this one is £1.00: a commissioner must approve it"):
+    with pytest.raises(NotAuthorised, match=r"integrator_admin:sam may not approve awards .*"
+                       r"this one is £1\.00: a commissioner must approve it"):
         authority(SCHEME_OF_2024, DecisionKind.AWARD, "1.00", "integrator_admin",
                   "integrator_admin:sam")
-    with pytest.raises(NotAuthorised, match="may not approve spend .*no one may approve it"):
+    with pytest.raises(NotAuthorised, match=r"may not approve spend .*no one may approve it"):
         authority(SCHEME_OF_2024, DecisionKind.SPEND, "1.00", "commissioner", "commissioner:jo")
 
 

@@ -249,7 +249,8 @@ class Agreement(CouncilAggregate):
                 "no performance data for this agreement yet (no RAG assessment or measurement "
                 "of its outcomes): an extension is justified by performance, so wait for it, or "
                 "give an override_reason for someone with authority to approve")
-        reason, approver = (None, None) if performance_data is not None or override is None             else override
+        # With performance data no override is needed, so none is recorded.
+        reason, approver = override if performance_data is None and override else (None, None)
         self._extended(extension_id, self.ends_on, new_end, justification, performance_evidence,
                        performance_data, reason, approver)
 
