@@ -132,10 +132,12 @@ def test_an_approved_provider_is_commissioned_and_the_agreement_reaches_the_log(
         "e2e-commission-2", "e2e-commission-3")
     def need_published() -> list[str] | None:
         types = [e.type for e in integrator_events(stack, need_id)]
-        return types if len(types) >= 3 else None
+        return types if len(types) >= 4 else None
 
+    # The variation is committed against the need's envelope too.
     need_events = wait_for(need_published, 20, "the need's events on the shared log")
-    assert need_events == ["NeedDefined", "OptionsAppraised", "CommissioningDecided"]
+    assert need_events == ["NeedDefined", "OptionsAppraised", "CommissioningDecided",
+                           "CommitmentVaried"]
 
     # Where the integrator serves agreements from its own read model of the log, it shows the
     # variation too (only when this build has that endpoint).
