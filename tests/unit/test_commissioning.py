@@ -1564,3 +1564,31 @@ def test_a_change_made_meanwhile_is_a_concurrent_change(
         app.pledge_contribution(need_id, NewContribution(partner="ICB", amount=D(2)))
     monkeypatch.undo()
     assert app.need(need_id).contributions_by_partner() == {LEAD: D("1000.00"), "Police": D(1)}
+
+
+def test_a_variation_saves_the_agreement_and_its_need_together_or_neither(
+    app: Integrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The need's commitment and the agreement's budget change in one transaction: if the need
+    was changed meanwhile (someone else committed against the same envelope), neither is."""
+    with business_time(datetime(2026, 8, 20, 10, tzinfo=UTC)):
+        need_id = app.define_need(need_input())
+        app.appraise_options(need_id, APPRAISAL)
+        _, (award_id,) = app.decide(need_id, decision_input(("A", "500.00", [P1])), ADMIN)
+        agreement_id = app.draft_agreement(agreement_input(need_id, award_id))
+        app.sign_agreement(agreement_id, SIGNATURE)
+        app.activate(agreement_id, Activation(activated_on=date(2026, 8, 20)))
+        stale = app.need(need_id)
+        app.pledge_contribution(need_id, NewContribution(partner="ICB", amount=D("1.00")))
+        before = (app.need(need_id).version, app.agreement(agreement_id).version)
+        monkeypatch.setattr(app, "need", lambda _: stale)
+
+        with pytest.raises(ConcurrentChange, match="changed by someone else"):
+            app.vary(agreement_id, NewVariation(kind=VariationKind.GROWTH,
+                                                budget_change=D("100.00"), reason="more"), ADMIN)
+        monkeypatch.undo()
+        assert (app.need(need_id).version, app.agreement(agreement_id).version) == before
+        assert app.agreement(agreement_id).budget == D("500.00")
+        app.vary(agreement_id, NewVariation(kind=VariationKind.GROWTH,
+                                            budget_change=D("100.00"), reason="more"), ADMIN)
+        assert app.need(need_id).committed == app.agreement(agreement_id).budget == D("600.00")

@@ -462,3 +462,24 @@ def test_an_agreement_is_signed_before_it_comes_into_force(
             "activated_on", f"signed on {today}")
     assert call(client, f"{path}/activate", {"activated_on": today}, admin, 200)["status"] == \
         "active"
+
+
+def test_the_api_documents_its_refusals(client: TestClient) -> None:
+    """Each command that takes a financial decision says it may answer 403 (beyond the
+    person's authority) and 409 (a rule broken); each that takes a date, 422."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, answers in {
+        "/needs/{need_id}/decisions": {"403", "409"},
+        "/needs/{need_id}/envelope-raises": {"403", "409"},
+        "/agreements/{agreement_id}/variations": {"403", "409"},
+        "/agreements/{agreement_id}/extensions": {"403", "409", "422"},
+        "/agreements/{agreement_id}/business-cases/{case_id}/approve": {"403", "409"},
+        "/agreements/{agreement_id}/spend": {"403", "409", "422"},
+        "/agreements/{agreement_id}/sign": {"409", "422"},
+        "/agreements/{agreement_id}/activate": {"409", "422"},
+        "/councils/{council}/scheme-of-delegation": {"403"},
+    }.items():
+        method = "put" if path.startswith("/councils") else "post"
+        documented = paths[path][method]["responses"]
+        assert answers <= set(documented), (path, sorted(documented))
+        assert all(documented[a]["description"] for a in answers)

@@ -576,6 +576,7 @@ def test_the_projection_agrees_with_the_integrators_own_records(tmp_path: Path) 
     from services.integrator.application import Integrator
     from services.integrator.commands import (
         Activation,
+        EnvelopeRaise,
         NewAgreement,
         NewBusinessCase,
         NewContribution,
@@ -627,6 +628,7 @@ def test_the_projection_agrees_with_the_integrators_own_records(tmp_path: Path) 
         app.approve_business_case(agreement_id, case, "agreed", admin)
         app.record_spend(agreement_id, NewSpend(provider_id=P2, amount=D("123.45"),
                                                 period="2026-08"), admin)
+        app.raise_envelope(need_id, EnvelopeRaise(amount=D("50.00"), reason="top-up"), admin)
     envelopes = [app.to_envelope(n)
                  for n in app.recorder.select_notifications(start=1, limit=1000)]
     views = Views(tmp_path / "views")
@@ -637,15 +639,19 @@ def test_the_projection_agrees_with_the_integrators_own_records(tmp_path: Path) 
     assert projected is not None
     assert (projected.status, projected.budget, projected.spent) == (
         agreement_record.status.value, agreement_record.budget, agreement_record.spent)
+    assert (projected.signed_on, projected.signatories) == (date(2026, 6, 20),
+                                                            ["Sam for the council"])
     assert [(p.provider_id, p.allocation) for p in projected.parties] == [
         (UUID(str(p["provider_id"])), p["allocation"]) for p in agreement_record.parties]
     assert [v.new_budget for v in projected.variations] == [
         v["new_budget"] for v in agreement_record.variations]
     need_view = get_need(views.db, need_id)
     assert need_view is not None
-    # 900.00 awarded, then -0.01 and +33.34: 933.33 committed, by the need as by its agreement
+    # 900.00 awarded, then -0.01 and +33.34: 933.33 committed, by the need as by its agreement;
+    # the envelope 600.00 + 50.00 raised, and 300.00 + 100.00 pooled: 1,050.00
     assert (need_view.pooled_budget, need_view.awarded, need_view.committed) == (
         need_record.pooled_budget, D("900.00"), need_record.committed)
+    assert (need_view.budget_envelope, need_view.pooled_budget) == (D("650.00"), D("1050.00"))
     assert need_record.committed == D("933.33")
     assert {c.partner: c.amount for c in need_view.contributions} == (
         need_record.contributions_by_partner())
