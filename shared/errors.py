@@ -13,6 +13,11 @@ class DomainRuleBroken(Exception):
     """A command that the domain refuses (an illegal transition, a broken rule): HTTP 409."""
 
 
+class NotAuthorised(PermissionError):
+    """The person acting has no authority for this decision (a scheme of delegation's limit,
+    or they proposed what they would approve): HTTP 403, naming the limit."""
+
+
 class NotFound(LookupError):
     """The thing named does not exist: HTTP 404."""
 

@@ -24,6 +24,7 @@ from shared.errors import (
     DomainRuleBroken,
     InfrastructureUnavailable,
     InvalidInput,
+    NotAuthorised,
     NotFound,
 )
 from shared.eventlog import EventLog, open_event_log
@@ -386,6 +387,10 @@ def _install_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(DomainRuleBroken)
     async def _conflict(_: Request, exc: DomainRuleBroken) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @api.exception_handler(NotAuthorised)
+    async def _not_authorised(_: Request, exc: NotAuthorised) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     @api.exception_handler(ConcurrentChange)
     async def _concurrent(_: Request, exc: ConcurrentChange) -> JSONResponse:

@@ -17,7 +17,9 @@ from eventsourcing.persistence import IntegrityError
 from services.integrator.commands import (
     Activation,
     Closure,
+    DelegationLimits,
     Ending,
+    EnvelopeRaise,
     MarketEngagement,
     NewAgreement,
     NewBusinessCase,
@@ -29,23 +31,46 @@ from services.integrator.commands import (
     NewSpend,
     NewVariation,
     OptionsAppraisal,
+    Signature,
     StageStep,
     dump,
 )
 from services.integrator.domain.agreements import Agreement, check_terms
 from services.integrator.domain.audit import AuditRead
+from services.integrator.domain.delegation import (
+    SchemeOfDelegation,
+    check_authority,
+    scheme_id_for,
+)
 from services.integrator.domain.lessons import Lesson
 from services.integrator.domain.needs import Need
+from shared import clock
+from shared.contracts.integrator import DecisionKind
 from shared.contracts.provider_registry import ProviderStatus
-from shared.errors import ConcurrentChange, DomainRuleBroken, InvalidInput, NotFound
+from shared.errors import (
+    ConcurrentChange,
+    DomainRuleBroken,
+    InvalidInput,
+    NotAuthorised,
+    NotFound,
+)
 from shared.eventstore import CouncilApplication
+from shared.identity import Principal, Role
 
 A = TypeVar("A", bound=Aggregate)
 ProviderStatusLookup = Callable[[UUID], ProviderStatus | None]
+# What the integrator holds of an agreement's performance (a RAG assessment or a measurement of
+# its outcomes), said in a line; None when it holds nothing yet.
+PerformanceLookup = Callable[[UUID], str | None]
 
 
 def short_id() -> str:
     return uuid4().hex[:12]
+
+
+def today() -> str:
+    """The business date (shared.clock), as the domain's dates are: ISO text."""
+    return clock.now().date().isoformat()
 
 
 def agreement_id_for(need_id: UUID, award_id: str) -> UUID:
@@ -69,9 +94,12 @@ class Integrator(CouncilApplication):
         Need.OptionsAppraised: "OptionsAppraised",
         Need.MarketEngaged: "MarketEngaged",
         Need.Decided: "CommissioningDecided",
+        Need.BudgetEnvelopeRaised: "BudgetEnvelopeRaised",
+        Need.CommitmentVaried: "CommitmentVaried",
         Need.StageReached: "NeedStageReached",
         Need.Closed: "NeedClosed",
         Agreement.Drafted: "AgreementDrafted",
+        Agreement.Signed: "AgreementSigned",
         Agreement.Activated: "AgreementActivated",
         Agreement.Varied: "AgreementVaried",
         Agreement.Extended: "AgreementExtended",
@@ -81,10 +109,13 @@ class Integrator(CouncilApplication):
         Agreement.SpendRecorded: "SpendRecorded",
         Agreement.Ended: "AgreementEnded",
         Lesson.Recorded: "LessonRecorded",
+        SchemeOfDelegation.Adopted: "SchemeOfDelegationAdopted",
+        SchemeOfDelegation.LimitsSet: "DelegationLimitsSet",
         AuditRead.Started: "AuditReadStarted",
         AuditRead.Finished: "AuditReadFinished",
     }
     provider_status: ProviderStatusLookup | None = None
+    performance_evidence: PerformanceLookup | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -106,17 +137,69 @@ class Integrator(CouncilApplication):
     def lesson(self, lesson_id: UUID) -> Lesson:
         return self._get(Lesson, lesson_id, "lesson")
 
+    def scheme_of_delegation(self, council: str) -> SchemeOfDelegation:
+        try:
+            return self._get(SchemeOfDelegation, scheme_id_for(council), "scheme")
+        except NotFound:
+            raise NotFound(f"no scheme of delegation is set for {council}") from None
+
     @contextmanager
     def _changing(self, kind: type[A], aggregate_id: UUID, what: str) -> Iterator[A]:
         """Load, let the block run a command, save; a broken rule saves nothing."""
         aggregate = self._get(kind, aggregate_id, what)
         yield aggregate
+        self._save_together(aggregate, what=f"{what} {aggregate_id}")
+
+    def _save_together(self, *aggregates: Aggregate, what: str) -> None:
+        """Save the aggregates' new events in one transaction: all of them, or (if any was
+        changed meanwhile) none."""
         try:
-            self.save(aggregate)
+            self.save(*aggregates)
         except IntegrityError:
-            raise ConcurrentChange(
-                f"{what} {aggregate_id} was changed by someone else meanwhile; retry"
-            ) from None
+            raise ConcurrentChange(f"{what} was changed by someone else meanwhile; retry"
+                                   ) from None
+
+    @contextmanager
+    def _changing_with_need(self, agreement_id: UUID) -> Iterator[tuple[Agreement, Need]]:
+        """An agreement and its need, changed and saved together (both or neither), so what
+        the need commits always follows its agreements' budgets."""
+        agreement = self.agreement(agreement_id)
+        need = self.need(agreement.need_id)
+        yield agreement, need
+        self._save_together(need, agreement, what=f"agreement {agreement_id} or its need")
+
+    # ------------------------------------------------------------------ authority
+
+    def _authorise(self, need: Need, kind: DecisionKind, amount: Decimal, by: Principal,
+                   proposer: str | None = None) -> None:
+        """Refuse (NotAuthorised) unless the scheme of delegation of the need's council lets
+        `by` take this decision; see domain.delegation.check_authority."""
+        try:
+            scheme: SchemeOfDelegation | None = self.scheme_of_delegation(need.lead_organisation)
+        except NotFound:
+            scheme = None
+        check_authority(scheme, need.lead_organisation, kind, amount, by.role.value, by.actor,
+                        proposer)
+
+    def set_delegation_limits(self, council: str, limits: DelegationLimits,
+                              by: Principal) -> SchemeOfDelegation:
+        """An integrator admin sets the council's limits (replacing any set before)."""
+        if by.role is not Role.INTEGRATOR_ADMIN:
+            raise NotAuthorised(f"{by.actor} may not set a scheme of delegation: only an "
+                                "integrator admin may")
+        council = council.strip()
+        if not council:
+            raise InvalidInput("council", "name the council")
+        try:
+            scheme = self.scheme_of_delegation(council)
+        except NotFound:
+            scheme = SchemeOfDelegation(  # type: ignore[call-arg]  # `id`: the metaclass's
+                id=scheme_id_for(council), council=council)
+        scheme.set_limits([{"role": limit.role.value, "kind": limit.kind.value,
+                            "up_to": limit.up_to} for limit in limits.limits],
+                          today(), limits.reason)
+        self._save_together(scheme, what=f"the scheme of delegation for {council}")
+        return scheme
 
     # ------------------------------------------------------------------ needs
 
@@ -156,8 +239,18 @@ class Integrator(CouncilApplication):
             need.engage_market(engagement.summary, engagement.engaged_on.isoformat(),
                                list(engagement.provider_ids))
 
-    def decide(self, need_id: UUID, decision: NewDecision) -> tuple[str, list[str]]:
-        """Award to approved providers; returns the decision id and the award ids."""
+    def raise_envelope(self, need_id: UUID, new: EnvelopeRaise, by: Principal) -> str:
+        """The council tops up its envelope for the need, within `by`'s authority."""
+        raise_id = short_id()
+        with self._changing(Need, need_id, "need") as need:
+            self._authorise(need, DecisionKind.ENVELOPE_RAISE, new.amount, by)
+            need.raise_envelope(raise_id, new.amount, new.reason, by.actor)
+        return raise_id
+
+    def decide(self, need_id: UUID, decision: NewDecision,
+               by: Principal) -> tuple[str, list[str]]:
+        """Award to approved providers, within `by`'s authority for the total awarded; returns
+        the decision id and the award ids."""
         awards: list[dict[str, Any]] = [
             {"award_id": short_id(), "title": a.title,
              "arrangement_type": a.arrangement_type.value,
@@ -167,9 +260,11 @@ class Integrator(CouncilApplication):
         named = {p for a in decision.awards for p in a.provider_ids}
         statuses = {p: self._provider_status(p) for p in named}
         decision_id = short_id()
+        total = sum((a["allocation"] for a in awards), Decimal(0))
         with self._changing(Need, need_id, "need") as need:
+            self._authorise(need, DecisionKind.AWARD, total, by)
             need.decide(decision_id, awards, decision.rationale, decision.decision_maker,
-                        statuses)
+                        statuses, decided_on=today())
         return decision_id, [a["award_id"] for a in awards]
 
     def _provider_status(self, provider_id: UUID) -> ProviderStatus | None:
@@ -220,46 +315,89 @@ class Integrator(CouncilApplication):
             ) from None
         return agreement.id
 
+    def sign_agreement(self, agreement_id: UUID, signature: Signature) -> None:
+        """Record the signatures: not in the future, not before the decision awarding it."""
+        with self._changing(Agreement, agreement_id, "agreement") as agreement:
+            need = self.need(agreement.need_id)
+            decided_on = need.decisions.get(agreement.decision_id or "", {}).get("decided_on")
+            agreement.sign(signature.signed_on.isoformat(), list(signature.signatories),
+                           today(), decided_on)
+
     def activate(self, agreement_id: UUID, activation: Activation) -> None:
         with self._changing(Agreement, agreement_id, "agreement") as agreement:
             agreement.activate(activation.activated_on.isoformat())
 
-    def vary(self, agreement_id: UUID, variation: NewVariation) -> str:
+    def vary(self, agreement_id: UUID, variation: NewVariation, by: Principal) -> str:
+        """Vary the agreement within `by`'s authority (for the size of the change) and, for an
+        increase, within its need's pooled envelope."""
         variation_id = short_id()
-        with self._changing(Agreement, agreement_id, "agreement") as agreement:
+        with self._changing_with_need(agreement_id) as (agreement, need):
+            self._authorise(need, DecisionKind.VARIATION, abs(variation.budget_change), by)
             agreement.vary(variation_id, variation.kind, variation.budget_change,
                            variation.scope, variation.reason)
+            if variation.budget_change:
+                need.vary_commitment(agreement.id, variation_id, variation.budget_change,
+                                     "variation")
         return variation_id
 
-    def extend(self, agreement_id: UUID, extension: NewExtension) -> str:
+    def extend(self, agreement_id: UUID, extension: NewExtension, by: Principal) -> str:
+        """Extend the term within `by`'s authority (for the agreement's budget), justified by
+        the performance data the integrator holds, or with none yet by an override that `by`
+        has the authority to approve."""
         extension_id = short_id()
         with self._changing(Agreement, agreement_id, "agreement") as agreement:
+            need = self.need(agreement.need_id)
+            self._authorise(need, DecisionKind.EXTENSION, agreement.budget, by)
+            performance = self._performance_data(agreement_id)
+            override = None
+            if performance is None and extension.override_reason:
+                self._authorise(need, DecisionKind.PERFORMANCE_OVERRIDE, agreement.budget, by)
+                override = (extension.override_reason, by.actor)
             agreement.extend(extension_id, extension.new_end.isoformat(),
-                             extension.justification, extension.performance_evidence)
+                             extension.justification, extension.performance_evidence,
+                             today=today(), horizon=need.ends_on, performance_data=performance,
+                             override=override)
         return extension_id
 
-    def propose_business_case(self, agreement_id: UUID, case: NewBusinessCase) -> str:
+    def _performance_data(self, agreement_id: UUID) -> str | None:
+        if self.performance_evidence is None:
+            raise RuntimeError("the integrator has no view of agreements' performance attached")
+        return self.performance_evidence(agreement_id)
+
+    def propose_business_case(self, agreement_id: UUID, case: NewBusinessCase,
+                              by: Principal) -> str:
+        """Propose additional delivery; `by` (its proposer) will not be the one to approve it."""
         case_id = short_id()
         with self._changing(Agreement, agreement_id, "agreement") as agreement:
             agreement.propose_business_case(case_id, case.need, case.expected_outcomes,
-                                            case.cost)
+                                            case.cost, proposed_by=by.actor)
         return case_id
 
-    def approve_business_case(self, agreement_id: UUID, case_id: str, reason: str) -> str:
+    def approve_business_case(self, agreement_id: UUID, case_id: str, reason: str,
+                              by: Principal) -> str:
+        """Approve a business case within `by`'s authority (for its cost), never by its
+        proposer, and within the need's pooled envelope."""
         variation_id = short_id()
-        with self._changing(Agreement, agreement_id, "agreement") as agreement:
-            agreement.approve_business_case(case_id, reason, variation_id)
+        with self._changing_with_need(agreement_id) as (agreement, need):
+            case = agreement.case_to_approve(case_id)
+            self._authorise(need, DecisionKind.BUSINESS_CASE, case["cost"], by,
+                            proposer=case.get("proposed_by"))
+            agreement.approve_business_case(case_id, reason, variation_id, approved_by=by.actor)
+            need.vary_commitment(agreement.id, variation_id, case["cost"], "business case",
+                                 business_case_id=case_id)
         return variation_id
 
     def reject_business_case(self, agreement_id: UUID, case_id: str, reason: str) -> None:
         with self._changing(Agreement, agreement_id, "agreement") as agreement:
             agreement.reject_business_case(case_id, reason)
 
-    def record_spend(self, agreement_id: UUID, spend: NewSpend) -> str:
+    def record_spend(self, agreement_id: UUID, spend: NewSpend, by: Principal) -> str:
+        """Record a payment within `by`'s authority, for a month already begun."""
         spend_id = short_id()
         with self._changing(Agreement, agreement_id, "agreement") as agreement:
+            self._authorise(self.need(agreement.need_id), DecisionKind.SPEND, spend.amount, by)
             agreement.record_spend(spend_id, spend.provider_id, spend.amount, spend.period,
-                                   spend.reference)
+                                   spend.reference, this_month=clock.now().strftime("%Y-%m"))
         return spend_id
 
     def end_agreement(self, agreement_id: UUID, ending: Ending) -> None:

@@ -22,6 +22,8 @@ from pydantic import (
 
 from shared.contracts.integrator import (
     ArrangementType,
+    DecisionKind,
+    DelegatedRole,
     EndingKind,
     PaymentFrequency,
     SourcingOption,
@@ -116,6 +118,13 @@ class NewContribution(_Input):
     note: LongText | None = None
 
 
+class EnvelopeRaise(_Input):
+    """The council tops up its own envelope for a need, by a recorded decision."""
+
+    amount: Money
+    reason: Reason = Field(examples=["Cabinet decision of 4 March 2027: winter pressures"])
+
+
 class OptionIn(_Input):
     option: SourcingOption
     description: LongText
@@ -204,6 +213,15 @@ class NewAgreement(_Input):
     exit_plan: LongText
 
 
+class Signature(_Input):
+    """The agreement as signed by the parties."""
+
+    signed_on: date
+    signatories: list[Text] = Field(min_length=1, max_length=20,
+                                    examples=[["Jo Patel for Northshire County Council",
+                                               "Amir Khan for Hillside Kitchen CIC"]])
+
+
 class Activation(_Input):
     activated_on: date
 
@@ -219,6 +237,9 @@ class NewExtension(_Input):
     new_end: date
     justification: Reason
     performance_evidence: LongText
+    override_reason: Reason | None = Field(
+        default=None, description="only when the integrator holds no performance data for the "
+        "agreement yet: why it is extended anyway (approved under the scheme of delegation)")
 
 
 class NewBusinessCase(_Input):
@@ -240,6 +261,19 @@ class NewSpend(_Input):
     amount: Money
     period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-04"])
     reference: Text | None = None
+
+
+class DelegatedLimitIn(_Input):
+    role: DelegatedRole
+    kind: DecisionKind
+    up_to: Money | None = Field(default=None, description="pounds; null: without limit")
+
+
+class DelegationLimits(_Input):
+    """A council's scheme of delegation: every limit, replacing those set before."""
+
+    limits: list[DelegatedLimitIn] = Field(min_length=1, max_length=50)
+    reason: Reason = Field(examples=["Financial regulations 2026, part 4"])
 
 
 class NewLesson(_Input):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from functools import partial
 from uuid import UUID
 
 import structlog
@@ -10,6 +11,7 @@ import structlog
 from services.integrator import api, projections, web
 from services.integrator.application import Integrator
 from services.integrator.projections.network import get_provider
+from services.integrator.projections.performance import performance_evidence
 from services.integrator.replay import SnapshotWorker
 from services.integrator.web.views import KeptViewsCloser
 from shared.contracts.provider_registry import ProviderStatus
@@ -19,7 +21,8 @@ log = structlog.get_logger("integrator")
 
 
 def wire(runtime: Runtime) -> None:
-    """Commissioning asks the network projection whether a provider is approved."""
+    """Commissioning asks the network projection whether a provider is approved, and the
+    performance projection what performance data it holds for an agreement (extensions)."""
     assert isinstance(runtime.app, Integrator)
 
     def provider_status(provider_id: UUID) -> ProviderStatus | None:
@@ -27,6 +30,7 @@ def wire(runtime: Runtime) -> None:
         return provider.status if provider else None
 
     runtime.app.provider_status = provider_status
+    runtime.app.performance_evidence = partial(performance_evidence, runtime.views)
 
 
 def serving(runtime: Runtime) -> list[Worker]:

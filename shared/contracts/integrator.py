@@ -62,6 +62,27 @@ class VariationKind(StrEnum):
     BUSINESS_CASE = "business_case"
 
 
+class DecisionKind(StrEnum):
+    """The kinds of financial decision a council's scheme of delegation sets limits for, each
+    valued in pounds as said here."""
+
+    AWARD = "award"  # a commissioning decision: the total of its awards
+    VARIATION = "variation"  # the size of the budget change, up or down
+    EXTENSION = "extension"  # the budget of the agreement kept in place for longer
+    BUSINESS_CASE = "business_case"  # approving one: its cost
+    SPEND = "spend"  # recording a payment: its amount
+    ENVELOPE_RAISE = "envelope_raise"  # the council's top-up of a need's envelope
+    # an extension with no performance data yet: the budget of the agreement extended
+    PERFORMANCE_OVERRIDE = "performance_override"
+
+
+class DelegatedRole(StrEnum):
+    """The council roles a scheme of delegation gives authority to."""
+
+    COMMISSIONER = "commissioner"
+    INTEGRATOR_ADMIN = "integrator_admin"
+
+
 class EndingKind(StrEnum):
     COMPLETED = "completed"
     TERMINATED = "terminated"
@@ -106,6 +127,15 @@ class Award(_Data):
     arrangement_type: ArrangementType
     provider_ids: list[UUID] = Field(min_length=1)
     allocation: Money
+
+
+class DelegatedLimit(_Data):
+    """Up to what amount one role may take one kind of decision (no amount: without limit)."""
+
+    role: DelegatedRole
+    kind: DecisionKind
+    up_to: Money | None = Field(default=None, ge=0,
+                                description="pounds; null: without limit")
 
 
 class Party(_Data):
@@ -202,6 +232,33 @@ class CommissioningDecided(_Data):
     awards: list[Award]
     rationale: str
     decision_maker: str
+    decided_on: date | None = Field(
+        default=None, description="the business date of the decision (absent before 2026-12)")
+
+
+@published(SOURCE, "BudgetEnvelopeRaised", stream_field="need_id")
+class BudgetEnvelopeRaised(_Data):
+    """The council raised a need's envelope (its own budget for it) by a recorded decision."""
+
+    need_id: UUID
+    raise_id: str
+    amount: Money = Field(gt=0)
+    new_envelope: Money = Field(description="the council's envelope after the raise")
+    reason: str
+    decided_by: str = Field(description="who decided, as role:label")
+
+
+@published(SOURCE, "CommitmentVaried", stream_field="need_id")
+class CommitmentVaried(_Data):
+    """An agreement's budget changed (a variation or an approved business case), and with it
+    what the need has committed against its pooled envelope."""
+
+    need_id: UUID
+    agreement_id: UUID
+    variation_id: str
+    budget_change: Money = Field(description="negative when the budget fell")
+    committed: Money = Field(description="the need's committed total after the change")
+    business_case_id: str | None = None
 
 
 @published(SOURCE, "NeedStageReached", stream_field="need_id")
@@ -245,6 +302,16 @@ class AgreementDrafted(_Data):
     exit_plan: str
 
 
+@published(SOURCE, "AgreementSigned", stream_field="agreement_id")
+class AgreementSigned(_Data):
+    """The agreement was signed by the parties (before it can come into force)."""
+
+    agreement_id: UUID
+    signed_on: date
+    signatories: list[str] = Field(min_length=1,
+                                   description="who signed, for whom (one per signature)")
+
+
 @published(SOURCE, "AgreementActivated", stream_field="agreement_id")
 class AgreementActivated(_Data):
     """The agreement came into force."""
@@ -277,6 +344,13 @@ class AgreementExtended(_Data):
     new_end: date
     justification: str
     performance_evidence: str
+    performance_data: str | None = Field(
+        default=None, description="the performance data the integrator held for the agreement "
+        "when it was extended (a RAG assessment or a measurement)")
+    override_reason: str | None = Field(
+        default=None, description="why it was extended with no performance data yet")
+    override_approved_by: str | None = Field(
+        default=None, description="who approved that override under the scheme of delegation")
 
 
 @published(SOURCE, "AgreementEnded", stream_field="agreement_id")
@@ -300,6 +374,7 @@ class BusinessCaseProposed(_Data):
     need: str
     expected_outcomes: str
     cost: Money
+    proposed_by: str | None = Field(default=None, description="role:label (absent on old logs)")
 
 
 @published(SOURCE, "BusinessCaseApproved", stream_field="agreement_id")
@@ -309,6 +384,7 @@ class BusinessCaseApproved(_Data):
     agreement_id: UUID
     business_case_id: str
     reason: str
+    approved_by: str | None = Field(default=None, description="role:label (absent on old logs)")
 
 
 @published(SOURCE, "BusinessCaseRejected", stream_field="agreement_id")
@@ -330,6 +406,28 @@ class SpendRecorded(_Data):
     amount: Money
     period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
     reference: str | None = None
+
+
+# ---------------------------------------------------------------------- schemes of delegation
+
+
+@published(SOURCE, "SchemeOfDelegationAdopted", stream_field="scheme_id")
+class SchemeOfDelegationAdopted(_Data):
+    """A council adopted a scheme of delegation (its limits follow, DelegationLimitsSet)."""
+
+    scheme_id: UUID
+    council: str
+
+
+@published(SOURCE, "DelegationLimitsSet", stream_field="scheme_id")
+class DelegationLimitsSet(_Data):
+    """An integrator admin set who may take which financial decision up to what amount, for
+    the needs a council leads. Each set replaces the limits before it."""
+
+    scheme_id: UUID
+    limits: list[DelegatedLimit] = Field(min_length=1)
+    set_on: date
+    reason: str
 
 
 # ---------------------------------------------------------------------- lessons

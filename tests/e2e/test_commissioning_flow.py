@@ -5,6 +5,7 @@ variation), and the agreement's events reach the shared log under their publishe
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -86,8 +87,13 @@ def test_an_approved_provider_is_commissioned_and_the_agreement_reaches_the_log(
     }, **{"X-Correlation-ID": "e2e-commission-2"}))
     agreement_id = agreement["agreement_id"]
     assert agreement["parties"] == [{"provider_id": provider_id, "allocation": "300000.00"}]
+    # Signed and in force today: not before the decision (taken today), not in the future.
+    today = datetime.now(UTC).date().isoformat()
+    ok(stack.post("integrator", f"/agreements/{agreement_id}/sign",
+                  {"signed_on": today, "signatories": ["Jo Bloggs for the council",
+                                                       "Amir Khan for the provider"]}), 200)
     ok(stack.post("integrator", f"/agreements/{agreement_id}/activate",
-                  {"activated_on": "2026-07-01"}), 200)
+                  {"activated_on": today}), 200)
     varied = ok(stack.post("integrator", f"/agreements/{agreement_id}/variations", {
         "kind": "growth", "budget_change": "25000.00", "scope": "two more schools",
         "reason": "demand is higher than forecast",
@@ -96,22 +102,22 @@ def test_an_approved_provider_is_commissioned_and_the_agreement_reaches_the_log(
     # The record, as the agreement's own stream has it.
     assert varied["agreement"]["budget"] == "325000.00"
     record = stack.get("integrator", f"/agreements/{agreement_id}/record", stack.staff_token)
-    assert (record["status"], record["budget"], record["activated_on"]) == (
-        "active", "325000.00", "2026-07-01")
+    assert (record["status"], record["budget"], record["signed_on"], record["activated_on"]) == (
+        "active", "325000.00", today, today)
     assert [(v["kind"], v["budget_change"], v["new_budget"]) for v in record["variations"]] == [
         ("growth", "25000.00", "325000.00")]
     assert record["parties"] == [{"provider_id": provider_id, "allocation": "325000.00"}]
-    assert record["version"] == 3
+    assert record["version"] == 4
 
-    # The shared log: the agreement's three events, in order, each as its contract says.
+    # The shared log: the agreement's four events, in order, each as its contract says.
     def published() -> list[EventEnvelope] | None:
         events = integrator_events(stack, agreement_id)
-        return events if len(events) >= 3 else None
+        return events if len(events) >= 4 else None
 
     events = wait_for(published, 20, "the agreement's events on the shared log")
     assert [e.type for e in events] == [
-        "AgreementDrafted", "AgreementActivated", "AgreementVaried"]
-    assert [e.stream_position for e in events] == [1, 2, 3]
+        "AgreementDrafted", "AgreementSigned", "AgreementActivated", "AgreementVaried"]
+    assert [e.stream_position for e in events] == [1, 2, 3, 4]
     for envelope in events:
         spec = spec_for(envelope.type)
         assert spec is not None
@@ -121,15 +127,17 @@ def test_an_approved_provider_is_commissioned_and_the_agreement_reaches_the_log(
     assert events[0].data["need_id"] == need_id
     assert events[0].data["parties"] == [{"provider_id": provider_id,
                                           "allocation": "300000.00"}]
-    assert events[2].data["new_budget"] == "325000.00"
-    assert (events[0].correlation_id, events[2].correlation_id) == (
+    assert events[3].data["new_budget"] == "325000.00"
+    assert (events[0].correlation_id, events[3].correlation_id) == (
         "e2e-commission-2", "e2e-commission-3")
     def need_published() -> list[str] | None:
         types = [e.type for e in integrator_events(stack, need_id)]
-        return types if len(types) >= 3 else None
+        return types if len(types) >= 4 else None
 
+    # The variation is committed against the need's envelope too.
     need_events = wait_for(need_published, 20, "the need's events on the shared log")
-    assert need_events == ["NeedDefined", "OptionsAppraised", "CommissioningDecided"]
+    assert need_events == ["NeedDefined", "OptionsAppraised", "CommissioningDecided",
+                           "CommitmentVaried"]
 
     # Where the integrator serves agreements from its own read model of the log, it shows the
     # variation too (only when this build has that endpoint).

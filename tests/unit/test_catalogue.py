@@ -277,6 +277,27 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         ],
         "rationale": "best value for the outcomes sought",
         "decision_maker": "Cabinet Member for Public Health",
+        "decided_on": "2026-06-02",
+    },
+    "BudgetEnvelopeRaised": {
+        "need_id": NEED, "raise_id": "rai000000001", "amount": "30000.00",
+        "new_envelope": "780000.00", "reason": "Cabinet top-up for winter pressures",
+        "decided_by": "integrator_admin:Sam Okafor",
+    },
+    "CommitmentVaried": {
+        "need_id": NEED, "agreement_id": AGREEMENT, "variation_id": "var000000001",
+        "budget_change": "-25000.50", "committed": "874999.50", "business_case_id": None,
+    },
+    "SchemeOfDelegationAdopted": {
+        "scheme_id": "9c7e3b1a-52d4-5f60-8a71-0b2c3d4e5f60",
+        "council": "Northshire County Council",
+    },
+    "DelegationLimitsSet": {
+        "scheme_id": "9c7e3b1a-52d4-5f60-8a71-0b2c3d4e5f60",
+        "limits": [{"role": "commissioner", "kind": "variation", "up_to": "50000.00"},
+                   {"role": "integrator_admin", "kind": "variation", "up_to": None}],
+        "set_on": "2024-04-01",
+        "reason": "Financial regulations 2024, part 4",
     },
     "NeedStageReached": {"need_id": NEED, "stage": "mobilisation", "notes": "kick-off held"},
     "NeedClosed": {"need_id": NEED, "reason": "superseded by the 2029 commission"},
@@ -302,6 +323,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "break_clauses": ["either party on six months' notice after year one"],
         "exit_plan": "hand sessions to the community leisure trust",
     },
+    "AgreementSigned": {
+        "agreement_id": AGREEMENT, "signed_on": "2026-06-20",
+        "signatories": ["Jo Patel for Northshire County Council",
+                        "Amir Khan for Hillside Kitchen CIC"],
+    },
     "AgreementActivated": {"agreement_id": AGREEMENT, "activated_on": "2026-07-01"},
     "AgreementVaried": {
         "agreement_id": AGREEMENT, "variation_id": "var000000001", "kind": "growth",
@@ -313,6 +339,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "previous_end": "2029-03-31", "new_end": "2030-03-31",
         "justification": "outcomes ahead of trajectory",
         "performance_evidence": "obesity rate 18.2% against 19% planned",
+        "performance_data": "RAG green in 2026-Q2 (achievement 104.0% of target)",
+        "override_reason": None,
+        "override_approved_by": None,
     },
     "AgreementEnded": {
         "agreement_id": AGREEMENT, "how": "exited", "ended_on": "2030-03-31",
@@ -322,11 +351,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "BusinessCaseProposed": {
         "agreement_id": AGREEMENT, "business_case_id": "bc0000000001",
         "need": "sessions for the new estate", "expected_outcomes": "200 more families reached",
-        "cost": "45000.00",
+        "cost": "45000.00", "proposed_by": "commissioner:Jo Patel",
     },
     "BusinessCaseApproved": {
         "agreement_id": AGREEMENT, "business_case_id": "bc0000000001",
-        "reason": "need and outcomes agreed",
+        "reason": "need and outcomes agreed", "approved_by": "integrator_admin:Lee Morgan",
     },
     "BusinessCaseRejected": {
         "agreement_id": AGREEMENT, "business_case_id": "bc0000000001",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import reduce
 from pathlib import Path
@@ -21,7 +22,9 @@ from services.integrator.application import Integrator, agreement_id_for
 from services.integrator.commands import (
     Activation,
     Closure,
+    DelegationLimits,
     Ending,
+    EnvelopeRaise,
     MarketEngagement,
     NewAgreement,
     NewBusinessCase,
@@ -33,18 +36,28 @@ from services.integrator.commands import (
     NewSpend,
     NewVariation,
     OptionsAppraisal,
+    Signature,
     StageStep,
 )
 from services.integrator.domain.agreements import Agreement, AgreementStatus, check_terms
 from services.integrator.domain.audit import AuditRead
+from services.integrator.domain.delegation import SchemeOfDelegation, check_authority
 from services.integrator.domain.lessons import Lesson
 from services.integrator.domain.needs import Need
+from shared.clock import business_time
 from shared.context import CommandContext, command_context
 from shared.contracts import all_specs, spec_for
-from shared.contracts.integrator import EndingKind, SourcingStage, VariationKind
+from shared.contracts.integrator import DecisionKind, EndingKind, SourcingStage, VariationKind
 from shared.contracts.provider_registry import ProviderStatus
-from shared.errors import ConcurrentChange, DomainRuleBroken, InvalidInput, NotFound
+from shared.errors import (
+    ConcurrentChange,
+    DomainRuleBroken,
+    InvalidInput,
+    NotAuthorised,
+    NotFound,
+)
 from shared.eventstore import open_application
+from shared.identity import Principal, Role
 from shared.settings import Settings
 
 D = Decimal
@@ -121,8 +134,9 @@ def decided(envelope: str = "1000.00") -> Need:
 
 def new_agreement(
     parties: Sequence[tuple[UUID, str]] = ((P1, "600.00"), (P2, "300.00")),
-    budget: str | None = None,
+    budget: str | None = None, signed: bool = True,
 ) -> Agreement:
+    """Drafted for a decision of 2026-06-01 and, unless not `signed`, signed on 2026-06-15."""
     party_list = [{"provider_id": p, "allocation": D(a)} for p, a in parties]
     total = D(budget) if budget else sum((p["allocation"] for p in party_list), D(0))
     agreement = Agreement(  # type: ignore[call-arg]
@@ -131,7 +145,28 @@ def new_agreement(
         ends_on="2029-03-31", budget=total, outcomes=[], reward_terms=None, risk_share=None,
         break_clauses=[], exit_plan="hand over to the leisure trust",
     )
+    if signed:
+        agreement.sign("2026-06-15", ["Jo Bloggs for the council"], "2026-06-15", "2026-06-01")
     return agreement
+
+
+# Business time in the domain tests, for the rules that need it: a day by which every month
+# these tests pay for has begun, and every agreement has started; the needs' horizon.
+LATER, LATER_MONTH, HORIZON = "2030-12-01", "2030-12", "2031-03-31"
+GREEN = "RAG green in 2026-Q3 (achievement 104.0% of target)"
+
+
+def pay(agreement: Agreement, spend_id: str, provider_id: UUID, amount: Decimal, period: str,
+        reference: str | None) -> None:
+    agreement.record_spend(spend_id, provider_id, amount, period, reference,
+                           this_month=LATER_MONTH)
+
+
+def extend(agreement: Agreement, extension_id: str, new_end: str, justification: str,
+           evidence: str) -> None:
+    """Extend with performance data held for the agreement, late enough and within the need."""
+    agreement.extend(extension_id, new_end, justification, evidence, today=LATER,
+                     horizon=HORIZON, performance_data=GREEN)
 
 
 def active(
@@ -541,9 +576,9 @@ def test_an_agreement_is_drafted_then_activated_once() -> None:
     "action",
     [
         lambda a: a.vary("v1", VariationKind.GROWTH, D("10.00"), None, "more"),
-        lambda a: a.extend("e1", "2030-03-31", "good", "ahead of target"),
+        lambda a: extend(a, "e1", "2030-03-31", "good", "ahead of target"),
         lambda a: a.propose_business_case("b1", "more", "more", D("10.00")),
-        lambda a: a.record_spend("s1", P1, D("1.00"), "2026-07", None),
+        lambda a: pay(a, "s1", P1, D("1.00"), "2026-07", None),
         lambda a: a.end(EndingKind.COMPLETED, "2029-03-31", "done", False, None),
     ],
     ids=["vary", "extend", "business-case", "spend", "end"],
@@ -639,7 +674,7 @@ def test_a_variation_cannot_take_the_budget_to_zero_or_below() -> None:
 
 def test_a_variation_cannot_take_the_budget_below_what_is_spent() -> None:
     agreement = active()
-    agreement.record_spend("s1", P1, D("500.00"), "2026-07", None)
+    pay(agreement, "s1", P1, D("500.00"), "2026-07", None)
     agreement.collect_events()
 
     unchanged(agreement, lambda: agreement.vary("v1", VariationKind.BUDGET_CHANGE,
@@ -669,16 +704,17 @@ def test_business_case_variations_come_only_from_approving_one() -> None:
 
 def test_extensions_keep_their_history_and_move_the_end_later() -> None:
     agreement = active()
-    agreement.extend("e1", "2030-03-31", "ahead of trajectory", "18.2% against 19% planned")
-    agreement.extend("e2", "2030-09-30", "still ahead", "17.9% against 18.5%")
+    extend(agreement, "e1", "2030-03-31", "ahead of trajectory", "18.2% against 19% planned")
+    extend(agreement, "e2", "2030-09-30", "still ahead", "17.9% against 18.5%")
 
     assert agreement.ends_on == "2030-09-30"
+    held = {"performance_data": GREEN, "override_reason": None, "override_approved_by": None}
     assert agreement.extensions == [
         {"extension_id": "e1", "previous_end": "2029-03-31", "new_end": "2030-03-31",
          "justification": "ahead of trajectory",
-         "performance_evidence": "18.2% against 19% planned"},
+         "performance_evidence": "18.2% against 19% planned", **held},
         {"extension_id": "e2", "previous_end": "2030-03-31", "new_end": "2030-09-30",
-         "justification": "still ahead", "performance_evidence": "17.9% against 18.5%"},
+         "justification": "still ahead", "performance_evidence": "17.9% against 18.5%", **held},
     ]
 
 
@@ -686,7 +722,7 @@ def test_extensions_keep_their_history_and_move_the_end_later() -> None:
 def test_an_extension_must_move_the_end_later(new_end: str) -> None:
     agreement = active()
 
-    unchanged(agreement, lambda: agreement.extend("e1", new_end, "good", "evidence"),
+    unchanged(agreement, lambda: extend(agreement, "e1", new_end, "good", "evidence"),
               "after the current end, 2029-03-31", "new_end")
 
 
@@ -694,7 +730,7 @@ def test_an_extension_must_move_the_end_later(new_end: str) -> None:
 def test_an_extension_is_justified_by_performance_evidence(evidence: str) -> None:
     agreement = active()
 
-    unchanged(agreement, lambda: agreement.extend("e1", "2030-03-31", "good", evidence),
+    unchanged(agreement, lambda: extend(agreement, "e1", "2030-03-31", "good", evidence),
               "justified by performance", "performance_evidence")
 
 
@@ -773,13 +809,13 @@ def test_a_business_case_costs_something(cost: Decimal) -> None:
 
 def test_spend_is_recorded_up_to_exactly_the_budget() -> None:
     agreement = active()
-    agreement.record_spend("s1", P1, D("600.00"), "2026-07", "INV-1")
-    agreement.record_spend("s2", P2, D("299.99"), "2026-08", None)
+    pay(agreement, "s1", P1, D("600.00"), "2026-07", "INV-1")
+    pay(agreement, "s2", P2, D("299.99"), "2026-08", None)
     agreement.collect_events()
 
-    unchanged(agreement, lambda: agreement.record_spend("s3", P2, D("0.02"), "2026-09", None),
+    unchanged(agreement, lambda: pay(agreement, "s3", P2, D("0.02"), "2026-09", None),
               r"£0.02 would take spend to £900.01, over the £900.00 budget")
-    agreement.record_spend("s3", P2, D("0.01"), "2026-09", None)
+    pay(agreement, "s3", P2, D("0.01"), "2026-09", None)
     assert agreement.spent == agreement.budget == D("900.00")
     assert agreement.spend["s1"] == {"spend_id": "s1", "provider_id": P1,
                                      "amount": D("600.00"), "period": "2026-07",
@@ -788,9 +824,9 @@ def test_spend_is_recorded_up_to_exactly_the_budget() -> None:
 
 def test_varying_the_budget_up_makes_room_for_more_spend() -> None:
     agreement = active()
-    agreement.record_spend("s1", P1, D("900.00"), "2026-07", None)
+    pay(agreement, "s1", P1, D("900.00"), "2026-07", None)
     agreement.vary("v1", VariationKind.GROWTH, D("50.00"), None, "growth")
-    agreement.record_spend("s2", P2, D("50.00"), "2026-08", None)
+    pay(agreement, "s2", P2, D("50.00"), "2026-08", None)
 
     assert agreement.spent == agreement.budget == D("950.00")
 
@@ -798,7 +834,7 @@ def test_varying_the_budget_up_makes_room_for_more_spend() -> None:
 def test_only_a_party_is_paid() -> None:
     agreement = active()
 
-    unchanged(agreement, lambda: agreement.record_spend("s1", P3, D("1.00"), "2026-07", None),
+    unchanged(agreement, lambda: pay(agreement, "s1", P3, D("1.00"), "2026-07", None),
               "not a party", "provider_id")
 
 
@@ -806,17 +842,17 @@ def test_only_a_party_is_paid() -> None:
 def test_spend_is_more_than_zero(amount: Decimal) -> None:
     agreement = active()
 
-    unchanged(agreement, lambda: agreement.record_spend("s1", P1, amount, "2026-07", None),
+    unchanged(agreement, lambda: pay(agreement, "s1", P1, amount, "2026-07", None),
               "more than zero", "amount")
 
 
 def test_spend_is_recorded_after_an_agreement_ends_but_never_over_budget() -> None:
     agreement = ended()
-    agreement.record_spend("s1", P1, D("900.00"), "2029-03", "final invoice")
+    pay(agreement, "s1", P1, D("900.00"), "2029-03", "final invoice")
 
     assert agreement.spent == D("900.00")
     agreement.collect_events()
-    unchanged(agreement, lambda: agreement.record_spend("s2", P1, D("0.01"), "2029-04", None),
+    unchanged(agreement, lambda: pay(agreement, "s2", P1, D("0.01"), "2029-04", None),
               "over the")
 
 
@@ -862,7 +898,7 @@ def test_an_agreement_cannot_end_before_it_started() -> None:
         lambda a: a.activate("2030-01-01"),
         lambda a: a.vary("v1", VariationKind.GROWTH, D("10.00"), None, "more"),
         lambda a: a.vary("v1", VariationKind.SCOPE_CHANGE, D(0), "other", "scope"),
-        lambda a: a.extend("e1", "2031-03-31", "good", "ahead of target"),
+        lambda a: extend(a, "e1", "2031-03-31", "good", "ahead of target"),
         lambda a: a.propose_business_case("b1", "more", "more", D("10.00")),
         lambda a: a.end(EndingKind.TERMINATED, "2030-01-01", "again", False, None),
     ],
@@ -882,6 +918,230 @@ def test_a_pending_business_case_cannot_be_approved_once_the_agreement_ends() ->
 
     unchanged(agreement, lambda: agreement.approve_business_case("b1", "late", "v1"),
               "the agreement is ended")
+
+
+# --------------------------------------------------------------------------- the pooled envelope
+
+
+def test_a_change_of_budget_commits_against_the_pooled_envelope_and_a_decrease_frees_it() -> None:
+    need = appraised("1000.00")
+    need.pledge("c1", "Northshire ICB", D("200.00"), None)
+    need.decide("d1", [award("a1", "1150.00")], "r", "m", APPROVED)  # pooled 1,200.00
+    agreement_id = uuid4()
+    need.collect_events()
+
+    # 1,150.00 + 80.00 = 1,230.00 against 1,000.00 + 200.00 = 1,200.00: 30.00 short.
+    unchanged(need, lambda: need.vary_commitment(agreement_id, "v1", D("80.00"), "variation"),
+              r"this variation of £80.00 would commit £1,230.00 against the pooled envelope of "
+              r"£1,200.00: £30.00 short; raise the envelope first")
+    need.vary_commitment(agreement_id, "v1", D("-50.00"), "variation")  # 1,100.00
+    need.vary_commitment(agreement_id, "v2", D("100.00"), "business case", "b1")  # 1,200.00
+    assert need.committed == need.pooled_budget == D("1200.00")
+    need.collect_events()
+    unchanged(need, lambda: need.vary_commitment(agreement_id, "v3", D("0.01"), "variation"),
+              r"£0.01 short")
+
+
+def test_the_envelope_is_raised_by_a_recorded_decision() -> None:
+    need = decided("1000.00")  # 400.00 awarded
+    need.vary_commitment(uuid4(), "v1", D("600.00"), "variation")  # 1,000.00: all of it
+    need.raise_envelope("r1", D("30.00"), "Cabinet top-up, 4 March", "integrator_admin:sam")
+
+    assert need.budget_envelope == need.pooled_budget == D("1030.00")
+    assert need.contributions_by_partner() == {LEAD: D("1030.00")}
+    assert need.envelope_raises == [{"raise_id": "r1", "amount": D("30.00"),
+                                     "reason": "Cabinet top-up, 4 March",
+                                     "decided_by": "integrator_admin:sam"}]
+    need.vary_commitment(uuid4(), "v2", D("30.00"), "variation")
+    assert need.committed == D("1030.00")
+    need.collect_events()
+    unchanged(need, lambda: need.raise_envelope("r2", D(0), "why", "x"), "more than nothing",
+              "amount")
+    unchanged(need, lambda: need.raise_envelope("r2", D(1), "  ", "x"), "why", "reason")
+
+
+def test_an_increase_is_refused_once_the_need_is_closed_but_a_decrease_is_not() -> None:
+    need = decided("1000.00")
+    need.close("withdrawn")
+    need.collect_events()
+
+    unchanged(need, lambda: need.vary_commitment(uuid4(), "v1", D("1.00"), "variation"),
+              "the need is closed")
+    need.vary_commitment(uuid4(), "v1", D("-1.00"), "variation")
+    assert need.committed == D("399.00")
+
+
+# --------------------------------------------------------------------------- delegation
+
+
+def scheme(*limits: tuple[str, DecisionKind, str | None]) -> SchemeOfDelegation:
+    made = SchemeOfDelegation(id=uuid4(), council=LEAD)  # type: ignore[call-arg]
+    made.set_limits([{"role": role, "kind": kind.value, "up_to": None if up_to is None
+                      else D(up_to)} for role, kind, up_to in limits],
+                    "2024-04-01", "financial regulations")
+    return made
+
+
+def authority(held: SchemeOfDelegation | None, kind: DecisionKind, amount: str, role: str,
+              approver: str, proposer: str | None = None) -> None:
+    check_authority(held, LEAD, kind, D(amount), role, approver, proposer)
+
+
+SCHEME_OF_2024 = scheme(("commissioner", DecisionKind.VARIATION, "50000.00"),
+                        ("integrator_admin", DecisionKind.VARIATION, None),
+                        ("commissioner", DecisionKind.AWARD, "250000.00"))
+
+
+def test_a_commissioner_approves_up_to_their_limit_and_no_further() -> None:
+    authority(SCHEME_OF_2024, DecisionKind.VARIATION, "50000.00", "commissioner",
+              "commissioner:Jo Bloggs")
+    authority(SCHEME_OF_2024, DecisionKind.VARIATION, "80000.00", "integrator_admin",
+              "integrator_admin:sam")
+    with pytest.raises(NotAuthorised) as refused:
+        authority(SCHEME_OF_2024, DecisionKind.VARIATION, "80000.00", "commissioner",
+                  "commissioner:Jo Bloggs")
+    assert str(refused.value) == (
+        "commissioner:Jo Bloggs may approve variations up to £50,000.00 under Northshire "
+        "County Council's scheme of delegation (set 2024-04-01); this one is £80,000.00: an "
+        "integrator admin must approve it")
+
+
+def test_a_kind_not_listed_for_a_role_is_not_that_roles_to_decide() -> None:
+    with pytest.raises(NotAuthorised, match=r"integrator_admin:sam may not approve awards .*"
+                       r"this one is £1\.00: a commissioner must approve it"):
+        authority(SCHEME_OF_2024, DecisionKind.AWARD, "1.00", "integrator_admin",
+                  "integrator_admin:sam")
+    with pytest.raises(NotAuthorised, match=r"may not approve spend .*no one may approve it"):
+        authority(SCHEME_OF_2024, DecisionKind.SPEND, "1.00", "commissioner", "commissioner:jo")
+
+
+def test_before_any_scheme_only_an_integrator_admin_decides() -> None:
+    authority(None, DecisionKind.AWARD, "9999999.99", "integrator_admin", "integrator_admin:sam")
+    with pytest.raises(NotAuthorised, match=f"no scheme of delegation is set for {LEAD}, so "
+                       r"only an integrator admin may approve extensions \(this one is £1.00\)"):
+        authority(None, DecisionKind.EXTENSION, "1.00", "commissioner", "commissioner:jo")
+
+
+def test_nobody_approves_what_they_proposed_whatever_their_limit() -> None:
+    with pytest.raises(NotAuthorised, match="integrator_admin:sam proposed this business case, "
+                       "so may not approve it"):
+        authority(None, DecisionKind.BUSINESS_CASE, "1.00", "integrator_admin",
+                  "integrator_admin:sam", proposer="integrator_admin:sam")
+    authority(None, DecisionKind.BUSINESS_CASE, "1.00", "integrator_admin",
+              "integrator_admin:sam", proposer="commissioner:jo")
+
+
+def test_a_business_case_is_not_approved_by_its_proposer() -> None:
+    agreement = active()
+    agreement.propose_business_case("b1", "estate", "families", D("10.00"),
+                                    proposed_by="commissioner:jo")
+    agreement.collect_events()
+
+    with pytest.raises(NotAuthorised, match="commissioner:jo proposed this business case"):
+        agreement.approve_business_case("b1", "agreed", "v1", approved_by="commissioner:jo")
+    assert agreement.collect_events() == []
+    agreement.approve_business_case("b1", "agreed", "v1", approved_by="commissioner:kim")
+    assert (agreement.business_cases["b1"]["proposed_by"],
+            agreement.business_cases["b1"]["approved_by"]) == ("commissioner:jo",
+                                                               "commissioner:kim")
+
+
+def test_a_scheme_gives_each_role_one_limit_per_kind() -> None:
+    made = scheme(("commissioner", DecisionKind.SPEND, "10.00"))
+    history = made.collect_events()
+    twice = [{"role": "commissioner", "kind": "spend", "up_to": D(5)}] * 2
+    unchanged(made, lambda: made.set_limits(twice, "2024-05-01", "again"), "two limits",
+              "limits")
+    unchanged(made, lambda: made.set_limits([], "2024-05-01", "none"), "at least one",
+              "limits")
+    made.set_limits([{"role": "commissioner", "kind": "spend", "up_to": D(5)}], "2024-05-01",
+                    "lower")
+    assert made.limit("commissioner", DecisionKind.SPEND) == (True, D(5))
+    assert made.limit("commissioner", DecisionKind.AWARD) == (False, None)
+    assert replay([*history, *made.collect_events()]) == made
+
+
+# --------------------------------------------------------------------------- dates
+
+
+def test_an_agreement_is_signed_then_comes_into_force_no_earlier() -> None:
+    agreement = new_agreement(signed=False)
+    agreement.collect_events()
+
+    unchanged(agreement, lambda: agreement.activate("2026-07-01"), "not been signed")
+    unchanged(agreement, lambda: agreement.sign("2026-06-16", ["Jo"], "2026-06-15", None),
+              r"cannot be in the future \(today is 2026-06-15\)", "signed_on")
+    unchanged(agreement, lambda: agreement.sign("2026-05-31", ["Jo"], "2026-06-15",
+                                                "2026-06-01"),
+              "before the commissioning decision of 2026-06-01", "signed_on")
+    unchanged(agreement, lambda: agreement.sign("2026-06-15", [" "], "2026-06-15", None),
+              "at least one signatory", "signatories")
+    agreement.sign("2026-06-01", ["Jo Bloggs for the council"], "2026-06-15", "2026-06-01")
+    agreement.collect_events()
+    unchanged(agreement, lambda: agreement.sign("2026-06-02", ["Jo"], "2026-06-15", None),
+              "already signed on 2026-06-01")
+    unchanged(agreement, lambda: agreement.activate("2026-05-31"),
+              "before the agreement was signed on 2026-06-01", "activated_on")
+    agreement.activate("2026-06-01")
+    assert (agreement.signed_on, agreement.signatories, agreement.activated_on) == (
+        "2026-06-01", ["Jo Bloggs for the council"], "2026-06-01")
+
+
+def test_spend_is_for_a_month_already_begun() -> None:
+    agreement = active()
+
+    unchanged(agreement, lambda: agreement.record_spend("s1", P1, D("1.00"), "2026-10", None,
+                                                        this_month="2026-09"),
+              "2026-10 has not yet begun", "period")
+    agreement.record_spend("s1", P1, D("1.00"), "2026-09", None, this_month="2026-09")
+    assert agreement.spent == D("1.00")
+
+
+def test_an_extension_is_justified_by_performance_data_held_or_an_authorised_override() -> None:
+    agreement = active()  # starts 2026-07-01, in force from 2026-07-01, ends 2029-03-31
+    agreement.collect_events()
+
+    def extending(today: str = LATER, horizon: str = HORIZON, data: str | None = None,
+                  override: tuple[str, str] | None = None,
+                  new_end: str = "2030-03-31") -> Callable[[], None]:
+        return lambda: agreement.extend("e1", new_end, "good", "the provider says so",
+                                        today=today, horizon=horizon, performance_data=data,
+                                        override=override)
+
+    unchanged(agreement, extending(), "no performance data for this agreement yet")
+    unchanged(agreement, extending(data=GREEN, today="2026-06-30"),
+              "before the agreement starts on 2026-07-01")
+    unchanged(agreement, extending(data=GREEN, horizon="2030-03-30"),
+              "past the need's horizon: the need ends on 2030-03-30", "new_end")
+    extending(override=("continuity over winter", "integrator_admin:sam"))()
+    extending(data=GREEN, override=("not needed", "x"), new_end="2030-09-30")()
+    first, second = agreement.extensions
+    assert (first["performance_data"], first["override_reason"],
+            first["override_approved_by"]) == (None, "continuity over winter",
+                                               "integrator_admin:sam")
+    assert (second["performance_data"], second["override_reason"]) == (GREEN, None)
+
+
+def test_old_logs_replay_without_the_new_facts() -> None:
+    """Agreements in force before signatures were recorded, and events written before the
+    fields added for these controls, replay and can still be changed."""
+    agreement = new_agreement(signed=False)
+    agreement._activated("2026-07-01")  # as AgreementActivated was stored, unsigned
+    agreement._extended("e1", "2029-03-31", "2030-03-31", "good", "evidence")
+    agreement._business_case_proposed("b1", "estate", "families", D("10.00"))
+    agreement._business_case_approved("b1", "agreed")
+    events = agreement.collect_events()
+    rebuilt = replay(events)
+
+    assert rebuilt == agreement
+    assert (rebuilt.signed_on, rebuilt.status) == (None, AgreementStatus.ACTIVE)
+    assert rebuilt.extensions[0]["performance_data"] is None
+    assert rebuilt.business_cases["b1"]["proposed_by"] is None
+    rebuilt.vary("v1", VariationKind.GROWTH, D("1.00"), None, "still changeable")
+    need = new_need()
+    need.appraise_options(OPTIONS, "mixed", "the mix")
+    need._decided("d1", [award("a1", "1.00")], "r", "m")  # as CommissioningDecided was stored
+    assert replay(need.collect_events()).decisions["d1"]["decided_on"] is None
 
 
 # --------------------------------------------------------------------------- replay
@@ -921,27 +1181,27 @@ def test_a_long_agreement_history_replays_to_an_equal_agreement() -> None:
     agreement.activate("2026-07-01")
     agreement.vary("v1", VariationKind.GROWTH, D("0.03"), "more", "growth")
     agreement.vary("v2", VariationKind.SCOPE_CHANGE, D(0), "evenings", "venue")
-    agreement.extend("e1", "2030-03-31", "ahead", "evidence")
+    extend(agreement, "e1", "2030-03-31", "ahead", "evidence")
     agreement.propose_business_case("b1", "estate", "families", D("77.77"))
     agreement.propose_business_case("b2", "estate 2", "families", D("10.00"))
     agreement.approve_business_case("b1", "agreed", "v3")
     agreement.reject_business_case("b2", "no")
-    agreement.record_spend("s1", P1, D("500.00"), "2026-08", "INV-1")
-    agreement.record_spend("s2", P3, D("33.33"), "2026-09", None)
+    pay(agreement, "s1", P1, D("500.00"), "2026-08", "INV-1")
+    pay(agreement, "s2", P3, D("33.33"), "2026-09", None)
     agreement.end(EndingKind.EXITED, "2030-03-31", "moved on", True, "transferred")
-    agreement.record_spend("s3", P2, D("1.00"), "2030-03", "final")
+    pay(agreement, "s3", P2, D("1.00"), "2030-03", "final")
 
     events = agreement.collect_events()
     rebuilt = replay(events)
 
-    assert len(events) == agreement.version == 14
+    assert len(events) == agreement.version == 15
     assert isinstance(rebuilt, Agreement)
     assert rebuilt == agreement
     assert rebuilt.parties == agreement.parties
     assert sum(shares(rebuilt)) == rebuilt.budget == D("1077.80")
     assert rebuilt.spent == D("534.33")
-    assert replay(events[:3]).budget == D("1000.03")
-    assert replay(events[:12]).status is AgreementStatus.ACTIVE
+    assert replay(events[:4]).budget == D("1000.03")
+    assert replay(events[:13]).status is AgreementStatus.ACTIVE
 
 
 def test_a_lesson_replays_to_an_equal_lesson() -> None:
@@ -979,7 +1239,7 @@ def need_input(envelope: str = "1000.00") -> NewNeed:
         "outcomes": [{"description": "Fewer teenagers living with obesity", "target": "17%",
                       "target_date": "2027-03-31", "measure_id": str(uuid4())}],
         "outputs": ["family sessions"], "budget_envelope": envelope,
-        "starts_on": "2026-04-01", "ends_on": "2029-03-31",
+        "starts_on": "2026-04-01", "ends_on": "2031-03-31",
     })
 
 
@@ -1006,6 +1266,18 @@ def agreement_input(need_id: UUID, award_id: str, **changes: Any) -> NewAgreemen
     })
 
 
+ADMIN = Principal("t-sam", Role.INTEGRATOR_ADMIN, "sam")
+JO = Principal("t-jo", Role.COMMISSIONER, "jo")
+KIM = Principal("t-kim", Role.COMMISSIONER, "kim")
+# A commissioner decides up to £2,000.00 of each kind; an integrator admin without limit.
+SCHEME = DelegationLimits.model_validate({
+    "limits": [{"role": role, "kind": kind.value, "up_to": up_to} for kind in DecisionKind
+               for role, up_to in (("commissioner", "2000.00"), ("integrator_admin", None))],
+    "reason": "financial regulations, part 4"})
+SIGNATURE = Signature(signed_on=date(2026, 8, 20),
+                      signatories=["Jo Bloggs for the council", "Amir Khan for Hillside"])
+
+
 def stored_types(app: Integrator) -> list[str]:
     return [app.to_envelope(n).type
             for n in app.recorder.select_notifications(start=1, limit=1000)]
@@ -1018,54 +1290,78 @@ def test_the_integrator_publishes_exactly_its_catalogue_entries() -> None:
     assert set(Integrator.published.values()) == catalogued
     assert len(Integrator.published) == len(catalogued)
     recordable = {
-        value for kind in (Need, Agreement, Lesson, AuditRead) for value in vars(kind).values()
+        value for kind in (Need, Agreement, Lesson, AuditRead, SchemeOfDelegation)
+        for value in vars(kind).values()
         if isinstance(value, type) and issubclass(value, CanMutateAggregate)
         and value not in (kind.Created, kind.Event)  # the library's base classes
     }
     assert recordable == set(Integrator.published)
 
 
-def test_every_event_published_matches_its_contract(app: Integrator) -> None:
-    with command_context(CommandContext(actor="commissioner:jo", organisation="council",
+@contextmanager
+def acting_as(principal: Principal) -> Iterator[None]:
+    """Commands run as `principal` (the events record it), in one correlation."""
+    with command_context(CommandContext(actor=principal.actor, organisation="council",
                                         correlation_id="corr-1")):
-        need_id = app.define_need(need_input())
-        app.pledge_contribution(need_id, NewContribution(partner="Northshire ICB",
-                                                         amount=D("500.00")))
-        app.appraise_options(need_id, APPRAISAL)
-        app.engage_market(need_id, MarketEngagement.model_validate(
-            {"summary": "provider day", "engaged_on": "2026-05-12", "provider_ids": [str(P1)]}))
-        _, (a1, a2) = app.decide(need_id, decision_input(("Cooking", "900.00", [P1, P2]),
-                                                         ("Activity", "600.00", [P3])))
-        app.reach_stage(need_id, StageStep(stage=SourcingStage.MOBILISATION, notes="kick-off"))
-        agreement_id = app.draft_agreement(agreement_input(
-            need_id, a1, reward_terms={"payment_by_results_share_pct": "10",
-                                       "bonus_max": "50.00"},
-            risk_share={"council_pct": "60", "provider_pct": "40"},
-            outcomes=[{"outcome_id": "oc1", "target": "17%"}], break_clauses=["6 months"]))
-        app.activate(agreement_id, Activation(activated_on=date(2026, 7, 1)))
-        app.vary(agreement_id, NewVariation(kind=VariationKind.GROWTH, budget_change=D("100"),
-                                            reason="demand is up"))
-        app.extend(agreement_id, NewExtension(new_end=date(2030, 3, 31),
-                                              justification="ahead of plan",
-                                              performance_evidence="18% against 19%"))
-        case = app.propose_business_case(agreement_id, NewBusinessCase(
-            need="new estate", expected_outcomes="more families", cost=D("45.50")))
-        app.approve_business_case(agreement_id, case, "need agreed")
-        rejected = app.propose_business_case(agreement_id, NewBusinessCase(
-            need="second estate", expected_outcomes="more", cost=D("10")))
-        app.reject_business_case(agreement_id, rejected, "covered elsewhere")
-        app.record_spend(agreement_id, NewSpend(provider_id=P1, amount=D("250.25"),
-                                                period="2026-08", reference="INV-1"))
-        app.end_agreement(agreement_id, Ending(how=EndingKind.EXITED, ended_on=date(2030, 3, 31),
-                                               reason="moved to the trust",
-                                               exit_plan_executed=True))
-        app.record_lesson(NewLesson(need_id=need_id, agreement_id=agreement_id,
-                                    stage=SourcingStage.EXIT, went="well", what="clean exit",
-                                    why="exit plan written on day one", tags=["Exit", "exit"]))
-        app.close_need(need_id, Closure(reason="met: all agreements in place"))
-        read_id = app.start_audit_read("3fa85f6457b2", "commissioner", "jo", "events",
-                                       {"provider": str(P1)}, {})
-        app.finish_audit_read(read_id, 12, True)
+        yield
+
+
+def test_every_event_published_matches_its_contract(app: Integrator) -> None:
+    app.performance_evidence = lambda _: GREEN
+    with business_time(datetime(2026, 8, 20, 10, tzinfo=UTC)):
+        with acting_as(ADMIN):
+            app.set_delegation_limits(LEAD, SCHEME, ADMIN)
+        with acting_as(JO):
+            need_id = app.define_need(need_input())
+            app.pledge_contribution(need_id, NewContribution(partner="Northshire ICB",
+                                                             amount=D("500.00")))
+            app.appraise_options(need_id, APPRAISAL)
+            app.engage_market(need_id, MarketEngagement.model_validate(
+                {"summary": "provider day", "engaged_on": "2026-05-12",
+                 "provider_ids": [str(P1)]}))
+            _, (a1, a2) = app.decide(need_id, decision_input(("Cooking", "900.00", [P1, P2]),
+                                                             ("Activity", "600.00", [P3])), JO)
+            app.reach_stage(need_id, StageStep(stage=SourcingStage.MOBILISATION,
+                                               notes="kick-off"))
+            agreement_id = app.draft_agreement(agreement_input(
+                need_id, a1, reward_terms={"payment_by_results_share_pct": "10",
+                                           "bonus_max": "50.00"},
+                risk_share={"council_pct": "60", "provider_pct": "40"},
+                outcomes=[{"outcome_id": "oc1", "target": "17%"}], break_clauses=["6 months"]))
+            app.sign_agreement(agreement_id, SIGNATURE)
+            app.activate(agreement_id, Activation(activated_on=date(2026, 8, 20)))
+        with acting_as(ADMIN):  # 1,500.00 committed of 1,500.00: room for 100.00 + 45.50
+            app.raise_envelope(need_id, EnvelopeRaise(amount=D("145.50"),
+                                                      reason="Cabinet top-up"), ADMIN)
+        with acting_as(JO):
+            app.vary(agreement_id, NewVariation(kind=VariationKind.GROWTH,
+                                                budget_change=D("100"), reason="demand is up"),
+                     JO)
+            app.extend(agreement_id, NewExtension(new_end=date(2030, 3, 31),
+                                                  justification="ahead of plan",
+                                                  performance_evidence="18% against 19%"), JO)
+            case = app.propose_business_case(agreement_id, NewBusinessCase(
+                need="new estate", expected_outcomes="more families", cost=D("45.50")), JO)
+        with acting_as(KIM):
+            app.approve_business_case(agreement_id, case, "need agreed", KIM)
+        with acting_as(JO):
+            rejected = app.propose_business_case(agreement_id, NewBusinessCase(
+                need="second estate", expected_outcomes="more", cost=D("10")), JO)
+            app.reject_business_case(agreement_id, rejected, "covered elsewhere")
+            app.record_spend(agreement_id, NewSpend(provider_id=P1, amount=D("250.25"),
+                                                    period="2026-08", reference="INV-1"), JO)
+            app.end_agreement(agreement_id, Ending(how=EndingKind.EXITED,
+                                                   ended_on=date(2030, 3, 31),
+                                                   reason="moved to the trust",
+                                                   exit_plan_executed=True))
+            app.record_lesson(NewLesson(need_id=need_id, agreement_id=agreement_id,
+                                        stage=SourcingStage.EXIT, went="well",
+                                        what="clean exit", why="exit plan written on day one",
+                                        tags=["Exit", "exit"]))
+            app.close_need(need_id, Closure(reason="met: all agreements in place"))
+            read_id = app.start_audit_read("3fa85f6457b2", "commissioner", "jo", "events",
+                                           {"provider": str(P1)}, {})
+            app.finish_audit_read(read_id, 12, True)
 
     notifications = list(app.recorder.select_notifications(start=1, limit=1000))
     envelopes = [app.to_envelope(n) for n in notifications]
@@ -1080,22 +1376,44 @@ def test_every_event_published_matches_its_contract(app: Integrator) -> None:
         assert envelope.data[spec.stream_field] == envelope.stream_id
         assert envelope.stream_id == str(notification.originator_id)
         assert envelope.stream_position == notification.originator_version
-        assert (envelope.actor, envelope.organisation, envelope.correlation_id) == (
-            "commissioner:jo", "council", "corr-1")
+        assert (envelope.organisation, envelope.correlation_id) == ("council", "corr-1")
+    actors = {e.type: e.actor for e in envelopes}
+    assert (actors["DelegationLimitsSet"], actors["BudgetEnvelopeRaised"],
+            actors["BusinessCaseApproved"], actors["AgreementSigned"]) == (
+        "integrator_admin:sam", "integrator_admin:sam", "commissioner:kim", "commissioner:jo")
 
     by_type = {e.type: e.data for e in envelopes}
     assert by_type["NeedDefined"]["budget_envelope"] == "1000.00"
     assert by_type["NeedContributionPledged"]["amount"] == "500.00"
+    assert by_type["CommissioningDecided"]["decided_on"] == "2026-08-20"
     assert by_type["AgreementDrafted"]["parties"] == [
         {"provider_id": str(P1), "allocation": "450.00"},
         {"provider_id": str(P2), "allocation": "450.00"},
     ]
     assert by_type["AgreementDrafted"]["risk_share"]["council_pct"] == "60"
-    assert by_type["BusinessCaseApproved"]["business_case_id"] == case
+    assert by_type["AgreementSigned"] == {"agreement_id": str(agreement_id),
+                                          "signed_on": "2026-08-20",
+                                          "signatories": SIGNATURE.signatories}
+    assert by_type["BusinessCaseProposed"]["proposed_by"] == "commissioner:jo"
+    assert by_type["BusinessCaseApproved"] == {
+        "agreement_id": str(agreement_id), "business_case_id": case, "reason": "need agreed",
+        "approved_by": "commissioner:kim"}
+    assert by_type["BudgetEnvelopeRaised"] == {
+        "need_id": str(need_id), "raise_id": by_type["BudgetEnvelopeRaised"]["raise_id"],
+        "amount": "145.50", "new_envelope": "1145.50", "reason": "Cabinet top-up",
+        "decided_by": "integrator_admin:sam"}
     varied = [e.data for e in envelopes if e.type == "AgreementVaried"]
     assert [(v["kind"], v["budget_change"], v["new_budget"], v["business_case_id"])
             for v in varied] == [("growth", "100.00", "1000.00", None),
                                  ("business_case", "45.50", "1045.50", case)]
+    # Each change of budget is also recorded on the need: 1,500.00 awarded + 100.00 + 45.50.
+    committed = [e.data for e in envelopes if e.type == "CommitmentVaried"]
+    assert [(c["variation_id"], c["budget_change"], c["committed"], c["business_case_id"])
+            for c in committed] == [(varied[0]["variation_id"], "100.00", "1600.00", None),
+                                    (varied[1]["variation_id"], "45.50", "1645.50", case)]
+    assert by_type["AgreementExtended"]["performance_data"] == GREEN
+    assert by_type["DelegationLimitsSet"]["set_on"] == "2026-08-20"
+    assert by_type["SchemeOfDelegationAdopted"]["council"] == LEAD
     assert by_type["LessonRecorded"]["tags"] == ["exit"]
     assert by_type["SpendRecorded"]["period"] == "2026-08"
     assert by_type["AuditReadStarted"]["query"] == {"provider": str(P1)}
@@ -1105,7 +1423,7 @@ def test_every_event_published_matches_its_contract(app: Integrator) -> None:
     agreement = app.agreement(agreement_id)
     assert agreement.budget == D("1045.50")
     assert agreement.status is AgreementStatus.ENDED
-    assert app.need(need_id).committed == D("1500.00")
+    assert app.need(need_id).committed == app.need(need_id).pooled_budget == D("1645.50")
     assert app.need(need_id).award(a2)["provider_ids"] == [P3]
 
 
@@ -1119,11 +1437,11 @@ def test_a_refused_command_stores_nothing(
     before = stored_types(app)
 
     with pytest.raises(DomainRuleBroken, match=f"provider {P2} is suspended"):
-        app.decide(need_id, decision_input(("Cooking", "10.00", [P1, P2])))
+        app.decide(need_id, decision_input(("Cooking", "10.00", [P1, P2])), ADMIN)
     with pytest.raises(DomainRuleBroken, match=f"provider {stranger} is not in the network"):
-        app.decide(need_id, decision_input(("Cooking", "10.00", [stranger])))
+        app.decide(need_id, decision_input(("Cooking", "10.00", [stranger])), ADMIN)
     with pytest.raises(DomainRuleBroken, match=r"only £1,000\.00"):
-        app.decide(need_id, decision_input(("A", "600.00", [P1]), ("B", "400.01", [P3])))
+        app.decide(need_id, decision_input(("A", "600.00", [P1]), ("B", "400.01", [P3])), ADMIN)
 
     assert stored_types(app) == before
     assert app.need(need_id).version == 2
@@ -1135,7 +1453,7 @@ def test_deciding_without_a_view_of_the_network_is_a_wiring_error(tmp_path: Path
         need_id = integrator.define_need(need_input())
         integrator.appraise_options(need_id, APPRAISAL)
         with pytest.raises(RuntimeError, match="no view of the provider network"):
-            integrator.decide(need_id, decision_input(("A", "1.00", [P1])))
+            integrator.decide(need_id, decision_input(("A", "1.00", [P1])), ADMIN)
     finally:
         integrator.close()
 
@@ -1145,7 +1463,7 @@ def test_an_award_shared_by_providers_is_split_with_the_pennies_to_the_first(
 ) -> None:
     need_id = app.define_need(need_input())
     app.appraise_options(need_id, APPRAISAL)
-    _, (award_id,) = app.decide(need_id, decision_input(("Shared", "100.00", [P1, P2, P3])))
+    _, (award_id,) = app.decide(need_id, decision_input(("Shared", "100.00", [P1, P2, P3])), ADMIN)
 
     agreement = app.agreement(app.draft_agreement(agreement_input(need_id, award_id)))
 
@@ -1159,7 +1477,7 @@ def test_an_award_shared_by_providers_is_split_with_the_pennies_to_the_first(
 def test_one_agreement_per_award(app: Integrator) -> None:
     need_id = app.define_need(need_input())
     app.appraise_options(need_id, APPRAISAL)
-    _, (award_id,) = app.decide(need_id, decision_input(("A", "100.00", [P1])))
+    _, (award_id,) = app.decide(need_id, decision_input(("A", "100.00", [P1])), ADMIN)
     agreement_id = app.draft_agreement(agreement_input(need_id, award_id))
 
     with pytest.raises(DomainRuleBroken, match=f"already has agreement {agreement_id}"):
@@ -1172,7 +1490,7 @@ def test_one_agreement_per_award(app: Integrator) -> None:
 def test_no_agreement_is_drafted_for_a_closed_need(app: Integrator) -> None:
     need_id = app.define_need(need_input())
     app.appraise_options(need_id, APPRAISAL)
-    _, (award_id,) = app.decide(need_id, decision_input(("A", "100.00", [P1])))
+    _, (award_id,) = app.decide(need_id, decision_input(("A", "100.00", [P1])), ADMIN)
     app.close_need(need_id, Closure(reason="withdrawn: funding ended"))
     before = stored_types(app)
 
@@ -1184,7 +1502,7 @@ def test_no_agreement_is_drafted_for_a_closed_need(app: Integrator) -> None:
 def test_explicit_parties_are_exactly_the_awards_providers_and_add_up(app: Integrator) -> None:
     need_id = app.define_need(need_input())
     app.appraise_options(need_id, APPRAISAL)
-    _, (award_id,) = app.decide(need_id, decision_input(("A", "100.00", [P1, P2])))
+    _, (award_id,) = app.decide(need_id, decision_input(("A", "100.00", [P1, P2])), ADMIN)
 
     with pytest.raises(InvalidInput, match="exactly the award's providers"):
         app.draft_agreement(agreement_input(need_id, award_id, parties=[
@@ -1203,7 +1521,7 @@ def test_lessons_are_about_a_need_and_its_own_agreements(app: Integrator) -> Non
     need_id = app.define_need(need_input())
     other_id = app.define_need(need_input())
     app.appraise_options(need_id, APPRAISAL)
-    _, (award_id,) = app.decide(need_id, decision_input(("A", "100.00", [P1])))
+    _, (award_id,) = app.decide(need_id, decision_input(("A", "100.00", [P1])), ADMIN)
     agreement_id = app.draft_agreement(agreement_input(need_id, award_id))
 
     def lesson(**about: Any) -> NewLesson:
@@ -1246,3 +1564,31 @@ def test_a_change_made_meanwhile_is_a_concurrent_change(
         app.pledge_contribution(need_id, NewContribution(partner="ICB", amount=D(2)))
     monkeypatch.undo()
     assert app.need(need_id).contributions_by_partner() == {LEAD: D("1000.00"), "Police": D(1)}
+
+
+def test_a_variation_saves_the_agreement_and_its_need_together_or_neither(
+    app: Integrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The need's commitment and the agreement's budget change in one transaction: if the need
+    was changed meanwhile (someone else committed against the same envelope), neither is."""
+    with business_time(datetime(2026, 8, 20, 10, tzinfo=UTC)):
+        need_id = app.define_need(need_input())
+        app.appraise_options(need_id, APPRAISAL)
+        _, (award_id,) = app.decide(need_id, decision_input(("A", "500.00", [P1])), ADMIN)
+        agreement_id = app.draft_agreement(agreement_input(need_id, award_id))
+        app.sign_agreement(agreement_id, SIGNATURE)
+        app.activate(agreement_id, Activation(activated_on=date(2026, 8, 20)))
+        stale = app.need(need_id)
+        app.pledge_contribution(need_id, NewContribution(partner="ICB", amount=D("1.00")))
+        before = (app.need(need_id).version, app.agreement(agreement_id).version)
+        monkeypatch.setattr(app, "need", lambda _: stale)
+
+        with pytest.raises(ConcurrentChange, match="changed by someone else"):
+            app.vary(agreement_id, NewVariation(kind=VariationKind.GROWTH,
+                                                budget_change=D("100.00"), reason="more"), ADMIN)
+        monkeypatch.undo()
+        assert (app.need(need_id).version, app.agreement(agreement_id).version) == before
+        assert app.agreement(agreement_id).budget == D("500.00")
+        app.vary(agreement_id, NewVariation(kind=VariationKind.GROWTH,
+                                            budget_change=D("100.00"), reason="more"), ADMIN)
+        assert app.need(need_id).committed == app.agreement(agreement_id).budget == D("600.00")

@@ -6,6 +6,7 @@ and lessons recorded."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -39,7 +40,7 @@ NEED = {
     "outputs": ["1,200 family sessions a year"],
     "budget_envelope": "1000000.00",
     "starts_on": "2026-04-01",
-    "ends_on": "2029-03-31",
+    "ends_on": "2031-03-31",
 }
 CONTRIBUTION = {"partner": "Northshire ICB", "amount": "250000.00", "note": "public health"}
 OPTIONS = {
@@ -56,7 +57,20 @@ ENGAGEMENT = {"summary": "Provider day with 14 organisations", "engaged_on": "20
               "provider_ids": []}
 STAGE = {"stage": "mobilisation", "notes": "kick-off held with every provider"}
 CLOSURE = {"reason": "met: every agreement in place"}
-ACTIVATION = {"activated_on": "2026-07-01"}
+# Business time is the real date here (the service runs in its own thread): decisions are
+# taken today, so agreements are signed and come into force today.
+TODAY = datetime.now(UTC).date().isoformat()
+SIGNATURE = {"signed_on": TODAY, "signatories": ["Jo Bloggs for the council",
+                                                 "Amir Khan for Hillside Kitchen"]}
+ACTIVATION = {"activated_on": TODAY}
+RAISE = {"amount": "25000.00", "reason": "Cabinet top-up for winter pressures"}
+# A commissioner decides up to £2,000,000 of each kind; an integrator admin without limit.
+SCHEME = {"limits": [{"role": role, "kind": kind, "up_to": up_to}
+                     for kind in ("award", "variation", "extension", "business_case", "spend",
+                                  "envelope_raise", "performance_override")
+                     for role, up_to in (("commissioner", "2000000.00"),
+                                         ("integrator_admin", None))],
+          "reason": "Financial regulations 2026, part 4"}
 VARIATION = {"kind": "growth", "budget_change": "50000.00", "scope": "two more schools",
              "reason": "demand is higher than forecast"}
 EXTENSION = {"new_end": "2030-03-31", "justification": "outcomes ahead of trajectory",
@@ -147,7 +161,8 @@ def registry(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def statuses(integrator: TestClient) -> dict[UUID, ProviderStatus | None]:
+def statuses(integrator: TestClient,
+             performance: None) -> dict[UUID, ProviderStatus | None]:
     """How the network stands, as the integrator's decisions see it (replaces its projection
     lookup, for tests that are about commissioning rather than the network)."""
     known: dict[UUID, ProviderStatus | None] = {
@@ -155,6 +170,19 @@ def statuses(integrator: TestClient) -> dict[UUID, ProviderStatus | None]:
     }
     runtime_of(integrator).app.provider_status = known.get  # type: ignore[attr-defined]
     return known
+
+
+@pytest.fixture
+def performance(integrator: TestClient) -> None:
+    """Every agreement has performance data (replaces the performance projection's lookup, for
+    tests about commissioning rather than outcomes), so extensions are justified."""
+    runtime_of(integrator).app.performance_evidence = (  # type: ignore[attr-defined]
+        lambda _: "RAG green in 2026-Q3")
+
+
+def set_scheme(client: TestClient, admin: Auth) -> None:
+    response = client.put(f"/councils/{LEAD}/scheme-of-delegation", json=SCHEME, headers=admin)
+    assert response.status_code == 200, response.text
 
 
 def runtime_of(client: TestClient) -> Runtime:
@@ -197,31 +225,40 @@ def appraised_need(client: TestClient, headers: Auth, **changes: Any) -> str:
 
 
 @pytest.fixture
-def world(integrator: TestClient, admin: Auth,
+def world(integrator: TestClient, admin: Auth, auth: Callable[..., Auth],
           statuses: dict[UUID, ProviderStatus | None]) -> dict[str, str]:
-    """An appraised need (`open`); a decided need (`decided`) with three awards: the first
-    drafted and active as `agreement` with a proposed business case `case`, the second drafted
-    only (`drafted`), the third (`award`) not yet drafted."""
+    """A scheme of delegation for the council; an appraised need (`open`); a decided need
+    (`decided`) with four awards: the first drafted, signed and active as `agreement` with a
+    business case `case` proposed by another commissioner, the second drafted and signed
+    (`drafted`), the third drafted only (`unsigned`), the fourth (`award`) not yet drafted."""
+    set_scheme(integrator, admin)
     open_id = appraised_need(integrator, admin)
     decided_id = appraised_need(integrator, admin)
     decided = call(integrator, f"/needs/{decided_id}/decisions",
                    decision(("Cooking", "grant", "300000.00", [P1]),
                             ("Activity", "formal_contract", "500000.00", [P2, P3]),
+                            ("Walks", "grant", "50000.00", [P2]),
                             ("Clubs", "shared_service", "100000.00", [P3])), admin)
-    first, second, third = decided["award_ids"]
+    first, second, walks, fourth = decided["award_ids"]
     agreement = call(integrator, "/agreements", agreement_body(decided_id, first), admin)
     agreement_id = agreement["agreement_id"]
+    call(integrator, f"/agreements/{agreement_id}/sign", SIGNATURE, admin, 200)
     call(integrator, f"/agreements/{agreement_id}/activate", ACTIVATION, admin, 200)
-    case = call(integrator, f"/agreements/{agreement_id}/business-cases", BUSINESS_CASE, admin)
+    case = call(integrator, f"/agreements/{agreement_id}/business-cases", BUSINESS_CASE,
+                auth(Role.COMMISSIONER, "kim"))
     drafted = call(integrator, "/agreements", agreement_body(decided_id, second), admin)
+    call(integrator, f"/agreements/{drafted['agreement_id']}/sign", SIGNATURE, admin, 200)
+    unsigned = call(integrator, "/agreements", agreement_body(decided_id, walks), admin)
     return {"open": open_id, "decided": decided_id, "agreement": agreement_id,
-            "case": case["id"], "drafted": drafted["agreement_id"], "award": third}
+            "case": case["id"], "drafted": drafted["agreement_id"],
+            "unsigned": unsigned["agreement_id"], "award": fourth}
 
 
 # Every write endpoint: its path (filled from `world`) and a valid body for it there.
 WRITES: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
     "define": ("/needs", lambda w: NEED),
     "pledge": ("/needs/{open}/contributions", lambda w: CONTRIBUTION),
+    "raise": ("/needs/{decided}/envelope-raises", lambda w: RAISE),
     "appraise": ("/needs/{open}/options", lambda w: OPTIONS),
     "engage": ("/needs/{open}/market-engagement", lambda w: ENGAGEMENT),
     "decide": ("/needs/{open}/decisions",
@@ -229,6 +266,7 @@ WRITES: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
     "stage": ("/needs/{decided}/stage", lambda w: STAGE),
     "close": ("/needs/{decided}/close", lambda w: CLOSURE),
     "draft": ("/agreements", lambda w: agreement_body(w["decided"], w["award"])),
+    "sign": ("/agreements/{unsigned}/sign", lambda w: SIGNATURE),
     "activate": ("/agreements/{drafted}/activate", lambda w: ACTIVATION),
     "vary": ("/agreements/{agreement}/variations", lambda w: VARIATION),
     "extend": ("/agreements/{agreement}/extensions", lambda w: EXTENSION),
@@ -267,7 +305,8 @@ def test_the_tables_cover_every_commissioning_route() -> None:
     routes = {(tuple(sorted(r.methods)), r.path) for r in commissioning.router.routes
               if isinstance(r, APIRoute)}
     placeholders = {"open": "{need_id}", "decided": "{need_id}", "agreement": "{agreement_id}",
-                    "drafted": "{agreement_id}", "case": "{case_id}"}
+                    "drafted": "{agreement_id}", "unsigned": "{agreement_id}",
+                    "case": "{case_id}"}
     covered = {(("POST",), path.format(**placeholders)) for path, _ in WRITES.values()}
     covered |= {(("GET",), path.format(**placeholders)) for path in READS}
     assert routes == covered
@@ -411,8 +450,14 @@ BAD_INPUT: list[tuple[str, dict[str, Any], list[Any], str]] = [
      ["body", "parties"], "value_error"),
     ("draft", {"reward_terms": {"bonus_max": "-1"}}, ["body", "reward_terms", "bonus_max"],
      "greater_than"),
+    ("raise", {"amount": "0"}, ["body", "amount"], "greater_than"),
+    ("raise", {"reason": MISSING}, ["body", "reason"], "missing"),
+    ("sign", {"signatories": []}, ["body", "signatories"], "too_short"),
+    ("sign", {"signed_on": "2999-01-01"}, ["body", "signed_on"], "value_error"),
+    ("sign", {"signed_on": "2026-01-01"}, ["body", "signed_on"], "value_error"),
     ("activate", {"activated_on": "soon"}, ["body", "activated_on"],
      "date_from_datetime_parsing"),
+    ("activate", {"activated_on": "2026-01-01"}, ["body", "activated_on"], "value_error"),
     ("vary", {"kind": "bonus"}, ["body", "kind"], "enum"),
     ("vary", {"kind": "business_case"}, ["body", "kind"], "value_error"),
     ("vary", {"budget_change": "1.234"}, ["body", "budget_change"], "value_error"),
@@ -420,6 +465,7 @@ BAD_INPUT: list[tuple[str, dict[str, Any], list[Any], str]] = [
     ("vary", {"budget_change": "0", "scope": MISSING}, ["body", "budget_change"], "value_error"),
     ("vary", {"reason": MISSING}, ["body", "reason"], "missing"),
     ("extend", {"new_end": "2029-03-31"}, ["body", "new_end"], "value_error"),
+    ("extend", {"new_end": "2031-04-01"}, ["body", "new_end"], "value_error"),
     ("extend", {"new_end": "31/03/2030"}, ["body", "new_end"], "date_from_datetime_parsing"),
     ("extend", {"performance_evidence": ""}, ["body", "performance_evidence"],
      "string_too_short"),
@@ -433,6 +479,7 @@ BAD_INPUT: list[tuple[str, dict[str, Any], list[Any], str]] = [
     ("spend", {"amount": 10.005}, ["body", "amount"], "value_error"),
     ("spend", {"amount": "-10"}, ["body", "amount"], "greater_than"),
     ("spend", {"provider_id": str(P2)}, ["body", "provider_id"], "value_error"),
+    ("spend", {"period": "2999-01"}, ["body", "period"], "value_error"),
     ("end", {"how": "cancelled"}, ["body", "how"], "enum"),
     ("end", {"how": "exited"}, ["body", "exit_plan_executed"], "value_error"),
     ("end", {"exit_plan_executed": "perhaps"}, ["body", "exit_plan_executed"], "bool_parsing"),
@@ -519,7 +566,7 @@ def test_commands_on_unknown_records_are_not_found(
     integrator: TestClient, admin: Auth, world: dict[str, str], name: str
 ) -> None:
     unknown = {**world, "open": str(uuid4()), "decided": str(uuid4()),
-               "agreement": str(uuid4()), "drafted": str(uuid4())}
+               "agreement": str(uuid4()), "drafted": str(uuid4()), "unsigned": str(uuid4())}
     before = len(stored_events(integrator))
 
     response = integrator.post(path_of(name, unknown), json=body_of(name, world), headers=admin)
@@ -735,7 +782,7 @@ def register_and_approve(registry: TestClient, admin: Auth, name: str, kind: str
 
 def test_a_whole_commission_from_approved_providers_to_lessons(
     registry: TestClient, integrator: TestClient, admin: Auth, commissioner: Auth,
-    auth: Callable[..., Auth],
+    auth: Callable[..., Auth], performance: None,
 ) -> None:
     hillside = register_and_approve(registry, admin, "Hillside Kitchen", "vcse")
     valley = register_and_approve(registry, admin, "Valley Fitness", "sme")
@@ -752,7 +799,8 @@ def test_a_whole_commission_from_approved_providers_to_lessons(
     # The log is partitioned by stream, so the applicant may show up on its own time.
     eventually(lambda: network_status(applicant), lambda s: s == "applied")
 
-    # The need, pooled with two partners.
+    # The council's scheme of delegation, then the need, pooled with two partners.
+    set_scheme(integrator, admin)
     need = call(integrator, "/needs", NEED, commissioner)
     need_id = need["need_id"]
     call(integrator, f"/needs/{need_id}/contributions", CONTRIBUTION, commissioner)
@@ -802,9 +850,12 @@ def test_a_whole_commission_from_approved_providers_to_lessons(
     clubs_id = call(integrator, "/agreements", agreement_body(need_id, clubs),
                     commissioner)["agreement_id"]
     for agreement_id in (cooking_id, activity_id, clubs_id):
+        signed = call(integrator, f"/agreements/{agreement_id}/sign", SIGNATURE, commissioner,
+                      200)
+        assert (signed["signed_on"], signed["signatories"]) == (TODAY, SIGNATURE["signatories"])
         activated = call(integrator, f"/agreements/{agreement_id}/activate", ACTIVATION,
                          commissioner, 200)
-        assert (activated["status"], activated["activated_on"]) == ("active", "2026-07-01")
+        assert (activated["status"], activated["activated_on"]) == ("active", TODAY)
 
     # Flexibility: a variation, an extension, business cases; then spend and an exit.
     varied = call(integrator, f"/agreements/{activity_id}/variations", VARIATION, commissioner)
@@ -816,8 +867,13 @@ def test_a_whole_commission_from_approved_providers_to_lessons(
     assert extended["agreement"]["ends_on"] == "2030-03-31"
     case = call(integrator, f"/agreements/{cooking_id}/business-cases", BUSINESS_CASE,
                 commissioner)["id"]
+    # Not approved by the commissioner who proposed it.
+    response = integrator.post(f"/agreements/{cooking_id}/business-cases/{case}/approve",
+                               json=REASON, headers=commissioner)
+    assert response.status_code == 403
+    assert "commissioner:jo proposed this business case" in response.text
     approved = call(integrator, f"/agreements/{cooking_id}/business-cases/{case}/approve",
-                    REASON, commissioner, 200)
+                    REASON, admin, 200)
     assert approved["agreement"]["budget"] == "345000.00"
     other = call(integrator, f"/agreements/{cooking_id}/business-cases",
                  {**BUSINESS_CASE, "cost": "5000"}, commissioner)["id"]
@@ -851,7 +907,8 @@ def test_a_whole_commission_from_approved_providers_to_lessons(
     assert record["stage"] == "management"
     assert record["is_open"] is True
     assert record["pooled_budget"] == "1400000.50"
-    assert record["committed"] == "1300000.00"
+    # 1,300,000 awarded + 50,000 (the variation) + 45,000 (the business case)
+    assert record["committed"] == "1395000.00"
     assert [c["partner"] for c in record["contributions"]] == ["Northshire ICB",
                                                                "Northshire Police"]
     assert record["engagements"][0]["provider_ids"] == [hillside, valley, trust, applicant]
@@ -861,7 +918,7 @@ def test_a_whole_commission_from_approved_providers_to_lessons(
         ("Activity programme", "formal_contract", "800000.00"),
         ("Holiday clubs", "shared_service", "200000.00"),
     ]
-    assert record["version"] == 8
+    assert record["version"] == 10
 
     cooking_record = agreement_record(integrator, staff, cooking_id)
     assert cooking_record["budget"] == "345000.00"
@@ -881,7 +938,7 @@ def test_a_whole_commission_from_approved_providers_to_lessons(
     assert [(e["previous_end"], e["new_end"]) for e in activity_record["extensions"]] == [
         ("2029-03-31", "2030-03-31")]
     assert activity_record["spent"] == "200000.00"
-    assert activity_record["version"] == 6
+    assert activity_record["version"] == 7
 
     clubs_record = agreement_record(integrator, staff, clubs_id)
     assert clubs_record["ending"] == {
@@ -896,11 +953,20 @@ def test_a_whole_commission_from_approved_providers_to_lessons(
         by_stream.setdefault(envelope.stream_id, []).append(envelope.type)
     assert by_stream[need_id] == [
         "NeedDefined", "NeedContributionPledged", "NeedContributionPledged", "OptionsAppraised",
-        "MarketEngaged", "CommissioningDecided", "NeedStageReached", "NeedStageReached",
+        "MarketEngaged", "CommissioningDecided", "NeedStageReached", "CommitmentVaried",
+        "CommitmentVaried", "NeedStageReached",
     ]
     assert by_stream[cooking_id] == [
-        "AgreementDrafted", "AgreementActivated", "BusinessCaseProposed", "BusinessCaseApproved",
-        "AgreementVaried", "BusinessCaseProposed", "BusinessCaseRejected", "SpendRecorded",
+        "AgreementDrafted", "AgreementSigned", "AgreementActivated", "BusinessCaseProposed",
+        "BusinessCaseApproved", "AgreementVaried", "BusinessCaseProposed",
+        "BusinessCaseRejected", "SpendRecorded",
     ]
-    assert by_stream[clubs_id] == ["AgreementDrafted", "AgreementActivated", "AgreementEnded"]
-    assert {e.actor for e in published} == {"commissioner:jo"}
+    assert by_stream[clubs_id] == ["AgreementDrafted", "AgreementSigned", "AgreementActivated",
+                                   "AgreementEnded"]
+    # The admin set the scheme and approved the business case (with its commitment); the
+    # commissioner did everything else.
+    assert {e.actor for e in published if e.type not in (
+        "SchemeOfDelegationAdopted", "DelegationLimitsSet", "BusinessCaseApproved",
+        "AgreementVaried", "CommitmentVaried")} == {"commissioner:jo"}
+    assert {e.actor for e in published if e.type == "BusinessCaseApproved"} == {
+        "integrator_admin:sam"}

@@ -176,12 +176,15 @@ def build_world(stack: ExitStack, settings: Settings, deadline: float = 10.0) ->
             "need_id": need_id, "award_id": award_id, "starts_on": "2025-01-01",
             "ends_on": "2028-03-31", "exit_plan": "hand the sessions to the leisure trust",
         }, admin)["agreement_id"])
-        if name != "drafted":
+        if name != "drafted":  # signed and in force today (business time: the decision's day)
+            today = datetime.now(UTC).date().isoformat()
+            call(world.integrator, f"/agreements/{world.agreements[name]}/sign",
+                 {"signed_on": today, "signatories": ["Sam for the council"]}, admin, 200)
             call(world.integrator, f"/agreements/{world.agreements[name]}/activate",
-                 {"activated_on": "2025-01-01"}, admin, 200)
+                 {"activated_on": today}, admin, 200)
     call(world.integrator, f"/agreements/{world.agreements['ended']}/end",
-         {"how": "terminated", "ended_on": "2025-06-30", "reason": "the venue closed"}, admin,
-         200)
+         {"how": "terminated", "ended_on": datetime.now(UTC).date().isoformat(),
+          "reason": "the venue closed"}, admin, 200)
     call(world.registry, f"/providers/{riverside}/suspend", {"reason": "safeguarding review"},
          admin, 200)
 

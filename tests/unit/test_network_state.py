@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -482,6 +482,7 @@ def test_parties_are_scaled_as_the_agreement_aggregate_scales_them(
         arrangement_type="grant", parties=parties, starts_on="2024-04-01",
         ends_on="2026-03-31", budget=budget, outcomes=[], reward_terms=None, risk_share=None,
         break_clauses=[], exit_plan="exit")
+    aggregate.sign("2024-03-01", ["Sam for the council"], "2024-03-01", None)
     aggregate.activate("2024-04-01")
     aggregate.vary("v", VariationKind.BUDGET_CHANGE, D(change), None, "change")
     scaled = scale_allocations([D(a) for a in allocations], budget, budget + D(change))
@@ -579,6 +580,7 @@ def test_the_projection_agrees_with_the_integrators_own_records(tmp_path: Path) 
     from services.integrator.application import Integrator
     from services.integrator.commands import (
         Activation,
+        EnvelopeRaise,
         NewAgreement,
         NewBusinessCase,
         NewContribution,
@@ -587,9 +589,15 @@ def test_the_projection_agrees_with_the_integrators_own_records(tmp_path: Path) 
         NewSpend,
         NewVariation,
         OptionsAppraisal,
+        Signature,
     )
+    from shared.clock import business_time
     from shared.eventstore import open_application
+    from shared.identity import Principal
 
+    admin = Principal("t1", Role.INTEGRATOR_ADMIN, "sam")
+    jo = Principal("t2", Role.COMMISSIONER, "jo")
+    decided_on, paid_on = (datetime(2026, m, 20, 10, tzinfo=UTC) for m in (6, 8))
     app = open_application(Integrator, Settings(var_dir=tmp_path))
     app.provider_status = {p: pr.ProviderStatus.APPROVED for p in (P1, P2, P3)}.get
     need_id = app.define_need(NewNeed.model_validate({
@@ -603,21 +611,28 @@ def test_the_projection_agrees_with_the_integrators_own_records(tmp_path: Path) 
     app.appraise_options(need_id, OptionsAppraisal.model_validate({
         "options": [{"option": "mixed", "description": "a mix"}], "recommended": "mixed",
         "rationale": "reach"}))
-    _, (award,) = app.decide(need_id, NewDecision.model_validate({
-        "awards": [{"title": "All", "arrangement_type": "grant",
-                    "provider_ids": [str(P1), str(P2), str(P3)], "allocation": "900.00"}],
-        "rationale": "best", "decision_maker": "Cabinet"}))
-    agreement_id = app.draft_agreement(NewAgreement.model_validate({
-        "need_id": str(need_id), "award_id": award, "starts_on": "2026-07-01",
-        "ends_on": "2029-03-31", "exit_plan": "hand back",
-        "outcomes": [{"outcome_id": app.need(need_id).outcomes[0]["outcome_id"]}]}))
-    app.activate(agreement_id, Activation(activated_on=date(2026, 7, 1)))
-    app.vary(agreement_id, NewVariation(kind=VariationKind.BUDGET_CHANGE,
-                                        budget_change=D("-0.01"), reason="rounding"))
-    case = app.propose_business_case(agreement_id, NewBusinessCase(
-        need="more", expected_outcomes="more", cost=D("33.34")))
-    app.approve_business_case(agreement_id, case, "agreed")
-    app.record_spend(agreement_id, NewSpend(provider_id=P2, amount=D("123.45"), period="2026-08"))
+    with business_time(decided_on):
+        _, (award,) = app.decide(need_id, NewDecision.model_validate({
+            "awards": [{"title": "All", "arrangement_type": "grant",
+                        "provider_ids": [str(P1), str(P2), str(P3)], "allocation": "900.00"}],
+            "rationale": "best", "decision_maker": "Cabinet"}), admin)
+        agreement_id = app.draft_agreement(NewAgreement.model_validate({
+            "need_id": str(need_id), "award_id": award, "starts_on": "2026-07-01",
+            "ends_on": "2029-03-31", "exit_plan": "hand back",
+            "outcomes": [{"outcome_id": app.need(need_id).outcomes[0]["outcome_id"]}]}))
+        app.sign_agreement(agreement_id, Signature(signed_on=date(2026, 6, 20),
+                                                   signatories=["Sam for the council"]))
+        app.activate(agreement_id, Activation(activated_on=date(2026, 7, 1)))
+    with business_time(paid_on):
+        app.vary(agreement_id, NewVariation(kind=VariationKind.BUDGET_CHANGE,
+                                            budget_change=D("-0.01"), reason="rounding"), admin)
+    with business_time(paid_on + timedelta(hours=1)):
+        case = app.propose_business_case(agreement_id, NewBusinessCase(
+            need="more", expected_outcomes="more", cost=D("33.34")), jo)
+        app.approve_business_case(agreement_id, case, "agreed", admin)
+        app.record_spend(agreement_id, NewSpend(provider_id=P2, amount=D("123.45"),
+                                                period="2026-08"), admin)
+        app.raise_envelope(need_id, EnvelopeRaise(amount=D("50.00"), reason="top-up"), admin)
     envelopes = [app.to_envelope(n)
                  for n in app.recorder.select_notifications(start=1, limit=1000)]
     views = Views(tmp_path / "views")
@@ -628,14 +643,20 @@ def test_the_projection_agrees_with_the_integrators_own_records(tmp_path: Path) 
     assert projected is not None
     assert (projected.status, projected.budget, projected.spent) == (
         agreement_record.status.value, agreement_record.budget, agreement_record.spent)
+    assert (projected.signed_on, projected.signatories) == (date(2026, 6, 20),
+                                                            ["Sam for the council"])
     assert [(p.provider_id, p.allocation) for p in projected.parties] == [
         (UUID(str(p["provider_id"])), p["allocation"]) for p in agreement_record.parties]
     assert [v.new_budget for v in projected.variations] == [
         v["new_budget"] for v in agreement_record.variations]
     need_view = get_need(views.db, need_id)
     assert need_view is not None
-    assert (need_view.pooled_budget, need_view.awarded) == (
-        need_record.pooled_budget, need_record.committed)
+    # 900.00 awarded, then -0.01 and +33.34: 933.33 committed, by the need as by its agreement;
+    # the envelope 600.00 + 50.00 raised, and 300.00 + 100.00 pooled: 1,050.00
+    assert (need_view.pooled_budget, need_view.awarded, need_view.committed) == (
+        need_record.pooled_budget, D("900.00"), need_record.committed)
+    assert (need_view.budget_envelope, need_view.pooled_budget) == (D("650.00"), D("1050.00"))
+    assert need_record.committed == D("933.33")
     assert {c.partner: c.amount for c in need_view.contributions} == (
         need_record.contributions_by_partner())
     gaps = market_view(views.db).gaps

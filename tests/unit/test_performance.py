@@ -69,7 +69,11 @@ from pydantic import BaseModel, TypeAdapter
 from services.integrator.projections import projections as integrator_projections
 from services.integrator.projections.asof import as_of_moment, state_as_of
 from services.integrator.projections.market import network_state
-from services.integrator.projections.performance import network_performance, uuid_text
+from services.integrator.projections.performance import (
+    network_performance,
+    performance_evidence,
+    uuid_text,
+)
 from services.integrator.service import SPEC as INTEGRATOR
 from services.outcomes.domain import terms_id_for
 from services.outcomes.projections.performance import (
@@ -685,6 +689,35 @@ def test_the_network_state_shows_each_active_agreements_performance(live: Views)
     assert ag2 is not None
     assert ag2.rag is RED
     assert held[AG3] is None  # the outcomes service has said nothing about it
+
+
+def test_the_performance_data_that_justifies_an_extension(live: Views) -> None:
+    """What the integrator holds of an agreement's performance, for its extensions: its RAG;
+    else the latest measurement, after it started, of a measure its outcomes name; else
+    nothing."""
+    later = History()
+    for agreement, starts in ((uid("agreement-6"), date(2026, 1, 1)),
+                              (uid("agreement-7"), date(2026, 10, 1))):
+        later.add("2026-10-21", ci.AgreementDrafted(
+            agreement_id=agreement, need_id=N1, title="Work clubs",
+            arrangement_type=ci.ArrangementType.GRANT,
+            parties=[ci.Party(provider_id=P1, allocation=D("1000.00"))],
+            starts_on=starts, ends_on=date(2027, 12, 31), budget=D("1000.00"),
+            outcomes=[ci.AgreementOutcome(outcome_id="o1", measure_id=M2)],
+            exit_plan="hand back"))
+    live.feed(later.in_time_order())
+
+    assert performance_evidence(live.integrator, AG1) == \
+        "RAG green in 2026-Q3 (achievement 126.1% of target)"
+    assert performance_evidence(live.integrator, AG2) == \
+        "RAG red in 2026-Q3 (achievement 89.7% of target)"
+    # No RAG, but its outcome's measure was measured (2026-Q3: 140 people) since it started.
+    assert performance_evidence(live.integrator, uid("agreement-6")) == \
+        "People in work after support: 140 people in 2026-Q3"
+    # Started after the last measurement (2026-Q3 ended on 30 September): nothing yet.
+    assert performance_evidence(live.integrator, uid("agreement-7")) is None
+    assert performance_evidence(live.integrator, AG3) is None  # no measure, no RAG
+    assert performance_evidence(live.integrator, uid("never-drafted")) is None
 
 
 def test_a_database_without_the_performance_read_model_shows_none(tmp_path: Path) -> None:

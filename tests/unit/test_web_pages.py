@@ -258,6 +258,33 @@ def test_a_commissioner_commissions_but_takes_no_lifecycle_decisions(app: TestCl
     assert "may not take lifecycle decisions" in refused.text
 
 
+def test_a_decision_beyond_the_commissioners_authority_is_refused_on_the_page(
+    app: TestClient,
+) -> None:
+    """No scheme of delegation is set: only an integrator admin may decide, and the page says
+    so next to the form, answering 403 as the API does."""
+    sign_in(app, "jo")
+    need_page = follow(app, post(app, "/ui/needs", {
+        "title": "Meals at home", "service_area": "weight-management",
+        "population.description": "Older people in Brookfield",
+        "outcomes.0.description": "Fewer admissions for malnutrition",
+        "budget_envelope": "1000.00", "starts_on": "2027-04-01", "ends_on": "2029-03-31"},
+        page="/ui/commissioning"))
+    need_id = re.search(r"/ui/needs/([0-9a-f-]{36})/options", need_page)
+    assert need_id is not None
+    need_path = f"/ui/needs/{need_id.group(1)}"
+    follow(app, post(app, f"{need_path}/options", {
+        "options.0.option": "in_house", "options.0.description": "The council's own team",
+        "recommended": "in_house", "rationale": "no market yet"}, page=need_path))
+    refused = post(app, f"{need_path}/decisions", {
+        "awards.0.title": "Meals", "awards.0.arrangement_type": "grant",
+        "awards.0.allocation": "100.00", "awards.0.provider_ids": [str(UUID(int=1))],
+        "rationale": "the only option", "decision_maker": "Cabinet Member"},
+        page=need_path, expect=403)
+    assert "no scheme of delegation is set for Northshire County Council" in text_of(
+        refused.text)
+
+
 # --------------------------------------------------------------------------- forms
 
 
@@ -405,9 +432,20 @@ def onboard_and_commission(app: TestClient) -> None:
     agreement_page = follow(app, post(app, f"{need_path}/agreements", {
         "award_id": award_id, "starts_on": "2027-04-01", "ends_on": "2029-03-31",
         "outcomes": outcome_id, "exit_plan": "hand the clubs to the schools"}, page=need_path))
-    agreement_id = re.search(r"/ui/agreements/([0-9a-f-]{36})/activate", agreement_page)
+    agreement_id = re.search(r"/ui/agreements/([0-9a-f-]{36})/sign", agreement_page)
     assert agreement_id is not None
     agreement_path = f"/ui/agreements/{agreement_id.group(1)}"
+    # Signed: not in the future, nor before the decision (today); then in force.
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    future = post(app, f"{agreement_path}/sign", {
+        "signed_on": tomorrow, "signatories": "Jo Bloggs for the council"},
+        page=agreement_path, expect=422)
+    assert 'id="sign-signed_on-error"' in future.text
+    assert "cannot be in the future" in future.text
+    signed = follow(app, post(app, f"{agreement_path}/sign", {
+        "signed_on": datetime.now(UTC).date().isoformat(),
+        "signatories": "Jo Bloggs for the council\nAmir Khan for Hillside"}, page=agreement_path))
+    assert "Jo Bloggs for the council; Amir Khan for Hillside" in signed
     follow(app, post(app, f"{agreement_path}/activate", {"activated_on": "2027-04-01"},
                      page=agreement_path))
     varied = follow(app, post(app, f"{agreement_path}/variations", {

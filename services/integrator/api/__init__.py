@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.integrator.api import audit, commissioning, market, network, ocds, performance
+from services.integrator.api import (
+    audit,
+    commissioning,
+    delegation,
+    market,
+    network,
+    ocds,
+    performance,
+)
 
 router = APIRouter()
 router.include_router(network.router)
 router.include_router(commissioning.router)
+router.include_router(delegation.router)
 router.include_router(ocds.router)
 router.include_router(market.router)
 router.include_router(performance.router)

@@ -17,6 +17,7 @@ from services.integrator.commands import (
     Activation,
     Closure,
     Ending,
+    EnvelopeRaise,
     MarketEngagement,
     NewAgreement,
     NewBusinessCase,
@@ -28,6 +29,7 @@ from services.integrator.commands import (
     NewSpend,
     NewVariation,
     OptionsAppraisal,
+    Signature,
     StageStep,
 )
 from services.integrator.domain.agreements import Agreement
@@ -39,6 +41,19 @@ router = APIRouter(tags=["commissioning"])
 
 Writer = Annotated[Principal, Depends(require(*COUNCIL_WRITERS))]
 Reader = Annotated[Principal, Depends(require(*COUNCIL_READERS))]
+
+# The refusals a command may answer with, for the OpenAPI document.
+NOT_AUTHORISED: dict[int | str, dict[str, Any]] = {403: {
+    "description": "Not authorised: the role is not a council writer, or the decision is over "
+    "the person's limit under the council's scheme of delegation (the limit is named), or "
+    "they proposed what they would approve."}}
+REFUSED: dict[int | str, dict[str, Any]] = {409: {
+    "description": "Refused by a commissioning rule (named, with the figures): for money, "
+    "committing more than the need's pooled envelope, or spending over the budget; or a step "
+    "out of order."}}
+DATED: dict[int | str, dict[str, Any]] = {422: {
+    "description": "Input that breaks a rule about one field (named), such as a date that "
+    "cannot be true: in the future, before the decision or signature, past the need's end."}}
 
 
 class NeedView(BaseModel):
@@ -60,6 +75,7 @@ class NeedView(BaseModel):
     recommended: str | None
     engagements: list[dict[str, Any]]
     decisions: list[dict[str, Any]]
+    envelope_raises: list[dict[str, Any]]
     starts_on: str
     ends_on: str
     lead_organisation: str
@@ -78,6 +94,8 @@ class AgreementView(BaseModel):
     parties: list[dict[str, Any]]
     starts_on: str
     ends_on: str
+    signed_on: str | None
+    signatories: list[str]
     activated_on: str | None
     budget: Decimal
     spent: Decimal
@@ -124,7 +142,8 @@ def need_view(need: Need) -> NeedView:
         committed=need.committed, contributions=list(need.contributions.values()),
         contributions_by_partner=need.contributions_by_partner(), options=need.options,
         recommended=need.recommended, engagements=need.engagements,
-        decisions=list(need.decisions.values()), starts_on=need.starts_on,
+        decisions=list(need.decisions.values()), envelope_raises=need.envelope_raises,
+        starts_on=need.starts_on,
         ends_on=need.ends_on, lead_organisation=need.lead_organisation,
         version=need.version, updated_at=need.modified_on,
     )
@@ -136,6 +155,7 @@ def agreement_view(agreement: Agreement) -> AgreementView:
         decision_id=agreement.decision_id, award_id=agreement.award_id, title=agreement.title,
         arrangement_type=agreement.arrangement_type, status=agreement.status.value,
         parties=agreement.parties, starts_on=agreement.starts_on, ends_on=agreement.ends_on,
+        signed_on=agreement.signed_on, signatories=agreement.signatories,
         activated_on=agreement.activated_on, budget=agreement.budget, spent=agreement.spent,
         outcomes=agreement.outcomes, reward_terms=agreement.reward_terms,
         risk_share=agreement.risk_share, break_clauses=agreement.break_clauses,
@@ -176,6 +196,18 @@ def pledge_contribution(need_id: UUID, body: NewContribution, request: Request,
     return Done(id=contribution_id, need=need_view(integrator.need(need_id)))
 
 
+@router.post("/needs/{need_id}/envelope-raises", status_code=status.HTTP_201_CREATED,
+             response_model=Done, responses={**NOT_AUTHORISED, **REFUSED})
+def raise_envelope(need_id: UUID, body: EnvelopeRaise, request: Request,
+                   principal: Writer) -> Done:
+    """Raise the council's envelope for the need by a recorded decision (a top-up, with its
+    reason), within the person's authority under the scheme of delegation."""
+    integrator = integrator_of(request)
+    with acting_as(request, principal):
+        raise_id = integrator.raise_envelope(need_id, body, principal)
+    return Done(id=raise_id, need=need_view(integrator.need(need_id)))
+
+
 @router.post("/needs/{need_id}/options", response_model=NeedView)
 def appraise_options(need_id: UUID, body: OptionsAppraisal, request: Request,
                      principal: Writer) -> NeedView:
@@ -197,12 +229,13 @@ def engage_market(need_id: UUID, body: MarketEngagement, request: Request,
 
 
 @router.post("/needs/{need_id}/decisions", status_code=status.HTTP_201_CREATED,
-             response_model=Decided)
+             response_model=Decided, responses={**NOT_AUTHORISED, **REFUSED})
 def decide(need_id: UUID, body: NewDecision, request: Request, principal: Writer) -> Decided:
-    """Award to one or more approved providers, allocating budget to each award."""
+    """Award to one or more approved providers, allocating budget to each award, within the
+    pooled budget and the person's authority (for the total awarded)."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
-        decision_id, award_ids = integrator.decide(need_id, body)
+        decision_id, award_ids = integrator.decide(need_id, body, principal)
     return Decided(decision_id=decision_id, award_ids=award_ids,
                    need=need_view(integrator.need(need_id)))
 
@@ -247,10 +280,23 @@ def _agreement_done(integrator: Integrator, agreement_id: UUID, made: str) -> Do
     return Done(id=made, agreement=agreement_view(integrator.agreement(agreement_id)))
 
 
-@router.post("/agreements/{agreement_id}/activate", response_model=AgreementView)
+@router.post("/agreements/{agreement_id}/sign", response_model=AgreementView,
+             responses={**REFUSED, **DATED})
+def sign(agreement_id: UUID, body: Signature, request: Request,
+         principal: Writer) -> AgreementView:
+    """Record that the parties signed the drafted agreement: not in the future, not before the
+    commissioning decision that awarded it."""
+    integrator = integrator_of(request)
+    with acting_as(request, principal):
+        integrator.sign_agreement(agreement_id, body)
+    return agreement_view(integrator.agreement(agreement_id))
+
+
+@router.post("/agreements/{agreement_id}/activate", response_model=AgreementView,
+             responses={**REFUSED, **DATED})
 def activate(agreement_id: UUID, body: Activation, request: Request,
              principal: Writer) -> AgreementView:
-    """Bring a drafted agreement into force."""
+    """Bring a signed agreement into force, on or after the day it was signed."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
         integrator.activate(agreement_id, body)
@@ -258,22 +304,25 @@ def activate(agreement_id: UUID, body: Activation, request: Request,
 
 
 @router.post("/agreements/{agreement_id}/variations", status_code=status.HTTP_201_CREATED,
-             response_model=Done)
+             response_model=Done, responses={**NOT_AUTHORISED, **REFUSED})
 def vary(agreement_id: UUID, body: NewVariation, request: Request, principal: Writer) -> Done:
-    """Vary an active agreement (growth, scope or budget change), with the reason."""
+    """Vary an active agreement (growth, scope or budget change), with the reason: within the
+    person's authority and, for an increase, the need's pooled envelope."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
-        variation_id = integrator.vary(agreement_id, body)
+        variation_id = integrator.vary(agreement_id, body, principal)
     return _agreement_done(integrator, agreement_id, variation_id)
 
 
 @router.post("/agreements/{agreement_id}/extensions", status_code=status.HTTP_201_CREATED,
-             response_model=Done)
+             response_model=Done, responses={**NOT_AUTHORISED, **REFUSED, **DATED})
 def extend(agreement_id: UUID, body: NewExtension, request: Request, principal: Writer) -> Done:
-    """Extend an active agreement's term, justified by its performance."""
+    """Extend an active agreement's term within the need's, justified by the performance data
+    the integrator holds for it (or, with none yet, an override the person has the authority
+    to approve)."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
-        extension_id = integrator.extend(agreement_id, body)
+        extension_id = integrator.extend(agreement_id, body, principal)
     return _agreement_done(integrator, agreement_id, extension_id)
 
 
@@ -284,17 +333,20 @@ def propose_business_case(agreement_id: UUID, body: NewBusinessCase, request: Re
     """Propose additional delivery under the agreement: need, expected outcomes, cost."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
-        case_id = integrator.propose_business_case(agreement_id, body)
+        case_id = integrator.propose_business_case(agreement_id, body, principal)
     return _agreement_done(integrator, agreement_id, case_id)
 
 
-@router.post("/agreements/{agreement_id}/business-cases/{case_id}/approve", response_model=Done)
+@router.post("/agreements/{agreement_id}/business-cases/{case_id}/approve", response_model=Done,
+             responses={**NOT_AUTHORISED, **REFUSED})
 def approve_business_case(agreement_id: UUID, case_id: str, body: Closure, request: Request,
                           principal: Writer) -> Done:
-    """Approve a business case; its cost varies the agreement's budget."""
+    """Approve a business case (not its proposer; within the person's authority for its cost
+    and the need's pooled envelope); its cost varies the agreement's budget."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
-        variation_id = integrator.approve_business_case(agreement_id, case_id, body.reason)
+        variation_id = integrator.approve_business_case(agreement_id, case_id, body.reason,
+                                                        principal)
     return _agreement_done(integrator, agreement_id, variation_id)
 
 
@@ -310,12 +362,13 @@ def reject_business_case(agreement_id: UUID, case_id: str, body: Closure, reques
 
 
 @router.post("/agreements/{agreement_id}/spend", status_code=status.HTTP_201_CREATED,
-             response_model=Done)
+             response_model=Done, responses={**NOT_AUTHORISED, **REFUSED, **DATED})
 def record_spend(agreement_id: UUID, body: NewSpend, request: Request, principal: Writer) -> Done:
-    """Record a payment to a party for a period; spend never exceeds the budget."""
+    """Record a payment to a party for a month already begun, within the person's authority;
+    spend never exceeds the budget."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
-        spend_id = integrator.record_spend(agreement_id, body)
+        spend_id = integrator.record_spend(agreement_id, body, principal)
     return _agreement_done(integrator, agreement_id, spend_id)
 
 

@@ -38,7 +38,10 @@ from services.integrator.commands import (
     AgreementOutcomeIn,
     AwardIn,
     Closure,
+    DelegatedLimitIn,
+    DelegationLimits,
     Ending,
+    EnvelopeRaise,
     MarketEngagement,
     NewAgreement,
     NewBusinessCase,
@@ -55,6 +58,7 @@ from services.integrator.commands import (
     PopulationIn,
     RewardTermsIn,
     RiskShareIn,
+    Signature,
     StageStep,
 )
 from services.integrator.demo import data
@@ -97,9 +101,11 @@ from services.provider_registry.commands import (
 from services.provider_registry.taxonomy import taxonomy
 from shared.audit.checkpoints import CheckpointWriter
 from shared.clock import business_time
-from shared.context import CommandContext, command_context
+from shared.context import CommandContext, command_context, current_context
 from shared.contracts.integrator import (
     ArrangementType,
+    DecisionKind,
+    DelegatedRole,
     EndingKind,
     PaymentFrequency,
     SourcingOption,
@@ -110,7 +116,7 @@ from shared.contracts.provider_registry import OrganisationType, ProviderStatus,
 from shared.errors import NotFound
 from shared.eventlog import open_event_log
 from shared.eventstore import CouncilApplication, open_application, store_database
-from shared.identity import TokenStore
+from shared.identity import Principal, Role, TokenStore
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.sql import Database, open_database
@@ -128,6 +134,26 @@ _MARKER_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS demo_data ("
     " data_set TEXT PRIMARY KEY, loaded_at TEXT NOT NULL, summary TEXT NOT NULL)"
 )
+
+
+# The scheme of delegation the demo council sets before its history begins. Its history was
+# written before schemes existed, so the commissioners' limits are set high enough for every
+# decision in it; integrator admins have none.
+DEMO_LIMITS = DelegationLimits(
+    limits=[DelegatedLimitIn(role=DelegatedRole.COMMISSIONER, kind=kind, up_to=D(limit))
+            for kind, limit in ((DecisionKind.AWARD, 10_000_000),
+                                (DecisionKind.VARIATION, 1_000_000),
+                                (DecisionKind.EXTENSION, 5_000_000),
+                                (DecisionKind.BUSINESS_CASE, 250_000),
+                                (DecisionKind.SPEND, 50_000))]
+    + [DelegatedLimitIn(role=DelegatedRole.INTEGRATOR_ADMIN, kind=kind) for kind in DecisionKind],
+    reason="Northshire County Council financial regulations: scheme of delegation")
+
+
+def acting() -> Principal:
+    """Who takes the step being run (each runs in a command context naming its actor)."""
+    role, _, label = current_context().actor.partition(":")
+    return Principal("demo", Role(role), label)
 
 
 class DemoError(Exception):
@@ -304,6 +330,13 @@ class Plan:
         self.steps.append(Step(at, len(self.steps), actor, label, run, organisation))
         return at
 
+    def add_before(self, at: datetime, actor: str, label: str, run: Callable[[], object],
+                   organisation: str = "council") -> None:
+        """Schedule `run` a minute before `at` (a step already planned), drawing nothing at
+        random: the rest of the plan stays as it was."""
+        self.steps.append(Step(at - timedelta(minutes=1), len(self.steps), actor, label, run,
+                               organisation))
+
 
 # ====================================================================================== loader
 
@@ -343,6 +376,7 @@ class DemoLoader:
 
     def run(self, progress: Progress | None = None) -> None:
         self.integrator.provider_status = self._provider_status
+        self.integrator.performance_evidence = self._performance_evidence
         self.outcomes.agreements = self.outcomes_plan.agreements
         steps = sorted(self.plan.steps)
         every = max(1, len(steps) // 200)
@@ -366,10 +400,41 @@ class DemoLoader:
         except NotFound:
             return None
 
+    def _make_room(self, agreement_id: UUID, change: Decimal) -> None:
+        """Finance tops up the need's envelope by what a budget increase would take past the
+        pooled envelope (the demo's history was written before the envelope was enforced after
+        the award; it now records the top-up each increase needed)."""
+        need = self.integrator.need(self.integrator.agreement(agreement_id).need_id)
+        short = need.committed + change - need.pooled_budget
+        if short > 0:
+            with command_context(CommandContext(actor=data.FINANCE, organisation="council")):
+                self.integrator.raise_envelope(need.id, EnvelopeRaise(
+                    amount=short, reason="Council top-up approved with the variation it "
+                    "covers, under the financial regulations"), acting())
+
+    def _performance_evidence(self, agreement_id: UUID) -> str | None:
+        """The latest measurement (in the load, now is the step's date) of a measure the
+        agreement's outcomes name: what the integrator's performance view would hold."""
+        agreement = self.integrator.agreement(agreement_id)
+        found = []
+        for outcome in agreement.outcomes:
+            if outcome.get("measure_id"):
+                measure = self.outcomes.measure(outcome["measure_id"])
+                found += [(period, measure.name, history[-1]["value"])
+                          for period, history in measure.measurements.items()]
+        if not found:
+            return None
+        period, name, value = max(found)
+        return f"{name}: {value} in {period}"
+
     # ------------------------------------------------------------------ planning
 
     def plan_all(self) -> Plan:
         self._check_tables()
+        self.plan.add_before(datetime(START.year, START.month, START.day, 8, tzinfo=UTC),
+                             data.MARKET_OFFICER, "scheme of delegation",
+                             lambda: self.integrator.set_delegation_limits(
+                                 COUNCIL, DEMO_LIMITS, acting()))
         self._plan_measures()
         self._plan_providers()
         for need in data.NEEDS:
@@ -819,7 +884,7 @@ class DemoLoader:
                                     else None, target=o.target, target_date=o.by)
                           for o in need.outcomes],
                 outputs=list(need.outputs), budget_envelope=D(need.budget),
-                starts_on=need.starts, ends_on=need.ends, lead_organisation=COUNCIL))
+                starts_on=need.starts, ends_on=self._horizon(need), lead_organisation=COUNCIL))
 
         add(need.defined, "define", define)
         for on, partner, amount, note in need.contributions:
@@ -851,6 +916,14 @@ class DemoLoader:
             add(on, "exit", lambda: self.integrator.reach_stage(self.need_ids[key], step))
             add(on + _days(14), "close", lambda: self.integrator.close_need(
                 self.need_ids[key], Closure(reason=reason)))
+
+    @staticmethod
+    def _horizon(need: NeedSpec) -> date:
+        """The need's end, or its agreements' last extension if later: extensions stay within
+        the need's horizon, and the demo's tables were written before that was enforced."""
+        extended = [s.new_end for d in need.decisions for a in d.awards for s in a.story
+                    if isinstance(s, Extend)]
+        return max([need.ends, *extended])
 
     def _appraisal(self, need: NeedSpec) -> OptionsAppraisal:
         rng = self.rng
@@ -894,7 +967,7 @@ class DemoLoader:
             rationale=decision.rationale, decision_maker=decision.maker)
 
         def decide() -> None:
-            _, award_ids = self.integrator.decide(self.need_ids[key], new)
+            _, award_ids = self.integrator.decide(self.need_ids[key], new, acting())
             for award, award_id in zip(decision.awards, award_ids, strict=True):
                 self.award_ids[award.key] = award_id
 
@@ -973,8 +1046,14 @@ class DemoLoader:
         add(drafted, "draft", draft)
         if not award.activate:
             return
-        add(starts, "activate", lambda: self.integrator.activate(
-            agreement_id(), Activation(activated_on=starts)))
+        activated = self.plan.add(starts, actor, f"{akey}: activate",
+                                  lambda: self.integrator.activate(
+                                      agreement_id(), Activation(activated_on=starts)), chain)
+        # Signed the day it comes into force, just before (signatures came with the history).
+        parties = [self.specs[k].name for k in award.providers]
+        signature = Signature(signed_on=starts, signatories=[COUNCIL, *parties])
+        self.plan.add_before(activated, actor, f"{akey}: sign",
+                             lambda: self.integrator.sign_agreement(agreement_id(), signature))
         events: list[tuple[date, int, Callable[[], object], str]] = []
         for i, story in enumerate(award.story):
             events.extend(self._story_steps(akey, i, story, agreement_id))
@@ -998,9 +1077,10 @@ class DemoLoader:
                 if story.pct is not None:
                     budget = integrator.agreement(agreement_id()).budget
                     change = (budget * D(str(story.pct)) / 100).quantize(D(1))
+                self._make_room(agreement_id(), change)
                 integrator.vary(agreement_id(), NewVariation(
                     kind=story.kind, budget_change=change, scope=story.scope,
-                    reason=story.reason))
+                    reason=story.reason), acting())
 
             yield story.on, 1, vary, f"vary ({story.kind.value})"
         elif isinstance(story, Extend):
@@ -1009,23 +1089,47 @@ class DemoLoader:
             growth = NewVariation(kind=VariationKind.GROWTH, budget_change=D(story.growth),
                                   scope=f"Extended term to {story.new_end:%-d %B %Y}",
                                   reason=data.FIXED)
-            yield story.on, 2, lambda: integrator.extend(agreement_id(), extension), "extend"
-            yield story.on, 3, lambda: integrator.vary(agreement_id(), growth), "extend budget"
+            def extend(extension: NewExtension = extension) -> None:
+                if self._performance_evidence(agreement_id()) is not None:
+                    integrator.extend(agreement_id(), extension, acting())
+                    return
+                # No outcome measured for the service: the performance team approves an
+                # override (the history was written before extensions needed one).
+                override = extension.model_copy(update={
+                    "override_reason": "No outcome measure is recorded for this service; "
+                    "its contract management reports show: " + extension.performance_evidence})
+                with command_context(CommandContext(actor=data.PERFORMANCE,
+                                                    organisation="council")):
+                    integrator.extend(agreement_id(), override, acting())
+
+            yield story.on, 2, extend, "extend"
+            def grow(growth: NewVariation = growth) -> None:
+                self._make_room(agreement_id(), growth.budget_change)
+                integrator.vary(agreement_id(), growth, acting())
+
+            yield story.on, 3, grow, "extend budget"
         elif isinstance(story, Case):
             case = NewBusinessCase(need=story.need, expected_outcomes=story.outcomes,
                                    cost=D(story.cost))
 
             def propose(case: NewBusinessCase = case) -> None:
-                self.cases[(akey, i)] = integrator.propose_business_case(agreement_id(), case)
+                self.cases[(akey, i)] = integrator.propose_business_case(agreement_id(), case,
+                                                                         acting())
 
             yield story.on, 4, propose, "propose business case"
             if story.decided is not None:
-                decide = (integrator.approve_business_case if story.approve
-                          else integrator.reject_business_case)
-
-                def decide_case(decide: Callable[[UUID, str, str], object] = decide,
-                                reason: str = story.reason) -> None:
-                    decide(agreement_id(), self.cases[(akey, i)], reason)
+                def decide_case(approve: bool = story.approve, reason: str = story.reason) -> None:
+                    if approve:  # by finance, not the commissioner who proposed it
+                        case = integrator.agreement(agreement_id()).business_cases[
+                            self.cases[(akey, i)]]
+                        self._make_room(agreement_id(), case["cost"])
+                        with command_context(CommandContext(actor=data.FINANCE,
+                                                            organisation="council")):
+                            integrator.approve_business_case(
+                                agreement_id(), self.cases[(akey, i)], reason, acting())
+                    else:
+                        integrator.reject_business_case(agreement_id(), self.cases[(akey, i)],
+                                                        reason)
 
                 yield (story.decided, 5, decide_case,
                        "approve case" if story.approve else "reject case")
@@ -1069,7 +1173,7 @@ class DemoLoader:
                             provider_id=party["provider_id"], amount=part,
                             period=_period(month),
                             reference=f"NCC-{_period(month).replace('-', '')}-"
-                            f"{str(party['provider_id'])[:6].upper()}"))
+                            f"{str(party['provider_id'])[:6].upper()}"), acting())
 
             self.plan.add(paid, data.FINANCE, f"{akey}: pay {_period(month)}", pay,
                           f"agreement:{akey}")

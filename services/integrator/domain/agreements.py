@@ -14,7 +14,7 @@ from eventsourcing.domain import event
 
 from shared.aggregate import CouncilAggregate
 from shared.contracts.integrator import EndingKind, VariationKind
-from shared.errors import DomainRuleBroken, InvalidInput
+from shared.errors import DomainRuleBroken, InvalidInput, NotAuthorised
 
 
 class AgreementStatus(StrEnum):
@@ -87,6 +87,9 @@ class Agreement(CouncilAggregate):
         self.break_clauses = break_clauses
         self.exit_plan = exit_plan
         self.status = AgreementStatus.DRAFTED
+        # None for agreements brought into force before signatures were recorded
+        self.signed_on: str | None = None
+        self.signatories: list[str] = []
         self.activated_on: str | None = None
         self.variations: list[dict[str, Any]] = []
         self.extensions: list[dict[str, Any]] = []
@@ -106,13 +109,50 @@ class Agreement(CouncilAggregate):
                 f"cannot {doing}: the agreement is {self.status.value}, not {status.value}"
             )
 
+    @property
+    def started_on(self) -> str:
+        """When the agreement started: its term's start, or its coming into force if later."""
+        return max(self.starts_on, self.activated_on or self.starts_on)
+
     # ------------------------------------------------------------------ lifecycle
+
+    class Signed(CouncilAggregate.Event):
+        signed_on: str
+        signatories: list[str]
+
+    def sign(self, signed_on: str, signatories: list[str], today: str,
+             decided_on: str | None) -> None:
+        """Record the parties' signatures: not in the future (`today`, business time), not
+        before the commissioning decision that awarded it (`decided_on`, when known)."""
+        if self.signed_on is not None:
+            raise DomainRuleBroken(f"the agreement was already signed on {self.signed_on}")
+        self._require(AgreementStatus.DRAFTED, "sign it")
+        if not [s for s in signatories if s.strip()]:
+            raise InvalidInput("signatories", "name at least one signatory")
+        if signed_on > today:
+            raise InvalidInput("signed_on", f"cannot be in the future (today is {today})")
+        if decided_on is not None and signed_on < decided_on:
+            raise InvalidInput("signed_on", "cannot be before the commissioning decision of "
+                               f"{decided_on} that awarded it")
+        self._signed(signed_on, signatories)
+
+    @event(Signed)
+    def _signed(self, signed_on: str, signatories: list[str]) -> None:
+        self.signed_on = signed_on
+        self.signatories = signatories
 
     class Activated(CouncilAggregate.Event):
         activated_on: str
 
     def activate(self, activated_on: str) -> None:
+        """Bring a signed agreement into force, on or after the day it was signed."""
         self._require(AgreementStatus.DRAFTED, "activate it")
+        if self.signed_on is None:
+            raise DomainRuleBroken("the agreement has not been signed: record its signature "
+                                   "before it comes into force")
+        if activated_on < self.signed_on:
+            raise InvalidInput("activated_on",
+                               f"cannot be before the agreement was signed on {self.signed_on}")
         self._activated(activated_on)
 
     @event(Activated)
@@ -178,26 +218,53 @@ class Agreement(CouncilAggregate):
         new_end: str
         justification: str
         performance_evidence: str
+        # absent from extensions recorded before 2026-12
+        performance_data: str | None = None
+        override_reason: str | None = None
+        override_approved_by: str | None = None
 
     def extend(
-        self, extension_id: str, new_end: str, justification: str, performance_evidence: str
+        self, extension_id: str, new_end: str, justification: str, performance_evidence: str,
+        *, today: str, horizon: str, performance_data: str | None,
+        override: tuple[str, str] | None = None,
     ) -> None:
-        """Extend the term; each extension is justified by performance."""
+        """Extend the term, justified by performance: `performance_data` is what the integrator
+        holds for the agreement (a RAG assessment or a measurement), or, with none yet,
+        `override` (the reason, and who approved it under the scheme of delegation). Not
+        recorded before the agreement starts (`today`, business time), and never past the
+        need's `horizon` (its end)."""
         self._require(AgreementStatus.ACTIVE, "extend it")
         if new_end <= self.ends_on:
             raise InvalidInput("new_end", f"must be after the current end, {self.ends_on}")
+        if new_end > horizon:
+            raise InvalidInput("new_end", f"runs past the need's horizon: the need ends on "
+                               f"{horizon}")
         if not performance_evidence.strip():
             raise InvalidInput("performance_evidence", "an extension is justified by performance")
-        self._extended(extension_id, self.ends_on, new_end, justification, performance_evidence)
+        if today < self.started_on:
+            raise DomainRuleBroken(f"an extension cannot be recorded before the agreement "
+                                   f"starts on {self.started_on} (today is {today})")
+        if performance_data is None and override is None:
+            raise DomainRuleBroken(
+                "no performance data for this agreement yet (no RAG assessment or measurement "
+                "of its outcomes): an extension is justified by performance, so wait for it, or "
+                "give an override_reason for someone with authority to approve")
+        # With performance data no override is needed, so none is recorded.
+        reason, approver = override if performance_data is None and override else (None, None)
+        self._extended(extension_id, self.ends_on, new_end, justification, performance_evidence,
+                       performance_data, reason, approver)
 
     @event(Extended)
     def _extended(
         self, extension_id: str, previous_end: str, new_end: str, justification: str,
-        performance_evidence: str,
+        performance_evidence: str, performance_data: str | None = None,
+        override_reason: str | None = None, override_approved_by: str | None = None,
     ) -> None:
         self.extensions.append({
             "extension_id": extension_id, "previous_end": previous_end, "new_end": new_end,
             "justification": justification, "performance_evidence": performance_evidence,
+            "performance_data": performance_data, "override_reason": override_reason,
+            "override_approved_by": override_approved_by,
         })
         self.ends_on = new_end
 
@@ -208,27 +275,33 @@ class Agreement(CouncilAggregate):
         need: str
         expected_outcomes: str
         cost: Decimal
+        proposed_by: str | None = None  # absent from proposals recorded before 2026-12
 
     def propose_business_case(
-        self, business_case_id: str, need: str, expected_outcomes: str, cost: Decimal
+        self, business_case_id: str, need: str, expected_outcomes: str, cost: Decimal,
+        proposed_by: str | None = None,
     ) -> None:
-        """Propose additional delivery under this agreement instead of renegotiating it."""
+        """Propose additional delivery under this agreement instead of renegotiating it;
+        `proposed_by` (role:label) may not be the one who approves it."""
         self._require(AgreementStatus.ACTIVE, "propose a business case")
         if cost <= 0:
             raise InvalidInput("cost", "must be more than zero")
-        self._business_case_proposed(business_case_id, need, expected_outcomes, cost)
+        self._business_case_proposed(business_case_id, need, expected_outcomes, cost,
+                                     proposed_by)
 
     @event(BusinessCaseProposed)
     def _business_case_proposed(
-        self, business_case_id: str, need: str, expected_outcomes: str, cost: Decimal
+        self, business_case_id: str, need: str, expected_outcomes: str, cost: Decimal,
+        proposed_by: str | None = None,
     ) -> None:
         self.business_cases[business_case_id] = {
             "business_case_id": business_case_id, "need": need,
             "expected_outcomes": expected_outcomes, "cost": cost, "status": "proposed",
-            "reason": None,
+            "reason": None, "proposed_by": proposed_by, "approved_by": None,
         }
 
-    def _pending_case(self, business_case_id: str) -> dict[str, Any]:
+    def pending_case(self, business_case_id: str) -> dict[str, Any]:
+        """A business case still waiting for its decision (refused otherwise)."""
         case = self.business_cases.get(business_case_id)
         if case is None:
             raise DomainRuleBroken(f"no business case {business_case_id} on this agreement")
@@ -239,27 +312,39 @@ class Agreement(CouncilAggregate):
     class BusinessCaseApproved(CouncilAggregate.Event):
         business_case_id: str
         reason: str
+        approved_by: str | None = None  # absent from approvals recorded before 2026-12
 
-    def approve_business_case(self, business_case_id: str, reason: str, variation_id: str) -> None:
-        """Approve additional delivery: its cost varies the agreement's budget."""
+    def case_to_approve(self, business_case_id: str) -> dict[str, Any]:
+        """A business case that may be approved now: pending, on an active agreement."""
         self._require(AgreementStatus.ACTIVE, "approve a business case")
-        case = self._pending_case(business_case_id)
-        self._business_case_approved(business_case_id, reason)
+        return self.pending_case(business_case_id)
+
+    def approve_business_case(self, business_case_id: str, reason: str, variation_id: str,
+                              approved_by: str | None = None) -> None:
+        """Approve additional delivery: its cost varies the agreement's budget. Whoever
+        proposed it does not approve it."""
+        case = self.case_to_approve(business_case_id)
+        if approved_by is not None and approved_by == case.get("proposed_by"):
+            raise NotAuthorised(f"{approved_by} proposed this business case, so may not "
+                                "approve it: someone else with authority must")
+        self._business_case_approved(business_case_id, reason, approved_by)
         self._varied(
             variation_id, VariationKind.BUSINESS_CASE.value, case["cost"],
             self.budget + case["cost"], case["need"], reason, business_case_id,
         )
 
     @event(BusinessCaseApproved)
-    def _business_case_approved(self, business_case_id: str, reason: str) -> None:
-        self.business_cases[business_case_id].update(status="approved", reason=reason)
+    def _business_case_approved(self, business_case_id: str, reason: str,
+                                approved_by: str | None = None) -> None:
+        self.business_cases[business_case_id].update(status="approved", reason=reason,
+                                                     approved_by=approved_by)
 
     class BusinessCaseRejected(CouncilAggregate.Event):
         business_case_id: str
         reason: str
 
     def reject_business_case(self, business_case_id: str, reason: str) -> None:
-        self._pending_case(business_case_id)
+        self.pending_case(business_case_id)
         self._business_case_rejected(business_case_id, reason)
 
     @event(BusinessCaseRejected)
@@ -277,11 +362,15 @@ class Agreement(CouncilAggregate):
 
     def record_spend(
         self, spend_id: str, provider_id: UUID, amount: Decimal, period: str,
-        reference: str | None,
+        reference: str | None, *, this_month: str,
     ) -> None:
-        """Record a payment to a party; spend never exceeds the budget."""
+        """Record a payment to a party for a month (YYYY-MM) already begun (`this_month`, in
+        business time); spend never exceeds the budget."""
         if self.status is AgreementStatus.DRAFTED:
             raise DomainRuleBroken("nothing can be paid before the agreement is active")
+        if period > this_month:
+            raise InvalidInput("period", f"{period} has not yet begun (this month is "
+                               f"{this_month}): spend is recorded for a month once it has")
         if str(provider_id) not in {str(p["provider_id"]) for p in self.parties}:
             raise InvalidInput("provider_id", "is not a party to this agreement")
         if amount <= 0:

@@ -30,6 +30,18 @@ def _after(stage: SourcingStage, other: SourcingStage) -> bool:
     return STAGES.index(stage) > STAGES.index(other)
 
 
+def check_within_envelope(what: str, change: Decimal, committed: Decimal,
+                          pooled: Decimal) -> None:
+    """What is committed never exceeds the pooled envelope (the council's envelope and every
+    partner's contribution): the figures say by how much it would."""
+    if committed > pooled:
+        raise DomainRuleBroken(
+            f"this {what} of £{change:,.2f} would commit £{committed:,.2f} against the pooled "
+            f"envelope of £{pooled:,.2f}: £{committed - pooled:,.2f} short; raise the envelope "
+            "first (a partner's further contribution, or a council top-up with its reason)"
+        )
+
+
 class Need(CouncilAggregate):
     """What the council needs to achieve for a population, and how it is sourcing it."""
 
@@ -68,6 +80,9 @@ class Need(CouncilAggregate):
         self.recommended: str | None = None
         self.engagements: list[dict[str, Any]] = []
         self.decisions: dict[str, dict[str, Any]] = {}
+        self.envelope_raises: list[dict[str, Any]] = []
+        # variation id -> how an agreement's budget changed since its award (CommitmentVaried)
+        self.commitment_changes: dict[str, Decimal] = {}
 
     @staticmethod
     def check_definition(
@@ -96,9 +111,11 @@ class Need(CouncilAggregate):
 
     @property
     def committed(self) -> Decimal:
-        return sum(
+        """What the need's awards commit, as their agreements' budgets have since changed."""
+        awarded = sum(
             (a["allocation"] for d in self.decisions.values() for a in d["awards"]), Decimal(0)
         )
+        return awarded + sum(self.commitment_changes.values(), Decimal(0))
 
     def award(self, award_id: str) -> dict[str, Any]:
         for decision in self.decisions.values():
@@ -144,6 +161,59 @@ class Need(CouncilAggregate):
         for c in self.contributions.values():
             shares[c["partner"]] = shares.get(c["partner"], Decimal(0)) + c["amount"]
         return shares
+
+    class BudgetEnvelopeRaised(CouncilAggregate.Event):
+        raise_id: str
+        amount: Decimal
+        new_envelope: Decimal
+        reason: str
+        decided_by: str
+
+    def raise_envelope(self, raise_id: str, amount: Decimal, reason: str,
+                       decided_by: str) -> None:
+        """The council tops up its own envelope for the need, by a recorded decision."""
+        self._require_open()
+        if amount <= 0:
+            raise InvalidInput("amount", "an envelope is raised by more than nothing")
+        if not reason.strip():
+            raise InvalidInput("reason", "say why the envelope is raised")
+        self._envelope_raised(raise_id, amount, self.budget_envelope + amount, reason,
+                              decided_by)
+
+    @event(BudgetEnvelopeRaised)
+    def _envelope_raised(self, raise_id: str, amount: Decimal, new_envelope: Decimal,
+                         reason: str, decided_by: str) -> None:
+        self.budget_envelope = new_envelope
+        self.envelope_raises.append({"raise_id": raise_id, "amount": amount, "reason": reason,
+                                     "decided_by": decided_by})
+
+    class CommitmentVaried(CouncilAggregate.Event):
+        agreement_id: UUID
+        variation_id: str
+        budget_change: Decimal
+        committed: Decimal
+        business_case_id: str | None
+
+    def vary_commitment(
+        self, agreement_id: UUID, variation_id: str, budget_change: Decimal, what: str,
+        business_case_id: str | None = None,
+    ) -> None:
+        """An agreement's budget changes by `budget_change` (`what`: "variation", "business
+        case"); what the need commits changes with it. An increase never takes it past the
+        pooled envelope: raise the envelope first. A decrease frees the envelope."""
+        after = self.committed + budget_change
+        if budget_change > 0:
+            self._require_open()
+            check_within_envelope(what, budget_change, after, self.pooled_budget)
+        self._commitment_varied(agreement_id, variation_id, budget_change, after,
+                                business_case_id)
+
+    @event(CommitmentVaried)
+    def _commitment_varied(
+        self, agreement_id: UUID, variation_id: str, budget_change: Decimal, committed: Decimal,
+        business_case_id: str | None,
+    ) -> None:
+        self.commitment_changes[variation_id] = budget_change
 
     # ------------------------------------------------------------------ sourcing steps
 
@@ -197,13 +267,16 @@ class Need(CouncilAggregate):
         awards: list[dict[str, Any]]
         rationale: str
         decision_maker: str
+        decided_on: str | None = None  # absent from decisions recorded before 2026-12
 
     def decide(
         self, decision_id: str, awards: list[dict[str, Any]], rationale: str,
         decision_maker: str, provider_status: Mapping[UUID, ProviderStatus | None],
+        decided_on: str | None = None,
     ) -> None:
-        """Award to approved providers within the pooled budget. `provider_status` is how the
-        network stands for each provider named (None: not in the network)."""
+        """Award to approved providers within the pooled budget, on `decided_on` (the business
+        date). `provider_status` is how the network stands for each provider named (None: not
+        in the network)."""
         self._require_open()
         if self.recommended is None:
             raise DomainRuleBroken("appraise the sourcing options before deciding")
@@ -231,15 +304,16 @@ class Need(CouncilAggregate):
                 f"awards total £{total:,.2f} but only £{available:,.2f} of the "
                 f"£{self.pooled_budget:,.2f} budget is uncommitted"
             )
-        self._decided(decision_id, awards, rationale, decision_maker)
+        self._decided(decision_id, awards, rationale, decision_maker, decided_on)
 
     @event(Decided)
     def _decided(
-        self, decision_id: str, awards: list[dict[str, Any]], rationale: str, decision_maker: str
+        self, decision_id: str, awards: list[dict[str, Any]], rationale: str, decision_maker: str,
+        decided_on: str | None = None,
     ) -> None:
         self.decisions[decision_id] = {
             "decision_id": decision_id, "awards": awards, "rationale": rationale,
-            "decision_maker": decision_maker,
+            "decision_maker": decision_maker, "decided_on": decided_on,
         }
         self.stage = SourcingStage.DECISION
 

@@ -27,9 +27,11 @@ from shared.contracts.integrator import (
     AgreementEnded,
     AgreementExtended,
     AgreementOutcome,
+    AgreementSigned,
     AgreementVaried,
     ArrangementType,
     Award,
+    BudgetEnvelopeRaised,
     BusinessCaseApproved,
     BusinessCaseProposed,
     BusinessCaseRejected,
@@ -56,7 +58,8 @@ from shared.sql import Database, Row, Tx
 # Bump when the tables below change shape: the read model is then dropped and replayed.
 # 2: cm_agreements.activated_at and ended_at, the business times of those events (the market
 # view's quarterly history of concentration follows them).
-SCHEMA_VERSION = 2
+# 3: agreements' signatures, extensions' performance data and overrides.
+SCHEMA_VERSION = 3
 
 PENNY = Decimal("0.01")
 
@@ -105,7 +108,7 @@ _TABLES = (
     " ended_reason TEXT,"
     " exit_plan_executed BOOLEAN, exit_notes TEXT, outcomes TEXT NOT NULL, reward_terms TEXT,"
     " risk_share TEXT, break_clauses TEXT NOT NULL, exit_plan TEXT NOT NULL,"
-    " drafted_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    " drafted_at TEXT NOT NULL, updated_at TEXT NOT NULL, signed_on TEXT, signatories TEXT)",
     "CREATE INDEX IF NOT EXISTS cm_agreements_need ON cm_agreements (need_id)",
     "CREATE INDEX IF NOT EXISTS cm_agreements_status ON cm_agreements (status)",
     "CREATE TABLE IF NOT EXISTS cm_parties ("
@@ -121,7 +124,8 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS cm_extensions ("
     " agreement_id TEXT NOT NULL, extension_id TEXT NOT NULL, previous_end TEXT NOT NULL,"
     " new_end TEXT NOT NULL, justification TEXT NOT NULL, performance_evidence TEXT NOT NULL,"
-    " extended_at TEXT NOT NULL, PRIMARY KEY (agreement_id, extension_id))",
+    " extended_at TEXT NOT NULL, performance_data TEXT, override_reason TEXT,"
+    " override_approved_by TEXT, PRIMARY KEY (agreement_id, extension_id))",
     "CREATE TABLE IF NOT EXISTS cm_business_cases ("
     " agreement_id TEXT NOT NULL, business_case_id TEXT NOT NULL, need TEXT NOT NULL,"
     " expected_outcomes TEXT NOT NULL, cost_pence BIGINT NOT NULL, status TEXT NOT NULL,"
@@ -202,6 +206,10 @@ class CommissioningProjection(TableProjection):
                 self._market_engaged(tx, at, MarketEngaged.model_validate(data))
             case "CommissioningDecided":
                 self._decided(tx, at, CommissioningDecided.model_validate(data))
+            case "BudgetEnvelopeRaised":
+                raised = BudgetEnvelopeRaised.model_validate(data)
+                self._need(tx, at, raised.need_id,
+                           budget_envelope_pence=pence(raised.new_envelope))
             case "NeedStageReached":
                 reached = NeedStageReached.model_validate(data)
                 self._need(tx, at, reached.need_id, stage=reached.stage.value)
@@ -210,6 +218,11 @@ class CommissioningProjection(TableProjection):
                 self._need(tx, at, closed.need_id, status=CLOSED, closed_reason=closed.reason)
             case "AgreementDrafted":
                 self._drafted(tx, at, AgreementDrafted.model_validate(data))
+            case "AgreementSigned":
+                signed = AgreementSigned.model_validate(data)
+                self._agreement(tx, at, signed.agreement_id,
+                                signed_on=signed.signed_on.isoformat(),
+                                signatories=_json(signed.signatories))
             case "AgreementActivated":
                 activated = AgreementActivated.model_validate(data)
                 self._agreement(tx, at, activated.agreement_id, status=ACTIVE,
@@ -367,10 +380,12 @@ class CommissioningProjection(TableProjection):
     def _extended(self, tx: Tx, at: str, data: AgreementExtended) -> None:
         tx.execute(
             "INSERT INTO cm_extensions (agreement_id, extension_id, previous_end, new_end,"
-            " justification, performance_evidence, extended_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " justification, performance_evidence, extended_at, performance_data,"
+            " override_reason, override_approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (agreement_id, extension_id) DO NOTHING",
             (str(data.agreement_id), data.extension_id, data.previous_end.isoformat(),
-             data.new_end.isoformat(), data.justification, data.performance_evidence, at),
+             data.new_end.isoformat(), data.justification, data.performance_evidence, at,
+             data.performance_data, data.override_reason, data.override_approved_by),
         )
         self._agreement(tx, at, data.agreement_id, ends_on=data.new_end.isoformat())
 
@@ -480,6 +495,11 @@ class Extension(BaseModel):
     justification: str
     performance_evidence: str
     extended_at: datetime
+    performance_data: str | None = Field(
+        default=None, description="the performance data held when it was extended")
+    override_reason: str | None = Field(
+        default=None, description="why it was extended with no performance data yet")
+    override_approved_by: str | None = None
 
 
 class BusinessCase(BaseModel):
@@ -503,6 +523,9 @@ class Spend(BaseModel):
 
 
 class AgreementDetail(AgreementSummary):
+    signed_on: date | None = Field(description="none for agreements in force before "
+                                   "signatures were recorded")
+    signatories: list[str]
     outcomes: list[AgreementOutcome]
     reward_terms: RewardTerms | None
     risk_share: RiskShare | None
@@ -631,7 +654,7 @@ _AGREEMENT_COLUMNS = (
 )
 _AGREEMENT_DETAIL_COLUMNS = (
     ", outcomes, reward_terms, risk_share, break_clauses, exit_plan, ended_reason,"
-    " exit_plan_executed, exit_notes, drafted_at"
+    " exit_plan_executed, exit_notes, drafted_at, signed_on, signatories"
 )
 
 
@@ -710,10 +733,12 @@ def get_agreement(db: Database, agreement_id: UUID) -> AgreementDetail | None:
         ]
         extensions = [
             Extension(extension_id=e, previous_end=prev, new_end=new, justification=why,
-                      performance_evidence=evidence, extended_at=at)
-            for e, prev, new, why, evidence, at in tx.execute(
+                      performance_evidence=evidence, extended_at=at, performance_data=held,
+                      override_reason=override, override_approved_by=approver)
+            for e, prev, new, why, evidence, at, held, override, approver in tx.execute(
                 "SELECT extension_id, previous_end, new_end, justification,"
-                " performance_evidence, extended_at FROM cm_extensions WHERE agreement_id = ?"
+                " performance_evidence, extended_at, performance_data, override_reason,"
+                " override_approved_by FROM cm_extensions WHERE agreement_id = ?"
                 " ORDER BY extended_at, new_end", (key,))
         ]
         cases = [
@@ -734,9 +759,10 @@ def get_agreement(db: Database, agreement_id: UUID) -> AgreementDetail | None:
                 (key,))
         ]
     (outcomes, reward_terms, risk_share, break_clauses, exit_plan, ended_reason, executed,
-     exit_notes, drafted_at) = row[16:]
+     exit_notes, drafted_at, signed_on, signatories) = row[16:]
     return AgreementDetail(
-        **_summary_fields(row, parties),
+        **_summary_fields(row, parties), signed_on=signed_on,
+        signatories=json.loads(signatories) if signatories else [],
         outcomes=json.loads(outcomes),
         reward_terms=json.loads(reward_terms) if reward_terms else None,
         risk_share=json.loads(risk_share) if risk_share else None,

@@ -22,6 +22,7 @@ live projection gave on that date.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
@@ -31,6 +32,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from services.outcomes.payments import period_bounds
 from services.outcomes.projections.performance import (
     RAG_ORDER,
     MeasureFacts,
@@ -292,6 +294,46 @@ def performance_of(tx: Tx, dialect: str, agreement_ids: Sequence[str],
             outcome_costs=outcome_costs(measures, attributed, term, day, paid, spent),
         )
     return found
+
+
+def performance_evidence(db: Database, agreement_id: UUID) -> str | None:
+    """The performance data the integrator holds for an agreement, said in a line: its RAG
+    assessment, else the latest measurement of a measure it is tied to (attributed, or named by
+    one of its outcomes) for a period that ended after it started. None: nothing yet, so an
+    extension cannot be justified by performance."""
+    key = str(agreement_id)
+    with db.reading() as tx:
+        if not _has_read_model(tx, db.dialect):
+            return None
+        brief = performance_of(tx, db.dialect, [key]).get(key)
+        if brief is not None and brief.rag is not None:
+            achieved = (f" (achievement {brief.latest_achievement_pct}% of target)"
+                        if brief.latest_achievement_pct is not None else "")
+            return f"RAG {brief.rag.value} in {brief.rag_period}{achieved}"
+        return _latest_measurement(tx, key)
+
+
+def _latest_measurement(tx: Tx, agreement_id: str) -> str | None:
+    rows = tx.execute("SELECT starts_on, outcomes FROM cm_agreements WHERE agreement_id = ?",
+                      (agreement_id,))
+    if not rows:
+        return None
+    started = date.fromisoformat(str(rows[0][0]))
+    measures = {str(o["measure_id"]) for o in json.loads(str(rows[0][1])) if o.get("measure_id")}
+    measures |= {str(m) for (m,) in tx.execute(
+        "SELECT measure_id FROM ip_attributions WHERE agreement_id = ?", (agreement_id,))}
+    if not measures:
+        return None
+    found = [(period_bounds(str(period))[1], str(period), str(value), str(name), unit)
+             for period, value, name, unit in _select(
+                 tx, "SELECT a.period, a.value, m.name, m.unit FROM ip_actuals a"
+                 " JOIN ip_measures m ON m.measure_id = a.measure_id", "a.measure_id",
+                 sorted(measures))]
+    since = [f for f in found if f[0] >= started]
+    if not since:
+        return None
+    _, period, value, name, unit = max(since, key=lambda f: (f[0], f[1]))
+    return f"{name}: {value}{f' {unit}' if unit else ''} in {period}"
 
 
 def _measures(tx: Tx, measure_ids: Sequence[str]) -> dict[str, MeasureFacts]:

@@ -14,7 +14,13 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ValidationError
 
-from shared.errors import ConcurrentChange, DomainRuleBroken, InvalidInput, NotFound
+from shared.errors import (
+    ConcurrentChange,
+    DomainRuleBroken,
+    InvalidInput,
+    NotAuthorised,
+    NotFound,
+)
 
 M = TypeVar("M", bound=BaseModel)
 FORM_LEVEL = ""  # the key of a message about the whole form
@@ -172,8 +178,16 @@ def refused(values: dict[str, list[str]], exc: Exception) -> FormState | None:
     for anything else (which is not the person's to fix)."""
     if isinstance(exc, InvalidInput):
         return FormState(values, {exc.field or FORM_LEVEL: exc.message})
-    if isinstance(exc, DomainRuleBroken | ConcurrentChange):
+    if isinstance(exc, DomainRuleBroken | ConcurrentChange | NotAuthorised):
         return FormState(values, {FORM_LEVEL: str(exc)})
     if isinstance(exc, NotFound):
         return FormState(values, {FORM_LEVEL: str(exc.args[0]) if exc.args else "not found"})
     return None
+
+
+def refused_status(exc: Exception, state: FormState) -> int:
+    """The status a refused form is shown with, as the API would answer: 403 for a decision
+    beyond the person's authority, 422 for a field at fault, else 409."""
+    if isinstance(exc, NotAuthorised):
+        return 403
+    return 422 if state.field_errors() else 409

@@ -101,7 +101,7 @@ def _run(request: Request, viewer: Viewer, values: Values, form: str, model: typ
         state = forms.refused(values, exc)
         if state is None:
             raise
-        return again({form: state}, 409 if not state.field_errors() else 422)
+        return again({form: state}, forms.refused_status(exc, state))
     stream_id = stream(result)
     version: int = integrator.repository.get(stream_id).version
     note = flash if _caught_up(request, stream_id, version) else \
@@ -236,7 +236,8 @@ def engage(need_id: UUID, request: Request, viewer: SignedIn, values: Posted) ->
 @routes.post("/needs/{need_id}/decisions", response_class=HTMLResponse)
 def decide(need_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> Response:
     return _need_step(request, viewer, need_id, values, "decision", c.NewDecision,
-                      lambda i, body: i.decide(need_id, body), "Decision recorded",
+                      lambda i, body: i.decide(need_id, body, viewer.principal),
+                      "Decision recorded",
                       lists=frozenset(f"awards.{n}.provider_ids" for n in range(ROWS)))
 
 
@@ -276,7 +277,7 @@ def draft(need_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> 
 # ---------------------------------------------------------------------- an agreement
 
 
-AGREEMENT_FORMS = ("activate", "vary", "extend", "business_case", "spend", "end")
+AGREEMENT_FORMS = ("sign", "activate", "vary", "extend", "business_case", "spend", "end")
 
 
 def _agreement_page(request: Request, viewer: Viewer, agreement_id: UUID,
@@ -327,6 +328,13 @@ def _agreement_step(request: Request, viewer: Viewer, agreement_id: UUID, values
                 **nesting)
 
 
+@routes.post("/agreements/{agreement_id}/sign", response_class=HTMLResponse)
+def sign(agreement_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> Response:
+    return _agreement_step(request, viewer, agreement_id, values, "sign", c.Signature,
+                           lambda i, body: i.sign_agreement(agreement_id, body),
+                           "Signature recorded", lines=frozenset({"signatories"}))
+
+
 @routes.post("/agreements/{agreement_id}/activate", response_class=HTMLResponse)
 def activate(agreement_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> Response:
     return _agreement_step(request, viewer, agreement_id, values, "activate", c.Activation,
@@ -336,20 +344,23 @@ def activate(agreement_id: UUID, request: Request, viewer: SignedIn, values: Pos
 @routes.post("/agreements/{agreement_id}/variations", response_class=HTMLResponse)
 def vary(agreement_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> Response:
     return _agreement_step(request, viewer, agreement_id, values, "vary", c.NewVariation,
-                           lambda i, body: i.vary(agreement_id, body), "Variation recorded")
+                           lambda i, body: i.vary(agreement_id, body, viewer.principal),
+                           "Variation recorded")
 
 
 @routes.post("/agreements/{agreement_id}/extensions", response_class=HTMLResponse)
 def extend(agreement_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> Response:
     return _agreement_step(request, viewer, agreement_id, values, "extend", c.NewExtension,
-                           lambda i, body: i.extend(agreement_id, body), "Extension recorded")
+                           lambda i, body: i.extend(agreement_id, body, viewer.principal),
+                           "Extension recorded")
 
 
 @routes.post("/agreements/{agreement_id}/business-cases", response_class=HTMLResponse)
 def propose(agreement_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> Response:
     return _agreement_step(request, viewer, agreement_id, values, "business_case",
                            c.NewBusinessCase,
-                           lambda i, body: i.propose_business_case(agreement_id, body),
+                           lambda i, body: i.propose_business_case(agreement_id, body,
+                                                                   viewer.principal),
                            "Business case proposed")
 
 
@@ -360,7 +371,8 @@ def decide_case(agreement_id: UUID, case_id: str, request: Request, viewer: Sign
 
     def command(i: Integrator, body: c.Closure) -> object:
         if approve:
-            return i.approve_business_case(agreement_id, case_id, body.reason)
+            return i.approve_business_case(agreement_id, case_id, body.reason,
+                                           viewer.principal)
         i.reject_business_case(agreement_id, case_id, body.reason)
         return None
 
@@ -372,7 +384,8 @@ def decide_case(agreement_id: UUID, case_id: str, request: Request, viewer: Sign
 @routes.post("/agreements/{agreement_id}/spend", response_class=HTMLResponse)
 def spend(agreement_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> Response:
     return _agreement_step(request, viewer, agreement_id, values, "spend", c.NewSpend,
-                           lambda i, body: i.record_spend(agreement_id, body), "Spend recorded")
+                           lambda i, body: i.record_spend(agreement_id, body, viewer.principal),
+                           "Spend recorded")
 
 
 @routes.post("/agreements/{agreement_id}/end", response_class=HTMLResponse)
