@@ -13,7 +13,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -26,10 +25,7 @@ from shared.contracts.integrator import (
     SourcingStage,
     VariationKind,
 )
-
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+from shared.text import LongText, Reason, ShortText, Text
 
 
 def _pounds(value: Decimal) -> Decimal:
@@ -228,8 +224,7 @@ class NewLesson(_Input):
     went: str = Field(pattern=r"^(well|badly)$")
     what: LongText
     why: LongText
-    tags: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                                max_length=50)]] = Field(default_factory=list,
+    tags: list[ShortText] = Field(default_factory=list,
                                                                          max_length=20)
 
     @model_validator(mode="after")

@@ -14,7 +14,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -28,10 +27,8 @@ from services.outcomes.personal_data import (
 )
 from shared import clock
 from shared.contracts.outcomes import Direction, Periodicity
+from shared.text import Key, LongText, ShortText, Text
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 _PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$")
 
 
@@ -57,7 +54,7 @@ class TrajectoryPointIn(_Input):
 
 class NewMeasure(_Input):
     name: Text = Field(examples=["Teenage obesity rate"])
-    unit: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+    unit: ShortText
     direction: Direction
     description: LongText | None = None
     baseline: Value | None = None

@@ -49,10 +49,12 @@ from shared.contracts.outcomes import LegalBasis
 from shared.errors import NotFound
 from shared.settings import Settings
 from shared.sql import Database
+from shared.text import MULTI_LINE
 
 log = structlog.get_logger("erasure")
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+                   MULTI_LINE]
 
 
 class SubjectReferenceIn(SubjectReference):

@@ -23,6 +23,7 @@ from pydantic import (
 from services.provider_registry.domain import size_band
 from services.provider_registry.taxonomy import taxonomy
 from shared.contracts.provider_registry import OrganisationType, StandingKind
+from shared.text import ONE_LINE, LongText, Reason, Text
 
 
 def _squash(value: str) -> str:
@@ -61,20 +62,18 @@ def _postcode(value: str) -> str:
 
 
 Postcode = Annotated[str, AfterValidator(_postcode)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
 Email = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
     ),
+    ONE_LINE,
 ]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{7,20}$")
 ]
 Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500,
-                                       pattern=r"^https?://[^\s]+$")]
+                                       pattern=r"^https?://[^\s]+$"), ONE_LINE]
 
 
 class _Input(BaseModel):
@@ -109,7 +108,8 @@ class SmeSizeIn(_Input):
                 "band": band.value if band else None}
 
 
-Area = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Area = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+                 ONE_LINE]
 
 
 class DetailsIn(_Input):

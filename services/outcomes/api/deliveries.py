@@ -61,6 +61,7 @@ from services.outcomes.vault import SubjectVault
 from shared.contracts.outcomes import Channel, Periodicity
 from shared.errors import InvalidInput, NotFound
 from shared.identity import ANY_ROLE, COUNCIL_READERS, Principal, Role, acting_as, require
+from shared.text import MAX_OFFSET
 from shared.web import Runtime
 
 router = APIRouter(tags=["delivery"])
@@ -281,7 +282,7 @@ def deliveries(
     = None,
     include_superseded: Annotated[bool, Query(description="include corrected reports")] = True,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[DeliveryListItem]:
     """Delivery reports as projected from the shared log, newest period first. A provider sees
     only its own."""
