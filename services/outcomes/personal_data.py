@@ -321,7 +321,7 @@ def redacted(original: bytes | None) -> tuple[bytes | None, bool]:
         return None, False
     try:
         body = json.loads(original)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         suspect = b"service" in original.lower() or b"\\u" in original
         return (None, True) if suspect else (original, False)
     if not isinstance(body, dict):
