@@ -25,7 +25,7 @@ from shared.contracts.integrator import (
     SourcingStage,
     VariationKind,
 )
-from shared.text import LongText, Reason, ShortText, Text
+from shared.text import BusinessDate, LongText, Reason, ShortText, Text
 
 
 def _pounds(value: Decimal) -> Decimal:
@@ -38,7 +38,7 @@ Money = Annotated[Decimal, Field(gt=0, le=Decimal("1e11"), allow_inf_nan=False),
                   AfterValidator(_pounds)]
 SignedMoney = Annotated[Decimal, Field(ge=Decimal("-1e11"), le=Decimal("1e11"),
                                        allow_inf_nan=False), AfterValidator(_pounds)]
-Percent = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)]
+Percent = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False, decimal_places=4)]
 
 
 def _known_category(code: str) -> str:
@@ -65,7 +65,7 @@ class OutcomeIn(_Input):
     description: LongText = Field(examples=["Fewer teenagers living with obesity"])
     measure_id: UUID | None = Field(default=None, description="an outcome measure's id")
     target: Text | None = Field(default=None, examples=["from 21% to 17%"])
-    target_date: date | None = None
+    target_date: BusinessDate | None = None
 
 
 class NewNeed(_Input):
@@ -75,8 +75,8 @@ class NewNeed(_Input):
     outcomes: list[OutcomeIn] = Field(min_length=1, max_length=50)
     outputs: list[Text] = Field(default_factory=list, max_length=50)
     budget_envelope: Money
-    starts_on: date
-    ends_on: date
+    starts_on: BusinessDate
+    ends_on: BusinessDate
     lead_organisation: Text = "Northshire County Council"
 
     @field_validator("ends_on")
@@ -111,7 +111,7 @@ class OptionsAppraisal(_Input):
 
 class MarketEngagement(_Input):
     summary: LongText
-    engaged_on: date
+    engaged_on: BusinessDate
     provider_ids: list[UUID] = Field(default_factory=list, max_length=500)
 
 
@@ -170,8 +170,8 @@ class NewAgreement(_Input):
     parties: list[PartyIn] | None = Field(
         default=None, description="defaults to the award's providers, sharing it equally"
     )
-    starts_on: date
-    ends_on: date
+    starts_on: BusinessDate
+    ends_on: BusinessDate
     outcomes: list[AgreementOutcomeIn] = Field(default_factory=list, max_length=50)
     reward_terms: RewardTermsIn | None = None
     risk_share: RiskShareIn | None = None
@@ -180,7 +180,7 @@ class NewAgreement(_Input):
 
 
 class Activation(_Input):
-    activated_on: date
+    activated_on: BusinessDate
 
 
 class NewVariation(_Input):
@@ -191,7 +191,7 @@ class NewVariation(_Input):
 
 
 class NewExtension(_Input):
-    new_end: date
+    new_end: BusinessDate
     justification: Reason
     performance_evidence: LongText
 
@@ -204,7 +204,7 @@ class NewBusinessCase(_Input):
 
 class Ending(_Input):
     how: EndingKind
-    ended_on: date
+    ended_on: BusinessDate
     reason: Reason
     exit_plan_executed: bool = False
     exit_notes: LongText | None = None

@@ -22,8 +22,10 @@ How a single report is answered:
   provider's under the same agreement, a missing or unknown field.
 
 A batch is answered 200 with a report per line: how many lines (blank lines are ignored),
-how many were accepted as new, how many were replays, and each rejected line with the field at
-fault and the reason, for the same reasons as above. A batch over 10,000 lines is refused (413)
+how many were accepted as new, how many were stored already before this batch (`already_stored`:
+sent again after an answer was lost, say, even when the earlier attempt seemed to fail), how
+many repeat an earlier line of the batch (`duplicates`), and each rejected line with the field
+at fault and the reason, for the same reasons as above. A batch over 10,000 lines is refused (413)
 before anything is stored, as is a body over the size limit.
 
 A correction is a new report naming the delivery it corrects (`corrects`); nothing is edited in
@@ -117,8 +119,12 @@ class RejectedLine(BaseModel):
 class BatchReport(BaseModel):
     lines: int = Field(description="report lines in the body (blank lines aside)")
     accepted: int = Field(description="reports stored now")
-    duplicates: int = Field(description="replays of reports already stored (or of an earlier "
-                            "line), accepted once")
+    already_stored: int = Field(description="reports stored before this batch, with the "
+                                "same key and content: by an earlier request, perhaps an "
+                                "earlier attempt at this batch whose answer was lost. They are "
+                                "stored, once; nothing new was stored for them")
+    duplicates: int = Field(description="repeats of an earlier line of this batch (same key "
+                            "and content), accepted once")
     rejected: list[RejectedLine]
 
 
@@ -264,9 +270,11 @@ def report_deliveries(
         batch = outcomes_of(request).report_deliveries(_provider_id(principal), parsed,
                                                        Channel.HTTP)
     accepted = batch.accepted
-    duplicates = sum(1 for o in accepted if o.duplicate)
+    stored_before = sum(1 for o in accepted if o.already_stored)
+    repeated = sum(1 for o in accepted if o.duplicate and not o.already_stored)
     return BatchReport(
-        lines=len(parsed), accepted=len(accepted) - duplicates, duplicates=duplicates,
+        lines=len(parsed), accepted=len(accepted) - stored_before - repeated,
+        already_stored=stored_before, duplicates=repeated,
         rejected=[RejectedLine(line=o.index, field=o.field, reason=o.error or "")
                   for o in batch.rejected],
     )

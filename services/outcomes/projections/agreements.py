@@ -11,6 +11,7 @@ Each agreement's events come from one stream, so they arrive in order on the sha
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from uuid import UUID
 
 from services.outcomes.application import AgreementInfo
@@ -102,6 +103,7 @@ def lookup_agreements(db: Database, agreement_ids: Sequence[UUID]) -> dict[UUID,
     has not mentioned (yet) are absent from the answer."""
     wanted = sorted({str(i) for i in agreement_ids})
     statuses: dict[str, str] = {}
+    terms: dict[str, tuple[str, str]] = {}
     parties: dict[str, set[UUID]] = {}
     if not wanted:
         return {}
@@ -110,18 +112,21 @@ def lookup_agreements(db: Database, agreement_ids: Sequence[UUID]) -> dict[UUID,
             chunk = wanted[start:start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = tx.execute(
-                "SELECT a.agreement_id, a.status, p.provider_id FROM oc_agreements a"
+                "SELECT a.agreement_id, a.status, p.provider_id, a.starts_on, a.ends_on"
+                " FROM oc_agreements a"
                 " LEFT JOIN oc_agreement_parties p ON p.agreement_id = a.agreement_id"
                 f" WHERE a.agreement_id IN ({marks})",
                 chunk,
             )
-            for agreement_id, status, provider_id in rows:
+            for agreement_id, status, provider_id, starts_on, ends_on in rows:
                 statuses[agreement_id] = status
+                terms[agreement_id] = (starts_on, ends_on)
                 found = parties.setdefault(agreement_id, set())
                 if provider_id is not None:
                     found.add(UUID(provider_id))
     return {
-        UUID(agreement_id): AgreementInfo(UUID(agreement_id), status,
-                                          frozenset(parties[agreement_id]))
+        UUID(agreement_id): AgreementInfo(
+            UUID(agreement_id), status, frozenset(parties[agreement_id]),
+            date.fromisoformat(terms[agreement_id][0]), date.fromisoformat(terms[agreement_id][1]))
         for agreement_id, status in statuses.items()
     }
