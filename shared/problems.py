@@ -13,8 +13,9 @@ Every error is ``Content-Type: application/problem+json``::
 - ``instance`` is the path asked for; ``correlation_id`` the request's (also a header), to find
   it in the logs;
 - ``errors`` (for 422 only) names each field at fault: ``body.<field>``, ``query.<name>``,
-  ``path.<name>`` or ``header.<name>``, with the reason. What was sent is never repeated: a
-  body may hold personal data.
+  ``path.<name>`` or ``header.<name>``, with the reason (``message``) and, for a program to
+  act on, the kind of error (``type``, pydantic's: missing, string_too_long, value_error...).
+  What was sent is never repeated: a body may hold personal data.
 
 A lost database or broker answers 503 with ``Retry-After``; anything unforeseen 500, with the
 correlation id to look it up and nothing of the fault itself.
@@ -77,6 +78,9 @@ class FieldError(BaseModel):
     field: str = Field(description="where: body.<field>, query.<name>, path.<name> or "
                        "header.<name> (body alone for the body as a whole)")
     message: str = Field(description="what is wrong with it")
+    type: str | None = Field(default=None, description="the kind of error, for a program to "
+                             "act on: pydantic's error type (missing, string_too_long, enum, "
+                             "value_error, ...)")
 
 
 class Problem(BaseModel):
@@ -115,6 +119,10 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+def _message(error: dict[str, Any]) -> str:
+    return str(error.get("msg", "")).removeprefix("Value error, ")
 
 
 def field_name(loc: Sequence[Any]) -> str:
@@ -156,8 +164,8 @@ def install(api: FastAPI) -> None:
     async def _unprocessable(request: Request, exc: RequestValidationError) -> Response:
         if request.url.path.startswith(_WEB_PAGES):
             return await request_validation_exception_handler(request, exc)
-        errors = [FieldError(field=field_name(e.get("loc", ())), message=str(e.get("msg", "")))
-                  for e in exc.errors()]
+        errors = [FieldError(field=field_name(e.get("loc", ())), message=_message(e),
+                             type=e.get("type")) for e in exc.errors()]
         return invalid(request, errors)
 
     @api.exception_handler(HTTPException)
@@ -168,8 +176,8 @@ def install(api: FastAPI) -> None:
             return await http_exception_handler(request, exc)
         if exc.status_code == 422 and isinstance(exc.detail, list):  # fields, as pydantic's
             return invalid(request, [
-                FieldError(field=field_name(e.get("loc", ())), message=str(e.get("msg", "")))
-                for e in exc.detail if isinstance(e, dict)])
+                FieldError(field=field_name(e.get("loc", ())), message=_message(e),
+                           type=e.get("type")) for e in exc.detail if isinstance(e, dict)])
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         headers = dict(exc.headers or {})
         if exc.status_code == 503:
@@ -179,7 +187,8 @@ def install(api: FastAPI) -> None:
     @api.exception_handler(InvalidInput)
     async def _invalid(request: Request, exc: InvalidInput) -> Response:
         where = f"body.{exc.field}" if exc.field else "body"
-        return invalid(request, [FieldError(field=where, message=exc.message)])
+        return invalid(request, [FieldError(field=where, message=exc.message,
+                                            type="value_error")])
 
     @api.exception_handler(DomainRuleBroken)
     async def _conflict(request: Request, exc: DomainRuleBroken) -> Response:

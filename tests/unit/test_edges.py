@@ -4,11 +4,16 @@ details) declared on every operation."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
+import psycopg
+import psycopg_pool
 import pytest
+from eventsourcing import persistence
+from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from services.integrator.service import SPEC as INTEGRATOR
 from services.outcomes.service import SPEC as OUTCOMES
 from services.provider_registry.service import SPEC as REGISTRY
+from shared import problems
 from shared.identity import Role, TokenStore
 from shared.problems import PROBLEM_JSON, PROBLEM_STATUSES
 from shared.settings import Settings
@@ -247,3 +253,40 @@ def test_no_command_accepts_a_control_character(
         assert control not in (kept if isinstance(kept, str) else " ".join(kept or ())), kept
         return
     assert any(loc[:1] == (name,) for loc in refused), refused
+
+
+# --------------------------------------------------------------------------- a lost database
+
+
+@pytest.mark.parametrize("fault", [
+    psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+    psycopg.OperationalError("connection failed: Connection refused"),
+    persistence.OperationalError("server closed the connection unexpectedly"),
+    psycopg_pool.PoolTimeout("couldn't get a connection after 5.00 sec"),
+    sqlite3.OperationalError("database is locked"),
+])
+def test_a_lost_database_answers_503_with_retry_after(fault: Exception) -> None:
+    api = FastAPI()
+    problems.install(api)
+
+    @api.get("/deliveries")
+    def deliveries() -> None:
+        raise fault
+
+    response = TestClient(api, raise_server_exceptions=False).get("/deliveries")
+    body = assert_problem(response, 503, "database is unavailable")
+    assert body["type"] == "urn:council:problem:unavailable"
+    assert int(response.headers["retry-after"]) > 0
+
+
+def test_an_unforeseen_fault_answers_500_saying_nothing_of_it() -> None:
+    api = create_service_app(REGISTRY, Settings(var_dir=Path("/nonexistent")))
+
+    @api.get("/broken")
+    def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    response = TestClient(api, raise_server_exceptions=False).get("/broken")
+    body = assert_problem(response, 500)
+    assert "secret" not in response.text
+    assert body["correlation_id"] == response.headers["x-correlation-id"]

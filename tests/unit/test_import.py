@@ -22,6 +22,7 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import open_database
 from shared.web import create_service_app
+from tests.problems import loc_of
 
 Auth = dict[str, str]
 CSV = {"Content-Type": "text/csv"}
@@ -298,9 +299,9 @@ def test_a_bad_file_is_refused_whole_and_writes_nothing(
     before = event_count(client)
     response = post_csv(client, admin, body)
     assert response.status_code == 422, response.text
-    [problem] = response.json()["detail"]
-    assert problem["loc"] == ["body"]
-    assert message in problem["msg"]
+    [problem] = response.json()["errors"]
+    assert loc_of(problem) == ["body"]
+    assert message in problem["message"]
     assert event_count(client) == before
 
 
