@@ -42,7 +42,7 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -227,10 +227,12 @@ def invalid(request: Request, errors: Sequence[FieldError]) -> JSONResponse:
                    errors=errors)
 
 
-def internal_error(request: Request, exc: BaseException) -> JSONResponse:
+def internal_error(request: Request, exc: BaseException) -> Response:
     """500, saying nothing of the fault (it is logged, under the correlation id)."""
     log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__,
               error=str(exc)[:500], exc_info=exc)
+    if request.url.path.startswith(_WEB_PAGES):  # a page, not an API: as Starlette says it
+        return PlainTextResponse("Internal Server Error", status_code=500)
     return problem(request, 500, "something went wrong on our side; quote the "
                    "correlation_id if you report it", kind="internal")
 

@@ -48,6 +48,12 @@ def control_character(value: str, multiline: bool = False) -> str | None:
     return None
 
 
+def without_controls(value: str) -> str:
+    """`value` without the characters no text may hold: for the web pages' search boxes, which
+    answer a page rather than refuse (an API refuses them, naming the parameter)."""
+    return "".join(c for c in value if control_character(c) is None)
+
+
 def _checked(multiline: bool) -> Callable[[str], str]:
     def check(value: str) -> str:
         found = control_character(value, multiline)

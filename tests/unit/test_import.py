@@ -421,3 +421,16 @@ def test_parser_gives_a_row_to_the_address_when_any_of_it_is_given() -> None:
 def test_parser_errors_are_import_file_errors() -> None:
     with pytest.raises(ImportFileError, match="not UTF-8"):
         parse_providers_csv(b"name,organisation_type\n\xff,vcse\n")
+
+
+def test_parser_refuses_control_characters_in_a_cell() -> None:
+    parsed = parse_providers_csv(
+        b"name,organisation_type,description,town\n"
+        b"Hill\x07side,vcse,,\n"
+        b"Valley,vcse,\"Meals.\nTwice a week.\",\n"
+        b"River,vcse,,Leeds\x1b[31m\n"
+    )
+    assert [(row, new.description) for row, new in parsed.rows] == [
+        (3, "Meals.\nTwice a week.")]
+    assert [(row, column) for row, column, _ in parsed.rejected] == [(2, "name"), (4, "town")]
+    assert all("control character" in reason for _, _, reason in parsed.rejected)
