@@ -21,6 +21,7 @@ Use these types for new fields rather than a bare `str`:
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from datetime import date
@@ -85,11 +86,17 @@ SearchText = Annotated[str, StringConstraints(max_length=200), ONE_LINE]
 QueryName = Annotated[str, StringConstraints(min_length=1, max_length=200), ONE_LINE]
 
 
+_DATE_TIME = re.compile(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ].*")
+
+
 def _plain_date(value: Any) -> Any:
     """A date as JSON or a query gives it must be YYYY-MM-DD: a date-time is refused rather
-    than cut to its date (pydantic would accept 2026-04-01T00:00:00)."""
-    if isinstance(value, str) and len(value.strip()) != 10:
-        raise ValueError("a date is YYYY-MM-DD (not a date-time)")
+    than cut to its date (pydantic would accept 2026-04-01T00:00:00), as is a number (pydantic
+    would read it as a Unix time)."""
+    if isinstance(value, str) and _DATE_TIME.fullmatch(value):
+        raise ValueError("a date is YYYY-MM-DD, not a date-time")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("a date is YYYY-MM-DD, not a number")
     return value
 
 

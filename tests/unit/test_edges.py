@@ -150,7 +150,8 @@ def test_every_kind_of_error_is_problem_details(
     missing = registry.get("/providers/00000000-0000-0000-0000-000000000000", headers=admin)
     assert assert_problem(missing, 404)["type"] == "urn:council:problem:not-found"
     invalid = assert_problem(registry.post("/providers", json={"name": "x"}, headers=admin), 422)
-    assert {"field": "body.organisation_type", "message": "Field required"} in invalid["errors"]
+    assert {"field": "body.organisation_type", "message": "Field required",
+            "type": "missing"} in invalid["errors"]
     assert invalid["instance"] == "/providers"
     assert invalid["correlation_id"]
     large = registry.post("/providers", content=b"x" * (2 * 1024 * 1024),
