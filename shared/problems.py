@@ -28,7 +28,7 @@ pages under /ui keep their own answers (HTML pages and redirects).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -152,9 +152,6 @@ def database_fault(exc: BaseException) -> InfrastructureUnavailable | None:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return InfrastructureUnavailable(f"the database is unavailable: {reason[:300]}")
     return None
-
-
-Handler = Callable[[Request, Any], Any]
 
 
 def install(api: FastAPI) -> None:

@@ -291,3 +291,18 @@ def test_an_unforeseen_fault_answers_500_saying_nothing_of_it() -> None:
     body = assert_problem(response, 500)
     assert "secret" not in response.text
     assert body["correlation_id"] == response.headers["x-correlation-id"]
+
+
+@pytest.mark.parametrize(("service", "path", "model"), [
+    ("outcomes", "/deliveries", "DeliveryView"),
+    ("outcomes", "/measures", "MeasureSummary"),
+    ("outcomes", "/data-subjects/erasure", "ErasureView"),
+    ("provider_registry", "/providers", "ProviderView"),
+])
+def test_a_replay_answered_200_is_declared_with_its_body(service: str, path: str,
+                                                         model: str) -> None:
+    schema = create_service_app(SPECS[service], Settings(var_dir=Path("/nonexistent"))).openapi()
+    responses = schema["paths"][path]["post"]["responses"]
+    for status in ("200", "201"):
+        assert responses[status]["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{model}"}, status

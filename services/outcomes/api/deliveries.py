@@ -190,7 +190,8 @@ def _refused(outcome: DeliveryOutcome) -> Exception:
 
 @router.post(
     "/deliveries", status_code=status.HTTP_201_CREATED, response_model=DeliveryView,
-    responses={200: {"description": "a replay of a report already stored"},
+    responses={200: {"model": DeliveryView, "description": "a replay of a report already "
+                     "stored"},
                403: {"description": "the agreement is not one of this provider's"},
                409: {"description": "the agreement is not active, the key was used for a "
                                     "different report, or the corrected report was already "

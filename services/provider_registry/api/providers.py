@@ -144,7 +144,9 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("/providers", status_code=status.HTTP_201_CREATED, response_model=ProviderView)
+@router.post("/providers", status_code=status.HTTP_201_CREATED, response_model=ProviderView,
+             responses={200: {"model": ProviderView, "description": "a replay: the provider "
+                              "this Idempotency-Key registered already"}})
 def register_provider(
     body: NewProvider, request: Request, response: Response, principal: Writer,
     idempotency_key: IdempotencyKey = None,
