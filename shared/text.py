@@ -16,6 +16,7 @@ Use these types for new fields rather than a bare `str`:
 - `LongText`: multi-line, 1-4,000 characters (a description, a note);
 - `Reason`: multi-line, 3-2,000 characters (why a decision was taken);
 - `SearchText` (0-200) and `QueryName` (1-200): one line, for a query parameter;
+- `PathId` (1-100): one line, an id in a path that is not a UUID;
 - another length: ``Annotated[str, StringConstraints(...), ONE_LINE]`` (or MULTI_LINE).
 """
 
@@ -84,6 +85,8 @@ Reason = Annotated[str, _strip(3, 2000), MULTI_LINE]
 # Query parameters: free text (blank allowed: it means "not given") and codes or names.
 SearchText = Annotated[str, StringConstraints(max_length=200), ONE_LINE]
 QueryName = Annotated[str, StringConstraints(min_length=1, max_length=200), ONE_LINE]
+# An id that is not a UUID (a business case's, a milestone's), as a path parameter.
+PathId = Annotated[str, StringConstraints(min_length=1, max_length=100), ONE_LINE]
 
 
 _DATE_TIME = re.compile(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ].*")

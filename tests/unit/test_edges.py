@@ -306,3 +306,32 @@ def test_a_replay_answered_200_is_declared_with_its_body(service: str, path: str
     for status in ("200", "201"):
         assert responses[status]["content"]["application/json"]["schema"] == {
             "$ref": f"#/components/schemas/{model}"}, status
+
+
+def _leaves(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "array":
+            yield from _leaves(option.get("items", {}))
+        else:
+            yield option
+
+
+@pytest.mark.parametrize("service", list(SPECS))
+def test_every_number_and_text_parameter_is_bounded(service: str) -> None:
+    """A huge offset once answered 500 (it overflowed the database's integers): every number a
+    path, query or header parameter takes has a declared range, every text a maximum length
+    (or a pattern or a list of values that bounds it)."""
+    schema = create_service_app(SPECS[service], Settings(var_dir=Path("/nonexistent"))).openapi()
+    unbounded = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                for leaf in _leaves(parameter["schema"]):
+                    kind = leaf.get("type")
+                    bounded = (
+                        {"minimum", "maximum"} <= set(leaf) if kind in ("integer", "number")
+                        else "maxLength" in leaf or "pattern" in leaf or "enum" in leaf
+                        or leaf.get("format") == "uuid" if kind == "string" else True)
+                    if not bounded and "$ref" not in leaf:
+                        unbounded.append(f"{method.upper()} {path} {parameter['name']}: {leaf}")
+    assert not unbounded, "\n".join(unbounded)

@@ -96,7 +96,7 @@ def trail_query(
         description="events concerning this agreement: its own and events naming it")] = None,
     sources: Annotated[list[Source] | None, Query(
         alias="source", description="only events recorded by these services (repeatable)")] = None,
-    types: Annotated[list[str] | None, Query(
+    types: Annotated[list[QueryName] | None, Query(
         alias="type", description="only events of these types (repeatable), as in the catalogue",
         )] = None,
 ) -> TrailQuery:
