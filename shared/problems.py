@@ -251,9 +251,9 @@ def declare(api: FastAPI) -> None:
             return api.openapi_schema
         schema = described()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (FieldError, Problem):
-            components[model.__name__] = model.model_json_schema(
-                ref_template=_SCHEMA_REF + "{model}")
+        described_problem = Problem.model_json_schema(ref_template=_SCHEMA_REF + "{model}")
+        components.update(described_problem.pop("$defs", {}))  # FieldError
+        components["Problem"] = described_problem
         content = {PROBLEM_JSON: {"schema": {"$ref": _SCHEMA_REF + "Problem"}}}
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
