@@ -313,6 +313,9 @@ def persistence_env(settings: Settings, service: str) -> dict[str, str]:
             # (shared.workers), and a PostgreSQL shared by them all has a connection limit.
             "POSTGRES_POOL_SIZE": "1",
             "POSTGRES_MAX_OVERFLOW": "9",
+            # Check a pooled connection before use: after PostgreSQL restarts, dead ones are
+            # replaced rather than failing requests until they are recycled.
+            "POSTGRES_PRE_PING": "y",
             "CREATE_TABLE": "y",
         }
     path = settings.sqlite_path(service)

@@ -121,7 +121,15 @@ class Database:
             # not use (shared.workers), and PostgreSQL has a connection limit.
             min_size=0,
             max_size=4,
-            kwargs={"options": options, "connect_timeout": 3},
+            kwargs={"options": options, "connect_timeout": 3,
+                    "application_name": f"council:{self.schema or 'public'}"[:63]},
+            # A connection is checked as it is handed out: one the server closed (PostgreSQL
+            # restarted, a fail-over) is dropped and replaced, instead of failing every request
+            # that draws it until the pool happens to recycle it.
+            check=ConnectionPool.check_connection,
+            # Waiting for a connection while the database is down ends in PoolTimeout (503 with
+            # Retry-After, see shared.problems) after this long, not the default 30 s.
+            timeout=5.0,
             open=True,
         )
 

@@ -13,20 +13,12 @@ from typing import Any, Literal, Protocol
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from shared import problems
 from shared.audit.checkpoints import CheckpointWriter
 from shared.context import new_correlation_id
-from shared.errors import (
-    ConcurrentChange,
-    DomainRuleBroken,
-    InfrastructureUnavailable,
-    InvalidInput,
-    NotAuthorised,
-    NotFound,
-)
+from shared.errors import InfrastructureUnavailable
 from shared.eventlog import EventLog, open_event_log
 from shared.eventstore import CouncilApplication, open_application, store_database
 from shared.identity import TokenStore
@@ -256,14 +248,17 @@ def create_service_app(
     metrics = ServiceMetrics(spec.name)
     api.state.metrics = metrics
     api.middleware("http")(_correlation_and_limits(spec, metrics))
-    _install_error_handlers(api)
+    problems.install(api)
+    problems.declare(api)
 
     @api.get("/health", tags=["operations"])
     def health() -> dict[str, str]:
         """Liveness: the process is up and serving."""
         return {"status": "ok", "service": spec.name}
 
-    @api.get("/ready", tags=["operations"])
+    @api.get("/ready", tags=["operations"], responses={503: {
+        "description": "not ready: the same report, saying which check failed",
+        "content": {"application/json": {"schema": {"type": "object"}}}}})
     def ready(request: Request) -> JSONResponse:
         """Readiness: the event store and the shared log are reachable."""
         runtime: Runtime = request.app.state.runtime
@@ -348,14 +343,17 @@ def _correlation_and_limits(
                 request._body = bytes(received)
         if too_large:
             metrics.observe(request.method, _route_of(request), 413, 0.0)
-            return JSONResponse(
-                {"detail": f"request body of {length} bytes is over the limit of {limit} bytes"},
-                status_code=413,
+            return problems.problem(
+                request, 413,
+                f"request body of {length} bytes is over the limit of {limit} bytes",
                 headers={"x-correlation-id": correlation_id},
             )
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # unforeseen: problem details, never a stack trace
+                response = problems.internal_error(request, exc)
             seconds = time.perf_counter() - started
             if request.url.path not in _QUIET_PATHS:
                 log.info("request", method=request.method, path=request.url.path,
@@ -373,42 +371,3 @@ def _route_of(request: Request) -> str:
     route = request.scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"
-
-
-def _install_error_handlers(api: FastAPI) -> None:
-    @api.exception_handler(RequestValidationError)
-    async def _unprocessable(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own answer, without echoing what was sent: a body may hold personal data
-        # (service users, contacts), and the location and message name the field already.
-        errors = [{k: v for k, v in error.items() if k not in ("input", "url")}
-                  for error in exc.errors()]
-        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
-
-    @api.exception_handler(DomainRuleBroken)
-    async def _conflict(_: Request, exc: DomainRuleBroken) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @api.exception_handler(NotAuthorised)
-    async def _not_authorised(_: Request, exc: NotAuthorised) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=403)
-
-    @api.exception_handler(ConcurrentChange)
-    async def _concurrent(_: Request, exc: ConcurrentChange) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @api.exception_handler(InvalidInput)
-    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        loc = ["body", *exc.field.split(".")] if exc.field else ["body"]
-        return JSONResponse(
-            {"detail": [{"type": "value_error", "loc": loc, "msg": exc.message}]},
-            status_code=422,
-        )
-
-    @api.exception_handler(NotFound)
-    async def _missing(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc.args[0]) if exc.args else "not found"},
-                            status_code=404)
-
-    @api.exception_handler(InfrastructureUnavailable)
-    async def _unavailable(_: Request, exc: InfrastructureUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)

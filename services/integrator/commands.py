@@ -30,10 +30,7 @@ from shared.contracts.integrator import (
     SourcingStage,
     VariationKind,
 )
-
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+from shared.text import ONE_LINE, BusinessDate, LongText, Reason, ShortText, Text
 
 
 def _pounds(value: Decimal) -> Decimal:
@@ -46,7 +43,7 @@ Money = Annotated[Decimal, Field(gt=0, le=Decimal("1e11"), allow_inf_nan=False),
                   AfterValidator(_pounds)]
 SignedMoney = Annotated[Decimal, Field(ge=Decimal("-1e11"), le=Decimal("1e11"),
                                        allow_inf_nan=False), AfterValidator(_pounds)]
-Percent = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)]
+Percent = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False, decimal_places=4)]
 
 
 def _known_category(code: str) -> str:
@@ -64,7 +61,8 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-Area = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Area = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+                 ONE_LINE]
 
 
 class PopulationIn(_Input):
@@ -89,7 +87,7 @@ class OutcomeIn(_Input):
     description: LongText = Field(examples=["Fewer teenagers living with obesity"])
     measure_id: UUID | None = Field(default=None, description="an outcome measure's id")
     target: Text | None = Field(default=None, examples=["from 21% to 17%"])
-    target_date: date | None = None
+    target_date: BusinessDate | None = None
 
 
 class NewNeed(_Input):
@@ -99,8 +97,8 @@ class NewNeed(_Input):
     outcomes: list[OutcomeIn] = Field(min_length=1, max_length=50)
     outputs: list[Text] = Field(default_factory=list, max_length=50)
     budget_envelope: Money
-    starts_on: date
-    ends_on: date
+    starts_on: BusinessDate
+    ends_on: BusinessDate
     lead_organisation: Text = "Northshire County Council"
 
     @field_validator("ends_on")
@@ -142,7 +140,7 @@ class OptionsAppraisal(_Input):
 
 class MarketEngagement(_Input):
     summary: LongText
-    engaged_on: date
+    engaged_on: BusinessDate
     provider_ids: list[UUID] = Field(default_factory=list, max_length=500)
 
 
@@ -204,8 +202,8 @@ class NewAgreement(_Input):
     parties: list[PartyIn] | None = Field(
         default=None, description="defaults to the award's providers, sharing it equally"
     )
-    starts_on: date
-    ends_on: date
+    starts_on: BusinessDate
+    ends_on: BusinessDate
     outcomes: list[AgreementOutcomeIn] = Field(default_factory=list, max_length=50)
     reward_terms: RewardTermsIn | None = None
     risk_share: RiskShareIn | None = None
@@ -216,14 +214,14 @@ class NewAgreement(_Input):
 class Signature(_Input):
     """The agreement as signed by the parties."""
 
-    signed_on: date
+    signed_on: BusinessDate
     signatories: list[Text] = Field(min_length=1, max_length=20,
                                     examples=[["Jo Patel for Northshire County Council",
                                                "Amir Khan for Hillside Kitchen CIC"]])
 
 
 class Activation(_Input):
-    activated_on: date
+    activated_on: BusinessDate
 
 
 class NewVariation(_Input):
@@ -234,7 +232,7 @@ class NewVariation(_Input):
 
 
 class NewExtension(_Input):
-    new_end: date
+    new_end: BusinessDate
     justification: Reason
     performance_evidence: LongText
     override_reason: Reason | None = Field(
@@ -250,7 +248,7 @@ class NewBusinessCase(_Input):
 
 class Ending(_Input):
     how: EndingKind
-    ended_on: date
+    ended_on: BusinessDate
     reason: Reason
     exit_plan_executed: bool = False
     exit_notes: LongText | None = None
@@ -283,8 +281,7 @@ class NewLesson(_Input):
     went: str = Field(pattern=r"^(well|badly)$")
     what: LongText
     why: LongText
-    tags: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                                max_length=50)]] = Field(default_factory=list,
+    tags: list[ShortText] = Field(default_factory=list,
                                                                          max_length=20)
 
     @model_validator(mode="after")

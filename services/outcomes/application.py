@@ -87,6 +87,9 @@ class DeliveryOutcome:
     index: int
     delivery_id: UUID | None = None
     duplicate: bool = False
+    # A duplicate of a report stored before this batch (by an earlier request: perhaps an
+    # earlier attempt at this very batch whose answer was lost), not of an earlier line of it.
+    already_stored: bool = False
     error: str | None = None
     field: str | None = None
     code: str | None = None  # INVALID, FORBIDDEN or CONFLICT when rejected
@@ -99,6 +102,20 @@ class _Group:
 
     indices: list[int]  # positions in the batch of the new reports among `aggregates`
     aggregates: list[DeliveryReport]
+
+
+def check_within_term(report: DeliveryIn,
+                      agreement: AgreementInfo) -> tuple[str, str] | None:
+    """The field and reason if the report's period is outside the agreement's term: delivery
+    before an agreement began or after it ends was not delivered under it (a period typed
+    as 0001-01-01 or 1900-01-01 would otherwise be summed and paid for)."""
+    if agreement.starts_on is not None and report.period_start < agreement.starts_on:
+        return "period_start", (f"period_start {report.period_start} is before the agreement "
+                                f"started on {agreement.starts_on}")
+    if agreement.ends_on is not None and report.period_end > agreement.ends_on:
+        return "period_end", (f"period_end {report.period_end} is after the agreement ends "
+                              f"on {agreement.ends_on}")
+    return None
 
 
 def rejection(error: Exception) -> tuple[str | None, str]:
@@ -360,10 +377,13 @@ class Outcomes(CouncilApplication):
         loaded: dict[UUID, DeliveryReport | None] = {}  # stored reports that are corrected
         for (index, report), delivery_id in zip(valid, ids, strict=True):
             previous: Any = stored.get(delivery_id)
+            earlier = previous is not None
             if previous is None:
                 previous = fresh.get(delivery_id)
             if previous is not None:  # a replay (recognised even if the agreement has ended)
-                outcomes.append(self._replay(index, delivery_id, report, previous, sealer))
+                replay = self._replay(index, delivery_id, report, previous, sealer)
+                replay.already_stored = earlier and replay.error is None
+                outcomes.append(replay)
                 continue
             outcome = self._check(provider_id, report, agreements, index, delivery_id)
             if outcome.error is None:
@@ -401,6 +421,9 @@ class Outcomes(CouncilApplication):
                 index, error=f"the agreement is {agreement.status}, not active: delivery is "
                 "reported only against active agreements", field="agreement_id", code=CONFLICT,
             )
+        outside = check_within_term(report, agreement)
+        if outside is not None:
+            return DeliveryOutcome(index, error=outside[1], field=outside[0], code=INVALID)
         return DeliveryOutcome(index, delivery_id=delivery_id)
 
     @staticmethod

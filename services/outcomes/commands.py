@@ -14,7 +14,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -28,10 +27,8 @@ from services.outcomes.personal_data import (
 )
 from shared import clock
 from shared.contracts.outcomes import Direction, Periodicity
+from shared.text import BusinessDate, Key, LongText, ShortText, Text
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 _PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$")
 
 
@@ -42,7 +39,8 @@ def _period(value: str) -> str:
 
 
 Period = Annotated[str, AfterValidator(_period)]
-Value = Annotated[Decimal, Field(allow_inf_nan=False, ge=Decimal("-1e12"), le=Decimal("1e12"))]
+Value = Annotated[Decimal, Field(allow_inf_nan=False, ge=Decimal("-1e12"), le=Decimal("1e12"),
+                                 decimal_places=6)]
 Money = Annotated[Decimal, Field(allow_inf_nan=False, ge=0, le=Decimal("1e11"), decimal_places=2)]
 
 
@@ -57,7 +55,7 @@ class TrajectoryPointIn(_Input):
 
 class NewMeasure(_Input):
     name: Text = Field(examples=["Teenage obesity rate"])
-    unit: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+    unit: ShortText
     direction: Direction
     description: LongText | None = None
     baseline: Value | None = None
@@ -87,13 +85,14 @@ class NewMeasurement(_Input):
 
 class Attribution(_Input):
     measure_id: UUID
-    weight: Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)]
+    weight: Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False, decimal_places=6)]
 
 
 class DeliveryRateIn(_Input):
     activity_type: Key
     rate: Money
-    threshold: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(0)
+    threshold: Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), allow_inf_nan=False,
+                                         decimal_places=6)] = Decimal(0)
     cap: Money | None = None
 
     @field_validator("activity_type")
@@ -107,13 +106,15 @@ class DeliveryRateIn(_Input):
 class OutcomeRateIn(_Input):
     measure_id: UUID
     rate: Money
-    threshold: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(0)
+    threshold: Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), allow_inf_nan=False,
+                                         decimal_places=6)] = Decimal(0)
     cap: Money | None = None
 
 
 class BandIn(_Input):
-    min_pct: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
-    max_pct: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None
+    min_pct: Annotated[Decimal, Field(ge=0, le=1000, allow_inf_nan=False, decimal_places=4)]
+    max_pct: Annotated[Decimal, Field(gt=0, le=1000, allow_inf_nan=False,
+                                     decimal_places=4)] | None = None
     adjustment: Annotated[Decimal, Field(allow_inf_nan=False, ge=Decimal("-1e11"),
                                          le=Decimal("1e11"), decimal_places=2)]
     label: Text
@@ -127,7 +128,8 @@ class RateCardIn(_Input):
     delivery_rates: list[DeliveryRateIn] = Field(default_factory=list, max_length=50)
     outcome_rates: list[OutcomeRateIn] = Field(default_factory=list, max_length=50)
     bands: list[BandIn] = Field(default_factory=list, max_length=20)
-    provider_risk_pct: Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)] = Decimal(100)
+    provider_risk_pct: Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False,
+                                                decimal_places=4)] = Decimal(100)
     period_cap: Money | None = None
 
     @model_validator(mode="after")
@@ -149,10 +151,11 @@ class DeliveryIn(_Input):
                                  "with the same key is accepted once")
     agreement_id: UUID
     activity_type: Key
-    quantity: Annotated[Decimal, Field(gt=0, le=Decimal("1e9"), allow_inf_nan=False)]
+    quantity: Annotated[Decimal, Field(gt=0, le=Decimal("1e9"), allow_inf_nan=False,
+                                         decimal_places=6)]
     unit: Text | None = Field(default=None, description="if given, must be the activity's unit")
-    period_start: date
-    period_end: date
+    period_start: BusinessDate
+    period_end: BusinessDate
     location: Text | None = None
     corrects: UUID | None = Field(default=None, description="the delivery id this corrects")
     service_users: Annotated[

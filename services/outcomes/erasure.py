@@ -49,10 +49,12 @@ from shared.contracts.outcomes import LegalBasis
 from shared.errors import NotFound
 from shared.settings import Settings
 from shared.sql import Database
+from shared.text import MULTI_LINE, BusinessDate
 
 log = structlog.get_logger("erasure")
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+                   MULTI_LINE]
 
 
 class SubjectReferenceIn(SubjectReference):
@@ -84,7 +86,7 @@ class ErasureIn(BaseModel):
     reason: Reason = Field(description="why (on the shared log for good: no personal data "
                            "here, e.g. the council's request number)",
                            examples=["DSR-2026-0042: consent withdrawn by letter"])
-    requested_on: date | None = None
+    requested_on: BusinessDate | None = None
 
     @field_validator("requested_on")
     @classmethod

@@ -52,7 +52,8 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -63,13 +64,14 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from pydantic import ValidationError
 
-from services.outcomes.application import DeliveryOutcome, Outcomes
+from services.outcomes.application import INVALID, DeliveryOutcome, Outcomes
 from services.outcomes.commands import DeliveryIn
 from services.outcomes.personal_data import redacted
 from shared.context import CommandContext, command_context, new_correlation_id
 from shared.contracts.outcomes import Channel
 from shared.errors import ContractViolation, InfrastructureUnavailable
 from shared.identity import Principal, Role, TokenStore
+from shared.problems import database_fault
 from shared.settings import Settings
 from shared.sql import Database
 
@@ -88,12 +90,82 @@ POLL_MS = 200
 BATCH_LINGER_S = 0.05
 SEND_TIMEOUT_S = 30.0
 PARTITIONS_REFRESH_S = 30.0  # how often to look for partitions added to the inbound topic
+MAX_REASON = 1000  # characters of a reject's reason
+# Failing this long without a batch stored, the ingest counts as stuck (see IngestHealth).
+STUCK_AFTER_S = 60.0
+HEARTBEAT_S = 10.0  # how often a running ingest records that it is
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS kafka_inbound_offsets ("
     " topic TEXT NOT NULL, log_partition INTEGER NOT NULL, next_offset BIGINT NOT NULL,"
     " PRIMARY KEY (topic, log_partition))"
 )
+# The ingest's health, where the HTTP process (and an operator) can read it: the ingest may run
+# in a process of its own (shared.workers).
+_HEALTH_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS kafka_inbound_health ("
+    " topic TEXT PRIMARY KEY, state TEXT NOT NULL, failing_since TEXT, failures INTEGER NOT NULL,"
+    " last_error TEXT, last_batch_at TEXT, updated_at TEXT NOT NULL)"
+)
+
+
+def bounded(reason: str) -> str:
+    """A reason short enough for a reject or a log line, whatever caused it."""
+    return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 1] + "…"
+
+
+def infrastructure_fault(exc: BaseException) -> bool:
+    """Whether `exc` says the store or the broker is lost (read the batch again later), rather
+    than that something in the batch cannot be handled (reject it, go on)."""
+    return isinstance(exc, InfrastructureUnavailable) or database_fault(exc) is not None
+
+
+@dataclass(frozen=True)
+class IngestHealth:
+    """Whether the ingest is moving: `running`, `failing` (failures since the last batch
+    stored, for less than STUCK_AFTER_S) or `stuck` (failing for longer: someone must look)."""
+
+    state: str
+    failures: int = 0
+    failing_since: datetime | None = None
+    last_error: str | None = None
+    last_batch_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "failures": self.failures,
+                "failing_since": _text(self.failing_since), "last_error": self.last_error,
+                "last_batch_at": _text(self.last_batch_at), "updated_at": _text(self.updated_at)}
+
+
+def _text(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def read_health(db: Database, inbound: str) -> IngestHealth | None:
+    """The ingest's health as it last recorded it (None: it never ran), `stuck` once it has
+    been failing for STUCK_AFTER_S or has not recorded anything for that long."""
+    with db.transaction() as tx:
+        tx.execute(_HEALTH_SCHEMA)  # the HTTP process may ask before the ingest first ran
+        rows = tx.execute("SELECT state, failures, failing_since, last_error, last_batch_at,"
+                          " updated_at FROM kafka_inbound_health WHERE topic = ?", (inbound,))
+    if not rows:
+        return None
+    state, failures, since, error, batch_at, updated = rows[0]
+    health = IngestHealth(state, int(failures), _moment(since), error, _moment(batch_at),
+                          _moment(updated))
+    now = datetime.now(UTC)
+    silent = health.updated_at is None or (now - health.updated_at).total_seconds() > (
+        STUCK_AFTER_S + HEARTBEAT_S)
+    long_failing = health.failing_since is not None and (
+        now - health.failing_since).total_seconds() > STUCK_AFTER_S
+    if silent or long_failing:
+        return replace(health, state="stuck")
+    return health
 
 
 def inbound_topic(settings: Settings) -> str:
@@ -147,10 +219,13 @@ class Reject:
 
     def to_json(self) -> bytes:
         # Service users' personal data never reaches the rejects topic (see personal_data).
-        kept, removed = redacted(self.original)
+        try:
+            kept, removed = redacted(self.original)
+        except Exception:  # whatever it holds, it cannot be read: it is not repeated
+            kept, removed = None, True
         original = kept or b""
         body: dict[str, Any] = {
-            "reason": self.reason,
+            "reason": bounded(self.reason),
             "field": self.field,
             "original": (original[:ORIGINAL_LIMIT].decode("utf-8", errors="replace")
                          if kept is not None else None),
@@ -187,6 +262,7 @@ class IngestCounts:
     duplicates: int = 0
     rejected: int = 0
     batches: int = 0
+    failures: int = 0  # rounds that failed (the batch is read again)
 
 
 @dataclass
@@ -232,8 +308,14 @@ class KafkaDeliveryIngest:
         self._producer: Any = None
         self._assigned: list[int] = []
         self._checked_partitions = 0.0
+        self._failing_since: datetime | None = None
+        self._failures = 0
+        self._last_error: str | None = None
+        self._last_batch_at: datetime | None = None
+        self._recorded = 0.0
         with db.transaction() as tx:
             tx.execute(_SCHEMA)
+            tx.execute(_HEALTH_SCHEMA)
 
     @classmethod
     def for_settings(
@@ -439,6 +521,8 @@ class KafkaDeliveryIngest:
                 report = DeliveryIn.model_validate_json(m.value)
             except ValidationError as exc:  # rejected by report_deliveries, naming the field
                 report = exc
+            except Exception as exc:  # whatever else one message does, it is its own reject
+                report = ValueError(f"could not be read: {type(exc).__name__}")
             groups.setdefault(principal.token_id, _Group(principal)).items.append((m, report))
 
         accepted = duplicates = 0
@@ -491,29 +575,31 @@ class KafkaDeliveryIngest:
                                  correlation_id=new_correlation_id())
         reports = [(i, report) for i, (_, report) in enumerate(group.items)]
         with command_context(context):
-            try:
-                batch = self.app.report_deliveries(principal.provider_id, reports,
-                                                   Channel.KAFKA)
-                return batch.outcomes
-            except ContractViolation:
-                return self._report_singly(principal.provider_id, reports)
+            return self._report_split(principal.provider_id, reports)
 
-    def _report_singly(self, provider_id: UUID,
-                       reports: list[tuple[int, DeliveryIn | Exception]]
-                       ) -> list[DeliveryOutcome]:
-        """A report the store refuses as breaking its published contract would otherwise block
-        the partition forever: report one by one and reject only the ones refused."""
-        outcomes: list[DeliveryOutcome] = []
-        for index, report in reports:
-            try:
-                outcomes.extend(
-                    self.app.report_deliveries(provider_id, [(index, report)], Channel.KAFKA)
-                    .outcomes
-                )
-            except ContractViolation as exc:
-                log.error("kafka_ingest_contract_violation", error=str(exc))
-                outcomes.append(DeliveryOutcome(index, error=f"could not be stored: {exc}"))
-        return outcomes
+    def _report_split(self, provider_id: UUID,
+                      reports: list[tuple[int, DeliveryIn | Exception]]
+                      ) -> list[DeliveryOutcome]:
+        """Report these; if that fails for a reason other than a lost store (a report the
+        store refuses as breaking its published contract, one that breaks the code), report
+        each half on its own, down to the single report at fault, which is rejected: one
+        report would otherwise block the partition forever, and every valid report behind it.
+        """
+        try:
+            return self.app.report_deliveries(provider_id, reports, Channel.KAFKA).outcomes
+        except Exception as exc:
+            if infrastructure_fault(exc) or not reports:
+                raise
+            if len(reports) > 1:
+                half = len(reports) // 2
+                return (self._report_split(provider_id, reports[:half])
+                        + self._report_split(provider_id, reports[half:]))
+            log.error("kafka_ingest_report_refused", error_type=type(exc).__name__,
+                      error=bounded(str(exc)))
+            reason = f"could not be stored: {type(exc).__name__}"
+            if isinstance(exc, ContractViolation):
+                reason += f": {exc}"
+            return [DeliveryOutcome(reports[0][0], error=bounded(reason), code=INVALID)]
 
     def _publish(self, rejects: Sequence[Reject]) -> None:
         """Produce the rejects and wait until the broker has every one (acks=all)."""
@@ -541,15 +627,68 @@ class KafkaDeliveryIngest:
                     moved = self.run_once()
                     backoff = idle_wait
                 except Exception as exc:
-                    log.error("kafka_ingest_failed", topic=self.inbound, error=str(exc))
+                    log.error("kafka_ingest_failed", topic=self.inbound,
+                              error_type=type(exc).__name__, error=bounded(str(exc)))
+                    self._failed(exc)
                     self._disconnect()
                     backoff = min(backoff * 2 if backoff > idle_wait else 0.5, 10.0)
                     stop.wait(backoff)
                     continue
+                self._moving(moved)
                 if not moved:
                     stop.wait(idle_wait)
         finally:
             self.close()
+
+    # ------------------------------------------------------------------ health
+
+    def health(self) -> IngestHealth:
+        """How this ingest is doing now (see IngestHealth)."""
+        state = "running"
+        if self._failing_since is not None:
+            failing = (datetime.now(UTC) - self._failing_since).total_seconds()
+            state = "stuck" if failing > STUCK_AFTER_S else "failing"
+        return IngestHealth(state, self._failures, self._failing_since, self._last_error,
+                            self._last_batch_at, datetime.now(UTC))
+
+    def _failed(self, exc: Exception) -> None:
+        self.counts.failures += 1
+        self._failures += 1
+        self._failing_since = self._failing_since or datetime.now(UTC)
+        self._last_error = bounded(f"{type(exc).__name__}: {exc}")
+        if self.health().state == "stuck":
+            log.error("kafka_ingest_stuck", topic=self.inbound, failures=self._failures,
+                      since=self._failing_since.isoformat())
+        self._record(force=True)
+
+    def _moving(self, moved: int) -> None:
+        recovered = self._failing_since is not None
+        if moved:
+            self._last_batch_at = datetime.now(UTC)
+        self._failing_since, self._failures = None, 0
+        self._record(force=recovered)
+
+    def _record(self, force: bool = False) -> None:
+        """Record the health where others can read it (read_health): on every change, and
+        every HEARTBEAT_S while running, so a silent ingest shows too. Best effort: a lost
+        store is a failure already being recorded, or retried."""
+        if not force and time.monotonic() - self._recorded < HEARTBEAT_S:
+            return
+        health = self.health()
+        try:
+            with self.db.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO kafka_inbound_health (topic, state, failing_since, failures,"
+                    " last_error, last_batch_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (topic) DO UPDATE SET state = excluded.state,"
+                    " failing_since = excluded.failing_since, failures = excluded.failures,"
+                    " last_error = excluded.last_error, last_batch_at = excluded.last_batch_at,"
+                    " updated_at = excluded.updated_at",
+                    (self.inbound, health.state, _text(health.failing_since), health.failures,
+                     health.last_error, _text(health.last_batch_at), _text(health.updated_at)))
+            self._recorded = time.monotonic()
+        except Exception as exc:
+            log.warning("kafka_ingest_health_not_recorded", error=bounded(str(exc)))
 
 
 def workers(runtime: Runtime) -> list[Worker]:

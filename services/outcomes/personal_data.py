@@ -40,6 +40,7 @@ from pydantic import (
 from services.outcomes.vault import SubjectKey, SubjectVault
 from shared import clock
 from shared.identity import Principal, Role
+from shared.text import MULTI_LINE, ONE_LINE
 
 MAX_SERVICE_USERS = 100  # per report: a session's attendance list
 ALG = "A256GCM"
@@ -57,8 +58,9 @@ class ReferenceType(StrEnum):
 
 
 PersonalText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                                max_length=200)]
-Notes = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+                                                max_length=200), ONE_LINE]
+Notes = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                  MULTI_LINE]
 
 
 def nhs_number_valid(digits: str) -> bool:
@@ -319,7 +321,7 @@ def redacted(original: bytes | None) -> tuple[bytes | None, bool]:
         return None, False
     try:
         body = json.loads(original)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         suspect = b"service" in original.lower() or b"\\u" in original
         return (None, True) if suspect else (original, False)
     if not isinstance(body, dict):

@@ -23,6 +23,7 @@ from pydantic import (
 from services.provider_registry.domain import size_band
 from services.provider_registry.taxonomy import taxonomy
 from shared.contracts.provider_registry import OrganisationType, StandingKind
+from shared.text import ONE_LINE, BusinessDate, LongText, Reason, Text
 
 
 def _squash(value: str) -> str:
@@ -61,20 +62,18 @@ def _postcode(value: str) -> str:
 
 
 Postcode = Annotated[str, AfterValidator(_postcode)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
 Email = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
     ),
+    ONE_LINE,
 ]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{7,20}$")
 ]
 Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500,
-                                       pattern=r"^https?://[^\s]+$")]
+                                       pattern=r"^https?://[^\s]+$"), ONE_LINE]
 
 
 class _Input(BaseModel):
@@ -109,7 +108,8 @@ class SmeSizeIn(_Input):
                 "band": band.value if band else None}
 
 
-Area = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Area = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+                 ONE_LINE]
 
 
 class DetailsIn(_Input):
@@ -211,8 +211,8 @@ class NewAccreditation(_Input):
     name: Text = Field(examples=["ISO 9001", "Enhanced DBS checks for all staff"])
     issuer: Text | None = None
     reference: Text | None = None
-    valid_from: date | None = None
-    expires_on: date | None = None
+    valid_from: BusinessDate | None = None
+    expires_on: BusinessDate | None = None
     cover_gbp: int | None = Field(default=None, ge=0, le=10**11,
                                   description="insurance cover, for kind insurance")
 
@@ -236,7 +236,7 @@ class NewAccreditation(_Input):
 class NewQualityRating(_Input):
     scheme: Text = Field(examples=["CQC", "Ofsted"])
     rating: Text = Field(examples=["Good", "Requires improvement"])
-    rated_on: date
+    rated_on: BusinessDate
     reference: Text | None = None
 
     @field_validator("rated_on")
@@ -250,12 +250,12 @@ class NewQualityRating(_Input):
 class NewConflictOfInterest(_Input):
     declared_by: Text
     interest: LongText
-    declared_on: date
+    declared_on: BusinessDate
 
 
 class MilestoneIn(_Input):
     title: Text
-    due_on: date | None = None
+    due_on: BusinessDate | None = None
 
 
 class IncubationPlan(_Input):

@@ -149,8 +149,8 @@ def test_delivery_reporting_end_to_end(world: World) -> None:
     assert {r["line"] - 2: r["field"] or "" for r in result["rejected"]} == bad
     accepted |= {delivery_id_for(valley, g["idempotency_key"]) for g in good}
     again = post_batch(world, batch, "valley").json()
-    assert (again["accepted"], again["duplicates"], len(again["rejected"])) == (
-        0, LINES - len(bad), len(bad))
+    assert (again["accepted"], again["already_stored"], again["duplicates"],
+            len(again["rejected"])) == (0, LINES - len(bad), 0, len(bad))
 
     # Over the limit: refused before anything is stored.
     before = stored_count(world)

@@ -294,6 +294,12 @@ def test_invalid_reports_reach_the_rejects_topic_with_the_reason(world: World) -
          "period_end is before period_start", world.provider_a),
         (world.as_a(report("x5", a, colour="blue")), "colour", "Extra inputs",
          world.provider_a),
+        (world.as_a(report("x20", a, location="Hall\u0000")), "location", "control character",
+         world.provider_a),
+        (world.as_a(report("x21", a, period_start=f"{DAY}T00:00:00")), "period_start",
+         "not a date-time", world.provider_a),
+        (world.as_a(report("x22", a, quantity="1e-999999999")), "quantity", "decimal places",
+         world.provider_a),
         (world.as_a(None), None, "empty message", world.provider_a),
         (world.as_a(b" " * (MAX_MESSAGE_BYTES + 1)), None, "over the limit", world.provider_a),
         ((key_a, report("x6", a), []), "headers.authorization", "missing credentials", None),
@@ -376,6 +382,29 @@ def test_a_replayed_batch_is_accepted_once(world: World) -> None:
     assert world.app.delivery(first).quantity == 3
     rejects = world.read_rejects(3 + 3)
     assert any("was already used for a different report" in r["reason"] for r in rejects)
+
+
+def test_a_message_nested_too_deep_is_rejected_and_the_reports_behind_it_stored(
+    sqlite_settings: Settings,
+) -> None:
+    """A 3,000-deep JSON array once raised RecursionError while its reject was built: the batch
+    was read again forever and the valid reports behind it were never stored."""
+    world = World(sqlite_settings, batch_size=500)
+    try:
+        deep = b"[" * 3000 + b"]" * 3000
+        batch = [world.as_a(report(f"before-{i}", world.agreement_a)) for i in range(50)]
+        batch.append(world.as_a(deep))
+        batch.extend(world.as_b(report(f"after-{i}", world.agreement_b)) for i in range(50))
+        world.send(batch)
+        world.consume(until=len(batch), timeout=30)
+        assert (world.ingest.counts.accepted, world.ingest.counts.rejected) == (100, 1)
+        assert len(set(world.stored_reports())) == 100
+        (rejected,) = world.read_rejects(1)
+        assert "JSON" in rejected["reason"]
+        assert rejected["original"] is None or len(rejected["original"]) <= 64 * 1024
+        assert world.ingest.health().state == "running"
+    finally:
+        world.close()
 
 
 # --------------------------------------------------------------------------- failures

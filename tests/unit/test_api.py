@@ -20,6 +20,7 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import open_database
 from shared.web import MAX_BODY_BYTES, Runtime, ServiceSpec, create_service_app
+from tests.problems import assert_errors, loc_of
 from tests.waiting import eventually
 
 Auth = dict[str, str]
@@ -102,7 +103,7 @@ def register(client: TestClient, headers: Auth, name: str, kind: str = "vcse",
 
 
 def error_locations(response: Any) -> list[list[Any]]:
-    return [e["loc"] for e in response.json()["detail"]]
+    return [loc_of(e) for e in response.json()["errors"]]
 
 
 # --------------------------------------------------------------------------- operations
@@ -291,7 +292,7 @@ def test_an_unknown_provider_is_not_found(registry: TestClient, admin: Auth) -> 
     response = registry.get(f"/providers/{missing}", headers=admin)
 
     assert response.status_code == 404
-    assert response.json() == {"detail": f"no provider {missing}"}
+    assert response.json()["detail"] == f"no provider {missing}"
 
 
 def test_a_provider_id_that_is_not_a_uuid_is_unprocessable(
@@ -362,8 +363,7 @@ def test_bad_registrations_name_the_field(
     response = registry.post("/providers", json=body, headers=admin)
 
     assert response.status_code == 422
-    errors = response.json()["detail"]
-    assert [(e["loc"], e["type"]) for e in errors] == [(loc, error_type)]
+    assert_errors(response, [(loc, error_type)])
     assert stored_events(registry) == []
 
 
@@ -382,9 +382,9 @@ def test_malformed_json_is_unprocessable(registry: TestClient, admin: Auth) -> N
     )
 
     assert response.status_code == 422
-    (error,) = response.json()["detail"]
-    assert error["type"] == "json_invalid"
-    assert error["loc"][0] == "body"
+    (error,) = response.json()["errors"]
+    assert "json" in error["message"].lower()
+    assert loc_of(error)[0] == "body"
     assert stored_events(registry) == []
 
 
@@ -645,7 +645,7 @@ def test_bad_measures_name_the_field(
     response = outcomes.post("/measures", json=body, headers=admin)
 
     assert response.status_code == 422
-    assert [(e["loc"], e["type"]) for e in response.json()["detail"]] == [(loc, error_type)]
+    assert_errors(response, [(loc, error_type)])
     assert stored_events(outcomes) == []
 
 

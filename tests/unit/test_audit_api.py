@@ -27,6 +27,7 @@ from shared.identity import Principal, Role, Scope, TokenStore
 from shared.settings import Settings
 from shared.sql import open_database
 from shared.web import Runtime, create_service_app
+from tests.problems import loc_of
 from tests.unit.test_network_state import (
     AG1,
     AG2,
@@ -273,7 +274,7 @@ def test_a_bad_parameter_is_refused_naming_it(
     response = trail.get("/audit/events", trail.regulator(), **params)
 
     assert response.status_code == 422, response.text
-    assert name in [e["loc"][1] for e in response.json()["detail"]]
+    assert name in [loc_of(e)[1] for e in response.json()["errors"]]
     assert not [e for e in trail.stored() if e.type.startswith("AuditRead")]  # nothing read
 
 

@@ -23,6 +23,7 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import open_database
 from shared.web import Runtime, create_service_app
+from tests.problems import assert_errors, loc_of
 from tests.waiting import eventually
 
 Auth = dict[str, str]
@@ -507,9 +508,9 @@ def test_bad_input_is_unprocessable_naming_the_field(
                                headers=admin)
 
     assert response.status_code == 422, response.text
-    errors = response.json()["detail"]
-    assert [(e["loc"], e["type"]) for e in errors] == [(loc, error_type)]
-    assert all(e["msg"] for e in errors)
+    errors = response.json()["errors"]
+    assert_errors(response, [(loc, error_type)])
+    assert all(e["message"] for e in errors)
     assert len(stored_events(integrator)) == before
     assert versions(integrator, admin, world) == held
 
@@ -525,12 +526,12 @@ def test_malformed_json_and_non_objects_are_unprocessable(
     empty = integrator.post(path_of(name, world), headers=admin)
 
     assert broken.status_code == 422
-    (error,) = broken.json()["detail"]
-    assert (error["type"], error["loc"][0]) == ("json_invalid", "body")
+    (error,) = broken.json()["errors"]
+    assert ("json" in error["message"].lower(), loc_of(error)[0]) == (True, "body")
     assert listed.status_code == 422
-    assert [e["loc"] for e in listed.json()["detail"]] == [["body"]]
+    assert [loc_of(e) for e in listed.json()["errors"]] == [["body"]]
     assert empty.status_code == 422
-    assert [(e["loc"], e["type"]) for e in empty.json()["detail"]] == [(["body"], "missing")]
+    assert_errors(empty, [(["body"], "missing")])
     assert len(stored_events(integrator)) == before
 
 
@@ -558,7 +559,7 @@ def test_unknown_records_are_not_found(integrator: TestClient, admin: Auth, path
     assert str(missing) in response.json()["detail"]
     bad = integrator.get(path.format(id="not-a-uuid"), headers=admin)
     assert bad.status_code == 422
-    assert [e["loc"][0] for e in bad.json()["detail"]] == ["path"]
+    assert [loc_of(e)[0] for e in bad.json()["errors"]] == ["path"]
 
 
 @pytest.mark.parametrize("name", [n for n, (path, _) in WRITES.items() if "{" in path])

@@ -149,8 +149,8 @@ def test_bad_personal_data_is_refused_naming_the_field_and_not_repeating_it(
     before = stored_count(world)
     response = post(world, report(world.agreements["active"], service_users=[user]))
     assert response.status_code == 422, response.text
-    (error,) = response.json()["detail"]
-    assert ".".join(str(p) for p in error["loc"]) == f"body.{field}"
+    (error,) = response.json()["errors"]
+    assert error["field"] == f"body.{field}"
     assert "input" not in error
     for value in (*PLAINTEXT, "Alice's house", "943 476 5918", "14 July 1961", "none given"):
         assert value not in response.text
@@ -165,7 +165,7 @@ def test_bad_personal_data_is_refused_naming_the_field_and_not_repeating_it(
 def test_naming_someone_twice_or_too_many_is_refused(world: World) -> None:
     twice = post(world, report(world.agreements["active"], service_users=[ALICE, ALICE]))
     assert twice.status_code == 422
-    assert twice.json()["detail"][0]["loc"] == ["body", "service_users"]
+    assert twice.json()["errors"][0]["field"].split(".") == ["body", "service_users"]
     crowd = [{"reference": f"HS-{i}"} for i in range(101)]
     assert post(world, report(world.agreements["active"],
                               service_users=crowd)).status_code == 422
@@ -268,8 +268,8 @@ def test_erasure_refusals(world: World) -> None:
                         ({"service_user": {"reference": "1", "reference_type": "nhs_number"}},
                          "service_user.reference")):
         refused = erase(world, body, 422)
-        assert ".".join(str(p) for p in refused["detail"][0]["loc"]) == f"body.{where}", body
-    assert erase(world, {}, 422)["detail"][0]["loc"] == ["body"]
+        assert refused["errors"][0]["field"] == f"body.{where}", body
+    assert erase(world, {}, 422)["errors"][0]["field"].split(".") == ["body"]
     read = world.outcomes.get(f"/deliveries/{created['delivery_id']}",
                               headers=world.council(Role.COMMISSIONER)).json()
     assert users_of(read) == [("readable", "Carol Penhale")]  # nothing was erased

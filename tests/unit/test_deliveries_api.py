@@ -51,6 +51,7 @@ from shared.projection import ProjectionRunner
 from shared.settings import Settings
 from shared.sql import Database, open_database
 from shared.web import Runtime, create_service_app
+from tests.problems import loc_of
 from tests.waiting import eventually
 
 Auth = dict[str, str]
@@ -66,7 +67,7 @@ NEED = {
     "population": {"description": "Young people aged 13 to 17 in Northshire", "size": 42000},
     "outcomes": [{"description": "Fewer teenagers living with obesity"}],
     "budget_envelope": "1000000.00",
-    "starts_on": "2025-01-01",
+    "starts_on": "2022-01-01",
     "ends_on": "2028-03-31",
 }
 OPTIONS = {
@@ -173,7 +174,7 @@ def build_world(stack: ExitStack, settings: Settings, deadline: float = 10.0) ->
     }, admin)
     for name, award_id in zip(awards, decided["award_ids"], strict=True):
         world.agreements[name] = UUID(call(world.integrator, "/agreements", {
-            "need_id": need_id, "award_id": award_id, "starts_on": "2025-01-01",
+            "need_id": need_id, "award_id": award_id, "starts_on": "2022-01-01",
             "ends_on": "2028-03-31", "exit_plan": "hand the sessions to the leisure trust",
         }, admin)["agreement_id"])
         if name != "drafted":  # signed and in force today (business time: the decision's day)
@@ -376,6 +377,18 @@ BAD_INPUT = [
     ("missing period end", {"period_end": MISSING}, "period_end", "Field required"),
     ("an extra field", {"price": "9.99"}, "price", "Extra inputs are not permitted"),
     ("corrects not a uuid", {"corrects": "the last one"}, "corrects", "UUID"),
+    ("a period in year 1", {"period_start": "0001-01-01"}, "period_start", "between"),
+    ("a period before the agreement began",
+     {"period_start": "1900-01-01", "period_end": "2024-11-30"}, "period_start",
+     "before the agreement started on 2022-01-01"),
+    ("a date-time for a date", {"period_start": "2025-04-01T00:00:00"}, "period_start",
+     "not a date-time"),
+    ("a quantity finer than a millionth", {"quantity": "1e-999999999"}, "quantity",
+     "decimal places"),
+    ("a control character in the location", {"location": "Hall\u0000"}, "location",
+     "control character"),
+    ("a line break in the location", {"location": "Hall\nRoom 2"}, "location",
+     "line break"),
 ]
 
 
@@ -387,8 +400,8 @@ def test_bad_input_is_unprocessable_naming_the_field(
     before = stored_count(world)
     response = post(world, report(world.agreements["active"], **change))
     assert response.status_code == 422, response.text
-    (error,) = [e for e in response.json()["detail"] if e["loc"] == ["body", field_name]]
-    assert message in error["msg"]
+    (error,) = [e for e in response.json()["errors"] if e["field"] == f"body.{field_name}"]
+    assert message in error["message"]
     assert stored_count(world) == before
 
 
@@ -421,9 +434,9 @@ def test_an_unknown_agreement_is_unprocessable(world: World) -> None:
     unknown = uuid4()
     response = post(world, report(unknown))
     assert response.status_code == 422, response.text
-    (error,) = response.json()["detail"]
-    assert error["loc"] == ["body", "agreement_id"]
-    assert f"no agreement {unknown}" in error["msg"]
+    (error,) = response.json()["errors"]
+    assert loc_of(error) == ["body", "agreement_id"]
+    assert f"no agreement {unknown}" in error["message"]
     assert stored_count(world) == before
 
 
@@ -540,13 +553,15 @@ def test_windows_line_endings_and_a_charset_are_fine(world: World) -> None:
         "/deliveries/batch", content=body,
         headers={**world.auth["hillside"], "Content-Type": "application/x-ndjson; charset=utf-8"})
     assert response.status_code == 200, response.text
-    assert response.json() == {"lines": 3, "accepted": 3, "duplicates": 0, "rejected": []}
+    assert response.json() == {"lines": 3, "accepted": 3, "already_stored": 0,
+                               "duplicates": 0, "rejected": []}
 
 
 def test_an_empty_batch_stores_nothing(world: World) -> None:
     before = stored_count(world)
     result = post_batch(world, b"\n \n").json()
-    assert result == {"lines": 0, "accepted": 0, "duplicates": 0, "rejected": []}
+    assert result == {"lines": 0, "accepted": 0, "already_stored": 0, "duplicates": 0,
+                      "rejected": []}
     assert stored_count(world) == before
 
 
@@ -555,14 +570,15 @@ def test_a_replayed_batch_is_accepted_once(world: World) -> None:
     first = post_batch(world, ndjson(*lines)).json()
     assert (first["accepted"], first["duplicates"], first["rejected"]) == (50, 0, [])
     before = stored_count(world)
+    # Sent again (its answer was lost, say): every report is stored already, and says so.
     again = post_batch(world, ndjson(*lines)).json()
-    assert (again["lines"], again["accepted"], again["duplicates"], again["rejected"]) == (
-        50, 0, 50, [])
+    assert (again["lines"], again["accepted"], again["already_stored"], again["duplicates"],
+            again["rejected"]) == (50, 0, 50, 0, [])
     assert stored_count(world) == before
     # Half old, half new: the new half is stored, the old half recognised.
     more = [report(world.agreements["active"]) for _ in range(25)]
     mixed = post_batch(world, ndjson(*lines[:25], *more)).json()
-    assert (mixed["accepted"], mixed["duplicates"]) == (25, 25)
+    assert (mixed["accepted"], mixed["already_stored"], mixed["duplicates"]) == (25, 25, 0)
 
 
 def test_a_duplicate_key_within_a_batch_is_accepted_once(world: World) -> None:
@@ -587,7 +603,7 @@ def test_a_single_report_replayed_in_a_batch_and_back_is_accepted_once(world: Wo
     body = report(world.agreements["active"])
     assert post(world, body).status_code == 201
     result = post_batch(world, ndjson(body)).json()
-    assert (result["accepted"], result["duplicates"]) == (0, 1)
+    assert (result["accepted"], result["already_stored"], result["duplicates"]) == (0, 1, 0)
     batched = report(world.agreements["active"])
     post_batch(world, ndjson(batched))
     assert post(world, batched).status_code == 200
@@ -600,7 +616,7 @@ def test_a_batch_of_the_most_lines_allowed_is_accepted(world: World) -> None:
     response = post_batch(world, ndjson(*lines, "", ""), "valley")
     assert response.status_code == 200, response.text
     assert response.json() == {"lines": MAX_BATCH_LINES, "accepted": MAX_BATCH_LINES,
-                               "duplicates": 0, "rejected": []}
+                               "already_stored": 0, "duplicates": 0, "rejected": []}
     assert len(stored_reports(world, "valley", *(f"max-{i}" for i in range(MAX_BATCH_LINES)))) \
         == MAX_BATCH_LINES
 
@@ -651,7 +667,7 @@ def test_the_same_batch_sent_twice_at_once_is_stored_once(world: World) -> None:
         thread.join()
     assert all(r["rejected"] == [] for r in results), results
     assert sum(r["accepted"] for r in results) == 1500
-    assert sum(r["duplicates"] for r in results) == 1500
+    assert sum(r["duplicates"] + r["already_stored"] for r in results) == 1500
     counts = logged_deliveries(world)
     keys = [line["idempotency_key"] for line in lines]
     assert {counts[delivery_id_for(world.providers["hillside"], k)] for k in keys} == {1}
@@ -745,9 +761,9 @@ def test_a_correction_names_a_report_of_the_same_provider_and_agreement(
     before = stored_count(world)
     response = post(world, report(agreement, corrects=target))
     assert response.status_code == 422, response.text
-    (error,) = response.json()["detail"]
-    assert error["loc"] == ["body", "corrects"]
-    assert target in error["msg"]
+    (error,) = response.json()["errors"]
+    assert loc_of(error) == ["body", "corrects"]
+    assert target in error["message"]
     assert stored_count(world) == before
     batch = post_batch(world, ndjson(report(agreement, corrects=target))).json()
     assert [(r["line"], r["field"]) for r in batch["rejected"]] == [(1, "corrects")]
@@ -770,7 +786,7 @@ def test_corrections_within_one_batch(world: World) -> None:
         (4, "corrects"), (5, "corrects")]
     assert "already corrected" in result["rejected"][0]["reason"]
     again = post_batch(world, ndjson(first, second, third)).json()
-    assert (again["accepted"], again["duplicates"]) == (0, 3)
+    assert (again["accepted"], again["already_stored"]) == (0, 3)
     views = runtime_of(world.outcomes).views
     eventually(lambda: units_delivered_in(views, agreement, "2024-02"),
                lambda units: units == {"sessions_delivered": Decimal(12)}, world.deadline)
@@ -783,7 +799,7 @@ def test_a_correction_replayed_is_accepted_once(world: World) -> None:
     assert post(world, correction).status_code == 201
     assert post(world, correction).status_code == 200
     result = post_batch(world, ndjson(correction)).json()
-    assert (result["accepted"], result["duplicates"]) == (0, 1)
+    assert (result["accepted"], result["already_stored"]) == (0, 1)
 
 
 def test_marking_a_report_superseded_stays_in_the_store(world: World) -> None:

@@ -47,6 +47,7 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import Database, open_database
 from shared.web import create_service_app
+from tests.problems import loc_of
 from tests.waiting import eventually
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "hsds"
@@ -360,15 +361,15 @@ def test_bad_search_parameters_are_refused_naming_them(
     response = directory.get("/providers", **params)
 
     assert response.status_code == 422
-    locations = [e["loc"] for e in response.json()["detail"]]
+    locations = [loc_of(e) for e in response.json()["errors"]]
     assert ["query", parameter] in [loc[:2] for loc in locations]
 
 
 def test_unknown_category_message_points_to_the_taxonomy(directory: Directory) -> None:
-    detail = directory.get("/providers", category="nope").json()["detail"][0]
+    detail = directory.get("/providers", category="nope").json()["errors"][0]
 
-    assert "unknown category 'nope'" in detail["msg"]
-    assert "GET /taxonomy" in detail["msg"]
+    assert "unknown category 'nope'" in detail["message"]
+    assert "GET /taxonomy" in detail["message"]
 
 
 @pytest.mark.parametrize("path", ["/providers", "/directory/hsds", "/directory/providers.csv"])

@@ -22,6 +22,7 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import open_database
 from shared.web import create_service_app
+from tests.problems import loc_of
 
 Auth = dict[str, str]
 CSV = {"Content-Type": "text/csv"}
@@ -298,9 +299,9 @@ def test_a_bad_file_is_refused_whole_and_writes_nothing(
     before = event_count(client)
     response = post_csv(client, admin, body)
     assert response.status_code == 422, response.text
-    [problem] = response.json()["detail"]
-    assert problem["loc"] == ["body"]
-    assert message in problem["msg"]
+    [problem] = response.json()["errors"]
+    assert loc_of(problem) == ["body"]
+    assert message in problem["message"]
     assert event_count(client) == before
 
 
@@ -420,3 +421,16 @@ def test_parser_gives_a_row_to_the_address_when_any_of_it_is_given() -> None:
 def test_parser_errors_are_import_file_errors() -> None:
     with pytest.raises(ImportFileError, match="not UTF-8"):
         parse_providers_csv(b"name,organisation_type\n\xff,vcse\n")
+
+
+def test_parser_refuses_control_characters_in_a_cell() -> None:
+    parsed = parse_providers_csv(
+        b"name,organisation_type,description,town\n"
+        b"Hill\x07side,vcse,,\n"
+        b"Valley,vcse,\"Meals.\nTwice a week.\",\n"
+        b"River,vcse,,Leeds\x1b[31m\n"
+    )
+    assert [(row, new.description) for row, new in parsed.rows] == [
+        (3, "Meals.\nTwice a week.")]
+    assert [(row, column) for row, column, _ in parsed.rejected] == [(2, "name"), (4, "town")]
+    assert all("control character" in reason for _, _, reason in parsed.rejected)

@@ -794,7 +794,7 @@ def test_the_api_answers_live_and_as_of_for_council_readers_only(tmp_path: Path)
         assert get("/market", as_of="2024-12-31")["committed_total"] == "1150000.00"
         bad = client.get("/market", params={"as_of": "soon"}, headers=reader)
         assert bad.status_code == 422
-        assert bad.json()["detail"][0]["loc"] == ["query", "as_of"]
+        assert bad.json()["errors"][0]["field"].split(".") == ["query", "as_of"]
         # 2025-03-31: AG1 600,000 + AG2 300,000 + AG3 200,000 + AG4 150,000.
         assert get("/network/state", as_of="2025-03-31")["totals"]["committed"] == "1250000.00"
         assert [n["need_id"] for n in get("/needs")] == [str(N1), str(N2), str(N3)]

@@ -24,6 +24,7 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import open_database
 from shared.web import Runtime, create_service_app
+from tests.problems import loc_of
 from tests.waiting import eventually
 
 Auth = dict[str, str]
@@ -153,7 +154,7 @@ def attribute(client: TestClient, headers: Auth, measure_id: str, weight: str = 
 
 def errors(response: Any) -> list[tuple[list[Any], str]]:
     assert response.status_code == 422, response.text
-    return [(e["loc"], e["msg"]) for e in response.json()["detail"]]
+    return [(loc_of(e), e["message"]) for e in response.json()["errors"]]
 
 
 # --------------------------------------------------------------------------- measures

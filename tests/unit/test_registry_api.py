@@ -23,6 +23,7 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import open_database
 from shared.web import MAX_BODY_BYTES, Runtime, create_service_app
+from tests.problems import assert_errors, loc_of
 
 Auth = dict[str, str]
 S = ProviderStatus
@@ -125,7 +126,7 @@ def get(client: TestClient, headers: Auth, provider_id: str) -> dict[str, Any]:
 
 
 def locations(response: Any) -> list[list[Any]]:
-    return [e["loc"] for e in response.json()["detail"]]
+    return [loc_of(e) for e in response.json()["errors"]]
 
 
 # Lifecycle steps (via the API) that bring an applicant to each status.
@@ -223,9 +224,9 @@ def test_profile_rules_are_refused_on_registration(
     response = client.post("/providers", json={"name": "A", **fields}, headers=admin)
 
     assert response.status_code == 422, response.text
-    (error,) = response.json()["detail"]
-    assert error["loc"] == ["body", field]
-    assert match in error["msg"]
+    (error,) = response.json()["errors"]
+    assert loc_of(error) == ["body", field]
+    assert match in error["message"]
     assert runtime_of(client).app.recorder.max_notification_id() in (None, 0)
 
 
@@ -269,9 +270,9 @@ def test_a_partnership_cannot_name_a_rejected_or_exited_member(
         "name": "A and Gone", "organisation_type": "partnership", "members": [a, gone]})
 
     assert response.status_code == 422, response.text
-    (error,) = response.json()["detail"]
-    assert error["loc"] == ["body", "members"]
-    assert error["msg"] == f"member {gone} is {closed.value}"
+    (error,) = response.json()["errors"]
+    assert loc_of(error) == ["body", "members"]
+    assert error["message"] == f"member {gone} is {closed.value}"
     assert runtime_of(client).app.recorder.max_notification_id() == before
 
 
@@ -282,9 +283,9 @@ def test_a_member_listed_twice_is_refused(client: TestClient, admin: Auth) -> No
     twice = client.post("/providers", headers=admin, json={
         "name": "A, A and B", "organisation_type": "partnership", "members": [a, a, b]})
     assert twice.status_code == 422, twice.text
-    (error,) = twice.json()["detail"]
-    assert error["loc"] == ["body", "members"]
-    assert "a member is listed more than once" in error["msg"]
+    (error,) = twice.json()["errors"]
+    assert loc_of(error) == ["body", "members"]
+    assert "a member is listed more than once" in error["message"]
     assert runtime_of(client).app.recorder.max_notification_id() == before
 
     pid = register(client, admin, "A and B", "partnership", members=[a, b])["provider_id"]
@@ -559,7 +560,7 @@ def test_lifecycle_steps_on_an_unknown_provider_are_not_found(
     for command in TRANSITIONS:
         response = decide(client, admin, str(missing), command)
         assert response.status_code == 404, command
-        assert response.json() == {"detail": f"no provider {missing}"}
+        assert response.json()["detail"] == f"no provider {missing}"
 
 
 def test_an_identifier_claim_is_not_a_provider(client: TestClient, admin: Auth) -> None:
@@ -924,7 +925,7 @@ def test_an_unknown_category_points_to_the_taxonomy(client: TestClient, admin: A
     pid = register(client, admin)["provider_id"]
     response = client.post(f"/providers/{pid}/capabilities", json={"category": "alchemy"},
                            headers=admin)
-    assert "GET /taxonomy" in response.json()["detail"][0]["msg"]
+    assert "GET /taxonomy" in response.json()["errors"][0]["message"]
 
 
 # --------------------------------------------------------------------------- standing
@@ -979,9 +980,9 @@ def test_bad_accreditations_are_refused(
     pid = register(client, admin)["provider_id"]
     response = client.post(f"/providers/{pid}/accreditations", json=body, headers=admin)
     assert response.status_code == 422
-    (error,) = response.json()["detail"]
-    assert error["loc"] == loc
-    assert message in error["msg"]
+    (error,) = response.json()["errors"]
+    assert loc_of(error) == loc
+    assert message in error["message"]
     assert len(history(client, admin, pid)) == 1
 
 
@@ -1000,7 +1001,7 @@ def test_quality_ratings_are_dated_and_never_in_the_future(
     assert (later.status_code, earlier.status_code) == (201, 201)
     assert future.status_code == 422
     assert locations(future) == [["body", "rated_on"]]
-    assert "future" in future.json()["detail"][0]["msg"]
+    assert "future" in future.json()["errors"][0]["message"]
     ratings = get(client, admin, pid)["quality_ratings"]
     assert [(r["rating"], r["rated_on"]) for r in ratings] == [
         ("Requires improvement", "2024-01-15"), ("Good", "2025-06-01")]
@@ -1139,7 +1140,7 @@ def test_bad_registrations_name_the_field(
     response = client.post("/providers", json={"name": "A", **body}, headers=admin)
 
     assert response.status_code == 422, response.text
-    assert [(e["loc"], e["type"]) for e in response.json()["detail"]] == [(loc, error_type)]
+    assert_errors(response, [(loc, error_type)])
     assert runtime_of(client).app.recorder.max_notification_id() in (None, 0)
 
 
@@ -1161,7 +1162,7 @@ def test_a_decision_needs_a_reason(
     pid = register(client, admin)["provider_id"]
     response = client.post(f"/providers/{pid}/review", json=body, headers=admin)
     assert response.status_code == 422
-    assert [(e["loc"], e["type"]) for e in response.json()["detail"]] == [(loc, error_type)]
+    assert_errors(response, [(loc, error_type)])
     assert get(client, admin, pid)["status"] == "applied"
 
 
@@ -1175,8 +1176,8 @@ def test_malformed_json_is_refused_naming_the_body(
     response = client.request(method, path.format(pid=pid), content=b'{"reason": "ok',
                               headers={**admin, "Content-Type": "application/json"})
     assert response.status_code == 422
-    (error,) = response.json()["detail"]
-    assert (error["type"], error["loc"][0]) == ("json_invalid", "body")
+    (error,) = response.json()["errors"]
+    assert ("json" in error["message"].lower(), loc_of(error)[0]) == (True, "body")
     assert get(client, admin, pid)["status"] == "under_review"
 
 

@@ -216,6 +216,17 @@ def test_read_only_roles_see_no_forms_and_may_not_post(app: TestClient, username
     assert app.get("/ui/providers/new").status_code == 403
 
 
+def test_odd_search_boxes_and_page_numbers_answer_a_page(app: TestClient) -> None:
+    """A page number past any 64-bit integer, and control characters typed in the filters,
+    once answered 500 (and a NUL would have been recorded in the audit read)."""
+    sign_in(app, "priya")
+    for page in ("/ui/audit?page=9223372036854775808", "/ui/audit?q=a%00b&actor=%1B",
+                 "/ui/commissioning?service_area=%00"):
+        assert app.get(page).status_code == 200, page
+    recorded = [data["query"] for kind, data in page_reads(app) if kind == "AuditReadStarted"]
+    assert {"path": "/ui/audit", "q": "ab"} in recorded
+
+
 def page_reads(client: TestClient) -> list[tuple[str, dict[str, Any]]]:
     """The audit reads the pages recorded in the integrator's store, in order."""
     app = runtime_of(client).app

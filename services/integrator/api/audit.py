@@ -36,6 +36,7 @@ from shared.context import CommandContext, command_context
 from shared.contracts.integrator import AuditEndpoint
 from shared.identity import Principal, Role, require
 from shared.settings import SERVICE_NAMES
+from shared.text import MAX_OFFSET, QueryName
 from shared.web import Runtime
 
 router = APIRouter(prefix="/audit", tags=["regulator API"])
@@ -85,8 +86,7 @@ def trail_query(
         "events that occurred at or before it; a date is the end of the day", "to")] = None,
     recorded_from: Annotated[str | None, _when("events recorded at or after it")] = None,
     recorded_to: Annotated[str | None, _when("events recorded at or before it")] = None,
-    organisation: Annotated[str | None, Query(
-        min_length=1, max_length=200,
+    organisation: Annotated[QueryName | None, Query(
         description="events concerning this organisation (any case): recorded on its behalf, "
                     "or about needs it leads or pooled budget into and their agreements")] = None,
     provider: Annotated[UUID | None, Query(
@@ -96,7 +96,7 @@ def trail_query(
         description="events concerning this agreement: its own and events naming it")] = None,
     sources: Annotated[list[Source] | None, Query(
         alias="source", description="only events recorded by these services (repeatable)")] = None,
-    types: Annotated[list[str] | None, Query(
+    types: Annotated[list[QueryName] | None, Query(
         alias="type", description="only events of these types (repeatable), as in the catalogue",
         )] = None,
 ) -> TrailQuery:
@@ -256,7 +256,7 @@ def audit_state(
     as_of: Annotated[str | None, _when(
         "the network as it stood then; a date is the end of that day; none: now (or the end "
         "of the token's date range)")] = None,
-    organisation: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    organisation: Annotated[QueryName | None, Query()] = None,
     provider: Annotated[UUID | None, Query()] = None,
     agreement: Annotated[UUID | None, Query()] = None,
 ) -> AuditState:
@@ -296,11 +296,10 @@ def audit_state(
 def audit_reads(
     request: Request,
     principal: Auditor,
-    token_id: Annotated[str | None, Query(
-        min_length=1, max_length=100,
+    token_id: Annotated[QueryName | None, Query(
         description="only this token's reads (a regulator sees only its own)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[AuditReadView]:
     """Who read the audit trail, what they asked for, within which scope, when, and how much
     they received; newest first. The council's internal audit sees every read, a regulator only

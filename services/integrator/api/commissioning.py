@@ -35,6 +35,7 @@ from services.integrator.commands import (
 from services.integrator.domain.agreements import Agreement
 from services.integrator.domain.needs import Need
 from shared.identity import COUNCIL_READERS, COUNCIL_WRITERS, Principal, acting_as, require
+from shared.text import PathId
 from shared.web import Runtime
 
 router = APIRouter(tags=["commissioning"])
@@ -339,7 +340,7 @@ def propose_business_case(agreement_id: UUID, body: NewBusinessCase, request: Re
 
 @router.post("/agreements/{agreement_id}/business-cases/{case_id}/approve", response_model=Done,
              responses={**NOT_AUTHORISED, **REFUSED})
-def approve_business_case(agreement_id: UUID, case_id: str, body: Closure, request: Request,
+def approve_business_case(agreement_id: UUID, case_id: PathId, body: Closure, request: Request,
                           principal: Writer) -> Done:
     """Approve a business case (not its proposer; within the person's authority for its cost
     and the need's pooled envelope); its cost varies the agreement's budget."""
@@ -352,7 +353,7 @@ def approve_business_case(agreement_id: UUID, case_id: str, body: Closure, reque
 
 @router.post("/agreements/{agreement_id}/business-cases/{case_id}/reject",
              response_model=AgreementView)
-def reject_business_case(agreement_id: UUID, case_id: str, body: Closure, request: Request,
+def reject_business_case(agreement_id: UUID, case_id: PathId, body: Closure, request: Request,
                          principal: Writer) -> AgreementView:
     """Reject a business case, with the reason."""
     integrator = integrator_of(request)

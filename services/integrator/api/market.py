@@ -38,6 +38,7 @@ from shared.contracts.integrator import ArrangementType, SourcingStage
 from shared.errors import NotFound
 from shared.identity import COUNCIL_READERS, Principal, require
 from shared.sql import Database
+from shared.text import MAX_OFFSET, QueryName, SearchText
 from shared.web import Runtime
 
 router = APIRouter(tags=["network state and market"])
@@ -123,10 +124,10 @@ def needs(
     _: Reader,
     as_of: AsOf,
     status: Annotated[Literal["open", "closed"] | None, Query()] = None,
-    service_area: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    service_area: Annotated[QueryName | None, Query()] = None,
     stage: Annotated[SourcingStage | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[NeedSummary]:
     """Commissioning needs in the order they were defined, with their budgets and spend."""
     return read(request, as_of, lambda db: list_needs(
@@ -162,7 +163,7 @@ def agreements(
     need_id: Annotated[UUID | None, Query()] = None,
     arrangement_type: Annotated[ArrangementType | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[AgreementSummary]:
     """Agreements in the order they were drafted; filters combine."""
     return read(request, as_of, lambda db: list_agreements(
@@ -185,15 +186,15 @@ def lessons(
     request: Request,
     _: Reader,
     as_of: AsOf,
-    q: Annotated[str | None, Query(max_length=200,
+    q: Annotated[SearchText | None, Query(
                                    description="words that must all appear in what happened, "
                                                "why, or the tags (any case)")] = None,
     went: Annotated[Literal["well", "badly"] | None, Query()] = None,
-    tag: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    tag: Annotated[QueryName | None, Query()] = None,
     need_id: Annotated[UUID | None, Query()] = None,
     agreement_id: Annotated[UUID | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[LessonView]:
     """Lessons learned, newest first, so commissioners learn from success and failure."""
     return read(request, as_of, lambda db: search_lessons(

@@ -12,6 +12,7 @@ from services.integrator.projections import get_provider, list_providers, networ
 from shared.contracts.provider_registry import OrganisationType, ProviderStatus
 from shared.errors import NotFound
 from shared.identity import COUNCIL_READERS, Principal, require
+from shared.text import MAX_OFFSET, QueryName
 from shared.web import Runtime
 
 router = APIRouter(tags=["network"])
@@ -31,12 +32,11 @@ def network_providers(
     status: Annotated[ProviderStatus | None, Query(description="lifecycle status")] = None,
     organisation_type: Annotated[OrganisationType | None, Query()] = None,
     category: Annotated[
-        str | None,
-        Query(min_length=1, max_length=100,
-              description="service category code: providers with a capability in it"),
+        QueryName | None,
+        Query(description="service category code: providers with a capability in it"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[NetworkProvider]:
     """Providers in the council's network, as projected from the shared log, by name.
     Filters combine: `?status=approved&category=home-care` lists who may be commissioned

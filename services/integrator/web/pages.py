@@ -17,6 +17,7 @@ from services.integrator.web.render import page, start_clock
 from services.integrator.web.session import Viewer, csrf_ok, current_viewer, signed_in
 from shared.contracts.integrator import AuditEndpoint
 from shared.identity import Role
+from shared.text import without_controls
 
 SignedIn = Annotated[Viewer, Depends(signed_in)]
 
@@ -31,7 +32,9 @@ def recorded_page_read(request: Request) -> Iterator[None]:
             viewer.role is Role.REGULATOR or path.startswith("/ui/audit")):
         yield
         return
-    asked = {k: v[:200] for k, v in request.query_params.items() if v and k != "path"}
+    cleaned = ((without_controls(k)[:100], without_controls(v)[:200])
+               for k, v in request.query_params.items() if k != "path")
+    asked = {k: v for k, v in cleaned if k and v}
     read = RecordedRead(request, viewer.principal, AuditEndpoint.PAGE, {"path": path, **asked})
     built = False
     try:

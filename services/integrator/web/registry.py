@@ -22,22 +22,33 @@ class RegistryRefused(Exception):
 
 
 def _errors(response: httpx.Response) -> dict[str, str]:
+    """The registry's refusal (problem details, see shared.problems) as a form shows it: each
+    field at fault under its name, anything else under FORM_LEVEL."""
     try:
-        detail = response.json().get("detail")
+        problem = response.json()
     except ValueError:
-        detail = response.text
-    if isinstance(detail, list):
+        problem = {"detail": response.text}
+    items = problem.get("errors") if isinstance(problem, dict) else None
+    detail = problem.get("detail") if isinstance(problem, dict) else str(problem)
+    if isinstance(items, list) and items:
         found: dict[str, str] = {}
-        for item in detail:
-            loc = [str(p) for p in item.get("loc", [])]
+        for item in items:
+            loc = str(item.get("field", "")).split(".")
             if loc[:1] in (["body"], ["query"]):
                 loc = loc[1:]
-            found.setdefault(".".join(loc), friendly(item) if "type" in item
-                             else str(item.get("msg", "not valid")))
+            message = str(item.get("message", "not valid"))
+            kind = item.get("type")
+            # The kinds whose friendly text needs the limit: the registry's message says it.
+            plain = kind is None or kind in _NEEDS_LIMIT
+            found.setdefault(".".join(loc) or FORM_LEVEL, message if plain else
+                             friendly({"type": kind, "msg": message, "ctx": {}}))
         return found
     if response.status_code == 403:
         return {FORM_LEVEL: f"Your role may not do this: {detail}"}
     return {FORM_LEVEL: str(detail)}
+
+
+_NEEDS_LIMIT = frozenset({"greater_than", "greater_than_equal", "less_than_equal"})
 
 
 def call(base_url: str, token: str, method: str, path: str, body: dict[str, Any] | None = None,

@@ -66,7 +66,8 @@ class SubjectView(BaseModel):
 
 @router.post(
     "/data-subjects/erasure", status_code=status.HTTP_201_CREATED, response_model=ErasureView,
-    responses={200: {"description": "already erased: the erasure as recorded"},
+    responses={200: {"model": ErasureView, "description": "already erased: the erasure as "
+                     "recorded"},
                404: {"description": "no such data subject"}},
 )
 def erase_subject(body: ErasureIn, request: Request, response: Response,

@@ -22,8 +22,10 @@ How a single report is answered:
   provider's under the same agreement, a missing or unknown field.
 
 A batch is answered 200 with a report per line: how many lines (blank lines are ignored),
-how many were accepted as new, how many were replays, and each rejected line with the field at
-fault and the reason, for the same reasons as above. A batch over 10,000 lines is refused (413)
+how many were accepted as new, how many were stored already before this batch (`already_stored`:
+sent again after an answer was lost, say, even when the earlier attempt seemed to fail), how
+many repeat an earlier line of the batch (`duplicates`), and each rejected line with the field
+at fault and the reason, for the same reasons as above. A batch over 10,000 lines is refused (413)
 before anything is stored, as is a body over the size limit.
 
 A correction is a new report naming the delivery it corrects (`corrects`); nothing is edited in
@@ -61,6 +63,7 @@ from services.outcomes.vault import SubjectVault
 from shared.contracts.outcomes import Channel, Periodicity
 from shared.errors import InvalidInput, NotFound
 from shared.identity import ANY_ROLE, COUNCIL_READERS, Principal, Role, acting_as, require
+from shared.text import MAX_OFFSET
 from shared.web import Runtime
 
 router = APIRouter(tags=["delivery"])
@@ -116,8 +119,12 @@ class RejectedLine(BaseModel):
 class BatchReport(BaseModel):
     lines: int = Field(description="report lines in the body (blank lines aside)")
     accepted: int = Field(description="reports stored now")
-    duplicates: int = Field(description="replays of reports already stored (or of an earlier "
-                            "line), accepted once")
+    already_stored: int = Field(description="reports stored before this batch, with the "
+                                "same key and content: by an earlier request, perhaps an "
+                                "earlier attempt at this batch whose answer was lost. They are "
+                                "stored, once; nothing new was stored for them")
+    duplicates: int = Field(description="repeats of an earlier line of this batch (same key "
+                            "and content), accepted once")
     rejected: list[RejectedLine]
 
 
@@ -183,7 +190,8 @@ def _refused(outcome: DeliveryOutcome) -> Exception:
 
 @router.post(
     "/deliveries", status_code=status.HTTP_201_CREATED, response_model=DeliveryView,
-    responses={200: {"description": "a replay of a report already stored"},
+    responses={200: {"model": DeliveryView, "description": "a replay of a report already "
+                     "stored"},
                403: {"description": "the agreement is not one of this provider's"},
                409: {"description": "the agreement is not active, the key was used for a "
                                     "different report, or the corrected report was already "
@@ -263,9 +271,11 @@ def report_deliveries(
         batch = outcomes_of(request).report_deliveries(_provider_id(principal), parsed,
                                                        Channel.HTTP)
     accepted = batch.accepted
-    duplicates = sum(1 for o in accepted if o.duplicate)
+    stored_before = sum(1 for o in accepted if o.already_stored)
+    repeated = sum(1 for o in accepted if o.duplicate and not o.already_stored)
     return BatchReport(
-        lines=len(parsed), accepted=len(accepted) - duplicates, duplicates=duplicates,
+        lines=len(parsed), accepted=len(accepted) - stored_before - repeated,
+        already_stored=stored_before, duplicates=repeated,
         rejected=[RejectedLine(line=o.index, field=o.field, reason=o.error or "")
                   for o in batch.rejected],
     )
@@ -281,7 +291,7 @@ def deliveries(
     = None,
     include_superseded: Annotated[bool, Query(description="include corrected reports")] = True,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[DeliveryListItem]:
     """Delivery reports as projected from the shared log, newest period first. A provider sees
     only its own."""

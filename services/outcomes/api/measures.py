@@ -128,7 +128,9 @@ def detail_of(measure: OutcomeMeasure, history: list[EventEnvelope]) -> MeasureD
     )
 
 
-@router.post("/measures", status_code=status.HTTP_201_CREATED, response_model=MeasureSummary)
+@router.post("/measures", status_code=status.HTTP_201_CREATED, response_model=MeasureSummary,
+             responses={200: {"model": MeasureSummary, "description": "a replay: the measure "
+                              "this Idempotency-Key defined already"}})
 def define_measure(
     body: NewMeasure, request: Request, response: Response, principal: Writer,
     idempotency_key: IdempotencyKey = None,

@@ -24,6 +24,7 @@ from services.outcomes.projections.performance import (
 from shared.errors import NotFound
 from shared.identity import COUNCIL_READERS, Principal, Role, require
 from shared.sql import Database
+from shared.text import MAX_OFFSET
 from shared.web import Runtime
 
 router = APIRouter(tags=["performance"])
@@ -60,7 +61,7 @@ def agreements_performance(
         Query(description="only agreements of this RAG ('none': not yet assessable)"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[AgreementPerformanceSummary]:
     """Every agreement with its RAG (on its latest ended period), latest achievement, payments,
     spend, delivery volumes per unit and cost per outcome per attributed measure in the

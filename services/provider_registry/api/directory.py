@@ -22,6 +22,7 @@ from services.provider_registry.taxonomy import taxonomy
 from shared.contracts.provider_registry import OrganisationType, ProviderStatus, SizeBand
 from shared.identity import COUNCIL_READERS, Principal, require
 from shared.sql import Database
+from shared.text import MAX_OFFSET, SearchText
 from shared.web import Runtime
 
 router = APIRouter(tags=["directory"])
@@ -87,22 +88,21 @@ def _blank_to_none(value: str | None) -> str | None:
 def find_providers(
     request: Request,
     _: CouncilReader,
-    category: Annotated[str | None, Query(
-        max_length=100,
+    category: Annotated[SearchText | None, Query(
         description="a service category code (GET /taxonomy); matches its sub-categories too",
     )] = None,
-    area: Annotated[str | None, Query(
-        max_length=100, description="an area served (by the provider or one of its "
+    area: Annotated[SearchText | None, Query(
+        description="an area served (by the provider or one of its "
         "capabilities); case-insensitive, whole name",
     )] = None,
     organisation_type: OrganisationType | None = None,
     status: Statuses = None,
-    q: Annotated[str | None, Query(
-        max_length=200, description="free text: part of a name, description, town, postcode, "
+    q: Annotated[SearchText | None, Query(
+        description="free text: part of a name, description, town, postcode, "
         "area, category or identifier; case-insensitive",
     )] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ProviderPage:
     """Search the provider directory; results are ordered by name, then id."""
     categories = None

@@ -36,6 +36,7 @@ from shared.identity import (
     acting_as,
     require,
 )
+from shared.text import PathId
 from shared.web import Runtime
 
 router = APIRouter(tags=["providers"])
@@ -144,7 +145,9 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("/providers", status_code=status.HTTP_201_CREATED, response_model=ProviderView)
+@router.post("/providers", status_code=status.HTTP_201_CREATED, response_model=ProviderView,
+             responses={200: {"model": ProviderView, "description": "a replay: the provider "
+                              "this Idempotency-Key registered already"}})
 def register_provider(
     body: NewProvider, request: Request, response: Response, principal: Writer,
     idempotency_key: IdempotencyKey = None,
@@ -257,7 +260,7 @@ def incubate(provider_id: UUID, body: IncubationPlan, request: Request,
 
 @router.post("/providers/{provider_id}/incubation/milestones/{milestone_id}/met",
              response_model=ProviderView)
-def meet_milestone(provider_id: UUID, milestone_id: str, body: MilestoneEvidence,
+def meet_milestone(provider_id: UUID, milestone_id: PathId, body: MilestoneEvidence,
                    request: Request, principal: Writer) -> ProviderView:
     """Record that an incubating provider met a milestone, with the evidence."""
     registry = registry_of(request)
@@ -291,7 +294,7 @@ def add_capability(provider_id: UUID, body: NewCapability, request: Request,
 
 @router.delete("/providers/{provider_id}/capabilities/{capability_id}",
                response_model=ProviderView)
-def remove_capability(provider_id: UUID, capability_id: str, reason: ReasonQuery,
+def remove_capability(provider_id: UUID, capability_id: PathId, reason: ReasonQuery,
                       request: Request, principal: Writer) -> ProviderView:
     """Remove a capability the provider no longer offers."""
     registry = registry_of(request)
@@ -313,7 +316,7 @@ def add_accreditation(provider_id: UUID, body: NewAccreditation, request: Reques
 
 @router.delete("/providers/{provider_id}/accreditations/{accreditation_id}",
                response_model=ProviderView)
-def remove_accreditation(provider_id: UUID, accreditation_id: str, reason: ReasonQuery,
+def remove_accreditation(provider_id: UUID, accreditation_id: PathId, reason: ReasonQuery,
                          request: Request, principal: Writer) -> ProviderView:
     """Withdraw an accreditation (or one recorded in error)."""
     registry = registry_of(request)

@@ -19,6 +19,7 @@ from services.integrator.projections.timeline import event_types, timeline
 from services.integrator.web.pages import AsOf, SignedIn, router
 from services.integrator.web.render import page
 from services.integrator.web.views import read_models, runtime_of
+from shared.text import MAX_OFFSET, without_controls
 
 routes = router()
 log = structlog.get_logger("web")
@@ -40,16 +41,14 @@ def _day(text: str, end: bool) -> datetime | None:
 def audit(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
     params = request.query_params
     source = params.get("source") if params.get("source") in SOURCES else None
-    kind = params.get("type", "").strip()
-    actor = params.get("actor", "").strip()
-    subject = params.get("subject", "").strip()
-    q = params.get("q", "").strip()
+    kind, actor, subject, q = (without_controls(params.get(name, ""))[:200].strip()
+                               for name in ("type", "actor", "subject", "q"))
     since = _day(params.get("since", ""), end=False)
     until = _day(params.get("until", ""), end=True)
     if as_of.moment is not None:
         until = min(until, as_of.moment) if until else as_of.moment
     try:
-        number = max(1, int(params.get("page", "1")))
+        number = min(max(1, int(params.get("page", "1"))), MAX_OFFSET // PER_PAGE)
     except ValueError:
         number = 1
     # Who read the audit trail, and what they asked for, is recorded as an audit read event

@@ -49,6 +49,7 @@ from shared.contracts.integrator import (
 )
 from shared.identity import acting_as
 from shared.sql import Database
+from shared.text import without_controls
 
 routes = router()
 M = TypeVar("M", bound=BaseModel)
@@ -120,7 +121,7 @@ def _commissioning_page(request: Request, viewer: Viewer, as_of: AsOf,
         "open", "closed") else None
     agreement_status = params.get("agreement_status") if params.get("agreement_status") in (
         "drafted", "active", "ended") else None
-    area = params.get("service_area") or None
+    area = without_controls(params.get("service_area", ""))[:100] or None
     kinds = [k.value for k in ArrangementType]
     kind = params.get("arrangement_type") if params.get("arrangement_type") in kinds else None
     with read_models(request, as_of.moment) as db:
