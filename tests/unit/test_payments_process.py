@@ -483,7 +483,7 @@ def test_periods_before_the_agreement_started_earn_nothing(tmp_path: Path) -> No
     world = new_world(tmp_path, starts_on=date(2025, 4, 1))  # the term begins with Q2
     try:
         agree_terms(world)
-        deliver_q1(world)
+        # (no delivery can be reported for Q1: a report's period lies within the term)
         world.deliver("sessions_delivered", 45, "2025-04-01", "2025-06-30")
         world.measure("2025-Q1", "19.9")  # beats Q1's target: the bonus band, were Q1 paid
         world.today.append(AFTER_Q2)
@@ -502,14 +502,15 @@ def test_a_quarter_the_term_covers_in_part_is_pro_rated_by_days(tmp_path: Path) 
     world = new_world(tmp_path, starts_on=date(2025, 2, 15))  # 14 + 31 = 45 of Q1's 90 days
     try:
         agree_terms(world)
-        deliver_q1(world)
+        # Reports lie within the term: nothing can be reported for January.
+        world.deliver("sessions_delivered", 22, "2025-03-03", "2025-03-28")
+        world.deliver("meals", 301, "2025-02-15", "2025-03-31")
         world.measure("2025-Q1", "20.3")
         world.run()
         (q1,) = world.payments()
-        # - sessions: January's 30 (reported for 6 to 31 January) are before the term; March's
-        #   22 >= the threshold 40 x 45/90 = 20: 22 x £25.00 = £550.00 (cap £1,500 x 45/90 =
-        #   £750.00)
-        # - meals: 301 (1 January to 31 March, in the term in part) x £4.50 = £1,354.50
+        # - sessions: March's 22 >= the threshold 40 x 45/90 = 20: 22 x £25.00 = £550.00 (cap
+        #   £1,500 x 45/90 = £750.00)
+        # - meals: 301 (15 February to 31 March) x £4.50 = £1,354.50
         # - obesity: 0.7 x £10,000.00 x 0.6 = £4,200.00 x 45/90 = £2,100.00
         # - 70.0% of target: penalty £3,000.00 x 45/90 = £1,500.00, 40% of it: -£600.00
         # total £550.00 + £1,354.50 + £2,100.00 - £600.00 = £3,404.50 (cap £5,000.00)
@@ -571,7 +572,7 @@ def test_an_extension_waits_for_the_agreements_read_model_then_pays_in_full(
     world = new_world(tmp_path, ends_on=date(2025, 5, 15))
     try:
         agree_terms(world)
-        world.deliver("sessions_delivered", 45, "2025-04-01", "2025-06-30")
+        world.deliver("sessions_delivered", 45, "2025-04-01", "2025-05-15")
         world.today.append(AFTER_Q2)
         world.run()
         (q2,) = world.payments()

@@ -14,6 +14,7 @@ from services.integrator.api.commissioning import NOT_AUTHORISED, integrator_of
 from services.integrator.commands import DelegationLimits
 from services.integrator.domain.delegation import SchemeOfDelegation
 from shared.identity import COUNCIL_READERS, Principal, Role, acting_as, require
+from shared.text import QueryName
 
 router = APIRouter(tags=["commissioning"])
 
@@ -42,7 +43,7 @@ def scheme_view(scheme: SchemeOfDelegation) -> SchemeView:
 
 @router.put("/councils/{council}/scheme-of-delegation", response_model=SchemeView,
             responses=NOT_AUTHORISED)
-def set_scheme(council: str, body: DelegationLimits, request: Request,
+def set_scheme(council: QueryName, body: DelegationLimits, request: Request,
                principal: Admin) -> SchemeView:
     """Set the council's scheme of delegation (integrator admins only): every limit, replacing
     those set before. Until one is set, only an integrator admin may take financial decisions
@@ -55,6 +56,6 @@ def set_scheme(council: str, body: DelegationLimits, request: Request,
 
 @router.get("/councils/{council}/scheme-of-delegation", response_model=SchemeView,
             responses={404: {"description": "No scheme of delegation is set for the council"}})
-def read_scheme(council: str, request: Request, _: Reader) -> SchemeView:
+def read_scheme(council: QueryName, request: Request, _: Reader) -> SchemeView:
     """The council's scheme of delegation as it stands (read only for council staff)."""
     return scheme_view(integrator_of(request).scheme_of_delegation(council))
