@@ -186,7 +186,6 @@ class ProjectionRunner:
 
     def _apply(self, records: Sequence[LogRecord], position: LogPosition) -> int:
         """Apply records read from `position` in one transaction; returns how many were new."""
-        name = self.projection.name
         applied = 0
         relevant = [r for r in records if self._relevant(r)]
         done: dict[str, list[EventEnvelope]] = {}  # correlation id -> events applied

@@ -116,7 +116,8 @@ def test_an_event_that_cannot_be_applied_is_parked_and_later_ones_applied(
     assert [(p.log_offset, p.event_type) for p in found] == [(1, "Counted"), (4, None)]
     assert found[0].event_id == str(bad.event_id)
     assert found[0].projection == "test.fussy"
-    assert "ValueError" in found[0].reason and "\\u0000" in found[0].reason
+    assert "ValueError" in found[0].reason
+    assert "\\u0000" in found[0].reason  # as text: PostgreSQL refuses NUL in a reason too
     assert "JSON" in found[1].reason
     assert found[0].parked_at
 
