@@ -38,8 +38,8 @@ def parked_check(parked: dict[str, dict[str, Any]]) -> str:
     if not parked:
         return "ok"
     total = sum(entry["count"] for entry in parked.values())
-    named = [f"{name} {item['type'] or 'record'} {item['event_id'] or item['item']}"
-             f" ({item['reason']})"
+    named = [f"{name} {item['type'] or 'record'} "
+             f"{(item['event_id'] if item['partition'] else None) or item['item']} ({item['reason']})"
              for name, entry in parked.items() for item in entry["items"]][:SHOWN_IN_CHECK]
     more = f"; and {total - len(named)} more" if total > len(named) else ""
     return (f"{total} parked (not applied; `council projections retry` after a fix): "
