@@ -38,12 +38,16 @@ def parked_check(parked: dict[str, dict[str, Any]]) -> str:
     if not parked:
         return "ok"
     total = sum(entry["count"] for entry in parked.values())
-    named = [f"{name} {item['type'] or 'record'} "
-             f"{(item['event_id'] if item['partition'] else None) or item['item']} ({item['reason']})"
+    named = [f"{name} {item['type'] or 'record'} {_what(item)} ({item['reason']})"
              for name, entry in parked.items() for item in entry["items"]][:SHOWN_IN_CHECK]
     more = f"; and {total - len(named)} more" if total > len(named) else ""
     return (f"{total} parked (not applied; `council projections retry` after a fix): "
             + "; ".join(named) + more)
+
+
+def _what(item: dict[str, Any]) -> str:
+    """A parked event by its id; other work (or a record that is no event) by its item."""
+    return str((item["event_id"] if item["partition"] else None) or item["item"])
 
 
 def log_findings(*databases: Database) -> list[dict[str, Any]]:
