@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+from eventsourcing import persistence
+
 from shared.errors import InfrastructureUnavailable
 from shared.sql import Database, Tx, table_exists
 
@@ -81,9 +84,6 @@ def transient(exc: BaseException) -> bool:
     a lock or serialisation conflict): every event would fail alike, so nothing is parked and
     the work is tried again later. Anything else is taken as the event's (or the code's for
     that event) and parks it."""
-    import psycopg
-    from eventsourcing import persistence
-
     kinds: tuple[type[BaseException], ...] = (
         InfrastructureUnavailable, OSError, sqlite3.OperationalError, sqlite3.InterfaceError,
         psycopg.OperationalError, psycopg.InterfaceError, persistence.OperationalError,

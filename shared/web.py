@@ -111,12 +111,13 @@ class Runtime:
             self.store_db = store_database(settings, spec.name)
             # Big batches: each costs a round trip to the log and a position save, whatever
             # its size.
-            self.relay = OutboxRelay(self.app, open_event_log(settings), self.store_db,
+            self.relay = OutboxRelay(self.app, open_event_log(settings, True), self.store_db,
                                      batch_size=RELAY_BATCH)
             self.checkpoints = CheckpointWriter.for_service(
-                settings, spec.name, self.store_db, open_event_log(settings), self.relay.name)
+                settings, spec.name, self.store_db, open_event_log(settings, True),
+                self.relay.name)
             self.views: Database = open_database(settings, f"{spec.name}_views")
-            self.runners = [ProjectionRunner(p, self.views, open_event_log(settings))
+            self.runners = [ProjectionRunner(p, self.views, open_event_log(settings, True))
                             for p in spec.projections()]
             # Only watched from here (positions, what they parked): the workers run them.
             self.followers = [ProjectionRunner(p, self.views, self.event_log)

@@ -489,4 +489,4 @@ def settle_item(agreement_id: UUID, period: str) -> str:
 def payments_workers(runtime: Runtime) -> Sequence[PaymentsProcess]:
     """The service's background worker (ServiceSpec.workers)."""
     assert isinstance(runtime.app, Outcomes)
-    return [PaymentsProcess(runtime.app, runtime.views, open_event_log(runtime.settings))]
+    return [PaymentsProcess(runtime.app, runtime.views, open_event_log(runtime.settings, True))]

@@ -55,7 +55,10 @@ class KafkaEventLog(EventLog):
         topic_prefix: str = "council",
         partitions: int = 3,
         sources: Sequence[str] = ("integrator", "provider_registry", "outcomes"),
+        checked: bool = False,
     ) -> None:
+        """Reaches the broker and makes the topics of `sources` if missing, unless `checked`
+        (another log of this process did)."""
         super().__init__(topic_prefix)
         self.bootstrap = bootstrap
         self.partitions = partitions
@@ -65,8 +68,9 @@ class KafkaEventLog(EventLog):
         self._assigned: dict[str, tuple[str, int]] = {}  # partition key -> (topic, partition)
         self._expected: LogPosition = {}  # where the consumer reads next, by partition key
         self._partition_cache: dict[str, tuple[float, list[int]]] = {}
-        self.ping()
-        self.ensure_topics([self.topic_for(s) for s in sources])
+        if not checked:
+            self.ping()
+            self.ensure_topics([self.topic_for(s) for s in sources])
 
     @property
     def url(self) -> str:
