@@ -318,6 +318,12 @@ class DurableBroker:
             self.broker.wait(timeout=10)
             self.broker = None
 
+    def stop_broker(self) -> None:
+        """SIGTERM: the broker stops as an operator stops it."""
+        if self.broker is not None:
+            _stop_process(self.broker)
+            self.broker = None
+
     def stop(self) -> None:
         self.kill()
         if self.s3 is not None:
