@@ -102,7 +102,12 @@ def cmd_work(args: argparse.Namespace) -> int:
     spec = _spec(args.service)
     groups = args.group or spec.groups(settings)
     lower_priority(groups)
-    run_workers(spec, settings, groups, stop)
+    from shared.web import WorkerDied
+
+    try:
+        run_workers(spec, settings, groups, stop)
+    except WorkerDied:
+        return 1  # started again by the service (shared.workers)
     return 0
 
 
@@ -338,27 +343,105 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def _projection_of(name: str):  # type: ignore[no-untyped-def]
+    """The projection (read model, or a worker's) named `name`, or the message why not."""
+    service = name.split(".", 1)[0]
+    if service not in SERVICE_NAMES:
+        return f"unknown projection {name!r}; names look like integrator.network"
+    spec = _spec(service)
+    found = [p for p in (*spec.projections(), *spec.followers()) if p.name == name]
+    return found[0] if found else f"unknown projection {name!r}"
+
+
 def cmd_projections(args: argparse.Namespace) -> int:
     from shared.eventlog import open_event_log
     from shared.projection import ProjectionRunner
     from shared.sql import open_database
 
+    if args.action in ("parked", "retry"):
+        return _parked_work(args)
+    name = args.name or args.projection
+    if not name:
+        return _fail(f"projections {args.action} needs a projection's name")
+    projection = _projection_of(name)
+    if isinstance(projection, str):
+        return _fail(projection)
     settings = Settings()
-    service = args.name.split(".", 1)[0]
-    if service not in SERVICE_NAMES:
-        return _fail(f"unknown projection {args.name!r}; names look like integrator.network")
-    found = [p for p in _spec(service).projections() if p.name == args.name]
-    if not found:
-        return _fail(f"unknown projection {args.name!r}")
+    service = name.split(".", 1)[0]
     db = open_database(settings, f"{service}_views")
     event_log = open_event_log(settings)
     try:
-        runner = ProjectionRunner(found[0], db, event_log)
+        runner = ProjectionRunner(projection, db, event_log)
         count = runner.rebuild() if args.action == "rebuild" else runner.catch_up()
     finally:
         event_log.close()
         db.close()
-    print(f"{args.name}: {args.action} read {count} log records")
+    print(f"{name}: {args.action} read {count} log records")
+    return 0
+
+
+def _parked_work(args: argparse.Namespace) -> int:
+    """`council projections parked|retry [--projection NAME]`: what the read models and
+    workers set aside (shared.parking), and applying it again after a fix."""
+    from shared.eventlog import open_event_log
+    from shared.parking import parked
+    from shared.projection import ProjectionRunner
+    from shared.sql import open_database
+
+    name = args.projection or args.name
+    if name and isinstance(_projection_of(name), str):
+        return _fail(str(_projection_of(name)))
+    settings = Settings()
+    services = [name.split(".", 1)[0]] if name else list(SERVICE_NAMES)
+    still = 0
+    for service in services:
+        db = open_database(settings, f"{service}_views")
+        try:
+            found = [p for p in parked(db) if name is None or p.projection == name]
+            if args.action == "parked":
+                for item in found:
+                    print("\t".join(str(v) for v in (
+                        item.projection, item.log_partition or "", item.log_offset
+                        if item.log_offset is not None else "", item.event_id or "",
+                        item.event_type or "", item.parked_at, item.attempts, item.reason)))
+                continue
+            event_log = open_event_log(settings)
+            try:
+                for projection_name in sorted({p.projection for p in found}):
+                    projection = _projection_of(projection_name)
+                    if isinstance(projection, str):
+                        return _fail(projection)
+                    done = ProjectionRunner(projection, db, event_log).retry_parked()
+                    still += done.still_parked
+                    print(f"{projection_name}: {done.applied} applied, "
+                          f"{done.still_parked} still parked")
+            finally:
+                event_log.close()
+        finally:
+            db.close()
+    return 1 if still else 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    """`council log findings|acknowledge`: what readers found wrong with the shared log (see
+    shared.eventlog.findings), and forgetting it once looked into."""
+    from shared.eventlog.findings import acknowledge, findings
+    from shared.sql import open_database
+
+    settings = Settings()
+    for service in SERVICE_NAMES:
+        for name in (f"{service}_views", service):
+            db = open_database(settings, name)
+            try:
+                if args.action == "acknowledge":
+                    if count := acknowledge(db):
+                        print(f"{service}: {count} findings acknowledged")
+                    continue
+                for f in findings(db):
+                    print("\t".join((service, f["found_at"], f["reader"], f["about"],
+                                     f["finding"])))
+            finally:
+                db.close()
     return 0
 
 
@@ -518,11 +601,19 @@ def build_parser() -> argparse.ArgumentParser:
         infra_options(p)
     users.set_defaults(func=cmd_users)
 
-    proj = sub.add_parser("projections", help="catch up or rebuild a read model from the log")
-    proj.add_argument("action", choices=["rebuild", "catch-up"])
-    proj.add_argument("name", help="e.g. integrator.network")
+    proj = sub.add_parser("projections", help="catch up or rebuild a read model from the "
+                          "log; list what read models parked, or retry it after a fix")
+    proj.add_argument("action", choices=["rebuild", "catch-up", "parked", "retry"])
+    proj.add_argument("name", nargs="?", help="e.g. integrator.network")
+    proj.add_argument("--projection", help="parked, retry: only this projection's")
     infra_options(proj)
     proj.set_defaults(func=cmd_projections)
+
+    log_cmd = sub.add_parser("log", help="what readers found wrong with the shared log (it went "
+                             "back, or its partitions changed); acknowledge once looked into")
+    log_cmd.add_argument("action", choices=["findings", "acknowledge"])
+    infra_options(log_cmd)
+    log_cmd.set_defaults(func=cmd_log)
 
     from shared.audit.cli import add_audit_parser
 

@@ -31,6 +31,9 @@ class Figures:
     relay_pending: int | None = None
     projections_behind: dict[str, int] | None = None
     workers: dict[str, str] = field(default_factory=dict)
+    parked: dict[str, int] | None = None  # events (or work) parked, by projection
+    parked_watched: list[str] = field(default_factory=list)  # projections shown even at 0
+    log_findings: int | None = None  # what readers found wrong with the log, unacknowledged
 
 
 class _Figures(Collector):
@@ -62,6 +65,21 @@ class _Figures(Collector):
         for name, records in sorted((now.projections_behind or {}).items()):
             behind.add_metric([self.service, name], records)
         yield behind
+        parked = GaugeMetricFamily(
+            "council_projection_parked_events",
+            "Events (or other work) a read model or worker could not apply and set aside",
+            labels=["service", "projection"])
+        if now.parked is not None:
+            for name in sorted({*now.parked_watched, *now.parked}):
+                parked.add_metric([self.service, name], now.parked.get(name, 0))
+        yield parked
+        findings = GaugeMetricFamily(
+            "council_log_findings",
+            "Unacknowledged findings of a log that went back or changed under its readers",
+            labels=["service"])
+        if now.log_findings is not None:
+            findings.add_metric([self.service], now.log_findings)
+        yield findings
         up = GaugeMetricFamily(
             "council_worker_up", "1 while a group of background work is running, else 0",
             labels=["service", "group"])

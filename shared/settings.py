@@ -46,6 +46,9 @@ class Settings(BaseSettings):
         default="process", description="how `council serve` runs a service's relay, "
         "projections and workers: child processes (default) or threads of the HTTP process")
     relay_interval: float = Field(default=0.05, gt=0, description="seconds between idle polls")
+    worker_stall_seconds: float = Field(
+        default=60.0, gt=0, description="a read model still behind the log that has not moved "
+        "for this long is reported stalled by /ready")
     log_level: str = "info"
     deliveries_inbound_topic: str = ""  # "" = <topic_prefix>.deliveries.inbound (Kafka only)
     deliveries_rejects_topic: str = ""  # "" = <topic_prefix>.deliveries.rejects

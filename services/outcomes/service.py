@@ -6,7 +6,7 @@ from services.outcomes import api, projections
 from services.outcomes.application import Outcomes
 from services.outcomes.kafka_ingest import kafka_bootstrap
 from services.outcomes.kafka_ingest import workers as kafka_ingest_workers
-from services.outcomes.payments_process import payments_workers
+from services.outcomes.payments_process import PaymentsToSettle, payments_workers
 from services.outcomes.personal_data import PersonalData
 from services.outcomes.projections.agreements import lookup_agreements
 from services.outcomes.vault import SubjectVault
@@ -31,4 +31,5 @@ SPEC = ServiceSpec(
     workers=payments_workers,
     ingest=kafka_ingest_workers,
     ingests=lambda settings: kafka_bootstrap(settings) is not None,
+    followers=lambda: [PaymentsToSettle()],
 )

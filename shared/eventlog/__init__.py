@@ -10,8 +10,11 @@ from shared.settings import SERVICE_NAMES, Settings
 __all__ = ["EventLog", "LogPosition", "LogRecord", "advance", "open_event_log", "partition_key"]
 
 
-def open_event_log(settings: Settings) -> EventLog:
-    """The log these settings name; raises InfrastructureUnavailable naming the URL."""
+def open_event_log(settings: Settings, checked: bool = False) -> EventLog:
+    """The log these settings name; raises InfrastructureUnavailable naming the URL.
+    `checked`: this process has already opened one (which reached the broker and made the
+    topics), so this one need not (on a slow broker each check takes several round trips,
+    and a service opens a log for each of its readers)."""
     url = settings.log_url
     if url.startswith("kafka://"):
         from shared.eventlog.kafka import KafkaEventLog
@@ -20,7 +23,9 @@ def open_event_log(settings: Settings) -> EventLog:
             url.removeprefix("kafka://").rstrip("/"),
             topic_prefix=settings.topic_prefix,
             partitions=settings.kafka_partitions,
-            sources=(*SERVICE_NAMES, "audit"),  # audit: signed checkpoints (shared.audit)
+            # audit: signed checkpoints (shared.audit)
+            sources=() if checked else (*SERVICE_NAMES, "audit"),
+            checked=checked,
         )
     from shared.eventlog.embedded import EmbeddedEventLog
 

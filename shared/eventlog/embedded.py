@@ -14,6 +14,7 @@ from itertools import groupby
 from pathlib import Path
 
 from shared.errors import InfrastructureUnavailable
+from shared.eventlog.findings import LogFinding
 from shared.eventlog.port import Appendable, EventLog, LogPosition, LogRecord, partition_key
 
 _SCHEMA = """
@@ -107,6 +108,16 @@ class EmbeddedEventLog(EventLog):
             f'SELECT topic, MAX("offset") + 1 FROM log_records WHERE topic IN ({marks})'
             " GROUP BY topic", tuple(topics)).fetchall()
         return {partition_key(topic, 0): int(end) for topic, end in rows}
+
+    def findings(self, topics: Sequence[str], position: LogPosition) -> list[LogFinding]:
+        ends = self.end_position(topics) or {}
+        keys = {partition_key(topic, 0) for topic in topics}
+        return [LogFinding(key, f"the saved position {at} of {key} is past the log's end "
+                           f"{ends.get(key, 0)}: the log lost records this reader had read (a "
+                           "log file replaced by an older or empty one); read again from its "
+                           "start", rewind_to=0)
+                for key, at in sorted(position.items())
+                if key in keys and at > ends.get(key, 0)]
 
     def ping(self) -> None:
         try:

@@ -27,6 +27,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from shared.errors import InfrastructureUnavailable
+from shared.eventlog.findings import LogFinding
 from shared.eventlog.port import (
     Appendable,
     EventLog,
@@ -37,8 +38,12 @@ from shared.eventlog.port import (
 )
 
 SEND_TIMEOUT_S = 30.0
-# How long a read waits for a fetch to say whether more records exist before answering empty.
-READ_WAIT_S = 2.0
+# How long a read waits for a fetch to say whether more records exist before saying the broker
+# does not answer. Long enough for a slow broker: a read that gave up sooner would give up on
+# every try there (a fetch after a seek, or a topic's metadata, takes a few round trips), and
+# what a read waits for is kept by the consumer for the next one anyway.
+READ_WAIT_S = 30.0
+POLL_S = 0.1  # each wait for records within a read (librdkafka fetches meanwhile)
 PARTITIONS_REFRESH_S = 30.0  # how often a reader looks for partitions added to a topic
 BOOTSTRAP_TIMEOUT_MS = 3000  # kafka-python 3: how long a client waits for a first broker
 
@@ -50,7 +55,10 @@ class KafkaEventLog(EventLog):
         topic_prefix: str = "council",
         partitions: int = 3,
         sources: Sequence[str] = ("integrator", "provider_registry", "outcomes"),
+        checked: bool = False,
     ) -> None:
+        """Reaches the broker and makes the topics of `sources` if missing, unless `checked`
+        (another log of this process did)."""
         super().__init__(topic_prefix)
         self.bootstrap = bootstrap
         self.partitions = partitions
@@ -60,8 +68,9 @@ class KafkaEventLog(EventLog):
         self._assigned: dict[str, tuple[str, int]] = {}  # partition key -> (topic, partition)
         self._expected: LogPosition = {}  # where the consumer reads next, by partition key
         self._partition_cache: dict[str, tuple[float, list[int]]] = {}
-        self.ping()
-        self.ensure_topics([self.topic_for(s) for s in sources])
+        if not checked:
+            self.ping()
+            self.ensure_topics([self.topic_for(s) for s in sources])
 
     @property
     def url(self) -> str:
@@ -180,13 +189,17 @@ class KafkaEventLog(EventLog):
 
     def _partitions(self, consumer: Any, topic: str) -> list[int]:
         """The topic's partitions, looked up again every PARTITIONS_REFRESH_S (a topic not
-        there yet: every second)."""
+        there yet: every second). If the broker does not answer, the partitions known before
+        (reading goes on meanwhile)."""
         known = self._partition_cache.get(topic)
         if known is not None and time.monotonic() < known[0]:
             return known[1]
         try:
             found = consumer.list_topics(topic, timeout=READ_WAIT_S).topics.get(topic)
         except confluent_kafka.KafkaException as exc:
+            if known is not None and known[1]:
+                self._partition_cache[topic] = (time.monotonic() + 1.0, known[1])
+                return known[1]
             raise self._unreachable(exc) from None
         partitions = sorted(found.partitions) if found is not None and found.error is None \
             else []
@@ -221,6 +234,7 @@ class KafkaEventLog(EventLog):
                 if records or self._at_end(consumer):
                     return records
                 if time.monotonic() > deadline:
+                    # What the consumer fetches meanwhile stays queued for the next read.
                     # Empty would say "nothing more": a reader replaying the log would stop
                     # short without knowing. Say the broker is not answering instead.
                     raise InfrastructureUnavailable(
@@ -243,20 +257,73 @@ class KafkaEventLog(EventLog):
         return ends
 
     def _poll(self, consumer: Any, limit: int) -> list[LogRecord]:
+        """The records the consumer has (waiting up to POLL_S). An error among them does not
+        lose the records around it: the consumer has moved past them, so they are returned
+        (the error is the broker's, and the next poll meets it again if it lasts); an error
+        with no records makes the next read seek again to the reader's position."""
         try:
-            messages = consumer.consume(num_messages=limit, timeout=0.1)
+            messages = consumer.consume(num_messages=limit, timeout=POLL_S)
         except (confluent_kafka.KafkaException, RuntimeError) as exc:
+            self._assigned = {}
             raise self._unreachable(exc) from None
         records: list[LogRecord] = []
+        failed: Any = None
         for m in messages:
             error = m.error()
             if error is not None:
-                if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
-                    continue
-                raise self._unreachable(confluent_kafka.KafkaException(error))
+                if error.code() != confluent_kafka.KafkaError._PARTITION_EOF:
+                    failed = error
+                continue
             records.append(LogRecord(m.topic(), m.partition(), m.offset(), m.value()))
+        if failed is not None and not records:
+            self._assigned = {}
+            raise self._unreachable(confluent_kafka.KafkaException(failed))
         self._expected.update(advance({}, records))  # where each partition's next read starts
         return records
+
+    def findings(self, topics: Sequence[str], position: LogPosition) -> list[LogFinding]:
+        """From this reader's latest fetches (each fetch answer carries its partition's end,
+        which a Kafka-protocol broker states reliably, unlike some brokers' end offsets) and
+        the topics' metadata: partitions this position is past the end of, partitions gone,
+        and topics whose partition count is not the platform's."""
+        with self._lock:
+            if self._consumer is None:
+                return []
+            found: list[LogFinding] = []
+            for topic in topics:
+                known = self._partition_cache.get(topic, (0.0, []))[1]
+                found.extend(self._layout_findings(topic, known, position))
+            for key, (topic, partition) in sorted(self._assigned.items()):
+                at = position.get(key, 0)
+                low, high = self._consumer.get_watermark_offsets(
+                    confluent_kafka.TopicPartition(topic, partition), cached=True)
+                if high >= 0 and at > high:
+                    start = max(low, 0)
+                    found.append(LogFinding(
+                        key, f"the saved position {at} of {key} is past the log's end {high}: "
+                        "the log lost records this reader had read (a broker that came back "
+                        f"empty, or from an older copy); read again from offset {start}",
+                        rewind_to=start))
+            return found
+
+    def _layout_findings(self, topic: str, partitions: list[int],
+                         position: LogPosition) -> list[LogFinding]:
+        if not partitions:
+            return []
+        found: list[LogFinding] = []
+        if len(partitions) != self.partitions:
+            found.append(LogFinding(
+                topic, f"topic {topic} has {len(partitions)} partitions, not the "
+                f"{self.partitions} it is made with (COUNCIL_KAFKA_PARTITIONS): the topic was "
+                "made again, or changed; a stream's events may now be in two partitions"))
+        for key, at in sorted(position.items()):
+            name, _, number = key.rpartition(":")
+            if name == topic and number.isdigit() and int(number) not in partitions:
+                found.append(LogFinding(
+                    key, f"partition {key} is gone (topic {topic} has {len(partitions)} "
+                    f"partitions): records read from it up to offset {at} are no longer on "
+                    "the log"))
+        return found
 
     def _at_end(self, consumer: Any) -> bool:
         """Whether every partition is read up to the high watermark of its latest fetch. An

@@ -21,6 +21,7 @@ from uuid import UUID
 from pydantic_core import from_json
 
 from shared.envelope import EventEnvelope
+from shared.eventlog.findings import LogFinding
 
 LogPosition = dict[str, int]
 
@@ -130,6 +131,12 @@ class EventLog(ABC):
         adapter can tell; None when it cannot. For progress figures only: a broker may answer
         low (see the Kafka adapter)."""
         return None
+
+    def findings(self, topics: Sequence[str], position: LogPosition) -> list[LogFinding]:
+        """What is wrong between a reader's `position` in `topics` and the log as this adapter
+        last read it (see shared.eventlog.findings): partitions it is past the end of, or that
+        are gone; topics of an unexpected partition count. Adapters that cannot tell: []."""
+        return []
 
     def follow(
         self,

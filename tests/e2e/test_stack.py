@@ -65,7 +65,8 @@ def test_registered_provider_appears_in_the_integrators_network(stack: Stack) ->
     for service in ("integrator", "provider_registry", "outcomes"):
         ready = httpx.get(f"{stack.url(service)}/ready", timeout=5)
         assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"store": "ok", "log": "ok"}
+        assert ready.json()["checks"] == {"store": "ok", "log": "ok", "parked": "ok",
+                                          "log_findings": "ok", "workers": "ok"}
 
     # One lifecycle step: the council approves the provider in the registry, and the
     # integrator's network shows it approved, with the reason, once the event has crossed.

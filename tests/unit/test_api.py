@@ -121,7 +121,10 @@ def test_health_and_readiness_need_no_token(spec: ServiceSpec, settings: Setting
     body = ready.json()
     assert body["status"] == "ready"
     assert body["service"] == spec.name
-    assert body["checks"] == {"store": "ok", "log": "ok"}
+    assert body["checks"] == {"store": "ok", "log": "ok", "parked": "ok", "log_findings": "ok",
+                              "workers": "ok"}
+    assert body["parked"] == {}
+    assert body["log_findings"] == []
     assert body["relay_pending"] == 0
 
 

@@ -40,7 +40,7 @@ from services.outcomes.commands import (
     RateCardIn,
 )
 from services.outcomes.domain import terms_id_for
-from services.outcomes.payments_process import PaymentsProcess
+from services.outcomes.payments_process import PaymentsProcess, PaymentsToSettle
 from services.outcomes.projections.agreements import AgreementsProjection, lookup_agreements
 from services.outcomes.projections.deliveries import DeliveriesProjection
 from shared.contracts import all_specs
@@ -49,10 +49,12 @@ from shared.contracts.outcomes import Channel
 from shared.envelope import EventEnvelope
 from shared.eventlog import EventLog, open_event_log
 from shared.eventstore import open_application, store_database
-from shared.projection import ProjectionRunner
+from shared.parking import parked
+from shared.projection import ProjectionRunner, Retried
+from shared.readiness import parked_by_projection, parked_check
 from shared.relay import OutboxRelay
 from shared.settings import Settings
-from shared.sql import Database, open_database
+from shared.sql import Database, Tx, open_database
 
 PROVIDER = UUID("0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c")
 AGREEMENT = UUID("6c5b4a3f-2e1d-4c0b-9a8f-7e6d5c4b3a29")
@@ -646,3 +648,67 @@ def test_an_agreement_completed_on_its_end_date_changes_nothing(world: World) ->
     world.run()
     assert world.payments() == recorded
     assert world.process.pending() == []
+
+
+# --------------------------------------------------------------------------- nothing stalls it
+
+
+def test_an_event_the_marking_cannot_apply_is_parked_and_later_ones_marked(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    agree_terms(world)
+    original = PaymentsToSettle.apply
+
+    def buggy(self: PaymentsToSettle, tx: Tx, event: EventEnvelope) -> None:
+        if event.type == "MeasurementRecorded":  # a bug: measurements break the marking
+            raise ValueError("measurement not understood")
+        original(self, tx, event)
+
+    monkeypatch.setattr(PaymentsToSettle, "apply", buggy)
+    world.measure("2025-Q1", "20.3")
+    deliver_q1(world)
+    world.run()
+
+    (item,) = parked(world.views)
+    assert item.projection == "outcomes.payments_process"
+    assert item.event_type == "MeasurementRecorded"
+    assert "measurement not understood" in item.reason
+    assert "MeasurementRecorded" in parked_check(parked_by_projection(world.views))
+    # The deliveries after it were marked, and Q1 is paid all the same.
+    assert [p.data["period"] for p in world.payments()] == ["2025-Q1"]
+
+    monkeypatch.setattr(PaymentsToSettle, "apply", original)  # the fix
+    assert world.process.runner.retry_parked() == Retried(applied=1, still_parked=0)
+    assert parked(world.views) == []
+    world.run()
+    assert [p.data["period"] for p in world.payments()] == ["2025-Q1"]  # nothing changed
+
+
+def test_a_period_whose_settlement_fails_is_parked_and_the_others_settled(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    agree_terms(world)
+    deliver_q1(world)
+    world.deliver("meals", 10, "2025-04-01", "2025-06-30")
+    world.today.append(AFTER_Q2)
+    original = PaymentsProcess.calculate
+
+    def buggy(self: PaymentsProcess, terms: Any, period: str, covered: Any = None) -> Any:
+        if period == "2025-Q1":  # a bug in working out one period
+            raise ArithmeticError("a rate the calculation cannot handle")
+        return original(self, terms, period, covered)
+
+    monkeypatch.setattr(PaymentsProcess, "calculate", buggy)
+    world.run()
+    world.run()  # set aside: not tried again at every round
+
+    assert [p.data["period"] for p in world.payments()] == ["2025-Q2"]
+    (item,) = parked(world.views)
+    assert item.item == f"settle {AGREEMENT}/2025-Q1"
+    assert item.attempts == 1
+    assert "ArithmeticError" in item.reason
+    assert f"settle {AGREEMENT}/2025-Q1" in parked_check(parked_by_projection(world.views))
+
+    monkeypatch.setattr(PaymentsProcess, "calculate", original)  # the fix
+    assert world.process.runner.retry_parked() == Retried(applied=1, still_parked=0)
+    world.run()
+    assert sorted(p.data["period"] for p in world.payments()) == ["2025-Q1", "2025-Q2"]
+    assert parked(world.views) == []
