@@ -539,3 +539,93 @@ def test_as_of_views_kept_for_reuse_match_a_full_replay_of_the_log(
     assert [p.name for p in now[2]] == ["Eastmoor Men's Shed", "Eastmoor Repair Cafe"]
     assert [p.status.value for p in remembered[2]] == ["under_review"]
 
+
+
+# --------------------------------------------------------------------------- scoped regulators
+
+
+@pytest.fixture
+def network(settings: Settings, users: None) -> Iterator[TestClient]:
+    """The integrator over a log holding test_network_state's two years of history: Acorn Care
+    (P1) holds AG1, Beacon Trust (P2) holds AG2 and a share of AG4, all under needs N1 and N2."""
+    from shared.eventlog import open_event_log
+    from tests.unit.test_network_state import history
+
+    event_log = open_event_log(settings)
+    try:
+        event_log.append(history().in_time_order())
+    finally:
+        event_log.close()
+    with TestClient(create_service_app(INTEGRATOR, settings), follow_redirects=False) as client:
+        wait_caught_up(runtime_of(client))
+        yield client
+
+
+def scoped_session(client: TestClient, *scope: str) -> TestClient:
+    """A browser whose session cookie carries a scoped regulator's token (the pages take any
+    token of a role they serve as a session)."""
+    from shared.identity import Scope
+
+    issued = runtime_of(client).tokens.create(Role.REGULATOR, "CQC inspector",
+                                              scope=Scope.parse(scope))
+    browser = TestClient(client.app, follow_redirects=False)
+    browser.cookies.set(SESSION_COOKIE, issued.token, path="/ui")
+    return browser
+
+
+def test_a_scoped_regulator_sees_only_its_scope_in_the_pages(network: TestClient) -> None:
+    """Found by an outside tester: a token scoped to one provider and one year opened another
+    provider's page, the network page and that provider's agreements, where the API said 403."""
+    from tests.unit.test_network_state import AG1, AG2, AG4, N1, P1, P2
+
+    regulator = scoped_session(network, f"provider={P1}", "from=2024-04-01",
+                               "to=2025-03-31")
+    for path in (f"/ui/providers/{P2}", "/ui/network", f"/ui/agreements/{AG2}",
+                 f"/ui/agreements/{AG4}", f"/ui/needs/{N1}", "/ui/commissioning",
+                 "/ui/outcomes", "/ui/market", "/ui/providers/new",
+                 f"/ui/providers/{P1}?as_of=2025-06-30", "/ui/audit?as_of=2024-01-31"):
+        refused = regulator.get(path)
+        assert refused.status_code == 403, path
+        assert "Not allowed" in refused.text, path  # the friendly page, not an error
+        assert "Beacon Trust" not in refused.text, path
+    assert regulator.get("/ui/").headers["location"] == f"/ui/providers/{P1}"
+
+    own = regulator.get(f"/ui/providers/{P1}")
+    assert own.status_code == 200
+    assert "Acorn Care" in own.text
+    assert "2025-03-31" in own.text  # shown as of the end of its dates, not now
+    assert "Provider suspended" not in own.text
+    assert f'href="/ui/agreements/{AG1}"' in own.text
+    assert 'href="/ui/network"' not in own.text  # no links out of the scope
+    assert 'href="/ui/market"' not in own.text
+    agreement = regulator.get(f"/ui/agreements/{AG1}")
+    assert agreement.status_code == 200
+    assert f'href="/ui/needs/{N1}"' not in agreement.text
+    assert 'href="/ui/commissioning"' not in agreement.text
+
+    trail = regulator.get("/ui/audit")
+    assert trail.status_code == 200
+    shown = text_of(trail.text.split('id="events"')[1])
+    assert "Agreement a1" in shown
+    assert "Agreement varied" in shown  # AG1's growth, 2025-02-15
+    for outside in ("Beacon Trust", "Delta Health", "Provider registered",  # 2024-01-10
+                    "Provider suspended",  # P3, after its dates
+                    "Audit read started"):  # others' reads (and its own) are not events to it
+        assert outside not in shown, outside
+    assert f'href="/ui/providers/{P2}"' not in trail.text
+
+    # An unscoped regulator and the API are as they were.
+    sign_in(network, "alex")
+    assert network.get(f"/ui/providers/{P2}").status_code == 200
+    assert network.get("/ui/network").status_code == 200
+
+
+def test_an_organisation_scope_opens_its_needs_and_their_agreements(network: TestClient) -> None:
+    from tests.unit.test_network_state import AG1, N1, N3, P1
+
+    police = scoped_session(network, "organisation=Northshire Police")
+    assert police.get(f"/ui/needs/{N1}").status_code == 200
+    assert police.get(f"/ui/agreements/{AG1}").status_code == 200
+    assert police.get(f"/ui/needs/{N3}").status_code == 403
+    assert police.get(f"/ui/providers/{P1}").status_code == 403
+    assert police.get("/ui/").headers["location"] == "/ui/audit"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from urllib.parse import quote
 
 from fastapi import HTTPException, Request, Response
 
+from services.integrator.access import Record, Sight
 from shared.accounts import UserStore
 from shared.identity import COUNCIL_WRITERS, Principal, Role, TokenStore
 
@@ -36,6 +38,10 @@ ROLE_NAMES = {
     Role.COUNCIL_STAFF: "Council staff (read only)",
     Role.REGULATOR: "Regulator (read only)",
 }
+# A page of one record: its kind and id (as links to it are written).
+_RECORD_PAGE = re.compile(r"^/ui/(providers|agreements|needs)/([0-9a-fA-F-]{36})(?:[/?#]|$)")
+_RECORD_KINDS: dict[str, Record] = {"providers": "provider", "agreements": "agreement",
+                                    "needs": "need"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class Viewer:
 
     principal: Principal
     token: str
+    sight: Sight
 
     @property
     def role(self) -> Role:
@@ -76,6 +83,35 @@ class Viewer:
         """Lifecycle decisions (review, approve, suspend...) shape the market: admins only."""
         return self.role is Role.INTEGRATOR_ADMIN
 
+    @property
+    def scoped(self) -> bool:
+        return not self.sight.whole
+
+    def may_open(self, href: str) -> bool:
+        """Whether a link to this page of ours leads somewhere the viewer may look: always,
+        unscoped; scoped, the audit timeline and the pages of records within the scope (the
+        pages themselves refuse the rest: services.integrator.web.pages.page_access)."""
+        if not self.scoped:
+            return True
+        if href == "/ui/audit" or href.startswith(("/ui/audit?", "/ui/audit#")):
+            return True
+        found = _RECORD_PAGE.match(href)
+        return found is not None and self.sight.sees(_RECORD_KINDS[found.group(1)],
+                                                     found.group(2))
+
+    @property
+    def home(self) -> str:
+        """Where "home" is: the network, or for a scoped viewer the record its scope names
+        (or the audit timeline)."""
+        scope = self.principal.scope
+        if scope is None:
+            return "/ui/network"
+        if scope.provider is not None:
+            return f"/ui/providers/{scope.provider}"
+        if scope.agreement is not None:
+            return f"/ui/agreements/{scope.agreement}"
+        return "/ui/audit"
+
 
 def csrf_for(token: str) -> str:
     return hmac.new(token.encode(), b"council-csrf", hashlib.sha256).hexdigest()
@@ -97,13 +133,22 @@ def users_of(request: Request) -> UserStore:
 
 
 def current_viewer(request: Request) -> Viewer | None:
+    """The person the session cookie names, checked once per request (kept on the request)."""
+    if "viewer" in request.state._state:
+        known: Viewer | None = request.state.viewer
+        return known
+    request.state.viewer = viewer = _viewer(request)
+    return viewer
+
+
+def _viewer(request: Request) -> Viewer | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     principal = tokens_of(request).authenticate(token)
     if principal is None or principal.role not in ROLE_NAMES:
         return None
-    return Viewer(principal, token)
+    return Viewer(principal, token, Sight(principal, request.app.state.runtime.event_log))
 
 
 def local_path(target: str | None, default: str = "/ui/network") -> str:

@@ -33,8 +33,8 @@ def site_root() -> Response:
 @routes.get("", response_class=HTMLResponse)
 @routes.get("/", response_class=HTMLResponse)
 def home(request: Request) -> Response:
-    return RedirectResponse("/ui/network" if current_viewer(request) else "/ui/sign-in",
-                            status_code=303)
+    viewer = current_viewer(request)
+    return RedirectResponse(viewer.home if viewer else "/ui/sign-in", status_code=303)
 
 
 def _form(request: Request, state: forms.FormState, status: int = 200) -> HTMLResponse:
