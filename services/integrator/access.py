@@ -9,7 +9,7 @@ held to an organisation, a provider or an agreement, and/or a range of business 
   pooled budget into and their agreements; see services.integrator.audit for what "concerns"
   means), every scope item at once;
 - events: those its scope concerns (the same rule as the API's trail), never other people's
-  reads of the audit trail or sign-in records;
+  reads of the audit trail or the council's failed sign-ins;
 - moments: views as of a moment inside its date range only, by default the range's end (the
   state then sums up all that happened before, as `GET /audit/state` does).
 
@@ -41,9 +41,9 @@ from shared.sql import Database
 
 Record = Literal["provider", "agreement", "need"]
 
-# Events about people rather than the network: whose reads of the trail, whose sign-ins. A
-# scoped principal never sees them (its own reads are listed by GET /audit/reads).
-PRIVATE_TYPES = AUDIT_READ_TYPES | frozenset({"SignInFailed", "SignInThrottled"})
+# Events about the council's own staff rather than the network: their failed sign-ins. A
+# scoped principal never sees them.
+SIGN_IN_TYPES = frozenset({"SignInFailed", "SignInThrottled"})
 
 
 class Sight:
@@ -95,8 +95,15 @@ class Sight:
         item. Empty when the scope names no record (dates only) or there is none."""
         return [(sorted(s.ids), s.on_behalf_of) for s in self.subjects]
 
+    def private_types(self) -> frozenset[str]:
+        """Event types withheld from this principal (as the regulator API withholds them)."""
+        return frozenset() if self.whole else SIGN_IN_TYPES
+
     def hidden_types(self) -> Sequence[str]:
-        return () if self.whole else sorted(PRIVATE_TYPES)
+        """Event types the pages' timeline withholds: those, and for a scoped viewer every
+        audit read too (the API shows a regulator its own reads; the timeline cannot tell a
+        reader's own from another's, so it shows none)."""
+        return () if self.whole else sorted(self.private_types() | AUDIT_READ_TYPES)
 
     def state(self, state: NetworkState, db: Database) -> NetworkState:
         """The network state cut down to the scope (its totals those of what is shown)."""

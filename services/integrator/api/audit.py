@@ -221,7 +221,8 @@ def audit_events(request: Request, principal: Auditor, asked: Asked) -> Streamin
     subjects: list[Subject] = subjects_of(runtime.event_log, query)
     read = RecordedRead(request, principal, AuditEndpoint.EVENTS, query.described())
     reads_of = principal.token_id if principal.role is Role.REGULATOR else None
-    chunks = _chunks(trail(runtime.event_log, query, subjects, reads_of))
+    hidden = Sight(principal, runtime.event_log).private_types()
+    chunks = _chunks(trail(runtime.event_log, query, subjects, reads_of, hidden))
 
     async def body() -> AsyncIterator[bytes]:
         sent, completed = 0, False
