@@ -34,7 +34,6 @@ from shared.envelope import event_id_text
 from shared.eventlog import EventLog
 from shared.eventstore import CouncilApplication, open_application, store_database
 from shared.settings import Settings
-from shared.sql import Database
 
 LOOKAHEAD = 2000  # store events read ahead looking for a log event's (a gap costs this many)
 PAGE = 1000  # stored events read at once
@@ -67,17 +66,15 @@ class StoreChecker:
     """One service's store against the events of its source read from the log: fed with
     `logged` (each distinct event, as the chain check reads it), then `finish`."""
 
-    def __init__(self, source: str, app: CouncilApplication, store_db: Database,
-                 relay_name: str) -> None:
+    def __init__(self, source: str, app: CouncilApplication, published_up_to: int) -> None:
         self.source = source
         self.app = app
+        # Up to here the relay had published when the check began: stored events after it may
+        # not be on the log yet.
+        self.published_up_to = published_up_to
         self.breaks: list[Break] = []
         self.matched = 0
         self.unpublished = 0
-        with store_db.transaction() as tx:
-            # Up to here the relay had published when the check began: stored events after
-            # it may not be on the log yet.
-            self.published_up_to, _ = read_tip(tx, relay_name)
         self._store = self._stored_events()
         self._waiting_log: dict[str, _Logged] = {}
         self._waiting_store: dict[str, _Stored] = {}
@@ -206,15 +203,33 @@ class StoreChecker:
 @dataclass
 class ServiceStore:
     """A service's event store as the check reads it: the application (which turns stored
-    events into envelopes as the relay does), the store's database (the relay's position is
-    kept there) and the relay's name."""
+    events into envelopes as the relay does) and how far its relay had published."""
 
     app: CouncilApplication
-    db: Database
-    relay_name: str
+    published_up_to: int
 
     def checker(self, source: str) -> StoreChecker:
-        return StoreChecker(source, self.app, self.db, self.relay_name)
+        return StoreChecker(source, self.app, self.published_up_to)
+
+
+def relay_position(settings: Settings, source: str, relay_name: str) -> int:
+    """The last stored event (notification id) the service's relay has published."""
+    db = store_database(settings, source)
+    try:
+        with db.reading() as tx:
+            if db.dialect == "sqlite":
+                found = tx.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                   " AND name = 'outbox_position'")
+            else:
+                found = tx.execute("SELECT 1 FROM information_schema.tables WHERE"
+                                   " table_schema = current_schema()"
+                                   " AND table_name = 'outbox_position'")
+            if not found:
+                return 0  # its relay has never run: nothing is published
+            position, _ = read_tip(tx, relay_name)
+    finally:
+        db.close()
+    return position
 
 
 Stores = dict[str, "ServiceStore | Break"]
@@ -234,14 +249,15 @@ def service_stores(settings: Settings, sources: Sequence[str], event_log: EventL
                     f"there is no event store at {settings.sqlite_path(source)}"))
                 continue
             try:
+                # The relay's position first: what it had published by then is on the log.
+                published = relay_position(settings, source,
+                                           f"{source}->{event_log.topic_for(source)}")
                 spec = importlib.import_module(f"services.{source}.service").SPEC
                 app = open_application(spec.application, settings)
                 opened.callback(app.close)
-                db = store_database(settings, source)
-                opened.callback(db.close)
             except Exception as exc:
                 stores[source] = Break(Kind.STORE_UNREADABLE, source, (
                     f"its event store cannot be opened: {str(exc).splitlines()[0][:300]}"))
                 continue
-            stores[source] = ServiceStore(app, db, f"{source}->{event_log.topic_for(source)}")
+            stores[source] = ServiceStore(app, published)
         yield stores

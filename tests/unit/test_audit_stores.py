@@ -135,3 +135,15 @@ def test_council_audit_verify_checks_the_stores(
     stack.delete("integrator", stack.stored("integrator", 1)[0])
     assert main(["audit", "verify", "--source", "integrator"]) == 1
     assert "missing from the store" in capsys.readouterr().out
+
+
+def test_a_store_whose_relay_never_ran_has_published_nothing(tmp_path: Path) -> None:
+    fresh = Stack(Settings(var_dir=tmp_path, log_url="embedded"))
+    try:
+        fresh.write()
+        report = fresh.verify()
+        assert report.intact, [b.describe() for b in report.breaks]
+        assert {c.source: (c.stored, c.unpublished) for c in report.chains} == {
+            REGISTRY: (0, 4), "integrator": (0, 4), "outcomes": (0, 2)}
+    finally:
+        fresh.close()

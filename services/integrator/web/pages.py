@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute
 
+from services.integrator.access import Record
 from services.integrator.api.audit import RecordedRead
 from services.integrator.audit import OutsideScope
 from services.integrator.projections.asof import as_of_moment
@@ -35,7 +36,7 @@ SignedIn = Annotated[Viewer, Depends(signed_in)]
 # scope (services.integrator.access.Sight). Every other page shows the whole network, or runs
 # a command, and is refused to a scoped viewer; a page added later is refused until it is
 # listed here.
-SCOPED_PAGES: dict[str, str | None] = {
+SCOPED_PAGES: dict[str, Record | None] = {
     "/ui": None, "/ui/": None, "/ui/sign-in": None, "/ui/sign-out": None,
     "/ui/audit": None,
     "/ui/providers/{provider_id}": "provider",
@@ -89,7 +90,7 @@ def page_access(request: Request) -> None:
     kind = SCOPED_PAGES.get(route)
     if kind is not None and viewer.scoped:
         record = str(request.path_params.get(f"{kind}_id", ""))
-        if not viewer.sight.sees(kind, record):  # type: ignore[arg-type]
+        if not viewer.sight.sees(kind, record):
             raise PageRefused(viewer, f"This {kind} is outside what you may see "
                                       f"({viewer.sight.describe()}).")
 

@@ -139,11 +139,14 @@ def users_of(request: Request) -> UserStore:
 
 def current_viewer(request: Request) -> Viewer | None:
     """The person the session cookie names, checked once per request (kept on the request)."""
-    if "viewer" in request.state._state:
-        known: Viewer | None = request.state.viewer
-        return known
-    request.state.viewer = viewer = _viewer(request)
-    return viewer
+    known: object = getattr(request.state, "viewer", _UNKNOWN)
+    if known is _UNKNOWN:
+        known = request.state.viewer = _viewer(request)
+    assert known is None or isinstance(known, Viewer)
+    return known
+
+
+_UNKNOWN = object()  # not yet looked for
 
 
 def _viewer(request: Request) -> Viewer | None:
