@@ -4,8 +4,17 @@ under, a role, and a password, kept in the shared identity database beside the A
 Passwords are chosen by people, so unlike tokens they are hashed slowly: scrypt (memory-hard,
 in the standard library) with a random salt per account, its parameters stored with the hash so
 they can be raised later without locking anyone out. Signing in issues an ordinary, expiring
-API token (shared.identity.TokenStore) for the account's role: the session cookie carries it,
-and the web pages present it to the other services, which accept it like any token.
+API token (shared.identity.TokenStore) for the account's role, naming the account: the session
+cookie carries it, and the web pages present it to the other services, which accept it like
+any token. Disabling an account or changing its password revokes every session it has, and
+each request checks the session's account is still enabled and the session newer than its
+password.
+
+Guessing is throttled (`SignInThrottle`): failed sign-ins are counted per account name and per
+client address over a sliding window kept in the identity database, so the count holds across
+every process of the deployment and across restarts. Once either reaches its limit, every
+sign-in to that name (from that address) is refused, the right password too, until the oldest
+failure counted leaves the window.
 """
 
 from __future__ import annotations
@@ -16,10 +25,11 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
-from shared.identity import Role
-from shared.sql import Database
+from shared.identity import Principal, Role, TokenStore, revoke_account
+from shared.sql import Database, Tx
 
 # The roles a person can sign in with; providers use API credentials, not the council's pages.
 STAFF_ROLES = (Role.INTEGRATOR_ADMIN, Role.COMMISSIONER, Role.COUNCIL_STAFF, Role.REGULATOR)
@@ -32,8 +42,23 @@ _N, _R, _P, _LEN = 2**14, 8, 1, 32
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS web_users ("
     " username TEXT PRIMARY KEY, display_name TEXT NOT NULL, role TEXT NOT NULL,"
-    " password_hash TEXT NOT NULL, created_at TEXT NOT NULL, disabled_at TEXT)"
+    " password_hash TEXT NOT NULL, created_at TEXT NOT NULL, disabled_at TEXT,"
+    " sessions_from TEXT)"
 )
+
+
+def _add_sessions_from(tx: Tx, dialect: str) -> None:
+    """Tables made before sessions ended with a password change get the column: when the
+    account's password last changed (NULL: sessions from any time are its)."""
+    if dialect == "postgres":
+        tx.execute("ALTER TABLE web_users ADD COLUMN IF NOT EXISTS sessions_from TEXT")
+    elif "sessions_from" not in {row[1] for row in tx.execute("PRAGMA table_info(web_users)")}:
+        tx.execute("ALTER TABLE web_users ADD COLUMN sessions_from TEXT")
+
+
+def _now_text() -> str:
+    # Fixed width (microseconds always written), so stored moments compare as text.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _b64(raw: bytes) -> str:
@@ -77,11 +102,21 @@ class User:
     disabled_at: str | None = None
 
 
+class Refusal(StrEnum):
+    """Why a name and password do not sign in (shared.contracts.integrator.SignInRefusal)."""
+
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - a reason, not a password
+    UNKNOWN_ACCOUNT = "unknown_account"
+    ACCOUNT_DISABLED = "account_disabled"
+
+
 class UserStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        TokenStore(db)  # its table: disabling an account revokes the account's sessions
         with db.transaction() as tx:
             tx.execute(_SCHEMA)
+            _add_sessions_from(tx, db.dialect)
 
     @staticmethod
     def _checked(username: str, role: Role | None, password: str | None) -> str:
@@ -120,32 +155,190 @@ class UserStore:
 
     def verify(self, username: str, password: str) -> User | None:
         """The account, if it exists, is not disabled and the password is its password."""
+        user, _ = self.check(username, password)
+        return user
+
+    def check(self, username: str, password: str) -> tuple[User | None, Refusal | None]:
+        """The account if the password is its password and it is not disabled; else why not.
+        The password is checked in every case, so every answer takes as long."""
         with self.db.transaction() as tx:
             rows = tx.execute(
-                "SELECT password_hash FROM web_users WHERE username = ? AND disabled_at IS NULL",
+                "SELECT password_hash, disabled_at FROM web_users WHERE username = ?",
                 (username.strip().lower(),))
         stored = rows[0][0] if rows else _DUMMY
-        if not password_matches(password, stored) or not rows:
-            return None
-        return self.get(username)
+        matches = password_matches(password, stored)
+        if not rows:
+            return None, Refusal.UNKNOWN_ACCOUNT
+        if not matches:
+            return None, Refusal.WRONG_PASSWORD
+        if rows[0][1] is not None:
+            return None, Refusal.ACCOUNT_DISABLED
+        return self.get(username), None
 
     def set_password(self, username: str, password: str) -> bool:
+        """A new password (re-enabling the account); every session it had ends."""
         name = self._checked(username, None, password)
         with self.db.transaction() as tx:
             rows = tx.execute(
-                "UPDATE web_users SET password_hash = ?, disabled_at = NULL WHERE username = ?"
-                " RETURNING username", (hash_password(password), name))
+                "UPDATE web_users SET password_hash = ?, disabled_at = NULL, sessions_from = ?"
+                " WHERE username = ? RETURNING username",
+                (hash_password(password), _now_text(), name))
+            if rows:
+                revoke_account(tx, name)
         return bool(rows)
 
     def disable(self, username: str) -> bool:
+        """No more signing in, and every session the account has ends at once."""
+        name = username.strip().lower()
         with self.db.transaction() as tx:
             rows = tx.execute(
                 "UPDATE web_users SET disabled_at = ? WHERE username = ? AND disabled_at IS NULL"
-                " RETURNING username", (datetime.now(UTC).isoformat(), username.strip().lower()))
+                " RETURNING username", (_now_text(), name))
+            revoke_account(tx, name)
         return bool(rows)
+
+    def session_valid(self, principal: Principal) -> bool:
+        """Whether a sign-in session may still be used: its account exists, is enabled, and
+        its password has not changed since the session was issued. (Disabling or a new
+        password also revokes the sessions; this catches one issued while that happened.)"""
+        if principal.account is None:
+            return True  # not a sign-in session (an API token presented as one)
+        with self.db.reading() as tx:
+            rows = tx.execute(
+                "SELECT u.disabled_at, u.sessions_from, t.created_at FROM web_users u,"
+                " api_tokens t WHERE u.username = ? AND t.token_id = ?",
+                (principal.account, principal.token_id))
+        if not rows:
+            return False
+        disabled, sessions_from, issued = rows[0]
+        if disabled is not None:
+            return False
+        return sessions_from is None or datetime.fromisoformat(issued) >= datetime.fromisoformat(
+            sessions_from)
 
     def list(self) -> list[User]:
         with self.db.transaction() as tx:
             rows = tx.execute("SELECT username, display_name, role, created_at, disabled_at"
                               " FROM web_users ORDER BY username")
         return [User(n, d, Role(r), c, x) for n, d, r, c, x in rows]
+
+
+# ---------------------------------------------------------------------- throttling sign-in
+
+WINDOW = timedelta(minutes=15)
+ACCOUNT_LIMIT = 5  # failed sign-ins to one name within the window
+ADDRESS_LIMIT = 20  # failed sign-ins from one client address within the window, any names
+
+_FAILURES = (
+    "CREATE TABLE IF NOT EXISTS sign_in_failures ("
+    " attempt_id TEXT PRIMARY KEY, account_key TEXT NOT NULL, address TEXT NOT NULL,"
+    " failed_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS sign_in_failures_account ON sign_in_failures"
+    " (account_key, failed_at)",
+    "CREATE INDEX IF NOT EXISTS sign_in_failures_address ON sign_in_failures"
+    " (address, failed_at)",
+)
+
+
+def account_key(username: str) -> str:
+    """What failures to a name are counted under: a hash of the name as given (normalised),
+    so a password typed into the username box is not kept in the clear."""
+    return hashlib.sha256(username.strip().lower().encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """Sign-ins refused: to one name (`by` account) or from one address, until `until`."""
+
+    by: str  # "account" or "address"
+    failures: int
+    until: datetime
+
+    def retry_after(self, now: datetime | None = None) -> int:
+        """Whole seconds until the throttle lifts (at least 1)."""
+        left = (self.until - (now or datetime.now(UTC))).total_seconds()
+        return max(1, int(left) + (left % 1 > 0))
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in under way, counted as a failure until it succeeds (so attempts made at the
+    same time count against each other), with the failures counted, this one included."""
+
+    attempt_id: str
+    account_failures: int
+    address_failures: int
+
+
+class SignInThrottle:
+    """Failed sign-ins per account name and per client address over a sliding window."""
+
+    def __init__(self, db: Database, window: timedelta = WINDOW,
+                 per_account: int = ACCOUNT_LIMIT, per_address: int = ADDRESS_LIMIT) -> None:
+        self.db = db
+        self.window = window
+        self.per_account = per_account
+        self.per_address = per_address
+        with db.transaction() as tx:
+            for statement in _FAILURES:
+                tx.execute(statement)
+
+    def begin(self, username: str, address: str,
+              now: datetime | None = None) -> Attempt | Throttle:
+        """Before a password is checked: the throttle in force for this name or address, or
+        the attempt, counted (and stored) as a failure until `succeeded`."""
+        now = now or datetime.now(UTC)
+        key = account_key(username)
+        since = (now - self.window).isoformat(timespec="microseconds")
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM sign_in_failures WHERE failed_at <= ?", (since,))
+            by_account = self._times(tx, "account_key", key, since)
+            by_address = self._times(tx, "address", address, since)
+            found = (self._in_force("account", by_account, self.per_account)
+                     or self._in_force("address", by_address, self.per_address))
+            if found is not None:
+                return found
+            attempt_id = secrets.token_hex(12)
+            tx.execute("INSERT INTO sign_in_failures (attempt_id, account_key, address,"
+                       " failed_at) VALUES (?, ?, ?, ?)",
+                       (attempt_id, key, address, now.isoformat(timespec="microseconds")))
+        return Attempt(attempt_id, len(by_account) + 1, len(by_address) + 1)
+
+    def succeeded(self, attempt: Attempt, username: str) -> None:
+        """The password was right: the attempt was no failure, and the name's failures are
+        forgotten (the address's are kept: another name may be the next one guessed)."""
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM sign_in_failures WHERE attempt_id = ?",
+                       (attempt.attempt_id,))
+            tx.execute("UPDATE sign_in_failures SET account_key = '' WHERE account_key = ?",
+                       (account_key(username),))
+
+    def begun_by(self, attempt: Attempt, username: str, address: str,
+                 now: datetime | None = None) -> Throttle | None:
+        """The throttle this failed attempt began, if it brought a count to its limit."""
+        if attempt.account_failures == self.per_account:
+            return self._in_force_now("account", "account_key", account_key(username),
+                                      self.per_account, now)
+        if attempt.address_failures == self.per_address:
+            return self._in_force_now("address", "address", address, self.per_address, now)
+        return None
+
+    def _in_force_now(self, by: str, column: str, value: str, limit: int,
+                      now: datetime | None) -> Throttle | None:
+        since = ((now or datetime.now(UTC)) - self.window).isoformat(timespec="microseconds")
+        with self.db.reading() as tx:
+            return self._in_force(by, self._times(tx, column, value, since), limit)
+
+    @staticmethod
+    def _times(tx: Tx, column: str, value: str, since: str) -> list[str]:
+        rows = tx.execute(f"SELECT failed_at FROM sign_in_failures WHERE {column} = ?"
+                          " AND failed_at > ? ORDER BY failed_at", (value, since))
+        return [str(at) for (at,) in rows]
+
+    def _in_force(self, by: str, times: list[str], limit: int) -> Throttle | None:
+        """Refused while `limit` or more failures are in the window: until the one that would
+        leave fewer behind it drops out."""
+        if len(times) < limit:
+            return None
+        until = datetime.fromisoformat(times[len(times) - limit]) + self.window
+        return Throttle(by, len(times), until)

@@ -7,7 +7,11 @@ Every write endpoint names the roles it accepts; the guard answers 401 without a
 403 for the wrong role, and sets the command context so each event records its actor.
 
 A regulator's token may carry a scope (an organisation, provider or agreement, and/or a range of
-business dates); only routes that honour scopes (the audit API) admit a scoped token.
+business dates); only routes that honour scopes admit a scoped token. Who may use a route is
+decided in one place, `admission_refusal`, for the HTTP API's guard and the web pages alike.
+
+A sign-in session's token names the account it was issued for, so disabling the account or
+changing its password revokes every session it has (`revoke_account`).
 """
 
 from __future__ import annotations
@@ -118,6 +122,7 @@ class Principal:
     label: str
     provider_id: UUID | None = None
     scope: Scope | None = None
+    account: str | None = None  # the web user a sign-in session was issued for
 
     @property
     def actor(self) -> str:
@@ -158,12 +163,22 @@ def _scope_of(stored: str | None) -> Scope | None:
     return Scope.from_items(json.loads(stored)) if stored else None
 
 
-def _add_expiry(tx: Tx, dialect: str) -> None:
-    """Tables made before tokens could expire get the column (no expiry for their tokens)."""
+def _add_column(tx: Tx, dialect: str, column: str) -> None:
+    """Tables made before a column existed get it (NULL for their tokens: no expiry, no
+    account)."""
     if dialect == "postgres":
-        tx.execute("ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS expires_at TEXT")
-    elif "expires_at" not in {row[1] for row in tx.execute("PRAGMA table_info(api_tokens)")}:
-        tx.execute("ALTER TABLE api_tokens ADD COLUMN expires_at TEXT")
+        tx.execute(f"ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS {column} TEXT")
+    elif column not in {row[1] for row in tx.execute("PRAGMA table_info(api_tokens)")}:
+        tx.execute(f"ALTER TABLE api_tokens ADD COLUMN {column} TEXT")
+
+
+def revoke_account(tx: Tx, account: str) -> int:
+    """Revoke every live token issued for a web user's account (its sign-in sessions), in the
+    caller's transaction; how many were revoked."""
+    rows = tx.execute(
+        "UPDATE api_tokens SET revoked_at = ? WHERE account = ? AND revoked_at IS NULL"
+        " RETURNING token_id", (datetime.now(UTC).isoformat(), account))
+    return len(rows)
 
 
 class TokenStore:
@@ -172,10 +187,12 @@ class TokenStore:
         with db.transaction() as tx:
             tx.execute(_SCHEMA)
             _add_scope_column(tx, db.dialect)
-            _add_expiry(tx, db.dialect)
+            _add_column(tx, db.dialect, "expires_at")
+            _add_column(tx, db.dialect, "account")
 
     def create(self, role: Role, label: str, provider_id: UUID | None = None,
-               scope: Scope | None = None, expires_at: datetime | None = None) -> IssuedToken:
+               scope: Scope | None = None, expires_at: datetime | None = None,
+               account: str | None = None) -> IssuedToken:
         if role is Role.PROVIDER and provider_id is None:
             raise ValueError("a provider token needs --provider-id")
         if role is not Role.PROVIDER and provider_id is not None:
@@ -187,13 +204,13 @@ class TokenStore:
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT INTO api_tokens (token_id, token_hash, role, label, provider_id,"
-                " created_at, scope, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, scope, expires_at, account) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (token_id, _hash(secret), role.value, label,
                  str(provider_id) if provider_id else None, datetime.now(UTC).isoformat(),
                  json.dumps(scope.items(), sort_keys=True) if scope else None,
-                 expires_at.astimezone(UTC).isoformat() if expires_at else None),
+                 expires_at.astimezone(UTC).isoformat() if expires_at else None, account),
             )
-        principal = Principal(token_id, role, label, provider_id, scope)
+        principal = Principal(token_id, role, label, provider_id, scope, account)
         return IssuedToken(f"{TOKEN_PREFIX}_{token_id}_{secret}", principal)
 
     def authenticate(self, token: str) -> Principal | None:
@@ -203,17 +220,17 @@ class TokenStore:
             return None
         with self.db.reading() as tx:
             rows = tx.execute(
-                "SELECT token_hash, role, label, provider_id, scope, expires_at FROM api_tokens"
-                " WHERE token_id = ? AND revoked_at IS NULL",
+                "SELECT token_hash, role, label, provider_id, scope, expires_at, account"
+                " FROM api_tokens WHERE token_id = ? AND revoked_at IS NULL",
                 (token_id,),
             )
         if not rows or not hmac.compare_digest(rows[0][0], _hash(secret)):
             return None
-        _, role, label, provider_id, scope, expires_at = rows[0]
+        _, role, label, provider_id, scope, expires_at, account = rows[0]
         if expires_at and datetime.fromisoformat(expires_at) <= datetime.now(UTC):
             return None
         return Principal(token_id, Role(role), label, UUID(provider_id) if provider_id else None,
-                         _scope_of(scope))
+                         _scope_of(scope), account)
 
     def revoke(self, token_id: str) -> bool:
         with self.db.transaction() as tx:
@@ -244,10 +261,26 @@ def _unauthorised(detail: str) -> HTTPException:
     )
 
 
+def admission_refusal(principal: Principal, roles: Iterable[Role], *,
+                      honours_scope: bool) -> str | None:
+    """Why `principal` may not use a route admitting `roles`, or None if it may. A scoped
+    principal only where the route `honours_scope` (enforces it, record by record), so no route
+    can serve a scoped token more than its scope. The one rule of admission: the API's guard
+    (`require`) and the web pages (services.integrator.web.pages) both ask it."""
+    allowed = frozenset(roles)
+    if principal.role not in allowed:
+        return (f"role {principal.role.value} may not do this; "
+                f"allowed: {', '.join(sorted(r.value for r in allowed))}")
+    if principal.scope is not None and not honours_scope:
+        return (f"this token is scoped ({principal.scope.describe()}); only what honours a "
+                "scope serves it: the audit API (/audit/...) and, in the web pages, the audit "
+                "timeline and the pages of the records in scope")
+    return None
+
+
 def require(*roles: Role, honours_scope: bool = False) -> Callable[..., Principal]:
     """A FastAPI dependency admitting only `roles`; a scoped token only where the route
-    `honours_scope` (enforces it), so no route can serve a scoped token more than its scope."""
-    allowed = frozenset(roles)
+    `honours_scope` (see `admission_refusal`)."""
 
     def guard(
         request: Request,
@@ -259,18 +292,9 @@ def require(*roles: Role, honours_scope: bool = False) -> Callable[..., Principa
         principal = store.authenticate(credentials.credentials)
         if principal is None:
             raise _unauthorised("invalid or revoked token")
-        if principal.role not in allowed:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail=f"role {principal.role.value} may not do this; "
-                f"allowed: {', '.join(sorted(r.value for r in allowed))}",
-            )
-        if principal.scope is not None and not honours_scope:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail=f"this token is scoped ({principal.scope.describe()}); only the audit "
-                "API (/audit/...) serves scoped tokens",
-            )
+        refusal = admission_refusal(principal, roles, honours_scope=honours_scope)
+        if refusal is not None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=refusal)
         return principal
 
     return guard

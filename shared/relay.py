@@ -7,12 +7,16 @@ events keep their ids, so consumers drop the duplicates.
 
 Each batch is sealed into the source's audit hash chain (shared.audit.chain) as it is published;
 the chain's tip is saved in the same row as the position, so a republished batch is sealed the
-same way and its duplicates are byte-identical.
+same way and its duplicates are byte-identical. Given a checkpoint writer, the relay signs a
+checkpoint over the chain's new tip as soon as each batch is on the log: an event forged onto
+the log at the chain's tip is then told from the real one published after it by a signature,
+not only once a later event links to one of them.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -20,6 +24,9 @@ from shared.audit.chain import ChainTip, add_tip_columns, read_tip, seal_bodies
 from shared.eventlog import EventLog
 from shared.eventstore import CouncilApplication
 from shared.sql import Database
+
+if TYPE_CHECKING:
+    from shared.audit.checkpoints import CheckpointWriter
 
 log = structlog.get_logger("relay")
 
@@ -31,12 +38,14 @@ _SCHEMA = (
 
 class OutboxRelay:
     def __init__(
-        self, app: CouncilApplication, event_log: EventLog, db: Database, batch_size: int = 500
+        self, app: CouncilApplication, event_log: EventLog, db: Database, batch_size: int = 500,
+        checkpoints: CheckpointWriter | None = None,
     ) -> None:
         self.app = app
         self.event_log = event_log
         self.db = db
         self.batch_size = batch_size
+        self.checkpoints = checkpoints  # signs each batch's new tip, if given
         self.name = f"{app.service}->{event_log.topic_for(app.service)}"
         # The position this relay last saved. A service runs one relay, so once it has saved,
         # it knows the position without asking the database before every batch (a round
@@ -82,7 +91,18 @@ class OutboxRelay:
         envelopes, tip = seal_bodies(bodies, tip)
         self.event_log.append(envelopes)
         self._save(notifications[-1].id, tip)
+        if self.checkpoints is not None and envelopes:
+            self._sign()
         return len(notifications)
+
+    def _sign(self) -> None:
+        """A checkpoint over the batch just published. A failure loses nothing: the service's
+        checkpoint writer signs the tip again within a second."""
+        assert self.checkpoints is not None
+        try:
+            self.checkpoints.write(force=True)
+        except Exception as exc:
+            log.error("audit_checkpoint_failed", relay=self.name, error=str(exc))
 
     def pending(self) -> int:
         """How many stored events have not been published yet."""

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="sign a checkpoint after this many new events")
     audit_checkpoint_seconds: float = Field(
         default=60.0, gt=0, description="or this long after the last one, if anything is new")
+    audit_checkpoint_each_batch: bool = Field(
+        default=True, description="also sign one as soon as each batch the relay publishes is "
+        "on the log (a forgery at the chain's tip is then told from the real event by a "
+        "signature at once)")
     personal_data_secret_file: Path | None = Field(
         default=None, description="32 random bytes from which the outcomes service derives "
         "the keys that find data subjects and wrap their keys; unset: "

@@ -109,6 +109,10 @@ class Runtime:
             self.checkpoints = CheckpointWriter.for_service(
                 settings, spec.name, self.store_db, open_event_log(settings, True),
                 self.relay.name)
+            if settings.audit_checkpoint_each_batch:  # a writer of its own: its own thread
+                self.relay.checkpoints = CheckpointWriter.for_service(
+                    settings, spec.name, self.store_db, open_event_log(settings, True),
+                    self.relay.name)
             self.views: Database = open_database(settings, f"{spec.name}_views")
             self.runners = [ProjectionRunner(p, self.views, open_event_log(settings, True))
                             for p in spec.projections()]
@@ -193,6 +197,8 @@ class Runtime:
         for runner in self.runners:
             runner.event_log.close()
         self.relay.event_log.close()
+        if self.relay.checkpoints is not None:
+            self.relay.checkpoints.event_log.close()
         self.checkpoints.event_log.close()
         self.event_log.close()
         self.app.close()

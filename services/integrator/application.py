@@ -32,11 +32,12 @@ from services.integrator.commands import (
     NewVariation,
     OptionsAppraisal,
     Signature,
+    SignInFailure,
     StageStep,
     dump,
 )
 from services.integrator.domain.agreements import Agreement, check_terms
-from services.integrator.domain.audit import AuditRead
+from services.integrator.domain.audit import AuditRead, SignInAttempt
 from services.integrator.domain.delegation import (
     SchemeOfDelegation,
     check_authority,
@@ -113,6 +114,8 @@ class Integrator(CouncilApplication):
         SchemeOfDelegation.LimitsSet: "DelegationLimitsSet",
         AuditRead.Started: "AuditReadStarted",
         AuditRead.Finished: "AuditReadFinished",
+        SignInAttempt.Failed: "SignInFailed",
+        SignInAttempt.Throttled: "SignInThrottled",
     }
     provider_status: ProviderStatusLookup | None = None
     performance_evidence: PerformanceLookup | None = None
@@ -437,3 +440,19 @@ class Integrator(CouncilApplication):
     def finish_audit_read(self, read_id: UUID, returned: int, completed: bool) -> None:
         with self._changing(AuditRead, read_id, "audit read") as read:
             read.finish(returned, completed)
+
+    # ------------------------------------------------------------------ sign-ins
+
+    def record_sign_in_failure(self, failure: SignInFailure) -> UUID:
+        """Record a failed sign-in to the web pages, and the throttle it began, if any, in one
+        save: the trail never shows a throttle without the failure that began it."""
+        attempt = SignInAttempt(  # type: ignore[call-arg]  # `id` is taken by the metaclass
+            id=uuid4(), account=failure.account, address=failure.address,
+            reason=failure.reason.value, account_failures=failure.account_failures,
+            address_failures=failure.address_failures,
+        )
+        if failure.throttle is not None:
+            began = failure.throttle
+            attempt.throttle(began.by.value, began.failures, began.window_seconds, began.until)
+        self.save(attempt)
+        return attempt.id

@@ -249,10 +249,11 @@ def selects(query: TrailQuery, subjects: Sequence[Subject], event: dict[str, Any
 
 
 def trail(event_log: EventLog, query: TrailQuery, subjects: Sequence[Subject],
-          reads_of: str | None = None) -> Iterator[bytes]:
+          reads_of: str | None = None, hidden: frozenset[str] = frozenset(),
+          ) -> Iterator[bytes]:
     """The log's bytes of every event the query selects, in log order, each once. With
     `reads_of` (a token id), audit reads by other tokens are withheld: a regulator sees its own
-    reads in the trail, not other readers'."""
+    reads in the trail, not other readers'. Events of the `hidden` types are withheld too."""
     sources = query.sources or TRAIL_SOURCES
     seen: dict[tuple[str, str], int] = {}
     own_reads: set[str] = set()
@@ -264,6 +265,8 @@ def trail(event_log: EventLog, query: TrailQuery, subjects: Sequence[Subject],
                 continue  # a republished copy
             seen[stream] = event["stream_position"]
             if reads_of is not None and not _may_see(event, reads_of, own_reads):
+                continue
+            if event["type"] in hidden:
                 continue
             if selects(query, subjects, event):
                 yield record.value

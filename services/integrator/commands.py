@@ -3,7 +3,7 @@ before any command runs."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any, Self
@@ -26,8 +26,10 @@ from shared.contracts.integrator import (
     DelegatedRole,
     EndingKind,
     PaymentFrequency,
+    SignInRefusal,
     SourcingOption,
     SourcingStage,
+    ThrottledBy,
     VariationKind,
 )
 from shared.text import ONE_LINE, BusinessDate, LongText, Reason, ShortText, Text
@@ -289,6 +291,26 @@ class NewLesson(_Input):
         if self.need_id is None and self.agreement_id is None:
             raise ValueError("a lesson is about a need or an agreement (need_id or agreement_id)")
         return self
+
+
+class ThrottleBegun(_Input):
+    """A throttle a failed sign-in began: what it counts, how many failures, until when."""
+
+    by: ThrottledBy
+    failures: int = Field(ge=1)
+    window_seconds: int = Field(ge=1)
+    until: datetime
+
+
+class SignInFailure(_Input):
+    """A failed sign-in to the web pages, as the pages report it (never the password)."""
+
+    account: Annotated[str, StringConstraints(max_length=64)] | None = None
+    address: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    reason: SignInRefusal
+    account_failures: int = Field(ge=0)
+    address_failures: int = Field(ge=0)
+    throttle: ThrottleBegun | None = None
 
 
 def dump(model: BaseModel | None) -> dict[str, Any] | None:

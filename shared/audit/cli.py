@@ -23,8 +23,8 @@ def add_audit_parser(sub: Any, infra_options: InfraOptions) -> Any:
     commands = audit.add_subparsers(dest="audit_command", required=True)
 
     verify = commands.add_parser(
-        "verify", help="walk every source's hash chain and the signed checkpoints; exit 1 at "
-        "any break, naming the first")
+        "verify", help="walk every source's hash chain and the signed checkpoints, and check "
+        "every service's event store against its chain; exit 1 at any break, naming the first")
     verify.add_argument("--bundle", type=Path, help="verify an exported bundle instead of the log")
     verify.add_argument("--public-key", type=Path, help="the council's public key (PEM) to "
                         "trust; default: the deployment's (live log) or the bundle's own")
@@ -35,6 +35,8 @@ def add_audit_parser(sub: Any, infra_options: InfraOptions) -> Any:
     verify.add_argument("--allow-unchained", action="store_true", help="accept events from "
                         "before the audit chain (reported, not failed)")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument("--log-only", action="store_true", help="check the log alone, not the "
+                        "services' event stores against it (where the stores cannot be read)")
     infra_options(verify)
     verify.set_defaults(func=cmd_verify)
 
@@ -89,6 +91,7 @@ def _trusted_key(settings: Settings, given: Path | None, bundle: bool) -> Any:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from shared.audit.bundle import verify_bundle
+    from shared.audit.stores import service_stores
     from shared.audit.trail import verify_log
     from shared.eventlog import open_event_log
 
@@ -103,9 +106,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         event_log = open_event_log(settings)
         try:
-            report, _ = verify_log(event_log, sources=sources, key=key, pins=args.pin,
-                                   allow_unchained=args.allow_unchained, progress=_progress())
-            where = event_log.url
+            with service_stores(settings, () if args.log_only else sources,
+                                event_log) as stores:
+                report, _ = verify_log(event_log, sources=sources, key=key, pins=args.pin,
+                                       allow_unchained=args.allow_unchained,
+                                       progress=_progress(),
+                                       stores=None if args.log_only else stores)
+            where = event_log.url if args.log_only else f"{event_log.url} and the event stores"
         finally:
             event_log.close()
     if args.json:
@@ -142,6 +149,10 @@ def render(report: Report, where: str) -> str:
                      f"{chain.last_checkpoint:,})")
         if chain.duplicates:
             text += f"; {chain.duplicates:,} republished duplicates passed over"
+        if chain.stored is not None:
+            text += f"; {chain.stored:,} stored events match"
+            if chain.unpublished:
+                text += f" ({chain.unpublished:,} stored, not yet published)"
         lines.append(text)
     key = f" signed by key {report.key_id}" if report.key_id else ""
     lines.append(f"  {_count(report.events, 'event')} in {_count(len(report.chains), 'chain')};"

@@ -1,11 +1,12 @@
 """Reading the audit trail from the configured log (embedded or Kafka): the signed checkpoints on
-the audit topic, then every source's chain, each checked by shared.audit.verify."""
+the audit topic, then every source's chain, each checked by shared.audit.verify, and, given the
+services' stores, each store against its chain (shared.audit.stores)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,16 @@ from pydantic import ValidationError
 
 from shared.audit.checkpoints import signature_problem
 from shared.audit.keys import key_id
-from shared.audit.verify import Break, ChainChecker, CheckpointRef, Kind, Place, Report
+from shared.audit.stores import ServiceStore, StoreChecker
+from shared.audit.verify import (
+    Break,
+    ChainChecker,
+    ChainSummary,
+    CheckpointRef,
+    Kind,
+    Place,
+    Report,
+)
 from shared.contracts.audit import CHECKPOINT, SOURCE, AuditCheckpointSigned
 from shared.eventlog import EventLog
 from shared.settings import SERVICE_NAMES
@@ -100,8 +110,12 @@ def read_checkpoints(event_log: EventLog, book: CheckpointBook,
 def verify_log(event_log: EventLog, *, sources: Sequence[str] = SERVICE_NAMES,
                key: Ed25519PublicKey | None = None, pins: Iterable[Path] = (),
                allow_unchained: bool = False, progress: Progress | None = None,
-               keep: Keep | None = None) -> tuple[Report, CheckpointBook]:
-    """Check every source's chain on the log against the checkpoints there (and any pinned)."""
+               keep: Keep | None = None,
+               stores: Mapping[str, ServiceStore | Break] | None = None,
+               ) -> tuple[Report, CheckpointBook]:
+    """Check every source's chain on the log against the checkpoints there (and any pinned),
+    and each source's event store in `stores` against its chain (a Break there: the store
+    could not be opened, a failure if the log holds events of that source)."""
     report = Report(key_id=key_id(key) if key is not None else None)
     book = CheckpointBook(key)
     for path in pins:
@@ -110,8 +124,14 @@ def verify_log(event_log: EventLog, *, sources: Sequence[str] = SERVICE_NAMES,
     read_checkpoints(event_log, book, audit)
     sizes = record_counts(event_log, [event_log.topic_for(s) for s in sources])
     checkers = []
+    store_checks: dict[str, _StoreCheck] = {}
     for source in sources:
         checker = ChainChecker(source, book.chain(source), keep(source) if keep else None)
+        store = stores.get(source) if stores is not None else None
+        if isinstance(store, ServiceStore):
+            store_checks[source] = _StoreCheck.beside(checker, store)
+        elif store is not None:
+            store_checks[source] = _StoreCheck(source, None, unopened=store)
         topic = event_log.topic_for(source)
         total, done = sizes.get(topic, 0), 0
         for batch in event_log.read_all([topic]):
@@ -128,6 +148,8 @@ def verify_log(event_log: EventLog, *, sources: Sequence[str] = SERVICE_NAMES,
     for checker in checkers:
         report.chains.append(checker.finish())
         report.breaks.extend(checker.breaks)
+        if checker.source in store_checks:
+            report.breaks.extend(store_checks[checker.source].finish(report.chains[-1]))
     report.breaks.extend(book.breaks)
     report.checkpoints = len(book.valid)
     unknown = sorted(set(book.by_chain) - set(sources) - {SOURCE})
@@ -136,6 +158,55 @@ def verify_log(event_log: EventLog, *, sources: Sequence[str] = SERVICE_NAMES,
             report.notes.append(f"checkpoints for {chain}, which is not a source checked here")
     settle_unchained(report, allow_unchained)
     return report, book
+
+
+@dataclass
+class _StoreCheck:
+    """A store checked beside its chain: fed each distinct event the chain check reads. A
+    store that fails while being read is reported so, and not read further."""
+
+    source: str
+    checker: StoreChecker | None
+    failure: str | None = None
+    unopened: Break | None = None  # why the store could not be opened
+
+    @classmethod
+    def beside(cls, chain: ChainChecker, store: ServiceStore) -> _StoreCheck:
+        try:
+            found = cls(chain.source, store.checker(chain.source))
+        except Exception as exc:
+            return cls(chain.source, None, str(exc).splitlines()[0][:300])
+        export = chain.keep
+
+        def keep(sequence: int, raw: bytes) -> None:
+            if export is not None:
+                export(sequence, raw)
+            found.logged(sequence, raw, chain.place_of(sequence))
+
+        chain.keep = keep
+        chain.also = found.logged
+        return found
+
+    def logged(self, sequence: int | None, raw: bytes, place: Place | None) -> None:
+        if self.checker is None:
+            return
+        try:
+            self.checker.logged(sequence, raw, place)
+        except Exception as exc:
+            self.checker, self.failure = None, str(exc).splitlines()[0][:300]
+
+    def finish(self, summary: ChainSummary) -> list[Break]:
+        if self.unopened is not None:
+            return [self.unopened] if summary.records else []
+        if self.checker is not None:
+            try:
+                self.checker.finish()
+                self.checker.summarise(summary)
+                return self.checker.breaks
+            except Exception as exc:
+                self.failure = str(exc).splitlines()[0][:300]
+        return [Break(Kind.STORE_UNREADABLE, self.source,
+                      f"its event store could not be read to the end: {self.failure}")]
 
 
 def settle_unchained(report: Report, allow: bool) -> None:

@@ -16,6 +16,15 @@ not breaks. Everything else is a break:
   second, different event under a sequence the chain continues without;
 - checkpoint problems: a bad signature, a signed hash the chain does not have at that count,
   or a checkpoint beyond the chain's end (events removed from the end).
+
+Where two different events come under one sequence, the genuine one is named: the one the
+chain continues from (its successor links to it), or the one a signed checkpoint at that
+sequence covers (services sign one after every batch their relay publishes, so a forgery put
+at the chain's tip is told from the real event published after it at once).
+
+The services' own event stores are checked against the chains too (shared.audit.stores): each
+stored event's content must hash to what the log sealed, and every published event must be in
+both.
 """
 
 from __future__ import annotations
@@ -49,6 +58,10 @@ class Kind(StrEnum):
     CHECKPOINT_NOT_IN_CHAIN = "checkpoint hash not in chain"
     CHECKPOINT_BEYOND_END = "checkpoint beyond the end of the chain"
     BUNDLE = "bundle file"
+    STORE_EDITED = "stored event differs from the log"
+    STORE_MISSING = "missing from the store"
+    STORE_EXTRA = "stored but not on the log"
+    STORE_UNREADABLE = "store unreadable"
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,8 @@ class ChainSummary:
     tip: str = GENESIS
     checkpoints: int = 0  # checkpoints matched against this chain
     last_checkpoint: int = 0
+    stored: int | None = None  # events matched against the service's store (None: not checked)
+    unpublished: int = 0  # stored events the relay had not yet published when verify began
 
     def as_json(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -159,14 +174,18 @@ def _short(digest: str) -> str:
 class ChainChecker:
     """Checks one source's chain from its records, fed in log order with `process`, then
     `finish`. Breaks are collected in `breaks`; `keep`, if given, receives each event's exact
-    bytes in sequence order, once (the export writes them)."""
+    bytes in sequence order, once (the export writes them); `also`, if given, every other
+    distinct event read (a second, different one under a sequence already linked, or one with
+    no chain fields from before the chain), so a check of the stores sees every event."""
 
     def __init__(self, source: str, checkpoints: dict[int, list[CheckpointRef]] | None = None,
                  keep: Callable[[int, bytes], None] | None = None, first_sequence: int = 1,
-                 anchor: str = GENESIS, max_pending: int = MAX_PENDING) -> None:
+                 anchor: str = GENESIS, max_pending: int = MAX_PENDING,
+                 also: Callable[[int | None, bytes, Place], None] | None = None) -> None:
         self.source = source
         self.checkpoints = checkpoints or {}
         self.keep = keep
+        self.also = also
         self.first = first_sequence
         self.anchor = anchor  # prev_hash of the first sequence
         self.max_pending = max_pending
@@ -207,6 +226,8 @@ class ChainChecker:
             else:
                 self.summary.unchained += 1
                 self._first_unchained = self._first_unchained or place
+                if self.also is not None:
+                    self.also(None, raw, place)
             return
         if obj.get("source") != self.source:
             self._break(Kind.INSERTED, f"an event of source {obj.get('source')!r} in "
@@ -227,6 +248,8 @@ class ChainChecker:
             if known == claimed:
                 self.summary.duplicates += 1  # a republished duplicate
             else:
+                if self.also is not None:
+                    self.also(sequence, raw, place)
                 self._conflict(entry)
             return
         last = self._lanes.get(lane, 0)
@@ -261,6 +284,10 @@ class ChainChecker:
             return self._hashes[index * 32 : index * 32 + 32].hex()
         return None
 
+    def place_of(self, sequence: int) -> Place | None:
+        """Where the event linked under `sequence` was read."""
+        return self._place_of(sequence)
+
     def _place_of(self, sequence: int) -> Place | None:
         index = sequence - self.first
         if 0 <= index < len(self._partitions) and sequence not in self._gaps:
@@ -281,14 +308,15 @@ class ChainChecker:
                 prior = mislinked[0]
                 del self._mislinked[sequence]
                 self._adopt(second)
-                self._break(Kind.INSERTED, f"another event under sequence {sequence}, at "
-                            f"{second.place}, is the one the chain continues from", sequence,
-                            prior.event_id if prior else None, prior.place if prior else None)
+                self._break(Kind.INSERTED, _genuine(sequence, second, "the chain continues "
+                                                    "from it"),
+                            sequence, prior.event_id if prior else None,
+                            prior.place if prior else None)
                 return
             # Its successor is linked already, not to this one: this one was put in.
             self._break(Kind.INSERTED, f"a second, different event under sequence {sequence}; "
-                        f"the chain continues from the one at {self._place_of(sequence)}",
-                        sequence, second.event_id, second.place)
+                        f"the genuine one is at {self._place_of(sequence)}: the chain continues "
+                        "from it", sequence, second.event_id, second.place)
             return
         self._conflicts[sequence] = (first, second)
 
@@ -380,17 +408,32 @@ class ChainChecker:
         before = successor.sequence - 1
         if successor.prev_hash == second.hash:
             self._adopt(second)
-            self._break(Kind.INSERTED, f"another event under sequence {before}, at "
-                        f"{second.place}, is the one the chain continues from", before,
-                        first.event_id, first.place)
+            self._break(Kind.INSERTED, _genuine(before, second, "the chain continues from it"),
+                        before, first.event_id, first.place)
         elif successor.prev_hash == first.hash:
-            self._break(Kind.INSERTED, f"another event under sequence {before}, at "
-                        f"{first.place}, is the one the chain continues from", before,
-                        second.event_id, second.place)
+            self._break(Kind.INSERTED, _genuine(before, first, "the chain continues from it"),
+                        before, second.event_id, second.place)
+        elif (genuine := self._signed(conflict)) is not None:
+            self._mislinked[before] = (genuine, successor, genuine.hash)  # links to neither
         else:
             self._break(Kind.CONFLICTING, f"two different events under sequence {before} (at "
                         f"{first.place} and {second.place}) and sequence {successor.sequence} "
                         "links to neither", before, second.event_id, second.place)
+
+    def _signed(self, conflict: tuple[_Entry, _Entry]) -> _Entry | None:
+        """Of two events under one sequence, the one a signed checkpoint at that sequence
+        covers (the other was put in); reported, and None if no checkpoint tells them apart."""
+        first, second = conflict
+        signed = {c.hash for c in self.checkpoints.get(first.sequence, ())}
+        if (first.hash in signed) == (second.hash in signed):
+            return None
+        genuine, forged = (first, second) if first.hash in signed else (second, first)
+        if genuine is second:
+            self._adopt(second)
+        self._break(Kind.INSERTED, _genuine(first.sequence, genuine, "a signed checkpoint "
+                                            "covers it"),
+                    first.sequence, forged.event_id, forged.place)
+        return genuine
 
     def _store(self, sequence: int, digest: str, place: Place | None,
                replace: bool = False) -> None:
@@ -416,9 +459,11 @@ class ChainChecker:
         while self._pending:
             self._skip_gap()
         for sequence, (first, second) in sorted(self._conflicts.items()):
-            self._break(Kind.CONFLICTING, f"two different events under sequence {sequence} (at "
-                        f"{first.place} and {second.place}) and no later event says which is "
-                        "the chain's", sequence, second.event_id, second.place)
+            if self._signed((first, second)) is None:
+                self._break(Kind.CONFLICTING, f"two different events under sequence {sequence} "
+                            f"(at {first.place} and {second.place}) and neither a later event "
+                            "nor a signed checkpoint says which is the chain's", sequence,
+                            second.event_id, second.place)
         self._conflicts.clear()
         for before, (_, successor, expected) in sorted(self._mislinked.items()):
             self._mislink_break(before, successor, expected)
@@ -442,9 +487,25 @@ class ChainChecker:
         self.breaks.append(Break(kind, self.source, detail, sequence, event_id, place))
 
 
+def _genuine(sequence: int, genuine: _Entry, why: str) -> str:
+    return (f"another event under sequence {sequence}, event {genuine.event_id} at "
+            f"{genuine.place}, is the genuine one ({why}): this one was put in")
+
+
+STORE_KINDS = frozenset({Kind.STORE_EDITED, Kind.STORE_MISSING, Kind.STORE_EXTRA,
+                         Kind.STORE_UNREADABLE})
+
+
 def first_break(breaks: list[Break]) -> Break | None:
-    """The earliest break in chain order (unchained events and file problems come first)."""
-    ordered = sorted(breaks, key=lambda b: b.sequence or 0)
+    """The earliest break in chain order (unchained events and file problems come first); at
+    one sequence, the log's own before a store's, and a store's with no place in the chain
+    last."""
+    def order(b: Break) -> tuple[float, bool]:
+        stored = b.kind in STORE_KINDS
+        at: float = b.sequence if b.sequence is not None else (float("inf") if stored else 0)
+        return at, stored
+
+    ordered = sorted(breaks, key=order)
     return ordered[0] if ordered else None
 
 

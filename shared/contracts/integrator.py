@@ -1,11 +1,11 @@
 """Events published by the integrator: commissioning needs and their strategic-sourcing steps,
 decisions, agreements with their variations, extensions, business cases, spend and endings,
-lessons learned, and reads of the audit trail. Money is in pounds with pence (decimal, written
-as a string in JSON)."""
+lessons learned, reads of the audit trail, and failed or throttled sign-ins to the web pages.
+Money is in pounds with pence (decimal, written as a string in JSON)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
@@ -486,3 +486,54 @@ class AuditReadFinished(_Data):
     read_id: UUID
     returned: int = Field(ge=0)
     completed: bool
+
+
+# ---------------------------------------------------------------------- sign-ins
+
+
+class SignInRefusal(StrEnum):
+    """Why a sign-in to the web pages failed."""
+
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - a reason, not a password
+    UNKNOWN_ACCOUNT = "unknown_account"
+    ACCOUNT_DISABLED = "account_disabled"
+
+
+class ThrottledBy(StrEnum):
+    """What a throttle counts failures of: one account, or one client address."""
+
+    ACCOUNT = "account"
+    ADDRESS = "address"
+
+
+@published(SOURCE, "SignInFailed", stream_field="attempt_id")
+class SignInFailed(_Data):
+    """A sign-in to the council's web pages failed. Never holds what was typed: `account` is
+    the username only when it names an account (a password typed into the username box is
+    not written down), and no password, right or wrong, is ever recorded."""
+
+    attempt_id: UUID
+    account: str | None = Field(default=None, description="the account's username, if the "
+                                "name given is one; none for an unknown name")
+    address: str = Field(description="the client's network address")
+    reason: SignInRefusal
+    account_failures: int = Field(ge=0, description="failed sign-ins to this name within the "
+                                  "throttle's window, this one included")
+    address_failures: int = Field(ge=0, description="failed sign-ins from this address within "
+                                  "the throttle's window, this one included")
+
+
+@published(SOURCE, "SignInThrottled", stream_field="attempt_id")
+class SignInThrottled(_Data):
+    """A failed sign-in brought an account's (or an address's) failures to the throttle's
+    limit: every sign-in to it (from it), even with the right password, is refused until
+    `until`. Recorded once, as the throttle begins, on the stream of the failure that began
+    it."""
+
+    attempt_id: UUID
+    account: str | None = None
+    address: str
+    by: ThrottledBy
+    failures: int = Field(ge=1)
+    window_seconds: int = Field(ge=1)
+    until: datetime

@@ -318,3 +318,54 @@ def test_every_page_reports_its_server_time(stack: Stack, browser: Browser) -> N
         tab.goto(path)
         visit = tab.checked(f"regulator-{name}")
         assert visit.server_ms is not None, f"{path} sent no Server-Timing"
+
+
+def test_a_scoped_regulator_sees_its_provider_and_nothing_else(stack: Stack,
+                                                                browser: Browser) -> None:
+    """A regulator's token scoped to one provider and one year, as a session: its provider's
+    page, as of the year's end, and the audit timeline; another provider's page and the
+    network are refused with the friendly page."""
+    from shared.identity import Scope, TokenStore
+    from shared.sql import open_database
+
+    state = stack.get("integrator", "/network/state")
+    holders = [p for p in state["providers"] if p["active_agreements"]]
+    mine, other = holders[0], holders[1]
+    db = open_database(stack.settings, "identity")
+    try:
+        token = TokenStore(db).create(Role.REGULATOR, "CQC inspector", scope=Scope.parse(
+            [f"provider={mine['provider_id']}", "from=2025-04-01", "to=2026-03-31"])).token
+    finally:
+        db.close()
+    tab, page = browser, browser.page
+    page.context.add_cookies([{"name": "council_session", "value": token,
+                               "url": tab.url("/ui/")}])
+    tab.goto("/ui/")
+    page.wait_for_url(f"**/ui/providers/{mine['provider_id']}")
+    assert "As it stood at the end of 31 Mar 2026" in text(tab, "main")
+    links = page.locator("nav[aria-label='Main'] a")
+    assert links.all_inner_texts() == ["Audit timeline"]  # the only way out of its scope
+    tab.checked("scoped-provider")
+    tab.goto(f"/ui/providers/{other['provider_id']}")
+    assert text(tab, "h1") == "Not allowed"
+    tab.checked("scoped-refused")
+    tab.goto("/ui/network")
+    assert text(tab, "h1") == "Not allowed"
+    tab.goto("/ui/audit")
+    assert page.locator(".timeline li").count() > 0
+    tab.checked("scoped-audit")
+
+
+def test_sign_in_is_paused_after_failures_saying_until_when(stack: Stack,
+                                                            browser: Browser) -> None:
+    tab, page = browser, browser.page
+    for attempt in range(5):
+        tab.goto("/ui/sign-in")
+        page.fill("#sign-in-username", "mallory")
+        page.fill("#sign-in-password", f"guess number {attempt}")
+        with page.expect_navigation():
+            page.click("button:has-text('Sign in')")
+    said = text(tab, "main")
+    assert "Too many failed sign-ins to this account" in said
+    assert re.search(r"paused until \d\d:\d\d UTC", said)
+    tab.checked("sign-in-throttled")

@@ -2,7 +2,10 @@
 the real broker, a source's sequence spread over three partitions by stream id and put back
 together by `verify`. A Kafka log cannot be edited in place, so the tampering tests copy a real
 topic, record by record and partition by partition, into a fresh one with one event edited,
-removed, moved or added, as someone rewriting the broker's data would, and verify the copy."""
+removed, moved or added, as someone rewriting the broker's data would, and verify the copy.
+Every service's own store (SQLite or PostgreSQL) is checked against its chain too: an event
+edited in it or deleted from it fails, named; a forged tip is named, and so is the genuine
+event after it."""
 
 from __future__ import annotations
 
@@ -19,23 +22,42 @@ from shared.audit.trail import verify_log
 from shared.audit.verify import Kind, Report
 from shared.eventlog import LogRecord
 from shared.eventlog.kafka import KafkaEventLog
-from shared.settings import Settings
-from tests.unit.audit_support import REGISTRY, Trail, only_break, parsed, resealed
+from shared.settings import SERVICE_NAMES, Settings
+from tests.unit.audit_support import (
+    REGISTRY,
+    Stack,
+    Trail,
+    forged_tip,
+    only_break,
+    parsed,
+    resealed,
+)
 
 Partitions = dict[int, list[bytes]]
 
 
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.param == "embedded":
+        return Settings(var_dir=tmp_path, log_url="embedded")
+    return Settings(
+        var_dir=tmp_path, database_url=request.getfixturevalue("postgres_url"),
+        schema_prefix=request.getfixturevalue("pg_schema_prefix"),
+        log_url=f"kafka://{request.getfixturevalue('kafka_bootstrap')}",
+        topic_prefix=request.getfixturevalue("pg_schema_prefix"))
+
+
 @pytest.fixture(params=["embedded", "scale"])
 def trail(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Trail]:
-    if request.param == "embedded":
-        settings = Settings(var_dir=tmp_path, log_url="embedded")
-    else:
-        settings = Settings(
-            var_dir=tmp_path, database_url=request.getfixturevalue("postgres_url"),
-            schema_prefix=request.getfixturevalue("pg_schema_prefix"),
-            log_url=f"kafka://{request.getfixturevalue('kafka_bootstrap')}",
-            topic_prefix=request.getfixturevalue("pg_schema_prefix"))
-    built = Trail(settings)
+    built = Trail(deployment(request, tmp_path))
+    yield built
+    built.close()
+
+
+@pytest.fixture(params=["embedded", "scale"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    built = Stack(deployment(request, tmp_path))
+    built.write()
+    built.publish()
     yield built
     built.close()
 
@@ -198,3 +220,51 @@ def test_an_inserted_event_on_kafka_fails_as_inserted(kafka_trail: Trail,
     broken = only_break(copy_with(kafka_trail, f"{unique_prefix}copy", insert))
     assert (broken.kind, broken.sequence, broken.event_id) == (
         Kind.INSERTED, forged["sequence"], forged["event_id"])
+
+
+# --- every service's store against its chain ---------------------------------------------------
+
+# A text in each service's second stored event (a review, a finished read, a measurement).
+EDITS = {REGISTRY: (b"documents in order", b"documents forged!"),
+         "integrator": (b'"returned":3', b'"returned":9'),
+         "outcomes": (b"housing register", b"council estimate")}
+
+
+def test_an_untouched_stack_verifies_with_its_stores(stack: Stack) -> None:
+    report = stack.verify()
+    assert report.intact, [b.describe() for b in report.breaks]
+    assert {c.source: c.stored for c in report.chains if c.source != "audit"} == {
+        REGISTRY: 4, "integrator": 4, "outcomes": 2}
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_an_edit_in_any_store_fails_naming_the_event(stack: Stack, service: str) -> None:
+    notification_id, envelope = stack.stored(service, 2)
+    stack.edit(service, notification_id, *EDITS[service])
+    broken = only_break(stack.verify())
+    assert (broken.kind, broken.source, broken.sequence, broken.event_id) == (
+        Kind.STORE_EDITED, service, 2, envelope["event_id"])
+    assert f"stream {envelope['stream_id']}" in broken.detail
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_a_deletion_from_any_store_fails_naming_the_event(stack: Stack, service: str) -> None:
+    notification_id, envelope = stack.stored(service, 2)
+    stack.delete(service, notification_id)
+    broken = only_break(stack.verify())
+    assert (broken.kind, broken.source, broken.sequence, broken.event_id) == (
+        Kind.STORE_MISSING, service, 2, envelope["event_id"])
+
+
+def test_a_forged_tip_and_the_genuine_event_after_it_are_named(stack: Stack) -> None:
+    forged = forged_tip(stack)
+    broken = only_break(stack.verify())
+    assert (broken.kind, broken.event_id) == (Kind.STORE_MISSING, forged["event_id"])
+    stack.write(1)
+    stack.publish()  # batches of three, each signed as it is published
+    _, genuine = stack.stored(REGISTRY, 5)
+    report = stack.verify(stores=False)
+    inserted = [b for b in report.breaks if b.kind is Kind.INSERTED]
+    assert [(b.sequence, b.event_id) for b in inserted] == [
+        (forged["sequence"], forged["event_id"])]
+    assert f"event {genuine['event_id']}" in inserted[0].detail

@@ -41,6 +41,7 @@ from services.provider_registry.domain import Provider, check_profile
 from services.provider_registry.taxonomy import taxonomy
 from shared.audit.bundle import export_bundle, verify_bundle
 from shared.audit.keys import load_signing_key
+from shared.audit.stores import service_stores
 from shared.audit.trail import verify_log
 from shared.audit.verify import Report
 from shared.cli import build_parser
@@ -592,6 +593,9 @@ def test_the_demo_trail_is_chained_signed_and_exports(
             app.service: sum(1 for _ in stores.envelopes(app)) for app in stores.apps}
         assert {c.source: c.checkpoints for c in report.chains} == dict.fromkeys(
             SERVICE_NAMES, 1)
+        # Every stored event checked against the log: each seals to what the log carries.
+        assert {c.source: c.stored for c in report.chains} == {
+            c.source: c.events for c in report.chains}
         bundle = export_bundle(event_log, tmp_path / "bundle", key).path
         topic = event_log.topic_for("integrator")
         integrator_events = [r.envelope for b in event_log.read_all([topic]) for r in b]
@@ -610,9 +614,12 @@ def test_the_demo_trail_is_chained_signed_and_exports(
 
 
 def _verified(settings: Settings) -> Report:
+    """The log's chains, and every service's store against them."""
     event_log = open_event_log(settings)
     try:
-        report, _ = verify_log(event_log, key=load_signing_key(settings).public_key())
+        with service_stores(settings, SERVICE_NAMES, event_log) as stores:
+            report, _ = verify_log(event_log, key=load_signing_key(settings).public_key(),
+                                   stores=stores)
     finally:
         event_log.close()
     assert report.intact, [b.describe() for b in report.breaks]

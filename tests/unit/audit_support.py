@@ -18,6 +18,7 @@ from services.provider_registry.application import ProviderRegistry
 from services.provider_registry.commands import NewProvider
 from shared.audit.checkpoints import CheckpointWriter
 from shared.audit.keys import load_signing_key
+from shared.audit.stores import service_stores
 from shared.audit.trail import verify_log
 from shared.audit.verify import Break, Kind, Report, first_break
 from shared.context import CommandContext, command_context
@@ -25,9 +26,9 @@ from shared.contracts.audit import AuditCheckpointSigned
 from shared.contracts.provider_registry import OrganisationType
 from shared.envelope import canonical_json
 from shared.eventlog import EventLog, open_event_log
-from shared.eventstore import open_application, store_database
+from shared.eventstore import CouncilApplication, open_application, store_database
 from shared.relay import OutboxRelay
-from shared.settings import Settings
+from shared.settings import SERVICE_NAMES, Settings
 
 REGISTRY = "provider_registry"
 KINDS = [k for k in OrganisationType if k not in (OrganisationType.SME,
@@ -165,3 +166,132 @@ class EmbeddedLogFile:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(seq, self.topic, i, *record) for i, (seq, record)
                  in enumerate(zip(seqs, records, strict=True))])
+
+
+# --- the three services' stores ----------------------------------------------------------------
+
+
+class Stack:
+    """The three services' event stores, each publishing through its relay (which signs a
+    checkpoint after every batch, as in a running service) to one log, and ways to tamper with
+    a store as someone with its database could."""
+
+    def __init__(self, settings: Settings) -> None:
+        from services.integrator.application import Integrator
+        from services.outcomes.application import Outcomes
+
+        self.settings = settings
+        self.apps: dict[str, CouncilApplication] = {
+            REGISTRY: open_application(ProviderRegistry, settings),
+            "integrator": open_application(Integrator, settings),
+            "outcomes": open_application(Outcomes, settings)}
+        self.dbs = {name: store_database(settings, name) for name in self.apps}
+        self._logs: list[EventLog] = []
+
+    def log(self) -> EventLog:
+        self._logs.append(open_event_log(self.settings))
+        return self._logs[-1]
+
+    def write(self, round_: int = 0) -> None:
+        """A few events in every store: providers registered and reviewed, audit reads, an
+        outcome measure with a measurement."""
+        from services.integrator.application import Integrator
+        from services.outcomes.application import Outcomes
+        from services.outcomes.commands import NewMeasure, NewMeasurement
+
+        registry, integrator, outcomes = (self.apps[REGISTRY], self.apps["integrator"],
+                                          self.apps["outcomes"])
+        assert isinstance(registry, ProviderRegistry)
+        assert isinstance(integrator, Integrator)
+        assert isinstance(outcomes, Outcomes)
+        with command_context(CommandContext(actor="test:clerk")):
+            for i in range(2):
+                new = NewProvider.model_validate({"name": f"Provider {round_}-{i}",
+                                                  "organisation_type": "vcse"})
+                provider_id, _ = registry.register_provider(new)
+                registry.start_review(provider_id, "documents in order")
+                read = integrator.start_audit_read("t0k3n", "regulator", "CQC inspector",
+                                                   "events", {"provider": str(provider_id)}, {})
+                integrator.finish_audit_read(read, 3 + i, True)
+            measure_id, _ = outcomes.define_measure(NewMeasure.model_validate({
+                "name": f"Repeat homelessness {round_}", "unit": "households",
+                "direction": "lower_is_better"}))
+            outcomes.record_measurement(measure_id, NewMeasurement.model_validate({
+                "period": "2026-Q1", "value": "42", "source": "housing register"}))
+
+    def publish(self) -> None:
+        """Every store's events onto the log, a checkpoint signed after each batch."""
+        for name, app in self.apps.items():
+            writer = CheckpointWriter.for_service(self.settings, name, self.dbs[name],
+                                                  self.log())
+            OutboxRelay(app, self.log(), self.dbs[name], batch_size=3,
+                        checkpoints=writer).drain()
+
+    def verify(self, stores: bool = True, sources: tuple[str, ...] = SERVICE_NAMES) -> Report:
+        event_log = self.log()
+        key = load_signing_key(self.settings).public_key()
+        if not stores:
+            return verify_log(event_log, sources=sources, key=key)[0]
+        with service_stores(self.settings, sources, event_log) as opened:
+            report, _ = verify_log(event_log, sources=sources, key=key, stores=opened)
+        return report
+
+    def stored(self, service: str, nth: int) -> tuple[int, dict[str, Any]]:
+        """The `nth` (from 1) event in a service's store: its notification id and envelope."""
+        app = self.apps[service]
+        notification = app.recorder.select_notifications(start=nth, limit=1)[0]
+        return notification.id, app.envelope_body(notification)
+
+    def _table(self, service: str) -> tuple[str, str]:
+        recorder: Any = self.apps[service].recorder
+        key = "rowid" if self.dbs[service].dialect == "sqlite" else "notification_id"
+        return recorder.events_table_name, key
+
+    def edit(self, service: str, notification_id: int, old: bytes, new: bytes) -> None:
+        """Change a stored event's state in place, in the store's own table."""
+        table, key = self._table(service)
+        with self.dbs[service].transaction() as tx:
+            ((state,),) = tx.execute(f"SELECT state FROM {table} WHERE {key} = ?",
+                                     (notification_id,))
+            state = bytes(state)
+            assert old in state, state
+            tx.execute(f"UPDATE {table} SET state = ? WHERE {key} = ?",
+                       (state.replace(old, new, 1), notification_id))
+
+    def delete(self, service: str, notification_id: int) -> None:
+        table, key = self._table(service)
+        with self.dbs[service].transaction() as tx:
+            tx.execute(f"DELETE FROM {table} WHERE {key} = ?", (notification_id,))
+
+    def close(self) -> None:
+        for event_log in self._logs:
+            event_log.close()
+        for app in self.apps.values():
+            app.close()
+        for db in self.dbs.values():
+            db.close()
+
+
+def forged_tip(stack: Stack, service: str = REGISTRY) -> dict[str, Any]:
+    """An event forged onto a service's log topic at its chain's tip, correctly sealed (the
+    next sequence, linked to the tip's hash): all a forger without the signing key can do."""
+    event_log = stack.log()
+    topic = event_log.topic_for(service)
+    events = [json.loads(r.value) for batch in event_log.read_all([topic]) for r in batch]
+    tip = max(events, key=lambda e: e["sequence"])
+    forged = {**tip, "event_id": str(uuid.uuid4()), "stream_id": str(uuid.uuid4()),
+              "stream_position": 1, "sequence": tip["sequence"] + 1, "prev_hash": tip["hash"],
+              "actor": "forger:x"}
+    raw = resealed(forged)
+    event_log.append([_Raw(forged["source"], forged["stream_id"], forged["event_id"], raw)])
+    return json.loads(raw)
+
+
+class _Raw:
+    """Bytes put on the log as they are (shared.eventlog.Appendable)."""
+
+    def __init__(self, source: str, stream_id: str, event_id: str, raw: bytes) -> None:
+        self.source, self.stream_id, self.event_id, self.raw = source, stream_id, event_id, raw
+
+    def to_json(self) -> bytes:
+        return self.raw

@@ -389,6 +389,23 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "returned": 412,
         "completed": True,
     },
+    "SignInFailed": {
+        "attempt_id": "6c5d4e3f-2a1b-4c0d-9e8f-7a6b5c4d3e2f",
+        "account": "jo.smith",
+        "address": "203.0.113.7",
+        "reason": "wrong_password",
+        "account_failures": 5,
+        "address_failures": 7,
+    },
+    "SignInThrottled": {
+        "attempt_id": "6c5d4e3f-2a1b-4c0d-9e8f-7a6b5c4d3e2f",
+        "account": "jo.smith",
+        "address": "203.0.113.7",
+        "by": "account",
+        "failures": 5,
+        "window_seconds": 900,
+        "until": "2026-10-05T14:32:00Z",
+    },
 }
 
 SPECS = all_specs()

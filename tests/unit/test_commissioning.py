@@ -37,10 +37,11 @@ from services.integrator.commands import (
     NewVariation,
     OptionsAppraisal,
     Signature,
+    SignInFailure,
     StageStep,
 )
 from services.integrator.domain.agreements import Agreement, AgreementStatus, check_terms
-from services.integrator.domain.audit import AuditRead
+from services.integrator.domain.audit import AuditRead, SignInAttempt
 from services.integrator.domain.delegation import SchemeOfDelegation, check_authority
 from services.integrator.domain.lessons import Lesson
 from services.integrator.domain.needs import Need
@@ -1290,7 +1291,8 @@ def test_the_integrator_publishes_exactly_its_catalogue_entries() -> None:
     assert set(Integrator.published.values()) == catalogued
     assert len(Integrator.published) == len(catalogued)
     recordable = {
-        value for kind in (Need, Agreement, Lesson, AuditRead, SchemeOfDelegation)
+        value for kind in (Need, Agreement, Lesson, AuditRead, SchemeOfDelegation,
+                           SignInAttempt)
         for value in vars(kind).values()
         if isinstance(value, type) and issubclass(value, CanMutateAggregate)
         and value not in (kind.Created, kind.Event)  # the library's base classes
@@ -1362,6 +1364,11 @@ def test_every_event_published_matches_its_contract(app: Integrator) -> None:
             read_id = app.start_audit_read("3fa85f6457b2", "commissioner", "jo", "events",
                                            {"provider": str(P1)}, {})
             app.finish_audit_read(read_id, 12, True)
+            attempt_id = app.record_sign_in_failure(SignInFailure.model_validate({
+                "account": "jo", "address": "203.0.113.7", "reason": "wrong_password",
+                "account_failures": 5, "address_failures": 6,
+                "throttle": {"by": "account", "failures": 5, "window_seconds": 900,
+                             "until": "2026-10-05T14:32:00+00:00"}}))
 
     notifications = list(app.recorder.select_notifications(start=1, limit=1000))
     envelopes = [app.to_envelope(n) for n in notifications]
@@ -1419,6 +1426,10 @@ def test_every_event_published_matches_its_contract(app: Integrator) -> None:
     assert by_type["AuditReadStarted"]["query"] == {"provider": str(P1)}
     assert by_type["AuditReadFinished"] == {"read_id": str(read_id), "returned": 12,
                                             "completed": True}
+    assert by_type["SignInFailed"] == {
+        "attempt_id": str(attempt_id), "account": "jo", "address": "203.0.113.7",
+        "reason": "wrong_password", "account_failures": 5, "address_failures": 6}
+    assert by_type["SignInThrottled"]["until"] == "2026-10-05T14:32:00Z"
     # The stored streams replay to what the application reads back.
     agreement = app.agreement(agreement_id)
     assert agreement.budget == D("1045.50")

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.accounts import UserStore, hash_password, password_matches
+from shared.accounts import (
+    Attempt,
+    SignInThrottle,
+    Throttle,
+    UserStore,
+    hash_password,
+    password_matches,
+)
 from shared.cli import demo_users, main
 from shared.identity import Role, TokenStore
 from shared.settings import Settings
@@ -129,3 +136,85 @@ def test_the_demo_users_get_new_passwords_at_each_start(tmp_path: Path) -> None:
             assert users.verify(username, second[username]) is not None
     finally:
         db.close()
+
+
+# --------------------------------------------------------------------------- throttling
+
+
+NOW = datetime(2026, 10, 5, 14, 0, tzinfo=UTC)
+
+
+def failures(throttle: SignInThrottle, name: str, times: list[datetime],
+             address: str = "203.0.113.7") -> list[Attempt | Throttle]:
+    """Sign-ins to `name` that fail, at these moments."""
+    return [throttle.begin(name, address, at) for at in times]
+
+
+def test_failures_are_counted_over_a_sliding_window(db: Database) -> None:
+    throttle = SignInThrottle(db, window=timedelta(minutes=15), per_account=3)
+    # 14:00, 14:05, 14:10 fail: the third reaches the limit.
+    made = failures(throttle, "jo", [NOW + timedelta(minutes=m) for m in (0, 5, 10)])
+    assert [a.account_failures for a in made if isinstance(a, Attempt)] == [1, 2, 3]
+    third = made[-1]
+    assert isinstance(third, Attempt)
+    begun = throttle.begun_by(third, "jo", "203.0.113.7", NOW + timedelta(minutes=10))
+    # Refused until the first (14:00) leaves the 15-minute window: 14:15.
+    assert begun == Throttle("account", 3, NOW + timedelta(minutes=15))
+    assert throttle.begin("JO ", "198.51.100.4", NOW + timedelta(minutes=14)) == begun
+    assert begun.retry_after(NOW + timedelta(minutes=14, seconds=30)) == 30
+    # At 14:15 two failures are left in the window (14:05, 14:10): one more try is allowed.
+    fourth = throttle.begin("jo", "203.0.113.7", NOW + timedelta(minutes=15))
+    assert isinstance(fourth, Attempt)
+    assert fourth.account_failures == 3
+    # Another process, another connection to the identity database: the same count.
+    again = SignInThrottle(db, window=timedelta(minutes=15), per_account=3)
+    assert isinstance(again.begin("jo", "x", NOW + timedelta(minutes=16)), Throttle)
+
+
+def test_a_right_password_forgets_the_names_failures_not_the_addresss(db: Database) -> None:
+    throttle = SignInThrottle(db, per_account=3, per_address=4)
+    failures(throttle, "jo", [NOW, NOW])
+    right = throttle.begin("jo", "203.0.113.7", NOW)
+    assert isinstance(right, Attempt)
+    throttle.succeeded(right, "jo")
+    after = throttle.begin("jo", "203.0.113.7", NOW)
+    assert isinstance(after, Attempt)
+    assert (after.account_failures, after.address_failures) == (1, 3)
+    fourth = throttle.begin("priya", "203.0.113.7", NOW)
+    assert isinstance(fourth, Attempt)
+    assert fourth.address_failures == 4
+    refused = throttle.begin("sam", "203.0.113.7", NOW)
+    assert isinstance(refused, Throttle)
+    assert refused.by == "address"
+
+
+def test_failures_are_kept_under_a_hash_of_the_name_given(db: Database) -> None:
+    throttle = SignInThrottle(db)
+    throttle.begin("my secret password", "203.0.113.7", NOW)
+    with db.transaction() as tx:
+        stored = tx.execute("SELECT * FROM sign_in_failures")
+    assert "my secret password" not in repr(stored)
+
+
+def test_a_session_issued_before_a_password_change_is_no_longer_valid(db: Database) -> None:
+    users = UserStore(db)
+    tokens = TokenStore(db)
+    users.create("priya", Role.COUNCIL_STAFF, "Priya", PASSWORD)
+    session = tokens.create(Role.COUNCIL_STAFF, "Priya", account="priya")
+    api_token = tokens.create(Role.COUNCIL_STAFF, "a script")
+    assert users.session_valid(session.principal)
+    users.set_password("priya", "a brand new password")
+    assert tokens.authenticate(session.token) is None  # revoked
+    assert tokens.authenticate(api_token.token) is not None  # not a session of the account
+    # Issued while the password changed (a sign-in racing the change), so not revoked: the
+    # check on every request still refuses it.
+    with db.transaction() as tx:
+        tx.execute("UPDATE api_tokens SET revoked_at = NULL WHERE token_id = ?",
+                   (session.principal.token_id,))
+    assert tokens.authenticate(session.token) is not None
+    assert not users.session_valid(session.principal)
+    newer = tokens.create(Role.COUNCIL_STAFF, "Priya", account="priya")
+    assert users.session_valid(newer.principal)
+    users.disable("priya")
+    assert not users.session_valid(newer.principal)
+    assert tokens.authenticate(newer.token) is None

@@ -6,6 +6,7 @@ the same in Chromium."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -31,6 +32,7 @@ from shared.settings import Settings
 from shared.sql import open_database
 from shared.tansu import free_port
 from shared.web import Runtime, create_service_app
+from tests.waiting import eventually
 
 PASSWORD = "a long enough password"
 USERS = {"admin": Role.INTEGRATOR_ADMIN, "jo": Role.COMMISSIONER, "priya": Role.COUNCIL_STAFF,
@@ -170,6 +172,101 @@ def test_pages_need_a_session_which_sign_in_gives_and_sign_out_ends(app: TestCli
     assert runtime_of(app).tokens.authenticate(token) is None  # revoked, not just forgotten
     app.cookies.set(SESSION_COOKIE, token, path="/ui")
     assert app.get("/ui/network").status_code == 303
+
+
+def stored_events(client: TestClient, *types: str) -> list[Any]:
+    """The integrator's stored events of these types, in order."""
+    app = runtime_of(client).app
+    events = [app.to_envelope(n)
+              for n in app.recorder.select_notifications(start=1, limit=10_000)]
+    return [e for e in events if e.type in types]
+
+
+def test_sign_in_is_throttled_per_account_even_for_the_right_password(app: TestClient) -> None:
+    """Found by an outside tester: 30 wrong passwords in 1.9 s, then the right one worked."""
+    answers = [sign_in(app, "jo", f"guess number {n}") for n in range(30)]
+    assert [a.status_code for a in answers[:4]] == [401] * 4
+    assert {a.status_code for a in answers[4:]} == {429}  # the fifth failure begins it
+    assert "Too many failed sign-ins to this account" in answers[-1].text
+    assert re.search(r"paused until \d\d:\d\d UTC \(in about 15 minutes\)", answers[-1].text)
+    assert 0 < int(answers[-1].headers["retry-after"]) <= 900
+
+    right = sign_in(app, "jo")
+    assert right.status_code == 429  # refused too, while throttled
+    assert SESSION_COOKIE not in app.cookies
+    assert app.get("/ui/network").status_code == 303
+
+    # Another account, from the same address, is not held up by jo's throttle.
+    assert sign_in(app, "priya").status_code == 303
+
+    # On the trail, as the integrator's events: each failure, and the throttle once, with no
+    # password in them; refused attempts while throttled check nothing and add nothing.
+    failed = stored_events(app, "SignInFailed")
+    throttled = stored_events(app, "SignInThrottled")
+    assert [e.data["account_failures"] for e in failed] == [1, 2, 3, 4, 5]
+    assert {(e.data["account"], e.data["reason"], e.data["address"]) for e in failed} == {
+        ("jo", "wrong_password", "testclient")}
+    assert [(e.data["by"], e.data["failures"], e.data["window_seconds"]) for e in throttled] == [
+        ("account", 5, 900)]
+    assert throttled[0].stream_id == failed[-1].stream_id
+    assert all("guess" not in e.model_dump_json() and PASSWORD not in e.model_dump_json()
+               for e in failed + throttled)
+
+    # A regulator reads them in the audit trail, from the shared log.
+    regulator = runtime_of(app).tokens.create(Role.REGULATOR, "CQC inspector").token
+    read = eventually(lambda: app.get(
+        "/audit/events", params={"type": ["SignInFailed", "SignInThrottled"]},
+        headers={"Authorization": f"Bearer {regulator}"}).text.splitlines(),
+        lambda lines: len(lines) == 6)
+    assert [json.loads(line)["type"] for line in read][-2:] == ["SignInFailed",
+                                                                "SignInThrottled"]
+
+
+def test_a_throttle_holds_for_another_process_of_the_service(app: TestClient,
+                                                              settings: Settings) -> None:
+    for n in range(5):
+        sign_in(app, "admin", f"guess number {n}")
+    with TestClient(create_service_app(INTEGRATOR, settings),
+                    follow_redirects=False) as restarted:
+        assert sign_in(restarted, "admin").status_code == 429
+
+
+def test_sign_in_is_throttled_per_client_address(app: TestClient) -> None:
+    names = [f"nobody{n}" for n in range(20)]
+    answers = [sign_in(app, name, "a guess of a password") for name in names]
+    assert answers[-1].status_code == 429
+    assert "Too many failed sign-ins to this network address" in answers[-1].text
+    assert sign_in(app, "priya").status_code == 429  # a right password, from that address
+    elsewhere = TestClient(app.app, follow_redirects=False, client=("198.51.100.4", 50000))
+    assert sign_in(elsewhere, "priya").status_code == 303
+    failed = stored_events(app, "SignInFailed")
+    assert {(e.data["account"], e.data["reason"]) for e in failed} == {
+        (None, "unknown_account")}  # a name that is no account is not written down
+    assert [e.data["by"] for e in stored_events(app, "SignInThrottled")] == ["address"]
+
+
+@pytest.mark.parametrize("change", ["disable", "set_password"])
+def test_a_disabled_users_or_changed_passwords_sessions_end_at_once(
+    app: TestClient, settings: Settings, change: str,
+) -> None:
+    """Found by an outside tester: a disabled user's open session kept working (8 hours)."""
+    sign_in(app, "priya")
+    assert app.get("/ui/network").status_code == 200
+    token = app.cookies.get(SESSION_COOKIE)
+    assert token is not None
+    db = open_database(settings, "identity")  # as `council users ...` does, from elsewhere
+    try:
+        users = UserStore(db)
+        if change == "disable":
+            assert users.disable("priya")
+        else:
+            assert users.set_password("priya", "a brand new password")
+    finally:
+        db.close()
+    away = app.get("/ui/network")
+    assert away.status_code == 303
+    assert away.headers["location"].startswith("/ui/sign-in")
+    assert runtime_of(app).tokens.authenticate(token) is None  # revoked
 
 
 def test_sign_in_goes_back_only_to_our_own_pages(app: TestClient) -> None:
@@ -588,3 +685,93 @@ def test_as_of_views_kept_for_reuse_match_a_full_replay_of_the_log(
     assert [p.name for p in now[2]] == ["Eastmoor Men's Shed", "Eastmoor Repair Cafe"]
     assert [p.status.value for p in remembered[2]] == ["under_review"]
 
+
+
+# --------------------------------------------------------------------------- scoped regulators
+
+
+@pytest.fixture
+def network(settings: Settings, users: None) -> Iterator[TestClient]:
+    """The integrator over a log holding test_network_state's two years of history: Acorn Care
+    (P1) holds AG1, Beacon Trust (P2) holds AG2 and a share of AG4, all under needs N1 and N2."""
+    from shared.eventlog import open_event_log
+    from tests.unit.test_network_state import history
+
+    event_log = open_event_log(settings)
+    try:
+        event_log.append(history().in_time_order())
+    finally:
+        event_log.close()
+    with TestClient(create_service_app(INTEGRATOR, settings), follow_redirects=False) as client:
+        wait_caught_up(runtime_of(client))
+        yield client
+
+
+def scoped_session(client: TestClient, *scope: str) -> TestClient:
+    """A browser whose session cookie carries a scoped regulator's token (the pages take any
+    token of a role they serve as a session)."""
+    from shared.identity import Scope
+
+    issued = runtime_of(client).tokens.create(Role.REGULATOR, "CQC inspector",
+                                              scope=Scope.parse(scope))
+    browser = TestClient(client.app, follow_redirects=False)
+    browser.cookies.set(SESSION_COOKIE, issued.token, path="/ui")
+    return browser
+
+
+def test_a_scoped_regulator_sees_only_its_scope_in_the_pages(network: TestClient) -> None:
+    """Found by an outside tester: a token scoped to one provider and one year opened another
+    provider's page, the network page and that provider's agreements, where the API said 403."""
+    from tests.unit.test_network_state import AG1, AG2, AG4, N1, P1, P2
+
+    regulator = scoped_session(network, f"provider={P1}", "from=2024-04-01",
+                               "to=2025-03-31")
+    for path in (f"/ui/providers/{P2}", "/ui/network", f"/ui/agreements/{AG2}",
+                 f"/ui/agreements/{AG4}", f"/ui/needs/{N1}", "/ui/commissioning",
+                 "/ui/outcomes", "/ui/market", "/ui/providers/new",
+                 f"/ui/providers/{P1}?as_of=2025-06-30", "/ui/audit?as_of=2024-01-31"):
+        refused = regulator.get(path)
+        assert refused.status_code == 403, path
+        assert "Not allowed" in refused.text, path  # the friendly page, not an error
+        assert "Beacon Trust" not in refused.text, path
+    assert regulator.get("/ui/").headers["location"] == f"/ui/providers/{P1}"
+
+    own = regulator.get(f"/ui/providers/{P1}")
+    assert own.status_code == 200
+    assert "Acorn Care" in own.text
+    assert "2025-03-31" in own.text  # shown as of the end of its dates, not now
+    assert "Provider suspended" not in own.text
+    assert f'href="/ui/agreements/{AG1}"' in own.text
+    assert 'href="/ui/network"' not in own.text  # no links out of the scope
+    assert 'href="/ui/market"' not in own.text
+    agreement = regulator.get(f"/ui/agreements/{AG1}")
+    assert agreement.status_code == 200
+    assert f'href="/ui/needs/{N1}"' not in agreement.text
+    assert 'href="/ui/commissioning"' not in agreement.text
+
+    trail = regulator.get("/ui/audit")
+    assert trail.status_code == 200
+    shown = text_of(trail.text.split('id="events"')[1])
+    assert "Agreement a1" in shown
+    assert "Agreement varied" in shown  # AG1's growth, 2025-02-15
+    for outside in ("Beacon Trust", "Delta Health", "Provider registered",  # 2024-01-10
+                    "Provider suspended",  # P3, after its dates
+                    "Audit read started"):  # others' reads (and its own) are not events to it
+        assert outside not in shown, outside
+    assert f'href="/ui/providers/{P2}"' not in trail.text
+
+    # An unscoped regulator and the API are as they were.
+    sign_in(network, "alex")
+    assert network.get(f"/ui/providers/{P2}").status_code == 200
+    assert network.get("/ui/network").status_code == 200
+
+
+def test_an_organisation_scope_opens_its_needs_and_their_agreements(network: TestClient) -> None:
+    from tests.unit.test_network_state import AG1, N1, N3, P1
+
+    police = scoped_session(network, "organisation=Northshire Police")
+    assert police.get(f"/ui/needs/{N1}").status_code == 200
+    assert police.get(f"/ui/agreements/{AG1}").status_code == 200
+    assert police.get(f"/ui/needs/{N3}").status_code == 403
+    assert police.get(f"/ui/providers/{P1}").status_code == 403
+    assert police.get("/ui/").headers["location"] == "/ui/audit"

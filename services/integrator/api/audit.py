@@ -17,16 +17,15 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
+from services.integrator.access import Sight
 from services.integrator.application import Integrator
 from services.integrator.audit import (
     OutsideScope,
     Subject,
     TrailQuery,
-    as_of_within_scope,
     scoped_state,
     subjects_of,
     trail,
-    within_scope,
 )
 from services.integrator.projections.asof import state_as_of
 from services.integrator.projections.audit import AuditReadView, list_reads
@@ -134,9 +133,9 @@ def _integrator(request: Request) -> Integrator:
     return app
 
 
-def _scoped(principal: Principal, query: TrailQuery) -> TrailQuery:
+def _scoped(request: Request, principal: Principal, query: TrailQuery) -> TrailQuery:
     try:
-        return within_scope(query, principal.scope)
+        return Sight(principal, _runtime(request).event_log).narrowed(query)
     except OutsideScope as exc:
         raise HTTPException(status_code=403, detail=str(exc)) from None
 
@@ -217,12 +216,13 @@ def audit_events(request: Request, principal: Auditor, asked: Asked) -> Streamin
     checked), in log order, each event once. Filters combine; what an event *concerns* is in
     the README ("Regulator API"). The read is recorded before the first byte is sent and again
     when the stream ends (`X-Audit-Read-Id` names it)."""
-    query = _scoped(principal, asked)
+    query = _scoped(request, principal, asked)
     runtime = _runtime(request)
     subjects: list[Subject] = subjects_of(runtime.event_log, query)
     read = RecordedRead(request, principal, AuditEndpoint.EVENTS, query.described())
     reads_of = principal.token_id if principal.role is Role.REGULATOR else None
-    chunks = _chunks(trail(runtime.event_log, query, subjects, reads_of))
+    hidden = Sight(principal, runtime.event_log).private_types()
+    chunks = _chunks(trail(runtime.event_log, query, subjects, reads_of, hidden))
 
     async def body() -> AsyncIterator[bytes]:
         sent, completed = 0, False
@@ -268,9 +268,9 @@ def audit_state(
                          provider=provider, agreement=agreement)
     if organisation is not None and not subject.organisation:
         raise _invalid("organisation", "must not be blank")
-    query = _scoped(principal, subject)
+    query = _scoped(request, principal, subject)
     try:
-        moment = as_of_within_scope(moment, principal.scope)
+        moment = Sight(principal, _runtime(request).event_log).moment(moment)
     except OutsideScope as exc:
         raise HTTPException(status_code=403, detail=str(exc)) from None
     filters = {k: v for k, v in query.described().items()

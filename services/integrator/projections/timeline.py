@@ -128,9 +128,14 @@ def timeline(
     until: datetime | None = None,
     limit: int = 50,
     offset: int = 0,
+    hidden_types: Sequence[str] = (),
+    within: Sequence[tuple[Sequence[str], str | None]] = (),
 ) -> TimelinePage:
     """Events newest first (by when they happened); filters combine. `q` words must all appear
-    in the type, actor or data (any case); `subjects` keeps events about any of those ids."""
+    in the type, actor or data (any case); `subjects` keeps events about any of those ids.
+    `hidden_types` are left out; `within` (a scope: services.integrator.access) keeps only
+    events that, for every (ids, organisation) given, are about one of the ids or recorded on
+    behalf of the organisation (any case)."""
     where: list[str] = []
     params: list[Any] = []
     if source:
@@ -139,6 +144,17 @@ def timeline(
     if types:
         where.append(f"type IN ({','.join('?' * len(types))})")
         params.extend(types)
+    if hidden_types:
+        where.append(f"type NOT IN ({','.join('?' * len(hidden_types))})")
+        params.extend(hidden_types)
+    for ids, organisation in within:
+        about = [f"event_id IN (SELECT event_id FROM tl_subjects WHERE subject_id IN"
+                 f" ({','.join('?' * len(ids))}))"] if ids else []
+        params.extend(ids)
+        if organisation:
+            about.append("LOWER(COALESCE(organisation, '')) = ?")
+            params.append(organisation.casefold())
+        where.append(f"({' OR '.join(about)})" if about else "1 = 0")
     if actor:
         where.append("LOWER(COALESCE(actor, '')) LIKE ? ESCAPE '\\'")
         params.append(_like(actor))

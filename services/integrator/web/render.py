@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from services.integrator.web import charts
 from services.integrator.web.session import COOKIE_PATH, Viewer
@@ -184,6 +185,14 @@ def link_of(source: str, kind: str, stream_id: str, data: dict[str, Any]) -> str
     return None
 
 
+def link(viewer: Viewer | None, href: str, text: object) -> Markup:
+    """A link to one of our pages, or its text alone where the viewer may not open it (a
+    scoped regulator sees no links out of its scope)."""
+    if viewer is not None and not viewer.may_open(href):
+        return escape(text)
+    return Markup('<a href="{}">{}</a>').format(href, text)
+
+
 ENV = Environment(
     loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -196,7 +205,7 @@ ENV.filters.update(from_map=lambda key, mapping: mapping.get(key),
                    words=words, money=money, money_short=money_short, day=day, moment=moment,
                    pct=pct, type_words=type_words, describe=describe,
                    field_words=field_words)
-ENV.globals.update(nav=NAV, charts=charts, words=words, link_of=link_of,
+ENV.globals.update(nav=NAV, charts=charts, words=words, link_of=link_of, link=link,
                    pairs=lambda values: [(v, v) for v in values],
                    worded=lambda codes: [(c, words(c)) for c in codes],
                    party_pairs=lambda parties, names: [

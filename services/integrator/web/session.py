@@ -2,9 +2,12 @@
 do on the pages.
 
 A sign-in checks the account's password (shared.accounts) and issues an expiring API token for
-its role in the shared identity store; the cookie carries that token. So a session is revoked by
-signing out (the token is revoked), expires with the token, and the pages can present it to the
-provider registry, which accepts it like any token: every event records the person as actor.
+its role in the shared identity store, naming the account; the cookie carries that token. So a
+session is revoked by signing out (the token is revoked), expires with the token, ends when the
+account is disabled or its password changes (checked on every request), and the pages can
+present it to the provider registry, which accepts it like any token: every event records the
+person as actor. Sign-in is throttled per account name and per client address
+(shared.accounts.SignInThrottle): past the limit, even the right password is refused for a while.
 
 The cookie is HttpOnly and SameSite=Lax, scoped to /ui, and Secure when the page was served over
 HTTPS. Every form carries a CSRF token derived from the session's secret (HMAC), checked on each
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +26,10 @@ from urllib.parse import quote
 
 from fastapi import HTTPException, Request, Response
 
-from shared.accounts import UserStore
+from services.integrator.access import Record, Sight
+from services.integrator.commands import SignInFailure, ThrottleBegun
+from shared.accounts import Attempt, Refusal, SignInThrottle, Throttle, UserStore
+from shared.contracts.integrator import SignInRefusal, ThrottledBy
 from shared.identity import COUNCIL_WRITERS, Principal, Role, TokenStore
 
 SESSION_COOKIE = "council_session"
@@ -36,6 +43,10 @@ ROLE_NAMES = {
     Role.COUNCIL_STAFF: "Council staff (read only)",
     Role.REGULATOR: "Regulator (read only)",
 }
+# A page of one record: its kind and id (as links to it are written).
+_RECORD_PAGE = re.compile(r"^/ui/(providers|agreements|needs)/([0-9a-fA-F-]{36})(?:[/?#]|$)")
+_RECORD_KINDS: dict[str, Record] = {"providers": "provider", "agreements": "agreement",
+                                    "needs": "need"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class Viewer:
 
     principal: Principal
     token: str
+    sight: Sight
 
     @property
     def role(self) -> Role:
@@ -76,6 +88,35 @@ class Viewer:
         """Lifecycle decisions (review, approve, suspend...) shape the market: admins only."""
         return self.role is Role.INTEGRATOR_ADMIN
 
+    @property
+    def scoped(self) -> bool:
+        return not self.sight.whole
+
+    def may_open(self, href: str) -> bool:
+        """Whether a link to this page of ours leads somewhere the viewer may look: always,
+        unscoped; scoped, the audit timeline and the pages of records within the scope (the
+        pages themselves refuse the rest: services.integrator.web.pages.page_access)."""
+        if not self.scoped:
+            return True
+        if href == "/ui/audit" or href.startswith(("/ui/audit?", "/ui/audit#")):
+            return True
+        found = _RECORD_PAGE.match(href)
+        return found is not None and self.sight.sees(_RECORD_KINDS[found.group(1)],
+                                                     found.group(2))
+
+    @property
+    def home(self) -> str:
+        """Where "home" is: the network, or for a scoped viewer the record its scope names
+        (or the audit timeline)."""
+        scope = self.principal.scope
+        if scope is None:
+            return "/ui/network"
+        if scope.provider is not None:
+            return f"/ui/providers/{scope.provider}"
+        if scope.agreement is not None:
+            return f"/ui/agreements/{scope.agreement}"
+        return "/ui/audit"
+
 
 def csrf_for(token: str) -> str:
     return hmac.new(token.encode(), b"council-csrf", hashlib.sha256).hexdigest()
@@ -97,13 +138,40 @@ def users_of(request: Request) -> UserStore:
 
 
 def current_viewer(request: Request) -> Viewer | None:
+    """The person the session cookie names, checked once per request (kept on the request)."""
+    known: object = getattr(request.state, "viewer", _UNKNOWN)
+    if known is _UNKNOWN:
+        known = request.state.viewer = _viewer(request)
+    assert known is None or isinstance(known, Viewer)
+    return known
+
+
+_UNKNOWN = object()  # not yet looked for
+
+
+def _viewer(request: Request) -> Viewer | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     principal = tokens_of(request).authenticate(token)
     if principal is None or principal.role not in ROLE_NAMES:
         return None
-    return Viewer(principal, token)
+    if not users_of(request).session_valid(principal):
+        return None  # its account was disabled, or its password changed, since
+    return Viewer(principal, token, Sight(principal, request.app.state.runtime.event_log))
+
+
+def throttle_of(request: Request) -> SignInThrottle:
+    """The sign-in throttle, counting in the identity database (shared by every process)."""
+    state = request.app.state
+    throttle: SignInThrottle | None = getattr(state, "sign_in_throttle", None)
+    if throttle is None:
+        throttle = state.sign_in_throttle = SignInThrottle(tokens_of(request).db)
+    return throttle
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def local_path(target: str | None, default: str = "/ui/network") -> str:
@@ -123,14 +191,47 @@ def signed_in(request: Request) -> Viewer:
     return viewer
 
 
-def sign_in(request: Request, username: str, password: str) -> str | None:
-    """A new session token for the account, or None if the name or password is wrong."""
-    user = users_of(request).verify(username, password)
-    if user is None:
-        return None
-    issued = tokens_of(request).create(user.role, user.display_name,
-                                       expires_at=datetime.now(UTC) + SESSION_LENGTH)
-    return issued.token
+@dataclass(frozen=True)
+class SignInOutcome:
+    """A new session's token; or the throttle that refused the sign-in; or the failure, to be
+    recorded on the trail (with the throttle it began, if it did)."""
+
+    token: str | None = None
+    throttle: Throttle | None = None
+    failure: SignInFailure | None = None
+
+
+def sign_in(request: Request, username: str, password: str) -> SignInOutcome:
+    """Check the name and password, unless sign-in to the name (or from the address) is
+    throttled; a new session for the account if they are right."""
+    address = client_address(request)
+    throttle = throttle_of(request)
+    attempt = throttle.begin(username, address)
+    if isinstance(attempt, Throttle):
+        return SignInOutcome(throttle=attempt)  # not even checked: the right one is refused too
+    user, refusal = users_of(request).check(username, password)
+    if user is not None:
+        throttle.succeeded(attempt, username)
+        issued = tokens_of(request).create(user.role, user.display_name,
+                                           expires_at=datetime.now(UTC) + SESSION_LENGTH,
+                                           account=user.username)
+        return SignInOutcome(token=issued.token)
+    began = throttle.begun_by(attempt, username, address)
+    return SignInOutcome(throttle=began, failure=_failure(username, address, refusal, attempt,
+                                                          began, throttle))
+
+
+def _failure(username: str, address: str, refusal: Refusal | None, attempt: Attempt,
+             began: Throttle | None, throttle: SignInThrottle) -> SignInFailure:
+    reason = SignInRefusal((refusal or Refusal.WRONG_PASSWORD).value)
+    known = reason is not SignInRefusal.UNKNOWN_ACCOUNT
+    return SignInFailure(
+        account=username.strip().lower() if known else None, address=address[:100],
+        reason=reason, account_failures=attempt.account_failures,
+        address_failures=attempt.address_failures,
+        throttle=ThrottleBegun(by=ThrottledBy(began.by), failures=began.failures,
+                               window_seconds=int(throttle.window.total_seconds()),
+                               until=began.until) if began else None)
 
 
 def sign_out(request: Request, viewer: Viewer) -> None:

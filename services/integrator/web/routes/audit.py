@@ -47,6 +47,10 @@ def audit(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
     until = _day(params.get("until", ""), end=True)
     if as_of.moment is not None:
         until = min(until, as_of.moment) if until else as_of.moment
+    sight = viewer.sight  # a scoped viewer: only the events its scope concerns, in its dates
+    starts = sight.scope.starts if sight.scope else None
+    if starts is not None:
+        since = max(since, starts) if since else starts
     try:
         number = min(max(1, int(params.get("page", "1"))), MAX_OFFSET // PER_PAGE)
     except ValueError:
@@ -56,17 +60,21 @@ def audit(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
     live = runtime_of(request).views
     found = timeline(live, source=source, types=[kind] if kind else [], actor=actor,
                      subjects=[subject] if subject else [], q=q, since=since, until=until,
-                     limit=PER_PAGE, offset=(number - 1) * PER_PAGE)
+                     limit=PER_PAGE, offset=(number - 1) * PER_PAGE,
+                     hidden_types=sight.hidden_types(), within=sight.about())
     with read_models(request, as_of.moment) as db:
-        state = network_state(db, as_of.day)
+        state = sight.state(network_state(db, as_of.day), db)
         summary = network_summary(db)
         market = market_view(db, as_of.moment)
+    types = event_types(live)
+    if not sight.whole:
+        types = {k: [t for t in v if t not in sight.hidden_types()] for k, v in types.items()}
     filters = {"source": source or "", "type": kind, "actor": actor, "subject": subject,
                "q": q, "since": params.get("since", ""), "until": params.get("until", ""),
                "as_of": as_of.text if as_of.moment else ""}
     return page(request, "audit.html", viewer, section="audit", as_of=as_of, found=found,
                 subject_names=record_names(live),
                 number=number, pages=max(1, ceil(found.total / PER_PAGE)),
-                types=event_types(live), sources=SOURCES, filters=filters, state=state,
+                types=types, sources=SOURCES, filters=filters, state=state,
                 summary=summary, market=market,
                 query={k: v for k, v in filters.items() if v})

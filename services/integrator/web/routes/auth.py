@@ -1,14 +1,20 @@
-"""Signing in and out."""
+"""Signing in and out. A failed sign-in, and the throttle it may begin, are recorded on the
+audit trail (SignInFailed, SignInThrottled), with no password in them."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.integrator.application import Integrator
+from services.integrator.commands import SignInFailure
 from services.integrator.web import forms
 from services.integrator.web.pages import Form, Posted, SignedIn, router
 from services.integrator.web.render import page, redirect
 from services.integrator.web.session import (
+    client_address,
     current_viewer,
     end_session,
     keep_session,
@@ -19,6 +25,8 @@ from services.integrator.web.session import (
     sign_in_nonce_ok,
     sign_out,
 )
+from shared.accounts import Throttle
+from shared.context import CommandContext, command_context, new_correlation_id
 
 routes = router()
 root = APIRouter(include_in_schema=False)
@@ -33,8 +41,8 @@ def site_root() -> Response:
 @routes.get("", response_class=HTMLResponse)
 @routes.get("/", response_class=HTMLResponse)
 def home(request: Request) -> Response:
-    return RedirectResponse("/ui/network" if current_viewer(request) else "/ui/sign-in",
-                            status_code=303)
+    viewer = current_viewer(request)
+    return RedirectResponse(viewer.home if viewer else "/ui/sign-in", status_code=303)
 
 
 def _form(request: Request, state: forms.FormState, status: int = 200) -> HTMLResponse:
@@ -64,14 +72,47 @@ def sign_in_posted(request: Request, values: Form) -> Response:
         state.errors["username"] = "Enter your username"
     if not password:
         state.errors["password"] = "Enter your password"  # noqa: S105 - a message
-    token = sign_in(request, username, password) if not state.errors else None
-    if token is None:
-        if not state.errors:
-            state.errors[forms.FORM_LEVEL] = "The username or password is not right"
-        return _form(request, state, 401 if not state.field_errors() else 422)
+    if state.errors:
+        return _form(request, state, 422)
+    outcome = sign_in(request, username, password)
+    if outcome.failure is not None:
+        _record(request, outcome.failure)
+    if outcome.throttle is not None:
+        return _throttled(request, state, outcome.throttle)
+    if outcome.token is None:
+        state.errors[forms.FORM_LEVEL] = "The username or password is not right"
+        return _form(request, state, 401)
     response = redirect(request, local_path(state.value("next")))
-    keep_session(response, request, token)
+    keep_session(response, request, outcome.token)
     return response
+
+
+def _throttled(request: Request, state: forms.FormState, throttle: Throttle) -> HTMLResponse:
+    """429, saying when to try again (and Retry-After, for anything that reads it)."""
+    now = datetime.now(UTC)
+    wait = throttle.retry_after(now)
+    minutes = max(1, round(wait / 60))
+    whose = "this account" if throttle.by == "account" else "this network address"
+    state.errors[forms.FORM_LEVEL] = (
+        f"Too many failed sign-ins to {whose}: signing in is paused until "
+        f"{throttle.until:%H:%M} UTC (in about {minutes} minute{'s' if minutes != 1 else ''}). "
+        "Try again then; until then even the right password is refused.")
+    response = _form(request, state, 429)
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def _record(request: Request, failure: SignInFailure) -> None:
+    """Put the failure (and the throttle it began) on the audit trail, as the integrator's
+    event, before answering."""
+    app = request.app.state.runtime.app
+    assert isinstance(app, Integrator)
+    context = CommandContext(actor=f"sign-in:{client_address(request)}"[:200],
+                             organisation="council",
+                             correlation_id=getattr(request.state, "correlation_id", None)
+                             or new_correlation_id())
+    with command_context(context):
+        app.record_sign_in_failure(failure)
 
 
 @routes.post("/sign-out")

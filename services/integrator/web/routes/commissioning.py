@@ -295,8 +295,11 @@ def _agreement_page(request: Request, viewer: Viewer, agreement_id: UUID,
             brief = performance_of(tx, db.dialect, [str(agreement_id)], day).get(
                 str(agreement_id))
         outcomes = agreement_outcomes(db, str(agreement_id), day)
+        scope = viewer.sight.scope
         history = timeline(runtime_of(request).views, subjects=[str(agreement_id)], limit=100,
-                           until=as_of.moment if as_of else None)
+                           until=as_of.moment if as_of else None,
+                           since=scope.starts if scope else None,
+                           hidden_types=viewer.sight.hidden_types())
         subject_names = record_names(db)
     failed = failed or {}
     cases = [b.business_case_id for b in agreement.business_cases if b.status == "proposed"]

@@ -17,14 +17,22 @@ from services.integrator.projections.commissioning import list_agreements
 from services.integrator.projections.network import get_provider, list_providers
 from services.integrator.projections.overview import areas_served, record_names
 from services.integrator.projections.performance import performance_of
-from services.integrator.projections.standing import standing_of
+from services.integrator.projections.standing import ProviderStanding, standing_of
 from services.integrator.projections.timeline import timeline
 from services.integrator.web import forms, registry
-from services.integrator.web.pages import Posted, SignedIn, forbidden, not_found, router
+from services.integrator.web.pages import (
+    AsOf,
+    AsOfDate,
+    Posted,
+    SignedIn,
+    forbidden,
+    not_found,
+    router,
+)
 from services.integrator.web.render import categories, page, redirect
 from services.integrator.web.session import Viewer
 from services.integrator.web.sync import wait_applied
-from services.integrator.web.views import runtime_of
+from services.integrator.web.views import read_models, runtime_of
 from shared.contracts.provider_registry import SOURCE as REGISTRY
 from shared.contracts.provider_registry import OrganisationType, StandingKind
 
@@ -126,20 +134,30 @@ def register(request: Request, viewer: SignedIn, values: Posted) -> Response:
 
 def _provider_page(request: Request, viewer: Viewer, provider_id: UUID,
                    failed: dict[str, forms.FormState] | None = None,
-                   status: int = 200) -> HTMLResponse:
-    db = runtime_of(request).views
-    provider = get_provider(db, provider_id)
-    if provider is None:
-        return not_found(request, viewer, f"provider {provider_id} in the network")
-    today = date.today()
-    standing = standing_of(db, provider_id, today)
-    agreements = list_agreements(db, 1000, provider_id=provider_id)
-    with db.transaction() as tx:
-        performance = performance_of(tx, db.dialect, [str(a.agreement_id) for a in agreements])
-    names = {str(p.provider_id): p.name for p in list_providers(db, 5000)}
-    history = timeline(db, subjects=[str(provider_id), *(str(a.agreement_id)
-                                                         for a in agreements)],
-                       limit=TIMELINE_SHOWN)
+                   status: int = 200, as_of: AsOfDate | None = None) -> HTMLResponse:
+    moment = as_of.moment if as_of else None
+    with read_models(request, moment) as db:
+        provider = get_provider(db, provider_id)
+        if provider is None:
+            return not_found(request, viewer, f"provider {provider_id} in the network")
+        agreements = list_agreements(db, 1000, provider_id=provider_id)
+        with db.transaction() as tx:
+            performance = performance_of(tx, db.dialect,
+                                         [str(a.agreement_id) for a in agreements])
+        names = {str(p.provider_id): p.name for p in list_providers(db, 5000)}
+        subject_names = record_names(db)
+    # Standing and the timeline are read live only (never rebuilt "as of"): as of a date,
+    # the standing dated after it and the events after it are left out.
+    live = runtime_of(request).views
+    today = moment.date() if moment else date.today()
+    standing = standing_of(live, provider_id, today)
+    if standing is not None and moment is not None:
+        standing = _standing_then(standing, today)
+    scope = viewer.sight.scope
+    history = timeline(live, subjects=[str(provider_id), *(str(a.agreement_id)
+                                                           for a in agreements)],
+                       limit=TIMELINE_SHOWN, hidden_types=viewer.sight.hidden_types(),
+                       since=scope.starts if scope else None, until=moment)
     mine = {str(a.agreement_id): next(p for p in a.parties if p.provider_id == provider_id)
             for a in agreements}
     failed = failed or {}
@@ -147,19 +165,30 @@ def _provider_page(request: Request, viewer: Viewer, provider_id: UUID,
     return page(
         request, "provider.html", viewer, section="network", status=status, provider=provider,
         standing=standing, agreements=agreements, performance=performance, names=names,
-        mine=mine, history=history, subject_names=record_names(db), decisions=open_decisions,
+        mine=mine, history=history, subject_names=subject_names, decisions=open_decisions,
         decision_options=[(d, DECISION_NAMES[d]) for d in open_decisions], today=today,
         categories=categories(),
         standing_kinds=[k.value for k in StandingKind],
         forms={**{name: forms.FormState() for name in
                   ("decide", "incubate", "capability", "accreditation", "milestone")}, **failed},
-        failed=next(iter(failed), ""),
+        failed=next(iter(failed), ""), as_of=as_of,
     )
 
 
+def _standing_then(standing: ProviderStanding, day: date) -> ProviderStanding:
+    """A provider's standing without what is dated after `day`."""
+    return standing.model_copy(update={
+        "accreditations": [a for a in standing.accreditations
+                           if a.valid_from is None or a.valid_from <= day],
+        "quality_ratings": [r for r in standing.quality_ratings if r.rated_on <= day],
+        "conflicts_of_interest": [c for c in standing.conflicts_of_interest
+                                  if c.declared_on <= day]})
+
+
 @routes.get("/providers/{provider_id}", response_class=HTMLResponse)
-def provider_page(provider_id: UUID, request: Request, viewer: SignedIn) -> HTMLResponse:
-    return _provider_page(request, viewer, provider_id)
+def provider_page(provider_id: UUID, request: Request, viewer: SignedIn,
+                  as_of: AsOf) -> HTMLResponse:
+    return _provider_page(request, viewer, provider_id, as_of=as_of)
 
 
 def _registry_action(request: Request, viewer: Viewer, provider_id: UUID, values: Values,
