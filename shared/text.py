@@ -56,8 +56,12 @@ def without_controls(value: str) -> str:
     return "".join(c for c in value if control_character(c) is None)
 
 
-def _checked(multiline: bool) -> Callable[[str], str]:
-    def check(value: str) -> str:
+def _checked(multiline: bool) -> Callable[[Any], Any]:
+    # Before any stripping: "a\x0b" is refused, not stored as "a" (a sender who put a control
+    # character in a field learns so, whichever end of it the character was at).
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # the type check says what is wrong with it
         found = control_character(value, multiline)
         if found is not None:
             kind = "" if multiline else "a line break or "
@@ -69,8 +73,8 @@ def _checked(multiline: bool) -> Callable[[str], str]:
 
 # The checks themselves, for a text type of another length:
 # Annotated[str, StringConstraints(max_length=...), ONE_LINE].
-ONE_LINE = AfterValidator(_checked(multiline=False))
-MULTI_LINE = AfterValidator(_checked(multiline=True))
+ONE_LINE = BeforeValidator(_checked(multiline=False))
+MULTI_LINE = BeforeValidator(_checked(multiline=True))
 
 
 def _strip(low: int, high: int) -> StringConstraints:

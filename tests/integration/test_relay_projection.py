@@ -152,6 +152,11 @@ def test_relay_crash_after_append_republishes_and_projection_counts_once(
     assert len(list_providers(parts.views)) == 50
 
 
+class WorkerDied(BaseException):
+    """The process dying mid-batch (as kill -9 would): unlike an event the projection cannot
+    apply, which the runner parks, nothing of the batch may be kept."""
+
+
 class Exploding(NetworkProjection):
     def __init__(self, after: int) -> None:
         self.left = after
@@ -159,7 +164,7 @@ class Exploding(NetworkProjection):
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
         self.left -= 1
         if self.left < 0:
-            raise RuntimeError("projection worker died mid-batch")
+            raise WorkerDied("projection worker died mid-batch")
         super().apply(tx, event)
 
 
@@ -168,7 +173,7 @@ def test_projection_crash_mid_batch_applies_nothing_of_that_batch(parts: Parts) 
     parts.relay().drain()
     parts.logs.append(open_event_log(parts.settings))
     dying = ProjectionRunner(Exploding(after=12), parts.views, parts.logs[-1])
-    with pytest.raises(RuntimeError):
+    with pytest.raises(WorkerDied):
         dying.catch_up(limit=1000)
     # The whole failed batch rolled back: rows and position stay together.
     applied = sum(provider_counts(parts.views).values())
