@@ -765,7 +765,8 @@ def test_compiled_contracts_carry_their_amendments_status_and_spend(
     ending = next(d for d in contract["documents"] if d["id"] == "ending")
     assert "terminated early" in ending["description"]
     assert "Too few referrals" in ending["description"]
-    assert {d["id"] for d in contract["documents"]} == {"exit-plan", "risk-share", "ending"}
+    assert {d["id"] for d in contract["documents"]} == {"exit-plan", "risk-share", "signatures",
+                                                         "ending"}
 
     def spent(c: dict[str, Any]) -> Decimal:
         return sum((D(str(t["value"]["amount"])) for t in c["implementation"]["transactions"]),
@@ -1033,6 +1034,40 @@ def test_a_need_closed_without_award_after_engaging_the_market_is_unsuccessful()
     assert "documentType" not in closed["tender"]["documents"][0]
 
 
+def test_a_scope_only_variation_and_an_extension_on_override_say_so() -> None:
+    h = History()
+    h.add(need_defined(), at("2024-01-08"))
+    h.add(CommissioningDecided(need_id=NEED, decision_id="d", awards=[
+        Award(award_id="aw", title="t", arrangement_type=ArrangementType.GRANT,
+              provider_ids=[KITCHEN], allocation=D("10.00"))], rationale="r",
+        decision_maker="m", decided_on=date(2024, 1, 9)), at("2024-01-09"))
+    h.add(drafted(AG_GRANT, "aw", "t", ArrangementType.GRANT, [(KITCHEN, "10.00")]),
+          at("2024-01-10"))
+    h.add(AgreementSigned(agreement_id=AG_GRANT, signed_on=date(2024, 1, 12),
+                          signatories=[LEAD]), at("2024-01-12"))
+    h.add(AgreementActivated(agreement_id=AG_GRANT, activated_on=date(2024, 4, 1)),
+          at("2024-04-01"))
+    h.add(AgreementVaried(agreement_id=AG_GRANT, variation_id="v", kind=VariationKind.SCOPE_CHANGE,
+                          budget_change=D("0.00"), new_budget=D("10.00"), scope="Saturdays",
+                          reason="asked for"), at("2024-05-01"))
+    h.add(AgreementExtended(agreement_id=AG_GRANT, extension_id="x",
+                            previous_end=date(2026, 3, 31), new_end=date(2026, 6, 30),
+                            justification="bridging", performance_evidence="monthly reports",
+                            override_reason="no measure for this service yet.",
+                            override_approved_by="commissioner:sam"), at("2024-06-03"))
+    releases = releases_for(h.envelopes, NAMES)
+    varied, extended = (r["contracts"][0]["amendments"][0]["description"] for r in releases[-2:])
+    assert varied == "Scope change: the budget stays £10.00. Scope: Saturdays."
+    assert extended.endswith("No performance data was held yet: extended by an override "
+                             "approved under the scheme of delegation. Why: no measure for "
+                             "this service yet.")
+    assert "commissioner:sam" not in extended
+    assert releases[3]["contracts"][0]["documents"][0]["description"] == \
+        "Signed on 2024-01-12 by Leeds City Council."
+    package = release_package(releases, uri="https://example.org/r", publisher=PUBLISHER)
+    assert check_release_package(package) == []
+
+
 def test_an_envelope_raise_updates_the_planning_budget(
     events: list[EventEnvelope], releases: list[dict[str, Any]], compiled: dict[str, Any],
 ) -> None:
@@ -1174,7 +1209,8 @@ def test_each_stream_keeps_its_own_order_when_business_times_tie() -> None:
     h.add(drafted(AG_GRANT, "aw", "t", ArrangementType.GRANT, [(KITCHEN, "10.00")]), same)
     h.add(AgreementActivated(agreement_id=AG_GRANT, activated_on=date(2024, 1, 8)), same)
     tags = [r["tag"] for r in releases_for(list(reversed(h.envelopes)), NAMES)]
-    assert tags == [["planning"], ["award", "tenderUpdate"], ["contract"], ["contractUpdate"]]
+    # The tender first released with its award (no options appraised in this history).
+    assert tags == [["planning"], ["award", "tender"], ["contract"], ["contractUpdate"]]
 
 
 def test_the_ocid_prefix_is_configurable_and_names_fall_back(
