@@ -3,36 +3,48 @@ records. Pure mapping: events in, JSON-able dicts out, no I/O.
 
 One commissioning need is one contracting process, `ocid = {prefix}-{need_id}`. Every integrator
 event that changes what the public record says gives one release (release id = event id, release
-date = when it happened, `initiationType` "tender"):
+date = when it happened in business time, `initiationType` "tender"). Releases of a process are
+merged in date order, so no two of them share a date: dates are whole seconds (so their text
+sorts as their time does), and a release that would be dated no later than the one before it in
+its process is dated a second after that one.
 
 - NeedDefined -> `planning`: the buyer (the lead organisation), the planning budget (the
   envelope), rationale, outcomes sought as planning milestones, the planned tender's title and
   contract period.
-- NeedContributionPledged -> `planningUpdate` (+ `tenderUpdate`): the partner as a funder, the
-  pooled budget (and the tender's value, once it has one).
+- NeedContributionPledged / BudgetEnvelopeRaised -> `planningUpdate` (+ `tenderUpdate`): the
+  partner as a funder, or the council's raised envelope, and the pooled budget (and the
+  tender's value, once it has one and until it is awarded).
 - OptionsAppraised -> `tender` (+ `planningUpdate`): the procurement method chosen from the
   recommended option, its rationale, the tender's value (the pooled budget); each option
   appraised as a planning document.
 - MarketEngaged -> `tender` or `tenderUpdate`: tender active, the providers engaged as
   tenderers, the engagement as a tender milestone.
-- CommissioningDecided -> `award`: one active award per award decided, with its suppliers,
-  value (the allocation) and date.
+- CommissioningDecided -> `award` + `tenderUpdate`: one active award per award decided, with its
+  suppliers, value (the allocation) and date (the start of the day decided: `decided_on`, or
+  the day of the decision's event on logs from before it was recorded); the tender is complete.
 - AgreementDrafted -> `contract`: one pending contract per agreement, with its award, value (the
-  budget), period, outcomes as items, and exit plan, break clauses, risk share and reward terms
-  as documents.
-- AgreementActivated -> `contractUpdate`: contract active, dated.
+  budget), period (its term), outcomes as items, and exit plan, break clauses, risk share and
+  reward terms as documents.
+- AgreementSigned -> `contractUpdate`: dateSigned (the start of the day signed) and who signed,
+  as a document; the contract stays pending until it comes into force. Agreements brought into
+  force before signatures were recorded have no dateSigned.
+- AgreementActivated -> `contractUpdate`: contract active.
 - AgreementVaried / AgreementExtended -> `contractAmendment`: the new value / end date, with an
-  amendment (id, rationale, date, the release it amends).
+  amendment (id, rationale, date, the release it amends). Only an agreement in force is varied
+  or extended, and only a signed one comes into force, so amendments follow the signature.
 - BusinessCaseApproved -> `contractUpdate`: the business case as a contract document (its cost
   varies the budget in the AgreementVaried that follows).
-- SpendRecorded -> `implementation`: a transaction, buyer paying provider, dated the last day of
-  its month.
+- SpendRecorded -> `implementation`: a transaction, buyer paying provider, dated when the payment
+  was recorded (a transaction is never dated after the release reporting it; the month it pays
+  for may not have ended).
 - AgreementEnded -> `contractTermination`: contract terminated, with how and why as a document.
-- NeedClosed -> `tenderUpdate` or `tenderCancellation`: tender complete (something was awarded)
-  or cancelled (nothing was), with the reason.
+- NeedClosed -> `tenderUpdate` or `tenderCancellation`: the tender complete (something was
+  awarded), unsuccessful (the market was engaged but nothing awarded) or cancelled (closed
+  before the market was engaged), with the reason.
 
 NeedStageReached, BusinessCaseProposed, BusinessCaseRejected and LessonRecorded have no place in
-OCDS and give no release (a proposal's details appear once it is approved).
+OCDS and give no release (a proposal's details appear once it is approved), nor CommitmentVaried:
+what a need commits is its contracts' values, which their amendments carry.
 
 Parties accumulate roles across a process (a provider engaged, then awarded, then paid is
 tenderer, supplier and payee), and every release that names a party carries all its roles so
@@ -44,10 +56,9 @@ from __future__ import annotations
 import copy
 import heapq
 import re
-from calendar import monthrange
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -59,8 +70,10 @@ from shared.contracts.integrator import (
     AgreementEnded,
     AgreementExtended,
     AgreementOutcome,
+    AgreementSigned,
     AgreementVaried,
     ArrangementType,
+    BudgetEnvelopeRaised,
     BusinessCaseApproved,
     BusinessCaseProposed,
     CommissioningDecided,
@@ -172,10 +185,14 @@ def _pct(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def _second(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(microsecond=0)
+
+
 def _instant(at: datetime) -> str:
-    """An RFC 3339 UTC timestamp; fractions of a second only when there are some."""
-    at = at.astimezone(UTC).replace(tzinfo=None)
-    return at.isoformat(timespec="microseconds" if at.microsecond else "seconds") + "Z"
+    """An RFC 3339 UTC timestamp in whole seconds: one format, so that sorting the text (as
+    OCDS tools merging releases do) sorts the time."""
+    return _second(at).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def _day_start(day: date) -> str:
@@ -186,11 +203,6 @@ def _day_end(day: date) -> str:
     return f"{day.isoformat()}T23:59:59Z"
 
 
-def _month_end(period: str) -> date:
-    year, month = (int(part) for part in period.split("-"))
-    return date(year, month, monthrange(year, month)[1])
-
-
 def _parse_instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -199,6 +211,11 @@ def _sentence(text: str) -> str:
     """Free text as a sentence that can be followed by another."""
     text = text.strip()
     return text if not text or text[-1] in ".!?" else f"{text}."
+
+
+def _listed(names: Sequence[str]) -> str:
+    """Names as a sentence lists them: "A", "A and B", "A, B and C"."""
+    return f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else "".join(names)
 
 
 def _slug(name: str) -> str:
@@ -248,15 +265,17 @@ class _Process:
     need: NeedDefined
     buyer: _Party
     parties: dict[str, _Party]
-    budget: Decimal
+    budget: Decimal  # pounds: the council's envelope, as raised, and every contribution
     contributions: list[NeedContributionPledged] = field(default_factory=list)
+    raises: list[BudgetEnvelopeRaised] = field(default_factory=list)
     tender_released: bool = False  # a release tagged "tender" has been made
     tender_valued: bool = False
     engaged: bool = False
     engagements: int = 0
     tenderers: set[str] = field(default_factory=set)
-    awarded: bool = False
+    awarded: bool = False  # and so the tender complete
     contracts: dict[UUID, _Contract] = field(default_factory=dict)
+    last_date: datetime | None = None  # of the process's latest release
 
     @property
     def tender_id(self) -> str:
@@ -273,7 +292,13 @@ class _Release:
         self.process = process
         self.event = event
         self.id = str(event.event_id)
-        self.date = _instant(event.occurred_at)
+        # Never the date of an earlier release of the process (see the module's docstring).
+        at = _second(event.occurred_at)
+        if process.last_date is not None and at <= process.last_date:
+            at = process.last_date + timedelta(seconds=1)
+        process.last_date = at
+        self.day = event.occurred_at.astimezone(UTC).date()  # in business time
+        self.date = _instant(at)
         self.named: dict[str, None] = {}
 
     def name(self, party: _Party, role: str) -> Json:
@@ -392,6 +417,9 @@ class _Mapper:
                 pledged = NeedContributionPledged.model_validate(data)
                 return self._on_need(pledged.need_id, event, lambda p, r: self._pledged(
                     p, r, pledged))
+            case "BudgetEnvelopeRaised":
+                raised = BudgetEnvelopeRaised.model_validate(data)
+                return self._on_need(raised.need_id, event, lambda p, r: self._raised(p, raised))
             case "OptionsAppraised":
                 appraised = OptionsAppraised.model_validate(data)
                 return self._on_need(appraised.need_id, event, lambda p, r: self._appraised(
@@ -410,12 +438,14 @@ class _Mapper:
                     p, r, closed))
             case "AgreementDrafted":
                 return self._drafted(event, AgreementDrafted.model_validate(data))
+            case "AgreementSigned":
+                signed = AgreementSigned.model_validate(data)
+                return self._on_contract(signed.agreement_id, event, lambda p, c, r: (
+                    self._signed(c, r, signed)))
             case "AgreementActivated":
                 activated = AgreementActivated.model_validate(data)
                 return self._on_contract(activated.agreement_id, event, lambda p, c, r: (
-                    ["contractUpdate"],
-                    {**c.reference(), "status": "active",
-                     "dateSigned": _day_start(activated.activated_on)}))
+                    ["contractUpdate"], {**c.reference(), "status": "active"}))
             case "AgreementVaried":
                 varied = AgreementVaried.model_validate(data)
                 return self._on_contract(varied.agreement_id, event, lambda p, c, r: (
@@ -507,11 +537,29 @@ class _Mapper:
     @staticmethod
     def _budget_description(process: _Process) -> str:
         need = process.need
-        text = f"{need.lead_organisation}'s budget envelope of {_gbp(need.budget_envelope)}"
+        envelope = need.budget_envelope + sum((r.amount for r in process.raises), Decimal(0))
+        text = f"{need.lead_organisation}'s budget envelope of {_gbp(envelope)}"
+        if process.raises:
+            raised = "; then by ".join(f"{_gbp(r.amount)}: {r.reason.strip().rstrip('.')}"
+                                       for r in process.raises)
+            text += f" ({_gbp(need.budget_envelope)} raised by {raised})"
         if process.contributions:
             pooled = ", ".join(f"{c.partner} ({_gbp(c.amount)})" for c in process.contributions)
             text += f", pooled with contributions from {pooled}: {_gbp(process.budget)} in all"
         return text + "."
+
+    def _budget_changed(self, process: _Process) -> Written:
+        """The pooled budget after a contribution or a raise: the planning budget, and the
+        tender's value while it is still being tendered (once awarded it stays as it was)."""
+        body: Json = {"planning": {"budget": {
+            "description": self._budget_description(process),
+            "amount": _value(process.budget),
+        }}}
+        tags = ["planningUpdate"]
+        if process.tender_valued and not process.awarded:
+            body["tender"] = {"id": process.tender_id, "value": _value(process.budget)}
+            tags.append("tenderUpdate")
+        return tags, body
 
     def _pledged(
         self, process: _Process, release: _Release, pledged: NeedContributionPledged
@@ -519,15 +567,12 @@ class _Mapper:
         process.budget += pledged.amount
         process.contributions.append(pledged)
         release.name(self._organisation(process.parties, pledged.partner), "funder")
-        body: Json = {"planning": {"budget": {
-            "description": self._budget_description(process),
-            "amount": _value(process.budget),
-        }}}
-        tags = ["planningUpdate"]
-        if process.tender_valued:
-            body["tender"] = {"id": process.tender_id, "value": _value(process.budget)}
-            tags.append("tenderUpdate")
-        return tags, body
+        return self._budget_changed(process)
+
+    def _raised(self, process: _Process, raised: BudgetEnvelopeRaised) -> Written:
+        process.budget += raised.amount
+        process.raises.append(raised)
+        return self._budget_changed(process)
 
     def _tender_tag(self, process: _Process) -> str:
         tag = "tenderUpdate" if process.tender_released else "tender"
@@ -593,10 +638,21 @@ class _Mapper:
         }]
         return [self._tender_tag(process)], {"tender": tender}
 
+    def _completed(self, process: _Process, tags: list[str], body: Json) -> Written:
+        """An award's release: the first completes the tender (OCDS: a tender with awards is
+        complete)."""
+        if process.awarded:
+            return tags, body
+        process.awarded = True
+        return [*tags, self._tender_tag(process)], {
+            "tender": {"id": process.tender_id, "status": "complete"}, **body}
+
     def _decided(
         self, process: _Process, release: _Release, decided: CommissioningDecided
     ) -> tuple[list[str], Json]:
-        process.awarded = True
+        # Dated by the day decided (old logs: the day of the event), as signatures are by the
+        # day signed, so an award signed the day it was decided is not dated after signature.
+        decided_on = _day_start(decided.decided_on or release.day)
         awards = [{
             "id": award.award_id,
             "title": award.title,
@@ -605,24 +661,27 @@ class _Mapper:
                 f"{decided.decision_maker} (decision {decided.decision_id}): {decided.rationale}"
             ),
             "status": "active",
-            "date": release.date,
+            "date": decided_on,
             "value": _value(award.allocation),
             "suppliers": [release.name(self._provider(process, p), "supplier")
                           for p in dict.fromkeys(award.provider_ids)],
         } for award in decided.awards]
-        return ["award"], {"awards": awards}
+        return self._completed(process, ["award"], {"awards": awards})
 
     def _closed(
         self, process: _Process, release: _Release, closed: NeedClosed
     ) -> tuple[list[str], Json]:
-        cancelled = not process.awarded
+        # Awarded: complete. Closed without award after engaging the market: the tender ran
+        # and was unsuccessful. Closed before that: cancelled.
+        status = ("complete" if process.awarded else
+                  "unsuccessful" if process.engaged else "cancelled")
+        cancelled = status == "cancelled"
         document: Json = {"id": "closure"}
         if cancelled:
             document["documentType"] = "cancellationDetails"
         document.update(title="Why the need was closed", description=closed.reason,
                         datePublished=release.date)
-        tender = {"id": process.tender_id, "status": "cancelled" if cancelled else "complete",
-                  "documents": [document]}
+        tender = {"id": process.tender_id, "status": status, "documents": [document]}
         return ["tenderCancellation" if cancelled else "tenderUpdate"], {"tender": tender}
 
     # ------------------------------------------------------------------ contracts
@@ -639,9 +698,7 @@ class _Mapper:
         suppliers = [release.name(self._provider(process, p.provider_id), "supplier")
                      for p in drafted.parties]
         names = [s["name"] for s in suppliers]
-        description = (f"{ARRANGEMENT_NAMES[drafted.arrangement_type]} with "
-                       f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else
-                       f"{ARRANGEMENT_NAMES[drafted.arrangement_type]} with {names[0]}")
+        description = f"{ARRANGEMENT_NAMES[drafted.arrangement_type]} with {_listed(names)}"
         if len(names) > 1:
             # Variations rescale the shares, so these are dated: the split as drafted.
             description += "; shares of the budget as drafted: " + ", ".join(
@@ -659,13 +716,12 @@ class _Mapper:
         built: Json = {"contracts": [body]}
         if drafted.award_id is None:
             # OCDS contracts hang off an award: an agreement made without a decision's award
-            # gets one of its own.
-            tags = ["award", "contract"]
-            built = {"awards": [{
+            # gets one of its own, dated the day it was drafted.
+            tags, built = self._completed(process, ["award", "contract"], {"awards": [{
                 "id": award_id, "title": drafted.title, "status": "active",
-                "date": release.date, "value": _value(drafted.budget), "suppliers": suppliers,
-            }], **built}
-            process.awarded = True
+                "date": _day_start(release.day), "value": _value(drafted.budget),
+                "suppliers": suppliers,
+            }], **built})
         return release.build(tags, built)
 
     def _outcome_item(self, process: _Process, outcome: AgreementOutcome) -> Json:
@@ -676,6 +732,18 @@ class _Mapper:
         if outcome.measure_id:
             description += f"; measured by {outcome.measure_id}"
         return {"id": outcome.outcome_id, "description": description}
+
+    @staticmethod
+    def _signed(contract: _Contract, release: _Release, signed: AgreementSigned) -> Written:
+        """The signature: dateSigned, and who signed as a document. The contract stays pending
+        until it comes into force (OCDS: active is signed and in force)."""
+        document = {"id": "signatures", "title": "Signatures",
+                    "description": f"Signed on {signed.signed_on.isoformat()} by "
+                                   f"{_listed(signed.signatories)}.",
+                    "datePublished": release.date}
+        return ["contractUpdate"], {**contract.reference(),
+                                    "dateSigned": _day_start(signed.signed_on),
+                                    "documents": [document]}
 
     @staticmethod
     def _amendment(
@@ -691,7 +759,10 @@ class _Mapper:
     ) -> tuple[list[str], Json]:
         description = (f"{VARIATION_NAMES[varied.kind]}: the budget changes by "
                        f"{'+' if varied.budget_change >= 0 else '-'}"
-                       f"{_gbp(abs(varied.budget_change))} to {_gbp(varied.new_budget)}.")
+                       f"{_gbp(abs(varied.budget_change))} to {_gbp(varied.new_budget)}."
+                       if varied.budget_change else
+                       f"{VARIATION_NAMES[varied.kind]}: the budget stays "
+                       f"{_gbp(varied.new_budget)}.")
         if varied.scope:
             description += f" {_sentence(f'Scope: {varied.scope}')}"
         if varied.business_case_id:
@@ -707,6 +778,12 @@ class _Mapper:
         description = (f"Term extended from {extended.previous_end.isoformat()} to "
                        f"{extended.new_end.isoformat()}. "
                        f"{_sentence(f'Performance evidence: {extended.performance_evidence}')}")
+        if extended.performance_data:
+            description += f" {_sentence(f'Performance data held: {extended.performance_data}')}"
+        elif extended.override_reason:
+            description += (" No performance data was held yet: extended by an override "
+                            "approved under the scheme of delegation. "
+                            f"{_sentence(f'Why: {extended.override_reason}')}")
         amendment = self._amendment(contract, release, extended.extension_id,
                                     extended.justification, description)
         return ["contractAmendment"], {**contract.reference(),
@@ -745,7 +822,7 @@ class _Mapper:
     ) -> tuple[list[str], Json]:
         transaction = {
             "id": spent.spend_id,
-            "date": _day_start(_month_end(spent.period)),
+            "date": release.date,  # when it was paid (recorded), never after the release
             "value": _value(spent.amount),
             "payer": release.name(process.buyer, "payer"),
             "payee": release.name(self._provider(process, spent.provider_id), "payee"),
