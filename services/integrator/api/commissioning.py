@@ -16,6 +16,7 @@ from services.integrator.application import Integrator
 from services.integrator.commands import (
     Activation,
     Closure,
+    DuePayment,
     Ending,
     EnvelopeRaise,
     MarketEngagement,
@@ -100,6 +101,7 @@ class AgreementView(BaseModel):
     activated_on: str | None
     budget: Decimal
     spent: Decimal
+    due: Decimal
     outcomes: list[dict[str, Any]]
     reward_terms: dict[str, Any] | None
     risk_share: dict[str, Any] | None
@@ -109,6 +111,7 @@ class AgreementView(BaseModel):
     extensions: list[dict[str, Any]]
     business_cases: list[dict[str, Any]]
     spend: list[dict[str, Any]]
+    results_due: list[dict[str, Any]]
     ending: dict[str, Any] | None
     version: int
     updated_at: datetime
@@ -158,12 +161,13 @@ def agreement_view(agreement: Agreement) -> AgreementView:
         parties=agreement.parties, starts_on=agreement.starts_on, ends_on=agreement.ends_on,
         signed_on=agreement.signed_on, signatories=agreement.signatories,
         activated_on=agreement.activated_on, budget=agreement.budget, spent=agreement.spent,
-        outcomes=agreement.outcomes, reward_terms=agreement.reward_terms,
+        due=agreement.due, outcomes=agreement.outcomes, reward_terms=agreement.reward_terms,
         risk_share=agreement.risk_share, break_clauses=agreement.break_clauses,
         exit_plan=agreement.exit_plan, variations=agreement.variations,
         extensions=agreement.extensions,
         business_cases=list(agreement.business_cases.values()),
-        spend=list(agreement.spend.values()), ending=agreement.ending,
+        spend=list(agreement.spend.values()),
+        results_due=list(agreement.results_due.values()), ending=agreement.ending,
         version=agreement.version, updated_at=agreement.modified_on,
     )
 
@@ -371,6 +375,24 @@ def record_spend(agreement_id: UUID, body: NewSpend, request: Request, principal
     with acting_as(request, principal):
         spend_id = integrator.record_spend(agreement_id, body, principal)
     return _agreement_done(integrator, agreement_id, spend_id)
+
+
+@router.post("/agreements/{agreement_id}/results-due/{due_id}/pay", response_model=Done,
+             responses={**NOT_AUTHORISED, **REFUSED})
+def pay_results_due(agreement_id: UUID, due_id: PathId, body: DuePayment, request: Request,
+                    principal: Writer) -> Done:
+    """Pay a results payment due (or recover a credit), each party its share, as spend: within
+    the person's authority, never over the budget (a due item flagged as needing a variation
+    waits for one).
+
+    The due items are the outcomes service's calculations (PaymentCalculated, and each
+    PaymentRecalculated's difference), recorded on the agreement by the integrator's results
+    payments process; `GET /agreements/{agreement_id}` lists them (`results_due`) with how
+    each was worked out."""
+    integrator = integrator_of(request)
+    with acting_as(request, principal):
+        integrator.pay_results_due(agreement_id, due_id, body, principal)
+    return _agreement_done(integrator, agreement_id, due_id)
 
 
 @router.post("/agreements/{agreement_id}/end", response_model=AgreementView)
