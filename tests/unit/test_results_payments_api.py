@@ -41,6 +41,7 @@ from pydantic import BaseModel
 
 from services.integrator.projections.overview import spend_by_type_over_time
 from services.integrator.service import SPEC as INTEGRATOR
+from shared.accounts import UserStore
 from shared.contracts import all_specs
 from shared.contracts import outcomes as co
 from shared.contracts.provider_registry import ProviderStatus
@@ -49,6 +50,7 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import open_database
 from shared.web import Runtime, create_service_app
+from tests.unit.test_web_pages import PASSWORD, figure, follow, post, sign_in, text_of
 from tests.waiting import eventually
 
 D = Decimal
@@ -358,3 +360,48 @@ def test_a_calculation_for_an_agreement_the_integrator_does_not_hold_is_parked(
                                                headers=admin).json(),
                         lambda body: bool(body["results_due"]))
     assert [d["due_id"] for d in detail["results_due"]] == ["calc-1"]
+
+
+# --------------------------------------------------------------------------- the pages
+
+
+def test_the_agreement_and_need_pages_say_what_is_due_and_pay_it(
+        settings: Settings, auth: Callable[[Role, str], Auth]) -> None:
+    """The agreement page shows each due item as a finance officer signs it off (the figure,
+    its period, when and how it was calculated, the calculation line by line) with a form to
+    pay it; paid, the figures move on the agreement and need pages, each saying its unit and
+    how it was worked out."""
+    db = open_database(settings, "identity")
+    UserStore(db).create("lee", Role.INTEGRATOR_ADMIN, "Lee Morgan (Finance)", PASSWORD)
+    db.close()
+    with TestClient(create_service_app(INTEGRATOR, settings), follow_redirects=False) as app:
+        runtime_of(app).app.provider_status = {  # type: ignore[attr-defined]
+            HILLSIDE: ProviderStatus.APPROVED, VALLEY: ProviderStatus.APPROVED}.get
+        need_id, agreement_id = commission(app, auth(Role.INTEGRATOR_ADMIN, "sam"))
+        Outcomes(app, UUID(agreement_id)).calculated("calc-1", LAST, "1125.00")
+        sign_in(app, "lee")
+        path = f"/ui/agreements/{agreement_id}"
+        page = eventually(lambda: app.get(path).text, lambda html: "calc-1" in html)
+        said = text_of(page)
+        assert (f"£1,125.00 £1,125.00 due for {LAST}: results payment calculated "
+                f"{TODAY.isoformat()} (calculation calc-1, 1 lines); split between the parties "
+                "by their allocations, to the penny") in said
+        assert "See the calculation" in said
+        assert "Outcome: obesity 0.9 points x £1,250.00 £1,125.00" in said
+        assert figure(page, "fig-due") == "£1,125.00"
+        assert figure(page, "fig-spent") == "£10,000.00"
+        assert ("£: 1 payments recorded: 1 by hand (£10,000.00) and 0 party shares of results "
+                "payments (£0.00, net of credits recovered)") in said
+
+        paid = follow(app, post(app, f"{path}/results-due/calc-1/pay",
+                                {"reference": "REM-0412"}, page=path))
+        assert "Results payment recorded" in paid
+        assert figure(paid, "fig-spent") == "£11,125.00"
+        assert figure(paid, "fig-due") == "£0.00"
+        said = text_of(paid)
+        assert f"paid {TODAY.isoformat()} by integrator_admin:Lee Morgan (Finance)" in said
+        assert "REM-0412 (results payment)" in said
+        need = text_of(app.get(f"/ui/needs/{need_id}").text)
+        assert ("£: payments under its agreements: £10,000.00 recorded by hand and £1,125.00 "
+                "of results payments") in need
+        assert "Northshire ICB £30,000 25.0% £22,500.00 £2,781.25 £0.00" in need
