@@ -41,6 +41,7 @@ from pydantic import BaseModel
 
 from services.integrator.projections.overview import spend_by_type_over_time
 from services.integrator.service import SPEC as INTEGRATOR
+from services.outcomes.service import SPEC as OUTCOMES
 from shared.accounts import UserStore
 from shared.contracts import all_specs
 from shared.contracts import outcomes as co
@@ -405,3 +406,43 @@ def test_the_agreement_and_need_pages_say_what_is_due_and_pay_it(
         assert ("£: payments under its agreements: £10,000.00 recorded by hand and £1,125.00 "
                 "of results payments") in need
         assert "Northshire ICB £30,000 25.0% £22,500.00 £2,781.25 £0.00" in need
+
+
+# --------------------------------------------------------------------------- the API docs
+
+# Each route that carries a rule of issue #13 ("money and time you can sign off"), by service.
+RULED = {
+    "integrator": [
+        ("post", "/needs/{need_id}/contributions"), ("post", "/needs/{need_id}/envelope-raises"),
+        ("post", "/needs/{need_id}/decisions"), ("post", "/agreements"),
+        ("post", "/agreements/{agreement_id}/sign"),
+        ("post", "/agreements/{agreement_id}/activate"),
+        ("post", "/agreements/{agreement_id}/variations"),
+        ("post", "/agreements/{agreement_id}/extensions"),
+        ("post", "/agreements/{agreement_id}/business-cases"),
+        ("post", "/agreements/{agreement_id}/business-cases/{case_id}/approve"),
+        ("post", "/agreements/{agreement_id}/spend"),
+        ("post", "/agreements/{agreement_id}/results-due/{due_id}/pay"),
+        ("put", "/councils/{council}/scheme-of-delegation"),
+        ("get", "/councils/{council}/scheme-of-delegation"), ("get", "/market"),
+        ("get", "/needs/{need_id}/spend-by-partner"), ("get", "/agreements/{agreement_id}"),
+        ("get", "/network/performance"),
+    ],
+    "outcomes": [
+        ("put", "/agreements/{agreement_id}/rate-card"),
+        ("get", "/agreements/{agreement_id}/payments"),
+        ("get", "/performance/measures/{measure_id}"), ("get", "/performance/agreements"),
+        ("get", "/performance/agreements/{agreement_id}"),
+    ],
+}
+
+
+@pytest.mark.parametrize("service", sorted(RULED))
+def test_each_route_says_its_rule_in_one_line_in_the_api_docs(service: str,
+                                                              settings: Settings) -> None:
+    spec = {"integrator": INTEGRATOR, "outcomes": OUTCOMES}[service]
+    paths = create_service_app(spec, settings).openapi()["paths"]
+    for method, path in RULED[service]:
+        first = paths[path][method]["description"].splitlines()[0]
+        assert first.startswith("Rule: "), (path, first)
+        assert first.endswith("."), (path, first)

@@ -194,7 +194,9 @@ def need_record(need_id: UUID, request: Request, _: Reader) -> NeedView:
              response_model=Done)
 def pledge_contribution(need_id: UUID, body: NewContribution, request: Request,
                         principal: Writer) -> Done:
-    """Record a partner organisation's pooled contribution (collaborative commissioning)."""
+    """Rule: a partner's contribution adds to the pooled envelope that awards are committed against.
+
+    Record a partner organisation's pooled contribution (collaborative commissioning)."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
         contribution_id = integrator.pledge_contribution(need_id, body)
@@ -205,7 +207,9 @@ def pledge_contribution(need_id: UUID, body: NewContribution, request: Request,
              response_model=Done, responses={**NOT_AUTHORISED, **REFUSED})
 def raise_envelope(need_id: UUID, body: EnvelopeRaise, request: Request,
                    principal: Writer) -> Done:
-    """Raise the council's envelope for the need by a recorded decision (a top-up, with its
+    """Rule: committed never exceeds the pooled envelope; the council raises it only with a reason.
+
+    Raise the council's envelope for the need by a recorded decision (a top-up, with its
     reason), within the person's authority under the scheme of delegation."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
@@ -236,7 +240,9 @@ def engage_market(need_id: UUID, body: MarketEngagement, request: Request,
 @router.post("/needs/{need_id}/decisions", status_code=status.HTTP_201_CREATED,
              response_model=Decided, responses={**NOT_AUTHORISED, **REFUSED})
 def decide(need_id: UUID, body: NewDecision, request: Request, principal: Writer) -> Decided:
-    """Award to one or more approved providers, allocating budget to each award, within the
+    """Rule: awards go to approved providers, within the pooled envelope and the taker's limit.
+
+    Award to one or more approved providers, allocating budget to each award, within the
     pooled budget and the person's authority (for the total awarded)."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
@@ -268,7 +274,9 @@ def close_need(need_id: UUID, body: Closure, request: Request, principal: Writer
 
 @router.post("/agreements", status_code=status.HTTP_201_CREATED, response_model=AgreementView)
 def draft_agreement(body: NewAgreement, request: Request, principal: Writer) -> AgreementView:
-    """Draft the agreement for one award of a commissioning decision."""
+    """Rule: results are paid in one frequency: the reward terms' payment_frequency.
+
+    Draft the agreement for one award of a commissioning decision."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
         agreement_id = integrator.draft_agreement(body)
@@ -289,7 +297,9 @@ def _agreement_done(integrator: Integrator, agreement_id: UUID, made: str) -> Do
              responses={**REFUSED, **DATED})
 def sign(agreement_id: UUID, body: Signature, request: Request,
          principal: Writer) -> AgreementView:
-    """Record that the parties signed the drafted agreement: not in the future, not before the
+    """Rule: signed neither in the future nor before the decision that awarded it.
+
+    Record that the parties signed the drafted agreement: not in the future, not before the
     commissioning decision that awarded it."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
@@ -301,7 +311,9 @@ def sign(agreement_id: UUID, body: Signature, request: Request,
              responses={**REFUSED, **DATED})
 def activate(agreement_id: UUID, body: Activation, request: Request,
              principal: Writer) -> AgreementView:
-    """Bring a signed agreement into force, on or after the day it was signed."""
+    """Rule: an agreement comes into force only once signed, on or after the day it was signed.
+
+    Bring a signed agreement into force, on or after the day it was signed."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
         integrator.activate(agreement_id, body)
@@ -311,7 +323,9 @@ def activate(agreement_id: UUID, body: Activation, request: Request,
 @router.post("/agreements/{agreement_id}/variations", status_code=status.HTTP_201_CREATED,
              response_model=Done, responses={**NOT_AUTHORISED, **REFUSED})
 def vary(agreement_id: UUID, body: NewVariation, request: Request, principal: Writer) -> Done:
-    """Vary an active agreement (growth, scope or budget change), with the reason: within the
+    """Rule: within the taker's limit; an increase within the need's pooled envelope.
+
+    Vary an active agreement (growth, scope or budget change), with the reason: within the
     person's authority and, for an increase, the need's pooled envelope."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
@@ -322,7 +336,9 @@ def vary(agreement_id: UUID, body: NewVariation, request: Request, principal: Wr
 @router.post("/agreements/{agreement_id}/extensions", status_code=status.HTTP_201_CREATED,
              response_model=Done, responses={**NOT_AUTHORISED, **REFUSED, **DATED})
 def extend(agreement_id: UUID, body: NewExtension, request: Request, principal: Writer) -> Done:
-    """Extend an active agreement's term within the need's, justified by the performance data
+    """Rule: justified by performance data held (or an approved override), within the need.
+
+    Extend an active agreement's term within the need's, justified by the performance data
     the integrator holds for it (or, with none yet, an override the person has the authority
     to approve)."""
     integrator = integrator_of(request)
@@ -335,7 +351,9 @@ def extend(agreement_id: UUID, body: NewExtension, request: Request, principal: 
              response_model=Done)
 def propose_business_case(agreement_id: UUID, body: NewBusinessCase, request: Request,
                           principal: Writer) -> Done:
-    """Propose additional delivery under the agreement: need, expected outcomes, cost."""
+    """Rule: whoever proposes a business case may not approve it.
+
+    Propose additional delivery under the agreement: need, expected outcomes, cost."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
         case_id = integrator.propose_business_case(agreement_id, body, principal)
@@ -346,7 +364,9 @@ def propose_business_case(agreement_id: UUID, body: NewBusinessCase, request: Re
              responses={**NOT_AUTHORISED, **REFUSED})
 def approve_business_case(agreement_id: UUID, case_id: PathId, body: Closure, request: Request,
                           principal: Writer) -> Done:
-    """Approve a business case (not its proposer; within the person's authority for its cost
+    """Rule: never by its proposer; within the approver's limit and the need's pooled envelope.
+
+    Approve a business case (not its proposer; within the person's authority for its cost
     and the need's pooled envelope); its cost varies the agreement's budget."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
@@ -369,7 +389,9 @@ def reject_business_case(agreement_id: UUID, case_id: PathId, body: Closure, req
 @router.post("/agreements/{agreement_id}/spend", status_code=status.HTTP_201_CREATED,
              response_model=Done, responses={**NOT_AUTHORISED, **REFUSED, **DATED})
 def record_spend(agreement_id: UUID, body: NewSpend, request: Request, principal: Writer) -> Done:
-    """Record a payment to a party for a month already begun, within the person's authority;
+    """Rule: spend is for a month begun, within the payer's limit, never over the budget.
+
+    Record a payment to a party for a month already begun, within the person's authority;
     spend never exceeds the budget."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
@@ -381,7 +403,9 @@ def record_spend(agreement_id: UUID, body: NewSpend, request: Request, principal
              responses={**NOT_AUTHORISED, **REFUSED})
 def pay_results_due(agreement_id: UUID, due_id: PathId, body: DuePayment, request: Request,
                     principal: Writer) -> Done:
-    """Pay a results payment due (or recover a credit), each party its share, as spend: within
+    """Rule: results payments are spend: within the payer's limit and never over the budget.
+
+    Pay a results payment due (or recover a credit), each party its share, as spend: within
     the person's authority, never over the budget (a due item flagged as needing a variation
     waits for one).
 
