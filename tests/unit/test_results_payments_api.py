@@ -246,7 +246,7 @@ def test_a_calculation_on_the_log_becomes_due_and_paying_moves_every_view_alike(
     assert [(s["provider_id"], s["amount"]) for s in item["shares"]] == [
         (str(HILLSIDE), "750.00"), (str(VALLEY), "375.00")]
     assert item["how"].startswith(f"£1,125.00 due for {LAST}: results payment calculated "
-                                  f"{TODAY.isoformat()} (calculation calc-1, 1 lines)")
+                                  f"{TODAY.isoformat()} (calculation calc-1, 1 line)")
     assert item["lines"][0]["basis"] == "0.9 points x £1,250.00"
     assert spent_everywhere(found) == {D("10000.00")}
     assert found["due"] == (D("1125.00"), D("1125.00"), D("1125.00"))
@@ -384,14 +384,14 @@ def test_the_agreement_and_need_pages_say_what_is_due_and_pay_it(
         path = f"/ui/agreements/{agreement_id}"
         page = eventually(lambda: app.get(path).text, lambda html: "calc-1" in html)
         said = text_of(page)
-        assert (f"£1,125.00 £1,125.00 due for {LAST}: results payment calculated "
-                f"{TODAY.isoformat()} (calculation calc-1, 1 lines); split between the parties "
+        assert (f"Due £1,125.00 due for {LAST}: results payment calculated "
+                f"{TODAY.isoformat()} (calculation calc-1, 1 line); split between the parties "
                 "by their allocations, to the penny") in said
         assert "See the calculation" in said
         assert "Outcome: obesity 0.9 points x £1,250.00 £1,125.00" in said
         assert figure(page, "fig-due") == "£1,125.00"
         assert figure(page, "fig-spent") == "£10,000.00"
-        assert ("£: 1 payments recorded: 1 by hand (£10,000.00) and 0 party shares of results "
+        assert ("£: 1 payment recorded: 1 by hand (£10,000.00) and 0 party shares of results "
                 "payments (£0.00, net of credits recovered)") in said
 
         paid = follow(app, post(app, f"{path}/results-due/calc-1/pay",

@@ -899,6 +899,11 @@ def money(amount: Decimal) -> str:
     return f"-£{-amount:,.2f}" if amount < 0 else f"£{amount:,.2f}"
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """`n` things, said: 1 variation, 2 variations."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def _due_item(row: Row, spent: Decimal, budget: Decimal) -> ResultsDueItem:
     (due_id, calculation_id, terms_id, period, amount, shares, calculated_on, total, previous,
      reason, over, lines, recorded_at, paid_at, paid_by, paid_period) = row
@@ -926,7 +931,7 @@ def due_in_words(item: ResultsDueItem, budget: Decimal) -> str:
     on = item.calculated_on.isoformat()
     if item.previous_total is None:
         said = (f"{money(item.amount)} due for {item.period}: results payment calculated {on} "
-                f"(calculation {item.calculation_id}, {len(item.lines)} lines)")
+                f"(calculation {item.calculation_id}, {counted(len(item.lines), 'line')})")
     else:
         what = (f"{money(-item.amount)} to recover" if item.amount < 0
                 else f"{money(item.amount)} further due")
@@ -952,16 +957,17 @@ def _agreement_workings(fields: dict[str, Any], variations: list[Variation],
     change = sum((v.budget_change for v in variations), pounds(0))
     return {
         "budget": f"£, pounds and pence: the award of {money(fields['original_budget'])}"
-                  f"{f' and {len(variations)} variations ({money(change)})' if variations else ''}"
-                  ", held by the parties as their allocations",
-        "spent": f"£: {len(spend)} payments recorded: {len(by_hand)} by hand "
-                 f"({money(sum((s.amount for s in by_hand), pounds(0)))}) and {len(results)} "
-                 "party shares of results payments "
+                  + (f" and {counted(len(variations), 'variation')} ({money(change)})"
+                     if variations else "")
+                  + ", held by the parties as their allocations",
+        "spent": f"£: {counted(len(spend), 'payment')} recorded: {len(by_hand)} by hand "
+                 f"({money(sum((s.amount for s in by_hand), pounds(0)))}) and "
+                 f"{counted(len(results), 'party share')} of results payments "
                  f"({money(sum((s.amount for s in results), pounds(0)))}, net of credits "
                  "recovered)",
-        "due": f"£: {len(open_items)} results payments calculated by the outcomes service and "
-               "not paid yet, net of credits to recover; each paid as spend when the council "
-               "records it",
+        "due": f"£: {counted(len(open_items), 'results payment')} calculated by the outcomes "
+               "service and not paid yet, net of credits to recover; each paid as spend when "
+               "the council records it",
     }
 
 
