@@ -18,6 +18,7 @@ from services.integrator.commands import (
     Activation,
     Closure,
     DelegationLimits,
+    DuePayment,
     Ending,
     EnvelopeRaise,
     MarketEngagement,
@@ -47,6 +48,7 @@ from services.integrator.domain.lessons import Lesson
 from services.integrator.domain.needs import Need
 from shared import clock
 from shared.contracts.integrator import DecisionKind
+from shared.contracts.outcomes import PaymentCalculated, PaymentRecalculated
 from shared.contracts.provider_registry import ProviderStatus
 from shared.errors import (
     ConcurrentChange,
@@ -108,6 +110,7 @@ class Integrator(CouncilApplication):
         Agreement.BusinessCaseApproved: "BusinessCaseApproved",
         Agreement.BusinessCaseRejected: "BusinessCaseRejected",
         Agreement.SpendRecorded: "SpendRecorded",
+        Agreement.ResultsPaymentDue: "ResultsPaymentDue",
         Agreement.Ended: "AgreementEnded",
         Lesson.Recorded: "LessonRecorded",
         SchemeOfDelegation.Adopted: "SchemeOfDelegationAdopted",
@@ -402,6 +405,36 @@ class Integrator(CouncilApplication):
             agreement.record_spend(spend_id, spend.provider_id, spend.amount, spend.period,
                                    spend.reference, this_month=clock.now().strftime("%Y-%m"))
         return spend_id
+
+    # ------------------------------------------------------------------ results payments
+
+    def record_results_due(self, calculated: PaymentCalculated | PaymentRecalculated,
+                           calculated_on: str) -> bool:
+        """A results payment the outcomes service calculated (or recalculated) on
+        `calculated_on` becomes due under its agreement: the total, or the recalculation's
+        difference. Once per calculation id; returns whether it was recorded now."""
+        amount, previous, reason = calculated.total, None, "results payment calculated"
+        if isinstance(calculated, PaymentRecalculated):
+            amount, previous = calculated.difference, calculated.previous_total
+            reason = calculated.reason
+        with self._changing(Agreement, calculated.agreement_id, "agreement") as agreement:
+            return agreement.record_results_due(
+                calculated.calculation_id, calculated.terms_id, calculated.period, amount,
+                calculated.total, previous, reason, calculated_on,
+                [line.model_dump(mode="python") for line in calculated.lines])
+
+    def pay_results_due(self, agreement_id: UUID, due_id: str, payment: DuePayment,
+                        by: Principal) -> list[str]:
+        """Pay a results payment due (or recover a credit), each party its share, within
+        `by`'s authority for its amount; spend never exceeds the budget."""
+        with self._changing(Agreement, agreement_id, "agreement") as agreement:
+            item = agreement.due_item(due_id)
+            self._authorise(self.need(agreement.need_id), DecisionKind.SPEND,
+                            abs(item["amount"]), by)
+            spend_ids = [short_id() for _ in item["shares"]]
+            agreement.pay_results_due(due_id, spend_ids, payment.reference,
+                                      this_month=clock.now().strftime("%Y-%m"))
+        return [s for s in spend_ids if s in agreement.spend]
 
     def end_agreement(self, agreement_id: UUID, ending: Ending) -> None:
         with self._changing(Agreement, agreement_id, "agreement") as agreement:

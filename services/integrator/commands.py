@@ -263,6 +263,13 @@ class NewSpend(_Input):
     reference: Text | None = None
 
 
+class DuePayment(_Input):
+    """The council pays a results payment due (or recovers a credit), each party its share."""
+
+    reference: Text | None = Field(default=None, examples=["Remittance 2026-0412"],
+                                   description="the council's payment or invoice reference")
+
+
 class DelegatedLimitIn(_Input):
     role: DelegatedRole
     kind: DecisionKind

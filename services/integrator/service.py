@@ -13,6 +13,7 @@ from services.integrator.application import Integrator
 from services.integrator.projections.network import get_provider
 from services.integrator.projections.performance import performance_evidence
 from services.integrator.replay import SnapshotWorker
+from services.integrator.results_payments import ResultsPaymentsToRecord, results_workers
 from services.integrator.web.views import KeptViewsCloser
 from shared.contracts.provider_registry import ProviderStatus
 from shared.web import Runtime, ServiceSpec, Worker
@@ -51,5 +52,8 @@ SPEC = ServiceSpec(
     projections=projections.service_projections,
     routers=[api.router, web.router],
     wire=wire,
+    # results payments calculated by the outcomes service become due on the agreements
+    workers=results_workers,
+    followers=lambda: [ResultsPaymentsToRecord()],
     serving=serving,
 )

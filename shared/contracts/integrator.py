@@ -18,6 +18,8 @@ from shared.contracts import published
 SOURCE = "integrator"
 
 Money = Annotated[Decimal, Field(max_digits=14, decimal_places=2)]
+Period = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$",
+                              description="a month (2026-04) or a quarter (2026-Q2)")]
 
 
 class SourcingOption(StrEnum):
@@ -398,14 +400,61 @@ class BusinessCaseRejected(_Data):
 
 @published(SOURCE, "SpendRecorded", stream_field="agreement_id")
 class SpendRecorded(_Data):
-    """Money was paid to a provider under the agreement."""
+    """Money was paid to a provider under the agreement (negative: recovered from it, a
+    results payment's credit)."""
 
     agreement_id: UUID
     spend_id: str
     provider_id: UUID
-    amount: Money
-    period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+    amount: Money = Field(description="pounds paid to the provider; negative only for a "
+                          "results payment's credit recovered")
+    period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+                        description="YYYY-MM, the month the payment is for")
     reference: str | None = None
+    due_id: str | None = Field(
+        default=None, description="the results payment due (ResultsPaymentDue) this pays the "
+        "provider's share of; absent for payments recorded by hand")
+
+
+class DueShare(_Data):
+    provider_id: UUID
+    amount: Money = Field(description="pounds: the party's share (negative: to recover)")
+
+
+class CalculationLine(_Data):
+    """One line of the outcomes service's calculation (as PaymentCalculated gives it)."""
+
+    description: str
+    basis: str = Field(description="how the line was worked out, in words and figures")
+    amount: Money
+
+
+@published(SOURCE, "ResultsPaymentDue", stream_field="agreement_id")
+class ResultsPaymentDue(_Data):
+    """A results payment the outcomes service calculated became due under the agreement, split
+    between its parties by their allocations (negative: a credit to recover)."""
+
+    agreement_id: UUID
+    due_id: str = Field(description="the due item: the calculation's id")
+    calculation_id: str = Field(description="of the PaymentCalculated or PaymentRecalculated")
+    terms_id: UUID = Field(description="the outcomes service's terms stream it was read from")
+    period: Period
+    amount: Money = Field(description="pounds due: the calculated total, or a recalculation's "
+                          "difference (negative: a credit to recover)")
+    shares: list[DueShare] = Field(min_length=1, description="each party's share of the "
+                                   "amount, by allocation, to the penny")
+    calculated_on: date = Field(description="the business date of the calculation")
+    calculated_total: Money = Field(description="the period's total by this calculation")
+    previous_total: Money | None = Field(
+        default=None, description="the period's total before a recalculation")
+    reason: str = Field(description="why it is due: a calculation, or what changed it")
+    over_budget_by: Money = Field(
+        default=Decimal(0), ge=0, description="pounds by which paying everything due would "
+        "take spend past the budget when it became due: more than nothing, it needs a "
+        "variation before it can be paid")
+    lines: list[CalculationLine] = Field(
+        default_factory=list, description="the calculation of the period's total, line by "
+        "line, as the outcomes service worked it out")
 
 
 # ---------------------------------------------------------------------- schemes of delegation

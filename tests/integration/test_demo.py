@@ -30,6 +30,7 @@ from services.integrator.demo import DemoError, DemoSummary, load_demo, summaris
 from services.integrator.demo import data as demo_data
 from services.integrator.demo.loader import DemoLoader, demo_provider_ids
 from services.integrator.domain.agreements import Agreement, AgreementStatus, check_terms
+from services.integrator.domain.delegation import check_authority
 from services.integrator.domain.needs import Need
 from services.integrator.ocds import Publisher, record_package, release_package, releases_for
 from services.integrator.projections import NetworkProjection, list_providers
@@ -46,7 +47,7 @@ from shared.audit.trail import verify_log
 from shared.audit.verify import Report
 from shared.cli import build_parser
 from shared.cli import main as council
-from shared.contracts.integrator import EndingKind, VariationKind
+from shared.contracts.integrator import DecisionKind, EndingKind, VariationKind
 from shared.contracts.provider_registry import OrganisationType, ProviderStatus
 from shared.envelope import EventEnvelope, canonical_json
 from shared.eventlog import open_event_log
@@ -176,7 +177,7 @@ def _published(stores: Stores, app: CouncilApplication) -> dict[str, list[EventE
 def test_every_measure_is_measured_each_quarter_with_some_revisions(stores: Stores) -> None:
     events = _published(stores, stores.outcomes)
     defined = {e.stream_id: e.data for e in events["OutcomeMeasureDefined"]}
-    assert len(defined) == len(demo_data.MEASURES) == 14
+    assert len(defined) == len(demo_data.MEASURES) == 16
     assert all(d["baseline"] is not None and d["trajectory"] and d["data_source"]
                for d in defined.values())
     periods: dict[str, set[str]] = {}
@@ -313,24 +314,32 @@ def test_the_counts(stores: Stores) -> None:
     assert summary.agreements_by_arrangement == EXPECTED_ARRANGEMENTS
     assert summary.agreements_by_status == {"active": 41, "ended": 24, "drafted": 1}
     assert summary.endings == {"completed": 20, "terminated": 2, "exited": 2}
-    assert summary.variations == {"growth": 20, "budget_change": 11, "business_case": 10,
+    assert summary.variations == {"growth": 20, "budget_change": 13, "business_case": 10,
                                   "scope_change": 8}
     assert summary.extensions == 11
     assert summary.business_cases == {"approved": 10, "rejected": 3, "proposed": 2}
-    assert summary.contributions == 4
+    # The ICB's two further contributions and the schools forum's; the council's top-ups,
+    # each with its reason (data.NEEDS' top_ups); no extension without performance data.
+    assert (summary.contributions, summary.envelope_raises) == (7, 9)
+    assert summary.extension_overrides == 0
     assert summary.spend_records > 1000
     assert summary.lessons == len(demo_data.LESSONS)
-    assert (summary.measurements, summary.measurement_revisions) == (187, 5)
+    assert (summary.measurements, summary.measurement_revisions) == (213, 5)
     assert (summary.rate_cards, summary.attributions) == (10, 16)
     assert (summary.deliveries, summary.delivery_corrections) == (2703, 56)
     # Only periods within each agreement's term are paid: 130 were before the term bounded
     # payments, 29 of them quarters before an agreement began.
     assert (summary.payments_calculated, summary.payments_recalculated) == (101, 98)
+    # Each calculation (none was of nothing) became due on its agreement, and finance paid
+    # them all, none over a budget: the results paid are the results calculated.
+    assert summary.results_due == summary.results_paid == 199
+    assert summary.results_spent == summary.payments_total
 
 
 def test_the_collaborative_commission_pools_four_budgets(stores: Stores) -> None:
     needs = [stores.integrator.need(i) for i in stores.ids_of(stores.integrator, Need.Defined)]
-    pooled = [n for n in needs if len(n.contributions) >= 3]
+    pooled = [n for n in needs
+              if len({c["partner"] for c in n.contributions.values()}) >= 3]
     assert len(pooled) == 1
     need = pooled[0]
     shares = need.contributions_by_partner()
@@ -474,6 +483,124 @@ def test_every_need_and_agreement_obeys_the_commissioning_rules(stores: Stores) 
                 for provider_id in award["provider_ids"]:
                     status = stores.status_at(provider_id, decided_at[decision["decision_id"]])
                     assert status is S.APPROVED, (award["title"], status)
+
+
+def test_the_demo_obeys_every_rule_of_the_money_and_its_dates(stores: Stores) -> None:
+    """The history a council could sign off (issue #13): no agreement paid outside its term,
+    no need over its envelope at any point, no business case approved by its proposer, no
+    signature after coming into force (and each some days after the award), no decision
+    beyond its taker's limit in the scheme of delegation, no spend dated after the moment it
+    was recorded."""
+    integrator = stores.integrator
+    events = _published(stores, integrator)
+    agreements = {str(i): integrator.agreement(i)
+                  for i in stores.ids_of(integrator, Agreement.Drafted)}
+    _paid_within_each_term(events, agreements)
+    _no_need_over_its_envelope(integrator, stores.ids_of(integrator, Need.Defined))
+    _no_case_approved_by_its_proposer(agreements)
+    _signed_after_the_award_and_before_coming_into_force(integrator, events, agreements)
+    _no_decision_beyond_its_takers_limit(integrator, events, agreements)
+    for spent in events["SpendRecorded"]:
+        assert spent.data["period"] <= f"{spent.occurred_at:%Y-%m}", spent.data
+
+
+def _term(agreement: Agreement) -> tuple[date, date]:
+    ended = agreement.ending["ended_on"] if agreement.ending else agreement.ends_on
+    return (date.fromisoformat(agreement.starts_on),
+            date.fromisoformat(min(agreement.ends_on, ended)))
+
+
+def _paid_within_each_term(events: dict[str, list[EventEnvelope]],
+                           agreements: dict[str, Agreement]) -> None:
+    """Every payment (by hand, or a party's share of a results payment) is for a month of its
+    agreement's term; every results payment due is for a period the term covers."""
+    for spent in events["SpendRecorded"]:
+        starts, ends = _term(agreements[spent.stream_id])
+        assert f"{starts:%Y-%m}" <= spent.data["period"] <= f"{ends:%Y-%m}", spent.data
+    for due in events["ResultsPaymentDue"]:
+        assert cover(due.data["period"], *_term(agreements[due.stream_id])).days > 0, due.data
+    assert {s.data.get("due_id") is None for s in events["SpendRecorded"]} == {True, False}
+
+
+def _no_need_over_its_envelope(integrator: Integrator, need_ids: list[UUID]) -> None:
+    """At every version of every need, what it committed was within its pooled envelope; an
+    envelope was raised only by a partner's contribution or a top-up with its reason."""
+    for need_id in need_ids:
+        need = integrator.need(need_id)
+        for version in range(1, need.version + 1):
+            then: Need = integrator.repository.get(need_id, version=version)
+            assert then.committed <= then.pooled_budget, (need.title, version)
+        for raised in need.envelope_raises:
+            assert raised["reason"].strip()
+            assert raised["decided_by"].startswith("integrator_admin:")
+
+
+def _no_case_approved_by_its_proposer(agreements: dict[str, Agreement]) -> None:
+    cases = [c for a in agreements.values() for c in a.business_cases.values()]
+    approved = [c for c in cases if c["status"] == "approved"]
+    assert approved
+    for case in approved:
+        assert case["proposed_by"] is not None
+        assert case["approved_by"] is not None
+        assert case["proposed_by"] != case["approved_by"], case
+    assert {c["proposed_by"].partition(":")[0] for c in cases} == {"commissioner"}
+
+
+def _signed_after_the_award_and_before_coming_into_force(
+        integrator: Integrator, events: dict[str, list[EventEnvelope]],
+        agreements: dict[str, Agreement]) -> None:
+    signed_at = {e.stream_id: e.occurred_at for e in events["AgreementSigned"]}
+    activated_at = {e.stream_id: e.occurred_at for e in events["AgreementActivated"]}
+    for key, agreement in agreements.items():
+        if agreement.activated_on is None:
+            assert agreement.signed_on is None
+            continue
+        decided_on = integrator.need(agreement.need_id).decisions[
+            agreement.decision_id or ""]["decided_on"]
+        assert agreement.signed_on is not None
+        assert decided_on < agreement.signed_on < agreement.starts_on, agreement.title
+        assert agreement.signed_on <= agreement.activated_on
+        assert signed_at[key] < activated_at[key]
+
+
+def _no_decision_beyond_its_takers_limit(
+        integrator: Integrator, events: dict[str, list[EventEnvelope]],
+        agreements: dict[str, Agreement]) -> None:
+    """Every financial decision, checked against the scheme as the domain checks it: its
+    taker's role had the authority for its amount."""
+    scheme = integrator.scheme_of_delegation(demo_data.COUNCIL)
+    assert scheme.limit("commissioner", DecisionKind.AWARD) == (True, Decimal(50_000))
+    taken: list[tuple[DecisionKind, Decimal, str]] = []
+    for e in events["CommissioningDecided"]:
+        taken.append((DecisionKind.AWARD, sum((Decimal(a["allocation"])
+                                               for a in e.data["awards"]), Decimal(0)),
+                      str(e.actor)))
+    for e in events["AgreementVaried"]:
+        if e.data["kind"] != VariationKind.BUSINESS_CASE.value:
+            taken.append((DecisionKind.VARIATION, abs(Decimal(e.data["budget_change"])),
+                          str(e.actor)))
+    for e in events["AgreementExtended"]:
+        assert e.data.get("override_reason") is None, "extended without performance data"
+        assert e.data.get("performance_data"), e.data
+        then: Agreement = integrator.repository.get(UUID(e.stream_id),
+                                                    version=e.stream_position)
+        taken.append((DecisionKind.EXTENSION, then.budget, str(e.actor)))
+    for e in events["BusinessCaseApproved"]:
+        case = agreements[e.stream_id].business_cases[e.data["business_case_id"]]
+        taken.append((DecisionKind.BUSINESS_CASE, case["cost"], str(e.actor)))
+    for e in events["BudgetEnvelopeRaised"]:
+        taken.append((DecisionKind.ENVELOPE_RAISE, Decimal(e.data["amount"]), str(e.actor)))
+    for e in events["SpendRecorded"]:
+        due_id = e.data.get("due_id")
+        amount = (abs(agreements[e.stream_id].results_due[due_id]["amount"]) if due_id
+                  else Decimal(e.data["amount"]))
+        taken.append((DecisionKind.SPEND, amount, str(e.actor)))
+    for kind, amount, actor in taken:
+        check_authority(scheme, demo_data.COUNCIL, kind, amount, actor.partition(":")[0],
+                        actor)
+    takers = {actor for _, _, actor in taken}
+    assert {demo_data.HEAD_OF_COMMISSIONING, demo_data.CABINET, demo_data.FINANCE} <= takers
+    assert any(actor.startswith("commissioner:") for actor in takers)
 
 
 # ------------------------------------------------------------------------------ idempotence

@@ -364,6 +364,17 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "SpendRecorded": {
         "agreement_id": AGREEMENT, "spend_id": "sp0000000001", "provider_id": MEMBERS[0],
         "amount": "33333.33", "period": "2026-09", "reference": "INV-0042",
+        "due_id": "c0ffee000001",
+    },
+    "ResultsPaymentDue": {
+        "agreement_id": AGREEMENT, "due_id": "c0ffee000001", "calculation_id": "c0ffee000001",
+        "terms_id": "3e6a8b1c-2d4f-4a6b-9c8d-7e5f4a3b2c10", "period": "2026-Q3",
+        "amount": "1125.00",
+        "shares": [{"provider_id": MEMBERS[0], "amount": "750.00"},
+                   {"provider_id": MEMBERS[1], "amount": "375.00"}],
+        "calculated_on": "2026-10-01", "calculated_total": "1125.00", "previous_total": None,
+        "reason": "results payment calculated", "over_budget_by": "0.00",
+        "lines": [{"description": "Sessions", "basis": "45 x £25.00", "amount": "1125.00"}],
     },
     "LessonRecorded": {
         "lesson_id": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d",

@@ -23,6 +23,7 @@ from services.integrator.commands import (
     Activation,
     Closure,
     DelegationLimits,
+    DuePayment,
     Ending,
     EnvelopeRaise,
     MarketEngagement,
@@ -49,6 +50,7 @@ from shared.clock import business_time
 from shared.context import CommandContext, command_context
 from shared.contracts import all_specs, spec_for
 from shared.contracts.integrator import DecisionKind, EndingKind, SourcingStage, VariationKind
+from shared.contracts.outcomes import PaymentCalculated, PaymentLine
 from shared.contracts.provider_registry import ProviderStatus
 from shared.errors import (
     ConcurrentChange,
@@ -820,7 +822,7 @@ def test_spend_is_recorded_up_to_exactly_the_budget() -> None:
     assert agreement.spent == agreement.budget == D("900.00")
     assert agreement.spend["s1"] == {"spend_id": "s1", "provider_id": P1,
                                      "amount": D("600.00"), "period": "2026-07",
-                                     "reference": "INV-1"}
+                                     "reference": "INV-1", "due_id": None}
 
 
 def test_varying_the_budget_up_makes_room_for_more_spend() -> None:
@@ -1352,6 +1354,12 @@ def test_every_event_published_matches_its_contract(app: Integrator) -> None:
             app.reject_business_case(agreement_id, rejected, "covered elsewhere")
             app.record_spend(agreement_id, NewSpend(provider_id=P1, amount=D("250.25"),
                                                     period="2026-08", reference="INV-1"), JO)
+            app.record_results_due(PaymentCalculated(
+                terms_id=uuid4(), agreement_id=agreement_id, period="2026-08",
+                calculation_id="calc-1", total=D("90.00"), lines=[PaymentLine(
+                    description="Sessions", basis="36 x £2.50", amount=D("90.00"))]),
+                "2026-08-20")
+            app.pay_results_due(agreement_id, "calc-1", DuePayment(reference="REM-1"), JO)
             app.end_agreement(agreement_id, Ending(how=EndingKind.EXITED,
                                                    ended_on=date(2030, 3, 31),
                                                    reason="moved to the trust",

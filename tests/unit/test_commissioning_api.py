@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from services.integrator.api import commissioning
 from services.integrator.service import SPEC as INTEGRATOR
 from services.provider_registry.service import SPEC as REGISTRY
+from shared.contracts.outcomes import PaymentCalculated, PaymentLine
 from shared.contracts.provider_registry import ProviderStatus
 from shared.identity import Role, TokenStore
 from shared.settings import Settings
@@ -250,9 +252,15 @@ def world(integrator: TestClient, admin: Auth, auth: Callable[..., Auth],
     drafted = call(integrator, "/agreements", agreement_body(decided_id, second), admin)
     call(integrator, f"/agreements/{drafted['agreement_id']}/sign", SIGNATURE, admin, 200)
     unsigned = call(integrator, "/agreements", agreement_body(decided_id, walks), admin)
+    # A results payment the outcomes service calculated for this month, due on the agreement.
+    runtime_of(integrator).app.record_results_due(  # type: ignore[attr-defined]
+        PaymentCalculated(terms_id=uuid4(), agreement_id=UUID(agreement_id),
+                          period=TODAY[:7], calculation_id="calc-1", total=Decimal("900.00"),
+                          lines=[PaymentLine(description="Sessions", basis="36 x £25.00",
+                                             amount=Decimal("900.00"))]), TODAY)
     return {"open": open_id, "decided": decided_id, "agreement": agreement_id,
             "case": case["id"], "drafted": drafted["agreement_id"],
-            "unsigned": unsigned["agreement_id"], "award": fourth}
+            "unsigned": unsigned["agreement_id"], "award": fourth, "due": "calc-1"}
 
 
 # Every write endpoint: its path (filled from `world`) and a valid body for it there.
@@ -275,6 +283,7 @@ WRITES: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
     "approve": ("/agreements/{agreement}/business-cases/{case}/approve", lambda w: REASON),
     "reject": ("/agreements/{agreement}/business-cases/{case}/reject", lambda w: REASON),
     "spend": ("/agreements/{agreement}/spend", lambda w: spend_body(P1)),
+    "pay": ("/agreements/{agreement}/results-due/{due}/pay", lambda w: {"reference": "REM-1"}),
     "end": ("/agreements/{agreement}/end", lambda w: ENDING),
     "lesson": ("/lessons", lambda w: lesson_body(need_id=w["decided"])),
 }
@@ -307,7 +316,7 @@ def test_the_tables_cover_every_commissioning_route() -> None:
               if isinstance(r, APIRoute)}
     placeholders = {"open": "{need_id}", "decided": "{need_id}", "agreement": "{agreement_id}",
                     "drafted": "{agreement_id}", "unsigned": "{agreement_id}",
-                    "case": "{case_id}"}
+                    "case": "{case_id}", "due": "{due_id}"}
     covered = {(("POST",), path.format(**placeholders)) for path, _ in WRITES.values()}
     covered |= {(("GET",), path.format(**placeholders)) for path in READS}
     assert routes == covered
@@ -481,6 +490,9 @@ BAD_INPUT: list[tuple[str, dict[str, Any], list[Any], str]] = [
     ("spend", {"amount": "-10"}, ["body", "amount"], "greater_than"),
     ("spend", {"provider_id": str(P2)}, ["body", "provider_id"], "value_error"),
     ("spend", {"period": "2999-01"}, ["body", "period"], "value_error"),
+    ("pay", {"reference": "x" * 201}, ["body", "reference"], "string_too_long"),
+    ("pay", {"reference": "a\nb"}, ["body", "reference"], "value_error"),
+    ("pay", {"paid_to": "x"}, ["body", "paid_to"], "extra_forbidden"),
     ("end", {"how": "cancelled"}, ["body", "how"], "enum"),
     ("end", {"how": "exited"}, ["body", "exit_plan_executed"], "value_error"),
     ("end", {"exit_plan_executed": "perhaps"}, ["body", "exit_plan_executed"], "bool_parsing"),

@@ -16,6 +16,7 @@ from services.integrator.application import Integrator
 from services.integrator.commands import (
     Activation,
     Closure,
+    DuePayment,
     Ending,
     EnvelopeRaise,
     MarketEngagement,
@@ -100,6 +101,7 @@ class AgreementView(BaseModel):
     activated_on: str | None
     budget: Decimal
     spent: Decimal
+    due: Decimal
     outcomes: list[dict[str, Any]]
     reward_terms: dict[str, Any] | None
     risk_share: dict[str, Any] | None
@@ -109,6 +111,7 @@ class AgreementView(BaseModel):
     extensions: list[dict[str, Any]]
     business_cases: list[dict[str, Any]]
     spend: list[dict[str, Any]]
+    results_due: list[dict[str, Any]]
     ending: dict[str, Any] | None
     version: int
     updated_at: datetime
@@ -158,12 +161,13 @@ def agreement_view(agreement: Agreement) -> AgreementView:
         parties=agreement.parties, starts_on=agreement.starts_on, ends_on=agreement.ends_on,
         signed_on=agreement.signed_on, signatories=agreement.signatories,
         activated_on=agreement.activated_on, budget=agreement.budget, spent=agreement.spent,
-        outcomes=agreement.outcomes, reward_terms=agreement.reward_terms,
+        due=agreement.due, outcomes=agreement.outcomes, reward_terms=agreement.reward_terms,
         risk_share=agreement.risk_share, break_clauses=agreement.break_clauses,
         exit_plan=agreement.exit_plan, variations=agreement.variations,
         extensions=agreement.extensions,
         business_cases=list(agreement.business_cases.values()),
-        spend=list(agreement.spend.values()), ending=agreement.ending,
+        spend=list(agreement.spend.values()),
+        results_due=list(agreement.results_due.values()), ending=agreement.ending,
         version=agreement.version, updated_at=agreement.modified_on,
     )
 
@@ -190,7 +194,9 @@ def need_record(need_id: UUID, request: Request, _: Reader) -> NeedView:
              response_model=Done)
 def pledge_contribution(need_id: UUID, body: NewContribution, request: Request,
                         principal: Writer) -> Done:
-    """Record a partner organisation's pooled contribution (collaborative commissioning)."""
+    """Rule: a partner's contribution adds to the pooled envelope that awards are committed against.
+
+    Record a partner organisation's pooled contribution (collaborative commissioning)."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
         contribution_id = integrator.pledge_contribution(need_id, body)
@@ -201,7 +207,9 @@ def pledge_contribution(need_id: UUID, body: NewContribution, request: Request,
              response_model=Done, responses={**NOT_AUTHORISED, **REFUSED})
 def raise_envelope(need_id: UUID, body: EnvelopeRaise, request: Request,
                    principal: Writer) -> Done:
-    """Raise the council's envelope for the need by a recorded decision (a top-up, with its
+    """Rule: committed never exceeds the pooled envelope; the council raises it only with a reason.
+
+    Raise the council's envelope for the need by a recorded decision (a top-up, with its
     reason), within the person's authority under the scheme of delegation."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
@@ -232,7 +240,9 @@ def engage_market(need_id: UUID, body: MarketEngagement, request: Request,
 @router.post("/needs/{need_id}/decisions", status_code=status.HTTP_201_CREATED,
              response_model=Decided, responses={**NOT_AUTHORISED, **REFUSED})
 def decide(need_id: UUID, body: NewDecision, request: Request, principal: Writer) -> Decided:
-    """Award to one or more approved providers, allocating budget to each award, within the
+    """Rule: awards go to approved providers, within the pooled envelope and the taker's limit.
+
+    Award to one or more approved providers, allocating budget to each award, within the
     pooled budget and the person's authority (for the total awarded)."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
@@ -264,7 +274,9 @@ def close_need(need_id: UUID, body: Closure, request: Request, principal: Writer
 
 @router.post("/agreements", status_code=status.HTTP_201_CREATED, response_model=AgreementView)
 def draft_agreement(body: NewAgreement, request: Request, principal: Writer) -> AgreementView:
-    """Draft the agreement for one award of a commissioning decision."""
+    """Rule: results are paid in one frequency: the reward terms' payment_frequency.
+
+    Draft the agreement for one award of a commissioning decision."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
         agreement_id = integrator.draft_agreement(body)
@@ -285,7 +297,9 @@ def _agreement_done(integrator: Integrator, agreement_id: UUID, made: str) -> Do
              responses={**REFUSED, **DATED})
 def sign(agreement_id: UUID, body: Signature, request: Request,
          principal: Writer) -> AgreementView:
-    """Record that the parties signed the drafted agreement: not in the future, not before the
+    """Rule: signed neither in the future nor before the decision that awarded it.
+
+    Record that the parties signed the drafted agreement: not in the future, not before the
     commissioning decision that awarded it."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
@@ -297,7 +311,9 @@ def sign(agreement_id: UUID, body: Signature, request: Request,
              responses={**REFUSED, **DATED})
 def activate(agreement_id: UUID, body: Activation, request: Request,
              principal: Writer) -> AgreementView:
-    """Bring a signed agreement into force, on or after the day it was signed."""
+    """Rule: an agreement comes into force only once signed, on or after the day it was signed.
+
+    Bring a signed agreement into force, on or after the day it was signed."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
         integrator.activate(agreement_id, body)
@@ -307,7 +323,9 @@ def activate(agreement_id: UUID, body: Activation, request: Request,
 @router.post("/agreements/{agreement_id}/variations", status_code=status.HTTP_201_CREATED,
              response_model=Done, responses={**NOT_AUTHORISED, **REFUSED})
 def vary(agreement_id: UUID, body: NewVariation, request: Request, principal: Writer) -> Done:
-    """Vary an active agreement (growth, scope or budget change), with the reason: within the
+    """Rule: within the taker's limit; an increase within the need's pooled envelope.
+
+    Vary an active agreement (growth, scope or budget change), with the reason: within the
     person's authority and, for an increase, the need's pooled envelope."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
@@ -318,7 +336,9 @@ def vary(agreement_id: UUID, body: NewVariation, request: Request, principal: Wr
 @router.post("/agreements/{agreement_id}/extensions", status_code=status.HTTP_201_CREATED,
              response_model=Done, responses={**NOT_AUTHORISED, **REFUSED, **DATED})
 def extend(agreement_id: UUID, body: NewExtension, request: Request, principal: Writer) -> Done:
-    """Extend an active agreement's term within the need's, justified by the performance data
+    """Rule: justified by performance data held (or an approved override), within the need.
+
+    Extend an active agreement's term within the need's, justified by the performance data
     the integrator holds for it (or, with none yet, an override the person has the authority
     to approve)."""
     integrator = integrator_of(request)
@@ -331,7 +351,9 @@ def extend(agreement_id: UUID, body: NewExtension, request: Request, principal: 
              response_model=Done)
 def propose_business_case(agreement_id: UUID, body: NewBusinessCase, request: Request,
                           principal: Writer) -> Done:
-    """Propose additional delivery under the agreement: need, expected outcomes, cost."""
+    """Rule: whoever proposes a business case may not approve it.
+
+    Propose additional delivery under the agreement: need, expected outcomes, cost."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
         case_id = integrator.propose_business_case(agreement_id, body, principal)
@@ -342,7 +364,9 @@ def propose_business_case(agreement_id: UUID, body: NewBusinessCase, request: Re
              responses={**NOT_AUTHORISED, **REFUSED})
 def approve_business_case(agreement_id: UUID, case_id: PathId, body: Closure, request: Request,
                           principal: Writer) -> Done:
-    """Approve a business case (not its proposer; within the person's authority for its cost
+    """Rule: never by its proposer; within the approver's limit and the need's pooled envelope.
+
+    Approve a business case (not its proposer; within the person's authority for its cost
     and the need's pooled envelope); its cost varies the agreement's budget."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
@@ -365,12 +389,34 @@ def reject_business_case(agreement_id: UUID, case_id: PathId, body: Closure, req
 @router.post("/agreements/{agreement_id}/spend", status_code=status.HTTP_201_CREATED,
              response_model=Done, responses={**NOT_AUTHORISED, **REFUSED, **DATED})
 def record_spend(agreement_id: UUID, body: NewSpend, request: Request, principal: Writer) -> Done:
-    """Record a payment to a party for a month already begun, within the person's authority;
+    """Rule: spend is for a month begun, within the payer's limit, never over the budget.
+
+    Record a payment to a party for a month already begun, within the person's authority;
     spend never exceeds the budget."""
     integrator = integrator_of(request)
     with acting_as(request, principal):
         spend_id = integrator.record_spend(agreement_id, body, principal)
     return _agreement_done(integrator, agreement_id, spend_id)
+
+
+@router.post("/agreements/{agreement_id}/results-due/{due_id}/pay", response_model=Done,
+             responses={**NOT_AUTHORISED, **REFUSED})
+def pay_results_due(agreement_id: UUID, due_id: PathId, body: DuePayment, request: Request,
+                    principal: Writer) -> Done:
+    """Rule: results payments are spend: within the payer's limit and never over the budget.
+
+    Pay a results payment due (or recover a credit), each party its share, as spend: within
+    the person's authority, never over the budget (a due item flagged as needing a variation
+    waits for one).
+
+    The due items are the outcomes service's calculations (PaymentCalculated, and each
+    PaymentRecalculated's difference), recorded on the agreement by the integrator's results
+    payments process; `GET /agreements/{agreement_id}` lists them (`results_due`) with how
+    each was worked out."""
+    integrator = integrator_of(request)
+    with acting_as(request, principal):
+        integrator.pay_results_due(agreement_id, due_id, body, principal)
+    return _agreement_done(integrator, agreement_id, due_id)
 
 
 @router.post("/agreements/{agreement_id}/end", response_model=AgreementView)

@@ -45,7 +45,9 @@ def scheme_view(scheme: SchemeOfDelegation) -> SchemeView:
             responses=NOT_AUTHORISED)
 def set_scheme(council: QueryName, body: DelegationLimits, request: Request,
                principal: Admin) -> SchemeView:
-    """Set the council's scheme of delegation (integrator admins only): every limit, replacing
+    """Rule: a decision over its taker's limit is refused; with no scheme, only admins decide.
+
+    Set the council's scheme of delegation (integrator admins only): every limit, replacing
     those set before. Until one is set, only an integrator admin may take financial decisions
     (awards, variations, extensions, business cases, spend, envelope raises) for the needs the
     council leads."""
@@ -57,5 +59,7 @@ def set_scheme(council: QueryName, body: DelegationLimits, request: Request,
 @router.get("/councils/{council}/scheme-of-delegation", response_model=SchemeView,
             responses={404: {"description": "No scheme of delegation is set for the council"}})
 def read_scheme(council: QueryName, request: Request, _: Reader) -> SchemeView:
-    """The council's scheme of delegation as it stands (read only for council staff)."""
+    """Rule: a decision over the taker's limit is refused; nobody approves what they proposed.
+
+    The council's scheme of delegation as it stands (read only for council staff)."""
     return scheme_view(integrator_of(request).scheme_of_delegation(council))

@@ -104,7 +104,9 @@ def state(request: Request, _: Reader, as_of: AsOf) -> NetworkState:
 
 @router.get("/market", response_model=MarketView)
 def market(request: Request, _: Reader, as_of: AsOf) -> MarketView:
-    """The market view: share of committed spend by organisation type; per service category
+    """Rule: concentration (HHI) is rated per top-level category; supply gaps are per area.
+
+    The market view: share of committed spend by organisation type; per service category
     (rolled up the service taxonomy: a category includes every category below it) the approved
     providers, committed spend, each provider's share and the largest; per top-level category,
     where concentration is rated, the Herfindahl-Hirschman index now and at the end of each
@@ -144,7 +146,9 @@ def need(need_id: UUID, request: Request, _: Reader, as_of: AsOf) -> NeedDetail:
 @router.get("/needs/{need_id}/spend-by-partner", response_model=SpendByPartner)
 def need_spend_by_partner(need_id: UUID, request: Request, _: Reader,
                           as_of: AsOf) -> SpendByPartner:
-    """A collaborative commission's committed spend and spend to date, split between the lead
+    """Rule: spend, results payments included, is split pro rata to contributions, to the penny.
+
+    A collaborative commission's committed spend and spend to date, split between the lead
     organisation and its partners pro rata to their contributions."""
     return found(read(request, as_of, lambda db: spend_by_partner(db, need_id)),
                  f"need {need_id}")
@@ -173,7 +177,9 @@ def agreements(
 
 @router.get("/agreements/{agreement_id}", response_model=AgreementDetail)
 def agreement(agreement_id: UUID, request: Request, _: Reader, as_of: AsOf) -> AgreementDetail:
-    """One agreement with its parties, variations, extensions, business cases and spend."""
+    """Rule: spend counts payments by hand and results payments alike.
+
+    One agreement with its parties, variations, extensions, business cases and spend."""
     return found(read(request, as_of, lambda db: get_agreement(db, agreement_id)),
                  f"agreement {agreement_id}")
 

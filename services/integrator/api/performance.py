@@ -31,7 +31,9 @@ def performance(
         Query(description="only agreements of this RAG ('none': not yet assessable)"),
     ] = None,
 ) -> list[ArrangementPerformance]:
-    """Which arrangements work: agreements sorted by RAG (green, amber, red, then those not yet
+    """Rule: cost per outcome is in each measure's own unit; a period still running is provisional.
+
+    Which arrangements work: agreements sorted by RAG (green, amber, red, then those not yet
     assessable), then by title, each with its latest achievement against the outcome
     trajectory, payments, spend, delivery volumes per unit and, per attributed measure, its
     cost per unit of improvement in the measure's own unit with how it was worked out. The RAG

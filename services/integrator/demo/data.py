@@ -61,15 +61,31 @@ INSURERS = (
 
 # ---------------------------------------------------------------------------------- people
 
-# Who does what at the council (the actor recorded on each event).
+# Who does what at the council (the actor recorded on each event). Commissioners propose and
+# take the decisions within their limit under the scheme of delegation (SCHEME below); the head
+# of commissioning takes those above it; the Cabinet the largest (its decisions recorded by
+# democratic services); finance pays.
 MARKET_OFFICER = "integrator_admin:Sam Okafor"  # runs the provider registry
 PERFORMANCE = "integrator_admin:Performance and Intelligence Team"
 FINANCE = "integrator_admin:Lee Morgan (Finance)"
+HEAD_OF_COMMISSIONING = "integrator_admin:Helen Carter (Head of Commissioning)"
+CABINET = "integrator_admin:Cabinet (recorded by Democratic Services)"
 ADULTS = "commissioner:Jo Patel"
 CHILDREN = "commissioner:Marcus Reid"
 PUBLIC_HEALTH = "commissioner:Aisha Khan"
 PLACE = "commissioner:Tom Hughes"
 DIGITAL = "commissioner:Priya Shah"
+
+# The council's scheme of delegation (its constitution, part 3), set before the history
+# begins: a commissioner takes a decision of up to COMMISSIONER_LIMIT pounds (awards,
+# variations, extensions, business cases, payments); an integrator admin (the head of
+# commissioning, finance) any, and alone raises an envelope or overrides the need for
+# performance data; decisions of CABINET_FROM pounds or more are the Cabinet's.
+COMMISSIONER_LIMIT = 50_000
+CABINET_FROM = 1_000_000
+SCHEME_REASON = ("Northshire County Council constitution, part 3: officers' scheme of "
+                 "delegation. Commissioners decide up to £50,000; the head of commissioning "
+                 "above that; key decisions of £1m or more go to Cabinet")
 
 # ---------------------------------------------------------------------------------- measures
 
@@ -120,6 +136,11 @@ MEASURES = (
                 LOWER, "24", "18", "2026-Q4", "Children in Need census", 0.75),
     MeasureSpec("disabled-employment", "Disabled adults in paid employment", "%", HIGHER, "53",
                 "58", "2027-Q3", "Annual Population Survey", 0.9),
+    # Contract monitoring of services no population survey measures: their performance data.
+    MeasureSpec("journeys", "Home to school journeys on time", "%", HIGHER, "97.5", "99",
+                "2026-Q3", "Passenger transport contract monitoring", 1.0),
+    MeasureSpec("audits", "Facilities quality audits passed", "%", HIGHER, "91", "95",
+                "2026-Q2", "Facilities management quality audits", 1.0),
 )
 MEASURES_PUBLISHED_AFTER = 50  # days after a quarter ends that its figures come out
 REVISED_AFTER = 120  # days after the provisional figure that a revision comes out
@@ -156,6 +177,7 @@ CORRECTION_EVERY = 45  # about one report in this many is corrected a few weeks 
 # Payment by results: agreements with reward terms get a quarterly rate card paying part of
 # their results share on delivery and part on outcomes, settled the month after each quarter.
 SETTLEMENT_DAY = 21  # of the month after a quarter ends
+RESULTS_PAID_AFTER = (7, 14)  # days after the settlement that finance pays what fell due
 OUTCOME_SHARE = 0.7  # of a quarter's results payment that is paid on outcomes
 
 # ---------------------------------------------------------------------------------- categories
@@ -781,9 +803,20 @@ class NeedSpec:
     decisions: tuple[DecisionSpec, ...] = ()
     review: tuple[date, str] | None = None
     close: tuple[date, str] | None = None  # exit stage, then closed a fortnight later
+    # The need's own end when it runs past `ends` (its first agreements' term): the strategy it
+    # serves, within which those agreements may be extended.
+    horizon: date | None = None
+    # The council's own top-ups of its envelope: (on, pounds, why, who decided), each a
+    # recorded decision.
+    top_ups: tuple[tuple[date, int, str, str], ...] = ()
     # The districts the population lives in, where its description names them: "*" for the
     # whole county, else district codes; "" where it names no place.
     where: str = ""
+
+    @property
+    def until(self) -> date:
+        """The need's end: its horizon, else its first agreements' term's end."""
+        return self.horizon or self.ends
 
     @property
     def options_on(self) -> date:
@@ -849,6 +882,15 @@ NEEDS: tuple[NeedSpec, ...] = (
         review=(date(2025, 10, 6), "Year-two review: programme on track; holiday food "
                 "reached 3,100 children; gym passes under-used and scaled back"),
         where="*",
+        horizon=date(2028, 3, 31),  # the Healthy Weight Strategy 2023 to 2028
+        top_ups=(
+            (date(2024, 9, 3), 80_000, "Public health grant 2024/25 uplift, allocated by the "
+             "Director of Public Health to healthy weight: the Year 7 extension in Eastmoor and "
+             "Fenwick and family cooking sessions", HEAD_OF_COMMISSIONING),
+            (date(2026, 7, 7), 240_000, "Public health grant 2027/28 for the programme's "
+             "extended year, in the medium-term financial plan agreed by Council in February "
+             "2026", HEAD_OF_COMMISSIONING),
+        ),
     ),
     NeedSpec(
         "stop-smoking", "Stop smoking service", "stop-smoking", PUBLIC_HEALTH,
@@ -895,6 +937,10 @@ NEEDS: tuple[NeedSpec, ...] = (
              ),
         ),),
         where="*",
+        horizon=date(2028, 3, 31),  # the first phase of the Smokefree Northshire 2030 plan
+        top_ups=((date(2026, 5, 5), 150_000, "Local Stop Smoking Services and Support Grant "
+                  "2026/27 (DHSC) funds the specialist service's extended year",
+                  HEAD_OF_COMMISSIONING),),
     ),
     NeedSpec(
         "home-care", "Home care for adults", "home-care", ADULTS,
@@ -916,7 +962,10 @@ NEEDS: tuple[NeedSpec, ...] = (
             "references) and price; complex care from a provider with specialist staff.",
             (A("hc-north", "Home care: Ashby Market and Brookfield zone", T.CALL_OFF,
                ("brightwater",), 1_600_000,
-               story=(End(date(2025, 7, 18), EndingKind.TERMINATED,
+               story=(Vary(date(2025, 7, 18), VK.BUDGET_CHANGE,
+                           "Terminated: the budget for the rest of the term is released to "
+                           "the zones taking on its packages", change=-800_000),
+                      End(date(2025, 7, 18), EndingKind.TERMINATED,
                           "Provider suspended after the CQC rated it Inadequate in June 2025; "
                           "terminated under clause 14.2", True,
                           "212 packages of care moved to Kindred Care Services and Willow Tree "
@@ -965,6 +1014,9 @@ NEEDS: tuple[NeedSpec, ...] = (
         ),),
         review=(date(2025, 4, 22), "Annual market position review: capacity recovered in "
                 "Castleton; rural zone still short of carers"),
+        top_ups=((date(2025, 4, 1), 250_000, "Adult social care precept 2025/26: the National "
+                  "Living Wage rises in home care rates, agreed in the council's budget of "
+                  "February 2025", HEAD_OF_COMMISSIONING),),
     ),
     NeedSpec(
         "home-first", "Home First: reablement and hospital discharge", "reablement", ADULTS,
@@ -981,7 +1033,13 @@ NEEDS: tuple[NeedSpec, ...] = (
         "Joint event with the ICB for reablement and discharge providers.", date(2023, 10, 17),
         contributions=((date(2023, 9, 19), "NHS Northshire and Westvale Integrated Care Board",
                         1_500_000, "Better Care Fund: NHS contribution pooled under the "
-                        "section 75 agreement"),),
+                        "section 75 agreement"),
+                       (date(2024, 11, 26), "NHS Northshire and Westvale Integrated Care Board",
+                        300_000, "Winter discharge funding 2024/25: forty extra reablement "
+                        "packages a month from December to March"),
+                       (date(2025, 6, 24), "NHS Northshire and Westvale Integrated Care Board",
+                        160_000, "Better Care Fund discharge funding 2025/26: trusted "
+                        "assessors for discharges to care homes")),
         decisions=(DecisionSpec(
             date(2023, 11, 28), "Health and Wellbeing Board (Better Care Fund)",
             "Home First model agreed with the ICB; awards on quality and capacity to start in "
@@ -1049,6 +1107,13 @@ NEEDS: tuple[NeedSpec, ...] = (
              ),
         ),),
         where="*",
+        contributions=((date(2024, 10, 1), "Northshire Schools Forum", 18_000,
+                        "Dedicated Schools Grant (central school services block): training "
+                        "secondary schools to identify young carers"),),
+        horizon=date(2028, 3, 31),  # the carers' strategy 2023 to 2028
+        top_ups=((date(2026, 6, 9), 310_000, "Carers' budget for 2026/27 and 2027/28: the hub "
+                  "and the young carers' service kept while the carers' strategy is refreshed "
+                  "(Cabinet, 2 June 2026)", CABINET),),
     ),
     NeedSpec(
         "day-opportunities", "Day opportunities for adults with learning disabilities",
@@ -1145,6 +1210,10 @@ NEEDS: tuple[NeedSpec, ...] = (
             ),
         ),
         review=(date(2025, 9, 30), "Two-year review with the alliance: outcomes on track"),
+        horizon=date(2029, 3, 31),  # the homelessness and rough sleeping strategy 2024 to 2029
+        top_ups=((date(2026, 6, 16), 720_000, "Homelessness Prevention Grant 2026/27 (MHCLG) "
+                  "and the council's 2027/28 homelessness budget for the alliance's extended "
+                  "year (Cabinet, 9 June 2026)", CABINET),),
     ),
     NeedSpec(
         "tenancy", "Tenancy sustainment", "tenancy-sustainment", PLACE,
@@ -1272,6 +1341,7 @@ NEEDS: tuple[NeedSpec, ...] = (
              ),
         ),),
         where="CT DB AM",
+        horizon=date(2028, 3, 31),  # the youth strategy being refreshed
     ),
     NeedSpec(
         "early-help", "Early help for families", "early-help", CHILDREN,
@@ -1354,11 +1424,15 @@ NEEDS: tuple[NeedSpec, ...] = (
                ("ashby-community-transport",), 180_000),
              ),
         ),),
+        horizon=date(2028, 3, 31),  # the local transport plan's bus service improvement plan
+        top_ups=((date(2026, 5, 12), 45_000, "Bus Service Improvement Plan grant 2026/27 "
+                  "(Department for Transport) for the rural dial-a-ride's extended year",
+                  HEAD_OF_COMMISSIONING),),
     ),
     NeedSpec(
         "school-transport", "Home to school transport", "home-to-school-transport", PLACE,
         "Pupils entitled to free home to school transport, including pupils with SEND", 4800,
-        (OutcomeSpec("Every entitled pupil arrives on time and safely", None,
+        (OutcomeSpec("Every entitled pupil arrives on time and safely", "journeys",
                      "99% of journeys on time; no safeguarding incidents", date(2026, 8, 31)),),
         ("School routes", "Passenger assistants"),
         5_500_000, date(2023, 9, 4), date(2026, 8, 31), date(2023, 4, 5),
@@ -1395,6 +1469,10 @@ NEEDS: tuple[NeedSpec, ...] = (
                )),
              ),
         ),),
+        horizon=date(2028, 8, 31),  # until the home to school travel policy review is done
+        top_ups=((date(2026, 7, 14), 140_000, "Home to school transport: the 2026/27 pressure "
+                  "on SEND and large-vehicle routes, funded from the corporate contingency "
+                  "(Cabinet, 14 July 2026)", CABINET),),
     ),
     NeedSpec(
         "digital-inclusion", "Digital inclusion", "digital-inclusion", DIGITAL,
@@ -1475,6 +1553,9 @@ NEEDS: tuple[NeedSpec, ...] = (
                            scope="Free swimming for under-16s in school holidays"),)),
              ),
         ),),
+        top_ups=((date(2023, 12, 5), 80_000, "Energy price contingency reserve: the council's "
+                  "share of the leisure trust's energy overrun under the risk-share clause",
+                  HEAD_OF_COMMISSIONING),),
     ),
     NeedSpec(
         "active-communities", "Active communities", "physical-activity", PUBLIC_HEALTH,
@@ -1542,7 +1623,7 @@ NEEDS: tuple[NeedSpec, ...] = (
     NeedSpec(
         "facilities", "Cleaning, grounds and catering for council buildings", "facilities",
         PLACE, "Staff and visitors at 64 council buildings and parks", 64,
-        (OutcomeSpec("Buildings and parks clean, safe and well kept", None,
+        (OutcomeSpec("Buildings and parks clean, safe and well kept", "audits",
                      "95% of quality audits passed", date(2026, 6, 30)),
          OutcomeSpec("More local and social enterprise suppliers", None,
                      "30% of facilities spend with local SMEs and VCSEs", date(2026, 6, 30))),
@@ -1563,7 +1644,11 @@ NEEDS: tuple[NeedSpec, ...] = (
                                  520_000),)),
                  A("fm-catering", "Civic and school catering", T.FORMAL_CONTRACT,
                    ("orchard-catering",), 1_200_000,
-                   story=(End(date(2025, 3, 31), EndingKind.EXITED,
+                   story=(Vary(date(2025, 3, 31), VK.BUDGET_CHANGE,
+                               "Exit agreed: the budget for the rest of the term is released "
+                               "(school kitchens return to the council; civic catering re-let "
+                               "as a smaller lot)", change=-430_000),
+                          End(date(2025, 3, 31), EndingKind.EXITED,
                               "Orchard Catering Group withdrew from local authority catering "
                               "nationally; both parties agreed an early exit", True,
                               "Civic catering moved to Second Chance Catering CIC from 1 April "
@@ -1588,6 +1673,7 @@ NEEDS: tuple[NeedSpec, ...] = (
                    ends=date(2027, 3, 31)),),
             ),
         ),
+        horizon=date(2028, 3, 31),  # aligned with the council's estate strategy
     ),
     # Needs still being sourced: the pipeline.
     NeedSpec(

@@ -82,6 +82,7 @@ from services.integrator.domain.lessons import Lesson
 from services.integrator.domain.needs import Need
 from services.outcomes.application import Outcomes
 from services.outcomes.domain import AgreementTerms, DeliveryReport, OutcomeMeasure
+from services.outcomes.payments import period_bounds
 from services.provider_registry.application import ProviderRegistry, provider_id_for
 from services.provider_registry.commands import (
     AddressIn,
@@ -136,18 +137,37 @@ _MARKER_SCHEMA = (
 )
 
 
-# The scheme of delegation the demo council sets before its history begins. Its history was
-# written before schemes existed, so the commissioners' limits are set high enough for every
-# decision in it; integrator admins have none.
+# The scheme of delegation the demo council sets before its history begins (data.SCHEME_REASON
+# says it in words): commissioners decide up to data.COMMISSIONER_LIMIT pounds; integrator
+# admins (the head of commissioning, finance; the Cabinet's decisions recorded by democratic
+# services) without a limit, and they alone raise envelopes or override the need for
+# performance data.
 DEMO_LIMITS = DelegationLimits(
-    limits=[DelegatedLimitIn(role=DelegatedRole.COMMISSIONER, kind=kind, up_to=D(limit))
-            for kind, limit in ((DecisionKind.AWARD, 10_000_000),
-                                (DecisionKind.VARIATION, 1_000_000),
-                                (DecisionKind.EXTENSION, 5_000_000),
-                                (DecisionKind.BUSINESS_CASE, 250_000),
-                                (DecisionKind.SPEND, 50_000))]
+    limits=[DelegatedLimitIn(role=DelegatedRole.COMMISSIONER, kind=kind,
+                             up_to=D(data.COMMISSIONER_LIMIT))
+            for kind in (DecisionKind.AWARD, DecisionKind.VARIATION, DecisionKind.EXTENSION,
+                         DecisionKind.BUSINESS_CASE, DecisionKind.SPEND)]
     + [DelegatedLimitIn(role=DelegatedRole.INTEGRATOR_ADMIN, kind=kind) for kind in DecisionKind],
-    reason="Northshire County Council financial regulations: scheme of delegation")
+    reason=data.SCHEME_REASON)
+
+
+def approver(commissioner: str, amount: Decimal) -> str:
+    """Who takes a decision of `amount` pounds under the scheme: the commissioner within their
+    limit, else the head of commissioning."""
+    return commissioner if amount <= data.COMMISSIONER_LIMIT else data.HEAD_OF_COMMISSIONING
+
+
+def decider(commissioner: str, amount: Decimal) -> str:
+    """Who takes a commissioning decision of `amount` pounds: as `approver`, and the Cabinet
+    from data.CABINET_FROM."""
+    return data.CABINET if amount >= data.CABINET_FROM else approver(commissioner, amount)
+
+
+@contextmanager
+def acting_for(actor: str) -> Iterator[Principal]:
+    """Run a command as `actor` (role:label), the person the step's decision falls to."""
+    with command_context(CommandContext(actor=actor, organisation="council")):
+        yield acting()
 
 
 def acting() -> Principal:
@@ -186,15 +206,20 @@ class DemoSummary:
     needs_decided: int = 0
     needs_closed: int = 0
     contributions: int = 0
+    envelope_raises: int = 0
     collaborative_partners: list[str] = field(default_factory=list)
     agreements_by_arrangement: dict[str, int] = field(default_factory=dict)
     agreements_by_status: dict[str, int] = field(default_factory=dict)
     endings: dict[str, int] = field(default_factory=dict)
     variations: dict[str, int] = field(default_factory=dict)
     extensions: int = 0
+    extension_overrides: int = 0
     business_cases: dict[str, int] = field(default_factory=dict)
     spend_records: int = 0
     spend_total: str = "0.00"
+    results_due: int = 0
+    results_paid: int = 0
+    results_spent: str = "0.00"
     lessons: int = 0
     measurements: int = 0
     measurement_revisions: int = 0
@@ -232,15 +257,18 @@ class DemoSummary:
             f"outcome measures {self.measures}",
             f"needs            {self.needs} ({self.needs_decided} decided, "
             f"{self.needs_closed} closed); {self.contributions} pooled contributions from "
-            f"{', '.join(self.collaborative_partners)}",
+            f"{', '.join(self.collaborative_partners)}; {self.envelope_raises} council "
+            "top-ups",
             f"agreements       {self.agreements} ({counts(self.agreements_by_arrangement)})",
             f"                 {counts(self.agreements_by_status)}; ended: "
             f"{counts(self.endings)}",
             f"variations       {sum(self.variations.values())} ({counts(self.variations)}); "
-            f"{self.extensions} extensions",
+            f"{self.extensions} extensions ({self.extension_overrides} by override)",
             f"business cases   {sum(self.business_cases.values())} "
             f"({counts(self.business_cases)})",
-            f"spend            {self.spend_records} payments, {spent}",
+            f"spend            {self.spend_records} payments, {spent} (results payments "
+            f"£{D(self.results_spent):,.0f}: {self.results_paid} of {self.results_due} due "
+            "items paid)",
             f"lessons          {self.lessons}",
             f"measurements     {self.measurements} ({self.measurement_revisions} revisions)",
             f"results terms    {self.rate_cards} rate cards, {self.attributions} attributions",
@@ -400,39 +428,30 @@ class DemoLoader:
         except NotFound:
             return None
 
-    def _make_room(self, agreement_id: UUID, change: Decimal) -> None:
-        """Finance tops up the need's envelope by what a budget increase would take past the
-        pooled envelope (the demo's history was written before the envelope was enforced after
-        the award; it now records the top-up each increase needed)."""
-        need = self.integrator.need(self.integrator.agreement(agreement_id).need_id)
-        short = need.committed + change - need.pooled_budget
-        if short > 0:
-            with command_context(CommandContext(actor=data.FINANCE, organisation="council")):
-                self.integrator.raise_envelope(need.id, EnvelopeRaise(
-                    amount=short, reason="Council top-up approved with the variation it "
-                    "covers, under the financial regulations"), acting())
-
     def _performance_evidence(self, agreement_id: UUID) -> str | None:
-        """The latest measurement (in the load, now is the step's date) of a measure the
-        agreement's outcomes name: what the integrator's performance view would hold."""
+        """The latest measurement, of a period that ended after the agreement started, of a
+        measure its outcomes name (in the load, now is the step's date): what the integrator's
+        performance view would hold (services.integrator.projections.performance)."""
         agreement = self.integrator.agreement(agreement_id)
         found = []
         for outcome in agreement.outcomes:
             if outcome.get("measure_id"):
                 measure = self.outcomes.measure(outcome["measure_id"])
-                found += [(period, measure.name, history[-1]["value"])
-                          for period, history in measure.measurements.items()]
+                found += [(period_bounds(period)[1], period, measure.name, measure.unit,
+                           history[-1]["value"])
+                          for period, history in measure.measurements.items()
+                          if period_bounds(period)[1].isoformat() >= agreement.starts_on]
         if not found:
             return None
-        period, name, value = max(found)
-        return f"{name}: {value} in {period}"
+        _, period, name, unit, value = max(found)
+        return f"{name}: {value} {unit} in {period}"
 
     # ------------------------------------------------------------------ planning
 
     def plan_all(self) -> Plan:
         self._check_tables()
         self.plan.add_before(datetime(START.year, START.month, START.day, 8, tzinfo=UTC),
-                             data.MARKET_OFFICER, "scheme of delegation",
+                             data.HEAD_OF_COMMISSIONING, "scheme of delegation",
                              lambda: self.integrator.set_delegation_limits(
                                  COUNCIL, DEMO_LIMITS, acting()))
         self._plan_measures()
@@ -453,6 +472,11 @@ class DemoLoader:
             pooled = need.budget + sum(c[2] for c in need.contributions)
             committed = sum(a.allocation for d in need.decisions for a in d.awards)
             assert committed <= pooled, f"{need.key}: awards exceed the pooled budget"
+            for _, _, award in (self.awards[a.key] for d in need.decisions for a in d.awards):
+                for story in award.story:
+                    if isinstance(story, Extend):
+                        assert story.new_end <= need.until, f"{award.key}: extended past " \
+                            "its need's end"
 
     def _plan_measures(self) -> None:
         for spec in data.MEASURES:
@@ -884,12 +908,15 @@ class DemoLoader:
                                     else None, target=o.target, target_date=o.by)
                           for o in need.outcomes],
                 outputs=list(need.outputs), budget_envelope=D(need.budget),
-                starts_on=need.starts, ends_on=self._horizon(need), lead_organisation=COUNCIL))
+                starts_on=need.starts, ends_on=need.until, lead_organisation=COUNCIL))
 
         add(need.defined, "define", define)
         for on, partner, amount, note in need.contributions:
             pledge = NewContribution(partner=partner, amount=D(amount), note=note)
             add(on, f"pledge {partner}", partial(self._pledge, key, pledge))
+        for on, amount, reason, by in need.top_ups:
+            top_up = EnvelopeRaise(amount=D(amount), reason=reason)
+            add(on, "top up the envelope", partial(self._top_up, key, top_up), by)
         if need.options:
             appraisal = self._appraisal(need)
             add(need.options_on, "appraise options",
@@ -918,12 +945,11 @@ class DemoLoader:
                 self.need_ids[key], Closure(reason=reason)))
 
     @staticmethod
-    def _horizon(need: NeedSpec) -> date:
-        """The need's end, or its agreements' last extension if later: extensions stay within
-        the need's horizon, and the demo's tables were written before that was enforced."""
-        extended = [s.new_end for d in need.decisions for a in d.awards for s in a.story
-                    if isinstance(s, Extend)]
-        return max([need.ends, *extended])
+    def acting() -> Principal:
+        return acting()
+
+    def _top_up(self, key: str, top_up: EnvelopeRaise) -> None:
+        self.integrator.raise_envelope(self.need_ids[key], top_up, acting())
 
     def _appraisal(self, need: NeedSpec) -> OptionsAppraisal:
         rng = self.rng
@@ -971,13 +997,18 @@ class DemoLoader:
             for award, award_id in zip(decision.awards, award_ids, strict=True):
                 self.award_ids[award.key] = award_id
 
-        add(decision.on, f"decision {number + 1}", decide)
+        total = sum((D(a.allocation) for a in decision.awards), D(0))
+        add(decision.on, f"decision {number + 1}", decide, decider(need.commissioner, total))
         drafts: list[date] = []
         activations: list[date] = []
         for award in decision.awards:
             starts = award.starts or need.starts
             drafted = min(decision.on + _days(self.rng.randint(7, 14)), starts - _days(2))
             drafted = max(drafted, decision.on + _days(1))
+            # Drafted on a working day: a weekend one the Friday before (if after the
+            # decision), so it can be signed before a Monday start.
+            friday = drafted - _days(max(0, drafted.weekday() - 4))
+            drafted = friday if friday > decision.on else drafted
             drafts.append(drafted)
             if award.activate:
                 activations.append(starts)
@@ -1046,17 +1077,17 @@ class DemoLoader:
         add(drafted, "draft", draft)
         if not award.activate:
             return
-        activated = self.plan.add(starts, actor, f"{akey}: activate",
-                                  lambda: self.integrator.activate(
-                                      agreement_id(), Activation(activated_on=starts)), chain)
-        # Signed the day it comes into force, just before (signatures came with the history).
+        # Signed some working days after it was drafted (so after the award), before it starts.
         parties = [self.specs[k].name for k in award.providers]
-        signature = Signature(signed_on=starts, signatories=[COUNCIL, *parties])
-        self.plan.add_before(activated, actor, f"{akey}: sign",
-                             lambda: self.integrator.sign_agreement(agreement_id(), signature))
+        signed_on = self._signing_day(drafted, starts)
+        signature = Signature(signed_on=signed_on, signatories=[COUNCIL, *parties])
+        add(signed_on, "sign",
+            lambda: self.integrator.sign_agreement(agreement_id(), signature))
+        add(starts, "activate",
+            lambda: self.integrator.activate(agreement_id(), Activation(activated_on=starts)))
         events: list[tuple[date, int, Callable[[], object], str]] = []
         for i, story in enumerate(award.story):
-            events.extend(self._story_steps(akey, i, story, agreement_id))
+            events.extend(self._story_steps(akey, i, story, agreement_id, actor))
         final_end, how = self._final_end(award, need)
         if how is EndingKind.COMPLETED and not any(isinstance(s, End) for s in award.story):
             ending = Ending(how=EndingKind.COMPLETED, ended_on=final_end,
@@ -1067,9 +1098,22 @@ class DemoLoader:
             add(on, label, run)
         self._plan_spend(award, starts, final_end, agreement_id)
 
+    def _signing_day(self, drafted: date, starts: date) -> date:
+        """A working day three to ten days after the agreement was drafted, and before it
+        starts: the last working day before then if that is sooner, the drafting day itself
+        if even that is past."""
+        earliest = _weekday(drafted)
+        latest = starts - _days(1)
+        while latest.weekday() >= 5:
+            latest -= _days(1)
+        day = _weekday(drafted + _days(self.rng.randint(3, 10)))
+        return max(earliest, min(day, latest))
+
     def _story_steps(self, akey: str, i: int, story: data.Story,
-                     agreement_id: Callable[[], UUID],
+                     agreement_id: Callable[[], UUID], commissioner: str,
                      ) -> Iterable[tuple[date, int, Callable[[], object], str]]:
+        """The steps of one line of an agreement's story, each taken by whoever the scheme of
+        delegation gives the decision to (the commissioner within their limit)."""
         integrator = self.integrator
         if isinstance(story, Vary):
             def vary(story: Vary = story) -> None:
@@ -1077,12 +1121,13 @@ class DemoLoader:
                 if story.pct is not None:
                     budget = integrator.agreement(agreement_id()).budget
                     change = (budget * D(str(story.pct)) / 100).quantize(D(1))
-                self._make_room(agreement_id(), change)
-                integrator.vary(agreement_id(), NewVariation(
-                    kind=story.kind, budget_change=change, scope=story.scope,
-                    reason=story.reason), acting())
+                with acting_for(approver(commissioner, abs(change))) as by:
+                    integrator.vary(agreement_id(), NewVariation(
+                        kind=story.kind, budget_change=change, scope=story.scope,
+                        reason=story.reason), by)
 
-            yield story.on, 1, vary, f"vary ({story.kind.value})"
+            # A release of budget on an ending comes before the ending the same day.
+            yield story.on, 1 if story.change >= 0 else 7, vary, f"vary ({story.kind.value})"
         elif isinstance(story, Extend):
             extension = NewExtension(new_end=story.new_end, justification=story.justification,
                                      performance_evidence=story.evidence)
@@ -1090,22 +1135,15 @@ class DemoLoader:
                                   scope=f"Extended term to {story.new_end:%-d %B %Y}",
                                   reason=data.FIXED)
             def extend(extension: NewExtension = extension) -> None:
-                if self._performance_evidence(agreement_id()) is not None:
-                    integrator.extend(agreement_id(), extension, acting())
-                    return
-                # No outcome measured for the service: the performance team approves an
-                # override (the history was written before extensions needed one).
-                override = extension.model_copy(update={
-                    "override_reason": "No outcome measure is recorded for this service; "
-                    "its contract management reports show: " + extension.performance_evidence})
-                with command_context(CommandContext(actor=data.PERFORMANCE,
-                                                    organisation="council")):
-                    integrator.extend(agreement_id(), override, acting())
+                # Justified by the performance data held by now (the domain refuses without).
+                budget = integrator.agreement(agreement_id()).budget
+                with acting_for(approver(commissioner, budget)) as by:
+                    integrator.extend(agreement_id(), extension, by)
 
             yield story.on, 2, extend, "extend"
             def grow(growth: NewVariation = growth) -> None:
-                self._make_room(agreement_id(), growth.budget_change)
-                integrator.vary(agreement_id(), growth, acting())
+                with acting_for(approver(commissioner, growth.budget_change)) as by:
+                    integrator.vary(agreement_id(), growth, by)
 
             yield story.on, 3, grow, "extend budget"
         elif isinstance(story, Case):
@@ -1119,17 +1157,14 @@ class DemoLoader:
             yield story.on, 4, propose, "propose business case"
             if story.decided is not None:
                 def decide_case(approve: bool = story.approve, reason: str = story.reason) -> None:
-                    if approve:  # by finance, not the commissioner who proposed it
-                        case = integrator.agreement(agreement_id()).business_cases[
-                            self.cases[(akey, i)]]
-                        self._make_room(agreement_id(), case["cost"])
-                        with command_context(CommandContext(actor=data.FINANCE,
-                                                            organisation="council")):
+                    # By the head of commissioning, never the commissioner who proposed it.
+                    with acting_for(data.HEAD_OF_COMMISSIONING) as by:
+                        if approve:
                             integrator.approve_business_case(
-                                agreement_id(), self.cases[(akey, i)], reason, acting())
-                    else:
-                        integrator.reject_business_case(agreement_id(), self.cases[(akey, i)],
-                                                        reason)
+                                agreement_id(), self.cases[(akey, i)], reason, by)
+                        else:
+                            integrator.reject_business_case(agreement_id(),
+                                                            self.cases[(akey, i)], reason)
 
                 yield (story.decided, 5, decide_case,
                        "approve case" if story.approve else "reject case")
@@ -1142,9 +1177,12 @@ class DemoLoader:
     def _plan_spend(self, award: AwardSpec, starts: date, final_end: date,
                     agreement_id: Callable[[], UUID]) -> None:
         """Payments to each party: monthly in arrears for contracts, call-offs and shared
-        services; quarterly in advance for grants and informal agreements."""
+        services; quarterly in advance for grants and informal agreements. An agreement paid
+        partly by results is paid so by hand only for the rest of its budget: its results
+        payments are paid as they fall due (services.integrator.demo.outcomes)."""
         rng, akey = self.rng, award.key
         quarterly = award.arrangement in (ArrangementType.GRANT, ArrangementType.INFORMAL_SLA)
+        results_pct = D(award.reward[0]) if award.reward else D(0)
         months = list(_months(starts, final_end))
         if quarterly:
             months = months[::3]
@@ -1163,8 +1201,10 @@ class DemoLoader:
                 step = 3 if quarterly else 1
                 ends = date.fromisoformat(agreement.ends_on)
                 left = max(1, len(list(_months(month, ends))[::step]))
-                amount = ((agreement.budget - agreement.spent) / left * share).quantize(
-                    PENNY, rounding=ROUND_DOWN)
+                by_hand = agreement.budget * (100 - results_pct) / 100
+                spent = sum((s["amount"] for s in agreement.spend.values()
+                             if s.get("due_id") is None), D(0))
+                amount = ((by_hand - spent) / left * share).quantize(PENNY, rounding=ROUND_DOWN)
                 for party in agreement.parties:
                     part = (amount * party["allocation"] / agreement.budget).quantize(
                         PENNY, rounding=ROUND_DOWN)
@@ -1325,6 +1365,7 @@ def summarise(registry: ProviderRegistry, integrator: Integrator,
         summary.needs_decided += bool(need.decisions)
         summary.needs_closed += not need.is_open
         summary.contributions += len(need.contributions)
+        summary.envelope_raises += len(need.envelope_raises)
         partners |= {c["partner"] for c in need.contributions.values()}
     summary.collaborative_partners = sorted(partners)
 
@@ -1333,7 +1374,7 @@ def summarise(registry: ProviderRegistry, integrator: Integrator,
     endings: Counter[str] = Counter()
     variations: Counter[str] = Counter()
     cases: Counter[str] = Counter()
-    total = D(0)
+    total = results = D(0)
     for agreement_id in ids.get(Agreement.Drafted, []):
         agreement = integrator.agreement(agreement_id)
         arrangements[agreement.arrangement_type] += 1
@@ -1342,6 +1383,11 @@ def summarise(registry: ProviderRegistry, integrator: Integrator,
             endings[agreement.ending["how"]] += 1
         variations.update(v["kind"] for v in agreement.variations)
         summary.extensions += len(agreement.extensions)
+        summary.extension_overrides += sum(1 for e in agreement.extensions
+                                           if e.get("override_reason"))
+        summary.results_due += len(agreement.results_due)
+        summary.results_paid += sum(1 for d in agreement.results_due.values() if d["paid"])
+        results += sum((s["amount"] for s in agreement.spend.values() if s.get("due_id")), D(0))
         cases.update(c["status"] for c in agreement.business_cases.values())
         summary.spend_records += len(agreement.spend)
         total += agreement.spent
@@ -1349,6 +1395,7 @@ def summarise(registry: ProviderRegistry, integrator: Integrator,
     summary.agreements_by_status = dict(agreement_status)
     summary.endings, summary.variations = dict(endings), dict(variations)
     summary.business_cases, summary.spend_total = dict(cases), f"{total:.2f}"
+    summary.results_spent = f"{results:.2f}"
     summary.lessons = len(ids.get(Lesson.Recorded, []))
     _summarise_outcomes(summary, outcomes, ids, revisions, corrections)
     return summary
@@ -1443,7 +1490,7 @@ def load_demo(settings: Settings, progress: Progress | None = None) -> DemoSumma
                     "an earlier demo load stopped part-way: the stores hold part of the demo "
                     "data. Start again from empty stores (make clean, or drop the schemas) "
                     "and run `council demo` again.")
-            settlement = Settlement(settings, outcomes)
+            settlement = Settlement(settings, outcomes, integrator)
             try:
                 loader = DemoLoader(registry, integrator, outcomes, settlement)
                 loader.plan_all()

@@ -3,7 +3,10 @@
 agreements that commission on outcomes, monthly delivery reports from the providers of every
 active agreement (a few corrected), and the payments they lead to, worked out by the outcomes
 service's own payments process at each quarter's settlement (and recalculated when a late
-measurement, a revision, a late report or a correction changes what is due).
+measurement, a revision, a late report or a correction changes what is due). Each calculation
+becomes due on the integrator's agreement (its results payments process, run at the same
+settlement), and finance pays what is due a week or two later, as spend: each party its share,
+never over the budget (an amount the budget cannot take waits, flagged, for a variation).
 
 Planned like the rest of the demo (services/integrator/demo/loader.py): every value and date is
 drawn here from the loader's seeded generator; the steps run in business time through the
@@ -15,11 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from services.integrator.application import Integrator
+from services.integrator.commands import DuePayment
 from services.integrator.demo import data
 from services.integrator.demo.data import END, AwardSpec, NeedSpec
+from services.integrator.results_payments import ResultsPaymentsProcess
 from services.outcomes.application import AgreementInfo, DeliveryOutcome, Outcomes
 from services.outcomes.commands import (
     Attribution,
@@ -278,43 +285,77 @@ class OutcomesPlan:
 
     def _plan_settlements(self) -> None:
         """The payments process settles each quarter the month after it ends (and recalculates
-        what late measurements, revisions and corrections changed since the last time)."""
+        what late measurements, revisions and corrections changed since the last time); what
+        it calculated becomes due on the integrator's agreements, and finance pays it a week
+        or two later."""
+        rewarded = [(need, award) for need in data.NEEDS for decision in need.decisions
+                    for award in decision.awards if award.reward and award.activate]
         for quarter in quarters("2023-Q3", quarter_of(END)):
-            after = period_bounds(quarter)[1] + timedelta(days=data.SETTLEMENT_DAY)
+            ends = period_bounds(quarter)[1]
+            after = ends + timedelta(days=data.SETTLEMENT_DAY)
             if after > END:
                 break
             self.loader.plan.add(after, data.FINANCE, f"settle payments {quarter}",
                                  self._settle, "payments")
+            for need, award in rewarded:
+                paid = after + timedelta(days=self.rng.randint(*data.RESULTS_PAID_AFTER))
+                if (award.starts or need.starts) <= ends and paid <= END:
+                    self.loader.plan.add(paid, data.FINANCE, f"{award.key}: pay results due",
+                                         partial(self._pay_results, award.key),
+                                         f"agreement:{award.key}")
 
     def _settle(self) -> None:
         if self.settle is not None:
             self.settle()
 
+    def _pay_results(self, award_key: str) -> None:
+        """Finance pays what is due on the agreement (recovering credits), as the budget
+        allows: an amount it cannot take stays due, flagged as needing a variation."""
+        integrator = self.loader.integrator
+        agreement_id = self.loader.agreement_ids[award_key]
+        agreement = integrator.agreement(agreement_id)
+        spent = agreement.spent
+        for due_id, item in list(agreement.results_due.items()):
+            amount: Decimal = item["amount"]
+            if item["paid"] or not D(0) <= spent + amount <= agreement.budget:
+                continue
+            reference = f"NCC-R-{item['period'].replace('-', '')}-{due_id[:6].upper()}"
+            integrator.pay_results_due(agreement_id, due_id, DuePayment(reference=reference),
+                                       self.loader.acting())
+            spent += amount
+
 
 class Settlement:
     """The outcomes service's payments process, run by the loader at each settlement date: the
     outcomes store published so far, the deliveries read model brought up to date, then what is
-    due settled as of the step's business date (as the service does, continuously)."""
+    due settled as of the step's business date (as the service does, continuously); then the
+    integrator's results payments process makes what was calculated due on its agreements."""
 
-    def __init__(self, settings: Settings, outcomes: Outcomes) -> None:
+    def __init__(self, settings: Settings, outcomes: Outcomes, integrator: Integrator) -> None:
         self.event_log = open_event_log(settings)
         self.store_db = store_database(settings, Outcomes.service)
         self.views = open_database(settings, f"{Outcomes.service}_views")
+        self.integrator_views = open_database(settings, f"{Integrator.service}_views")
         self.relay = OutboxRelay(outcomes, self.event_log, self.store_db)
         # Quiet: the load prints its own progress, not a line per event.
         self.deliveries = ProjectionRunner(DeliveriesProjection(), self.views, self.event_log,
                                            quiet=True)
         self.payments = PaymentsProcess(outcomes, self.views, self.event_log, quiet=True)
+        self.results = ResultsPaymentsProcess(integrator, self.integrator_views,
+                                              self.event_log, quiet=True)
 
     def __call__(self) -> None:
         self.relay.drain()
         self.deliveries.catch_up()
         self.payments.catch_up()
+        self.relay.drain()  # what was settled, onto the log for the integrator
+        self.results.catch_up()
 
     def close(self) -> None:
         self.event_log.close()
         self.store_db.close()
         self.views.close()
+        self.integrator_views.close()
 
 
 __all__ = ["OutcomesPlan", "Settlement", "new_measure", "planned", "quarter_of", "quarters"]

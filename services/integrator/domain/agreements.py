@@ -1,6 +1,17 @@
 """An agreement: one arrangement with one or more providers, kept flexible (variations,
 extensions justified by performance, business cases for additional delivery) and always with an
 exit plan. No I/O here. Money is Decimal pounds; dates travel as ISO strings.
+
+Results payments are spend under the agreement, one record of money with the payments the
+council makes by hand. A payment the outcomes service calculates (or recalculates) becomes
+*due* here (`record_results_due`, once per calculation): the calculated total, or a
+recalculation's difference (a credit to recover when negative), split between the parties by
+their allocations with the penny rule the variations use (`share_out`). The council then pays
+it (`pay_results_due`): each party's share is recorded as spend, for the last month of the
+results period within the term, so the agreement, its need, the partners' split and the market
+all count the same pounds. Spend never exceeds the budget: a due amount that would take
+everything due past it is recorded all the same, flagged as needing a variation
+(`over_budget_by`), and cannot be paid until the budget allows.
 """
 
 from __future__ import annotations
@@ -15,6 +26,34 @@ from eventsourcing.domain import event
 from shared.aggregate import CouncilAggregate
 from shared.contracts.integrator import EndingKind, VariationKind
 from shared.errors import DomainRuleBroken, InvalidInput, NotAuthorised
+
+PENNY = Decimal("0.01")
+
+
+def share_out(total: Decimal, weights: list[Decimal], whole: Decimal | None = None
+              ) -> list[Decimal]:
+    """`total` shared in proportion to `weights` (out of `whole`, by default their sum), to the
+    penny: each share rounded towards zero, then the pennies left over one each to the largest
+    remainders (the lead, first, party first on a tie), so no share goes past the total and
+    the shares add up to it exactly. A negative total (a credit) is shared as its size is."""
+    if total < 0:
+        return [-share for share in share_out(-total, weights, whole)]
+    whole = sum(weights, Decimal(0)) if whole is None else whole
+    exact = [w * total / whole for w in weights]
+    shares = [e.quantize(PENNY, rounding=ROUND_DOWN) for e in exact]
+    left = int((total - sum(shares, Decimal(0))) / PENNY)
+    for i in sorted(range(len(shares)), key=lambda i: shares[i] - exact[i])[:left]:
+        shares[i] += PENNY
+    return shares
+
+
+def results_month(period: str, starts_on: str, ends_on: str) -> str:
+    """The month (YYYY-MM) a results payment for `period` (2026-08, or 2026-Q3) is spend for:
+    the period's last month, within the term `starts_on` to `ends_on` (a period the term covers
+    in part is paid for the days within it)."""
+    year, _, part = period.partition("-")
+    last = f"{year}-{int(part[1:]) * 3:02d}" if part.startswith("Q") else period
+    return max(min(last, ends_on[:7]), starts_on[:7])
 
 
 class AgreementStatus(StrEnum):
@@ -95,6 +134,8 @@ class Agreement(CouncilAggregate):
         self.extensions: list[dict[str, Any]] = []
         self.business_cases: dict[str, dict[str, Any]] = {}
         self.spend: dict[str, dict[str, Any]] = {}
+        # calculation id -> a results payment due (and whether it has been paid)
+        self.results_due: dict[str, dict[str, Any]] = {}
         self.ending: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ queries
@@ -102,6 +143,18 @@ class Agreement(CouncilAggregate):
     @property
     def spent(self) -> Decimal:
         return sum((s["amount"] for s in self.spend.values()), Decimal(0))
+
+    @property
+    def due(self) -> Decimal:
+        """Results payments due and not paid yet (credits to recover count against them)."""
+        return sum((d["amount"] for d in self.results_due.values() if not d["paid"]),
+                   Decimal("0.00"))
+
+    @property
+    def term_ends_on(self) -> str:
+        """The last day of the term: its end, or the day it ended if that was sooner."""
+        ended = self.ending["ended_on"] if self.ending else self.ends_on
+        return min(self.ends_on, ended)
 
     def _require(self, status: AgreementStatus, doing: str) -> None:
         if self.status is not status:
@@ -196,12 +249,7 @@ class Agreement(CouncilAggregate):
         # Parties keep their shares of the budget as it grows or shrinks: each share rounded
         # down to the penny, then the pennies left over one each to the largest remainders
         # (the lead party first on a tie), so no share goes negative and the total is exact.
-        penny, old = Decimal("0.01"), self.budget
-        exact = [p["allocation"] * new_budget / old for p in self.parties]
-        shares = [e.quantize(penny, rounding=ROUND_DOWN) for e in exact]
-        left = int((new_budget - sum(shares, Decimal(0))) / penny)
-        for i in sorted(range(len(shares)), key=lambda i: shares[i] - exact[i])[:left]:
-            shares[i] += penny
+        shares = share_out(new_budget, [p["allocation"] for p in self.parties], self.budget)
         self.parties = [
             {**p, "allocation": share} for p, share in zip(self.parties, shares, strict=True)
         ]
@@ -359,6 +407,7 @@ class Agreement(CouncilAggregate):
         amount: Decimal
         period: str
         reference: str | None
+        due_id: str | None = None  # a results payment due, paid (absent before 2026-12)
 
     def record_spend(
         self, spend_id: str, provider_id: UUID, amount: Decimal, period: str,
@@ -385,12 +434,108 @@ class Agreement(CouncilAggregate):
     @event(SpendRecorded)
     def _spend_recorded(
         self, spend_id: str, provider_id: UUID, amount: Decimal, period: str,
-        reference: str | None,
+        reference: str | None, due_id: str | None = None,
     ) -> None:
         self.spend[spend_id] = {
             "spend_id": spend_id, "provider_id": provider_id, "amount": amount,
-            "period": period, "reference": reference,
+            "period": period, "reference": reference, "due_id": due_id,
         }
+        if due_id is not None:
+            self.results_due[due_id]["paid"] = True
+
+    # ------------------------------------------------------------------ results payments
+
+    class ResultsPaymentDue(CouncilAggregate.Event):
+        due_id: str
+        calculation_id: str
+        terms_id: UUID
+        period: str
+        amount: Decimal
+        shares: list[dict[str, Any]]
+        calculated_on: str
+        calculated_total: Decimal
+        previous_total: Decimal | None
+        reason: str
+        over_budget_by: Decimal
+        lines: list[dict[str, Any]]
+
+    def record_results_due(
+        self, calculation_id: str, terms_id: UUID, period: str, amount: Decimal,
+        calculated_total: Decimal, previous_total: Decimal | None, reason: str,
+        calculated_on: str, lines: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        """A results payment calculated by the outcomes service for `period` becomes due:
+        `amount` is the calculated total, or a recalculation's difference from
+        `previous_total` (negative: a credit to recover). Once per calculation (its id is the
+        due item's), so reading the same calculation again records nothing; nor does a
+        calculation of nothing. Returns whether it was recorded. Flagged as needing a
+        variation by how much paying everything due would take spend past the budget. `lines`
+        is the calculation line by line (description, basis, amount), kept with the item so
+        whoever signs it off sees how it was worked out."""
+        if calculation_id in self.results_due or amount == 0:
+            return False
+        shares = share_out(amount, [p["allocation"] for p in self.parties])
+        owed = self.spent + self.due + amount
+        over = max(owed - self.budget, Decimal(0)) if amount > 0 else Decimal(0)
+        self._results_payment_due(
+            calculation_id, calculation_id, terms_id, period, amount,
+            [{"provider_id": p["provider_id"], "amount": share}
+             for p, share in zip(self.parties, shares, strict=True)],
+            calculated_on, calculated_total, previous_total, reason, over, list(lines or []))
+        return True
+
+    @event(ResultsPaymentDue)
+    def _results_payment_due(
+        self, due_id: str, calculation_id: str, terms_id: UUID, period: str, amount: Decimal,
+        shares: list[dict[str, Any]], calculated_on: str, calculated_total: Decimal,
+        previous_total: Decimal | None, reason: str, over_budget_by: Decimal,
+        lines: list[dict[str, Any]],
+    ) -> None:
+        self.results_due[due_id] = {
+            "due_id": due_id, "calculation_id": calculation_id, "terms_id": terms_id,
+            "period": period, "amount": amount, "shares": shares,
+            "calculated_on": calculated_on, "calculated_total": calculated_total,
+            "previous_total": previous_total, "reason": reason,
+            "over_budget_by": over_budget_by, "lines": lines, "paid": False,
+        }
+
+    def due_item(self, due_id: str) -> dict[str, Any]:
+        """A results payment due on this agreement and not paid yet (refused otherwise)."""
+        item = self.results_due.get(due_id)
+        if item is None:
+            raise DomainRuleBroken(f"no results payment {due_id} is due on this agreement")
+        if item["paid"]:
+            done = "recovered" if item["amount"] < 0 else "paid"
+            raise DomainRuleBroken(f"results payment {due_id} was already {done}")
+        return item
+
+    def pay_results_due(self, due_id: str, spend_ids: list[str], reference: str | None, *,
+                        this_month: str) -> None:
+        """Pay a results payment due (or, for a credit, recover it): each party's share is
+        recorded as spend (`spend_ids`, one per party) for the last month of the results
+        period within the term, once that month has begun (`this_month`, business time).
+        Spend never exceeds the budget, nor falls below nothing."""
+        if self.status is AgreementStatus.DRAFTED:
+            raise DomainRuleBroken("nothing can be paid before the agreement is active")
+        item = self.due_item(due_id)
+        amount: Decimal = item["amount"]
+        month = results_month(item["period"], self.starts_on, self.term_ends_on)
+        if month > this_month:
+            raise InvalidInput("period", f"{month} has not yet begun (this month is "
+                               f"{this_month}): spend is recorded for a month once it has")
+        if self.spent + amount > self.budget:
+            raise DomainRuleBroken(
+                f"£{amount:,.2f} would take spend to £{self.spent + amount:,.2f}, over the "
+                f"£{self.budget:,.2f} budget: vary the agreement first (the payment stays due, "
+                "flagged as needing a variation)")
+        if self.spent + amount < 0:
+            raise DomainRuleBroken(f"cannot recover £{-amount:,.2f}: only £{self.spent:,.2f} "
+                                   "has been spent under the agreement")
+        reference = reference or f"Results payment {item['period']}"
+        for share, spend_id in zip(item["shares"], spend_ids, strict=True):
+            if share["amount"] != 0:
+                self._spend_recorded(spend_id, share["provider_id"], share["amount"], month,
+                                     reference, due_id)
 
     # ------------------------------------------------------------------ ending
 

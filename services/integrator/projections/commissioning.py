@@ -46,6 +46,7 @@ from shared.contracts.integrator import (
     OptionsAppraised,
     OutcomeSought,
     Population,
+    ResultsPaymentDue,
     RewardTerms,
     RiskShare,
     SourcingStage,
@@ -59,7 +60,8 @@ from shared.sql import Database, Row, Tx
 # 2: cm_agreements.activated_at and ended_at, the business times of those events (the market
 # view's quarterly history of concentration follows them).
 # 3: agreements' signatures, extensions' performance data and overrides.
-SCHEMA_VERSION = 3
+# 4: results payments due (cm_results_due) and the due item a payment pays (cm_spend.due_id).
+SCHEMA_VERSION = 4
 
 PENNY = Decimal("0.01")
 
@@ -134,8 +136,15 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS cm_spend ("
     " agreement_id TEXT NOT NULL, spend_id TEXT NOT NULL, provider_id TEXT NOT NULL,"
     " amount_pence BIGINT NOT NULL, period TEXT NOT NULL, reference TEXT,"
-    " recorded_at TEXT NOT NULL, PRIMARY KEY (agreement_id, spend_id))",
+    " recorded_at TEXT NOT NULL, due_id TEXT, PRIMARY KEY (agreement_id, spend_id))",
     "CREATE INDEX IF NOT EXISTS cm_spend_provider ON cm_spend (provider_id)",
+    "CREATE TABLE IF NOT EXISTS cm_results_due ("
+    " agreement_id TEXT NOT NULL, due_id TEXT NOT NULL, calculation_id TEXT NOT NULL,"
+    " terms_id TEXT NOT NULL, period TEXT NOT NULL, amount_pence BIGINT NOT NULL,"
+    " shares TEXT NOT NULL, calculated_on TEXT NOT NULL, calculated_total_pence BIGINT NOT NULL,"
+    " previous_total_pence BIGINT, reason TEXT NOT NULL, over_budget_pence BIGINT NOT NULL,"
+    " lines TEXT NOT NULL, recorded_at TEXT NOT NULL, paid_at TEXT, paid_by TEXT,"
+    " paid_period TEXT, PRIMARY KEY (agreement_id, due_id))",
     "CREATE TABLE IF NOT EXISTS cm_lessons ("
     " lesson_id TEXT PRIMARY KEY, need_id TEXT, agreement_id TEXT, stage TEXT NOT NULL,"
     " went TEXT NOT NULL, what TEXT NOT NULL, why TEXT NOT NULL, tags TEXT NOT NULL,"
@@ -146,7 +155,8 @@ _TABLES = (
 )
 _DROPPED = (
     "cm_needs", "cm_contributions", "cm_decisions", "cm_awards", "cm_agreements", "cm_parties",
-    "cm_variations", "cm_extensions", "cm_business_cases", "cm_spend", "cm_lessons",
+    "cm_variations", "cm_extensions", "cm_business_cases", "cm_spend", "cm_results_due",
+    "cm_lessons",
     "cm_lesson_tags", "cm_schema",
 )
 
@@ -261,15 +271,9 @@ class CommissioningProjection(TableProjection):
                 self._case_decided(tx, at, rejected.agreement_id, rejected.business_case_id,
                                    "rejected", rejected.reason)
             case "SpendRecorded":
-                spent = SpendRecorded.model_validate(data)
-                tx.execute(
-                    "INSERT INTO cm_spend (agreement_id, spend_id, provider_id, amount_pence,"
-                    " period, reference, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (agreement_id, spend_id) DO NOTHING",
-                    (str(spent.agreement_id), spent.spend_id, str(spent.provider_id),
-                     pence(spent.amount), spent.period, spent.reference, at),
-                )
-                self._agreement(tx, at, spent.agreement_id)
+                self._spent(tx, event, SpendRecorded.model_validate(data))
+            case "ResultsPaymentDue":
+                self._results_due(tx, at, ResultsPaymentDue.model_validate(data))
             case "LessonRecorded":
                 self._lesson(tx, event, LessonRecorded.model_validate(data))
             case _:
@@ -398,6 +402,40 @@ class CommissioningProjection(TableProjection):
         )
         self._agreement(tx, at, agreement_id)
 
+    def _spent(self, tx: Tx, event: EventEnvelope, spent: SpendRecorded) -> None:
+        at = event.occurred_at.isoformat()
+        tx.execute(
+            "INSERT INTO cm_spend (agreement_id, spend_id, provider_id, amount_pence, period,"
+            " reference, recorded_at, due_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (agreement_id, spend_id) DO NOTHING",
+            (str(spent.agreement_id), spent.spend_id, str(spent.provider_id),
+             pence(spent.amount), spent.period, spent.reference, at, spent.due_id),
+        )
+        if spent.due_id is not None:  # one payment per party: the first says when and who
+            tx.execute(
+                "UPDATE cm_results_due SET paid_at = ?, paid_by = ?, paid_period = ?"
+                " WHERE agreement_id = ? AND due_id = ? AND paid_at IS NULL",
+                (at, event.actor, spent.period, str(spent.agreement_id), spent.due_id),
+            )
+        self._agreement(tx, at, spent.agreement_id)
+
+    def _results_due(self, tx: Tx, at: str, due: ResultsPaymentDue) -> None:
+        tx.execute(
+            "INSERT INTO cm_results_due (agreement_id, due_id, calculation_id, terms_id, period,"
+            " amount_pence, shares, calculated_on, calculated_total_pence, previous_total_pence,"
+            " reason, over_budget_pence, lines, recorded_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (agreement_id, due_id) DO NOTHING",
+            (str(due.agreement_id), due.due_id, due.calculation_id, str(due.terms_id),
+             due.period, pence(due.amount),
+             _json([s.model_dump(mode="json") for s in due.shares]),
+             due.calculated_on.isoformat(), pence(due.calculated_total),
+             None if due.previous_total is None else pence(due.previous_total), due.reason,
+             pence(due.over_budget_by), _json([line.model_dump(mode="json")
+                                               for line in due.lines]), at),
+        )
+        self._agreement(tx, at, due.agreement_id)
+
     @staticmethod
     def _agreement(tx: Tx, at: str, agreement_id: UUID, **values: Any) -> None:
         sets = [f"{column} = ?" for column in values] + ["updated_at = ?"]
@@ -472,7 +510,10 @@ class AgreementSummary(BaseModel):
     ended_how: str | None = Field(description="completed, terminated or exited")
     budget: Decimal = Field(description="the current budget, after any variations")
     original_budget: Decimal
-    spent: Decimal
+    spent: Decimal = Field(description="£: every payment recorded, by hand or of results "
+                           "payments due (net of credits recovered)")
+    due: Decimal = Field(default=Decimal(0), description="£: results payments due and not "
+                         "paid yet (net of credits to recover)")
     parties: list[Party]
     updated_at: datetime
 
@@ -516,10 +557,54 @@ class BusinessCase(BaseModel):
 class Spend(BaseModel):
     spend_id: str
     provider_id: UUID
-    amount: Decimal
-    period: str
+    amount: Decimal = Field(description="£ paid (negative: a results payment's credit "
+                            "recovered)")
+    period: str = Field(description="YYYY-MM, the month it is for")
     reference: str | None
     recorded_at: datetime
+    due_id: str | None = Field(default=None, description="the results payment due it pays "
+                               "(results_due); none for payments recorded by hand")
+
+
+class DueShare(BaseModel):
+    provider_id: UUID
+    amount: Decimal = Field(description="£: the party's share, by allocation, to the penny")
+
+
+class CalculationLine(BaseModel):
+    description: str
+    basis: str
+    amount: Decimal = Field(description="£")
+
+
+class ResultsDueItem(BaseModel):
+    """A results payment the outcomes service calculated, due under the agreement: paid (or,
+    for a credit, recovered) by the council as spend, each party its share."""
+
+    due_id: str
+    calculation_id: str
+    terms_id: UUID
+    period: str = Field(description="the results period: a month (2026-04) or a quarter")
+    amount: Decimal = Field(description="£ due: the calculated total, or a recalculation's "
+                            "difference (negative: a credit to recover)")
+    shares: list[DueShare]
+    calculated_on: date
+    calculated_total: Decimal = Field(description="£: the period's total by this calculation")
+    previous_total: Decimal | None = Field(description="£: the period's total before a "
+                                           "recalculation")
+    reason: str
+    lines: list[CalculationLine] = Field(description="the calculation, line by line")
+    over_budget_by: Decimal = Field(description="£ by which paying everything due would have "
+                                    "taken spend past the budget when it became due")
+    status: str = Field(description="due, needs a variation (the budget cannot take it now), "
+                        "to recover (a credit), paid or recovered")
+    short_by: Decimal = Field(description="£ the budget is short to pay it now (0: it can be)")
+    recorded_at: datetime
+    paid_at: datetime | None
+    paid_by: str | None
+    paid_period: str | None = Field(description="the month its spend is for")
+    how: str = Field(description="the figure in words: what, for which period, how it was "
+                     "worked out, and where it stands")
 
 
 class AgreementDetail(AgreementSummary):
@@ -538,7 +623,11 @@ class AgreementDetail(AgreementSummary):
     extensions: list[Extension]
     business_cases: list[BusinessCase]
     spend: list[Spend]
+    results_due: list[ResultsDueItem] = Field(default_factory=list)
     drafted_at: datetime
+    workings: dict[str, str] = Field(default_factory=dict, description="each figure "
+                                     "(budget, spent, due) in its unit and how it was worked "
+                                     "out")
 
 
 class NeedSummary(BaseModel):
@@ -556,7 +645,10 @@ class NeedSummary(BaseModel):
     pooled_budget: Decimal = Field(description="the envelope plus every partner's contribution")
     awarded: Decimal = Field(description="allocated by commissioning decisions")
     committed: Decimal = Field(description="current budgets of the need's active agreements")
-    spent: Decimal
+    spent: Decimal = Field(description="£: every payment under the need's agreements, by hand "
+                           "or of results payments")
+    due: Decimal = Field(default=Decimal(0), description="£: results payments due under its "
+                         "agreements and not paid yet")
     active_agreements: int
     updated_at: datetime
 
@@ -579,6 +671,8 @@ class NeedDetail(NeedSummary):
     agreements: list[AgreementSummary]
     defined_at: datetime
     defined_by: str | None
+    workings: dict[str, str] = Field(default_factory=dict, description="each figure in its "
+                                     "unit and how it was worked out")
 
 
 class PartnerSplit(BaseModel):
@@ -588,6 +682,7 @@ class PartnerSplit(BaseModel):
     share_pct: Decimal = Field(description="share of the pooled budget, in per cent")
     committed: Decimal
     spent: Decimal
+    due: Decimal = Decimal(0)
 
 
 class SpendByPartner(BaseModel):
@@ -598,7 +693,10 @@ class SpendByPartner(BaseModel):
     pooled_budget: Decimal
     committed: Decimal
     spent: Decimal
+    due: Decimal = Decimal(0)
     partners: list[PartnerSplit]
+    workings: dict[str, str] = Field(default_factory=dict, description="each figure in its "
+                                     "unit and how it was worked out")
 
 
 class LessonView(BaseModel):
@@ -658,7 +756,18 @@ _AGREEMENT_DETAIL_COLUMNS = (
 )
 
 
-def _summary_fields(row: Row, parties: list[Party]) -> dict[str, Any]:
+def _dues(tx: Tx, agreement_ids: list[str]) -> dict[str, int]:
+    """Per agreement, in pence: results payments due and not paid yet (net of credits)."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(agreement_ids):
+        found.update({str(a): int(total) for a, total in tx.execute(
+            "SELECT agreement_id, SUM(amount_pence) FROM cm_results_due"
+            f" WHERE paid_at IS NULL AND {_in('agreement_id', chunk)} GROUP BY agreement_id",
+            chunk)})
+    return found
+
+
+def _summary_fields(row: Row, parties: list[Party], due: int = 0) -> dict[str, Any]:
     (agreement_id, need_id, decision_id, award_id, title, kind, status, starts_on, ends_on,
      original_ends_on, activated_on, ended_on, ended_how, budget, original_budget,
      updated_at) = row[:16]
@@ -668,8 +777,8 @@ def _summary_fields(row: Row, parties: list[Party]) -> dict[str, Any]:
         "starts_on": starts_on, "ends_on": ends_on, "original_ends_on": original_ends_on,
         "activated_on": activated_on, "ended_on": ended_on, "ended_how": ended_how,
         "budget": pounds(budget), "original_budget": pounds(original_budget),
-        "spent": sum((p.spent for p in parties), pounds(0)), "parties": parties,
-        "updated_at": updated_at,
+        "spent": sum((p.spent for p in parties), pounds(0)), "due": pounds(due),
+        "parties": parties, "updated_at": updated_at,
     }
 
 
@@ -678,8 +787,10 @@ def _agreement_summaries(tx: Tx, where: str, params: list[Any], limit: int = 10_
     rows = tx.execute(
         f"SELECT {_AGREEMENT_COLUMNS} FROM cm_agreements{where}"
         " ORDER BY drafted_at, agreement_id LIMIT ? OFFSET ?", (*params, limit, offset))
-    parties = _parties(tx, [str(r[0]) for r in rows])
-    return [AgreementSummary(**_summary_fields(r, parties[str(r[0])])) for r in rows]
+    ids = [str(r[0]) for r in rows]
+    parties, dues = _parties(tx, ids), _dues(tx, ids)
+    return [AgreementSummary(**_summary_fields(r, parties[str(r[0])], dues.get(str(r[0]), 0)))
+            for r in rows]
 
 
 def list_agreements(
@@ -752,16 +863,25 @@ def get_agreement(db: Database, agreement_id: UUID) -> AgreementDetail | None:
         ]
         spend = [
             Spend(spend_id=s, provider_id=p, amount=pounds(amount), period=period,
-                  reference=ref, recorded_at=at)
-            for s, p, amount, period, ref, at in tx.execute(
-                "SELECT spend_id, provider_id, amount_pence, period, reference, recorded_at"
-                " FROM cm_spend WHERE agreement_id = ? ORDER BY period, recorded_at, spend_id",
-                (key,))
+                  reference=ref, recorded_at=at, due_id=due_id)
+            for s, p, amount, period, ref, at, due_id in tx.execute(
+                "SELECT spend_id, provider_id, amount_pence, period, reference, recorded_at,"
+                " due_id FROM cm_spend WHERE agreement_id = ?"
+                " ORDER BY period, recorded_at, spend_id", (key,))
         ]
+        due_rows = tx.execute(
+            "SELECT due_id, calculation_id, terms_id, period, amount_pence, shares,"
+            " calculated_on, calculated_total_pence, previous_total_pence, reason,"
+            " over_budget_pence, lines, recorded_at, paid_at, paid_by, paid_period"
+            " FROM cm_results_due WHERE agreement_id = ? ORDER BY recorded_at, due_id", (key,))
     (outcomes, reward_terms, risk_share, break_clauses, exit_plan, ended_reason, executed,
      exit_notes, drafted_at, signed_on, signatories) = row[16:]
+    fields = _summary_fields(row, parties)
+    spent, budget = fields["spent"], fields["budget"]
+    items = [_due_item(r, spent, budget) for r in due_rows]
+    fields["due"] = sum((i.amount for i in items if i.paid_at is None), pounds(0))
     return AgreementDetail(
-        **_summary_fields(row, parties), signed_on=signed_on,
+        **fields, signed_on=signed_on,
         signatories=json.loads(signatories) if signatories else [],
         outcomes=json.loads(outcomes),
         reward_terms=json.loads(reward_terms) if reward_terms else None,
@@ -769,8 +889,86 @@ def get_agreement(db: Database, agreement_id: UUID) -> AgreementDetail | None:
         break_clauses=json.loads(break_clauses), exit_plan=exit_plan, ended_reason=ended_reason,
         exit_plan_executed=None if executed is None else bool(executed), exit_notes=exit_notes,
         variations=variations, extensions=extensions, business_cases=cases, spend=spend,
-        drafted_at=drafted_at,
+        results_due=items, drafted_at=drafted_at,
+        workings=_agreement_workings(fields, variations, spend, items),
     )
+
+
+def money(amount: Decimal) -> str:
+    """Pounds as the figures are said: £1,125.00, or -£199.99."""
+    return f"-£{-amount:,.2f}" if amount < 0 else f"£{amount:,.2f}"
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """`n` things, said: 1 variation, 2 variations."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def _due_item(row: Row, spent: Decimal, budget: Decimal) -> ResultsDueItem:
+    (due_id, calculation_id, terms_id, period, amount, shares, calculated_on, total, previous,
+     reason, over, lines, recorded_at, paid_at, paid_by, paid_period) = row
+    amount, total = pounds(amount), pounds(total)
+    previous_total = None if previous is None else pounds(previous)
+    short = max(spent + amount - budget, pounds(0)) if paid_at is None and amount > 0 \
+        else pounds(0)
+    if paid_at is not None:
+        status = "recovered" if amount < 0 else "paid"
+    else:
+        status = "to recover" if amount < 0 else "needs a variation" if short else "due"
+    item = ResultsDueItem(
+        due_id=due_id, calculation_id=calculation_id, terms_id=terms_id, period=period,
+        amount=amount, shares=json.loads(shares), calculated_on=calculated_on,
+        calculated_total=total, previous_total=previous_total, reason=reason,
+        lines=json.loads(lines), over_budget_by=pounds(over), status=status, short_by=short,
+        recorded_at=recorded_at, paid_at=paid_at, paid_by=paid_by, paid_period=paid_period,
+        how="")
+    return item.model_copy(update={"how": due_in_words(item, budget)})
+
+
+def due_in_words(item: ResultsDueItem, budget: Decimal) -> str:
+    """A due item as a finance officer signs it off: the figure, for which period, how it was
+    worked out, and where it stands."""
+    on = item.calculated_on.isoformat()
+    if item.previous_total is None:
+        said = (f"{money(item.amount)} due for {item.period}: results payment calculated {on} "
+                f"(calculation {item.calculation_id}, {counted(len(item.lines), 'line')})")
+    else:
+        what = (f"{money(-item.amount)} to recover" if item.amount < 0
+                else f"{money(item.amount)} further due")
+        said = (f"{what} for {item.period}: recalculated {on} from "
+                f"{money(item.previous_total)} to {money(item.calculated_total)} "
+                f"({item.reason}; calculation {item.calculation_id})")
+    said += "; split between the parties by their allocations, to the penny"
+    if item.paid_at is not None:
+        done = "recovered" if item.amount < 0 else "paid"
+        said += (f"; {done} {item.paid_at.date().isoformat()} by {item.paid_by} as spend for "
+                 f"{item.paid_period}")
+    elif item.short_by:
+        said += (f"; needs a variation: paying it would take spend {money(item.short_by)} "
+                 f"over the {money(budget)} budget")
+    return said
+
+
+def _agreement_workings(fields: dict[str, Any], variations: list[Variation],
+                        spend: list[Spend], items: list[ResultsDueItem]) -> dict[str, str]:
+    by_hand = [s for s in spend if s.due_id is None]
+    results = [s for s in spend if s.due_id is not None]
+    open_items = [i for i in items if i.paid_at is None]
+    change = sum((v.budget_change for v in variations), pounds(0))
+    return {
+        "budget": f"£, pounds and pence: the award of {money(fields['original_budget'])}"
+                  + (f" and {counted(len(variations), 'variation')} ({money(change)})"
+                     if variations else "")
+                  + ", held by the parties as their allocations",
+        "spent": f"£: {counted(len(spend), 'payment')} recorded: {len(by_hand)} by hand "
+                 f"({money(sum((s.amount for s in by_hand), pounds(0)))}) and "
+                 f"{counted(len(results), 'party share')} of results payments "
+                 f"({money(sum((s.amount for s in results), pounds(0)))}, net of credits "
+                 "recovered)",
+        "due": f"£: {counted(len(open_items), 'results payment')} calculated by the outcomes "
+               "service and not paid yet, net of credits to recover; each paid as spend when "
+               "the council records it",
+    }
 
 
 _NEED_COLUMNS = (
@@ -787,7 +985,8 @@ def _need_figures(tx: Tx, need_ids: list[str]) -> dict[str, dict[str, int]]:
     """Per need, in pence: contributions pledged, awarded, committed, spent; and the number of
     active agreements."""
     figures: dict[str, dict[str, int]] = {
-        n: {"pledged": 0, "awarded": 0, "committed": 0, "spent": 0, "active": 0}
+        n: {"pledged": 0, "awarded": 0, "committed": 0, "spent": 0, "active": 0,
+            "results_spent": 0, "due": 0, "partners": 0}
         for n in need_ids
     }
     for chunk in _chunks(need_ids):
@@ -803,6 +1002,15 @@ def _need_figures(tx: Tx, need_ids: list[str]) -> dict[str, dict[str, int]]:
             "spent": "SELECT a.need_id, SUM(s.amount_pence) FROM cm_spend s"
                      " JOIN cm_agreements a ON a.agreement_id = s.agreement_id"
                      f" WHERE {_in('a.need_id', chunk)} GROUP BY a.need_id",
+            "results_spent": "SELECT a.need_id, SUM(s.amount_pence) FROM cm_spend s"
+                             " JOIN cm_agreements a ON a.agreement_id = s.agreement_id"
+                             f" WHERE s.due_id IS NOT NULL AND {_in('a.need_id', chunk)}"
+                             " GROUP BY a.need_id",
+            "due": "SELECT a.need_id, SUM(d.amount_pence) FROM cm_results_due d"
+                   " JOIN cm_agreements a ON a.agreement_id = d.agreement_id"
+                   f" WHERE d.paid_at IS NULL AND {_in('a.need_id', chunk)} GROUP BY a.need_id",
+            "partners": "SELECT need_id, COUNT(*) FROM cm_contributions"
+                        f" WHERE {_in('need_id', chunk)} GROUP BY need_id",
         }
         for figure, sql in queries.items():
             for need_id, value in tx.execute(sql, chunk):
@@ -820,8 +1028,25 @@ def _need_fields(row: Row, figures: dict[str, int]) -> dict[str, Any]:
         "budget_envelope": pounds(envelope),
         "pooled_budget": pounds(int(envelope) + figures["pledged"]),
         "awarded": pounds(figures["awarded"]), "committed": pounds(figures["committed"]),
-        "spent": pounds(figures["spent"]), "active_agreements": figures["active"],
-        "updated_at": updated_at,
+        "spent": pounds(figures["spent"]), "due": pounds(figures["due"]),
+        "active_agreements": figures["active"], "updated_at": updated_at,
+    }
+
+
+def _need_workings(fields: dict[str, Any], figures: dict[str, int]) -> dict[str, str]:
+    results = pounds(figures["results_spent"])
+    partners = figures["partners"]
+    return {
+        "pooled_budget": f"£, pounds and pence: the lead's envelope of "
+                         f"{money(fields['budget_envelope'])}"
+                         + (f" and {partners} partner contributions of "
+                            f"{money(pounds(figures['pledged']))}" if partners else ""),
+        "awarded": "£: allocated by the need's commissioning decisions",
+        "committed": f"£: the current budgets of its {figures['active']} active agreements",
+        "spent": f"£: payments under its agreements: {money(fields['spent'] - results)} "
+                 f"recorded by hand and {money(results)} of results payments",
+        "due": "£: results payments due under its agreements and not paid yet, net of "
+               "credits to recover",
     }
 
 
@@ -896,8 +1121,9 @@ def get_need(db: Database, need_id: UUID) -> NeedDetail | None:
                 " WHERE need_id = ? ORDER BY decided_at, decision_id", (key,))
         ]
         agreements = _agreement_summaries(tx, " WHERE need_id = ?", [key])
+    fields = _need_fields(row, figures)
     return NeedDetail(
-        **_need_fields(row, figures), population=json.loads(population),
+        **fields, workings=_need_workings(fields, figures), population=json.loads(population),
         outputs=json.loads(outputs), options=json.loads(options), recommended=recommended,
         options_rationale=rationale, engagements=json.loads(engagements),
         contributions=contributions, decisions=decisions, agreements=agreements,
@@ -908,7 +1134,10 @@ def get_need(db: Database, need_id: UUID) -> NeedDetail | None:
 def split_pro_rata(total: Decimal, weights: list[Decimal]) -> list[Decimal]:
     """`total` shared in proportion to `weights` to the penny, the way agreement budgets are
     shared between parties: each part rounded down, then the pennies left over one each to the
-    largest remainders (the first, the lead, first on a tie), so the parts add up exactly."""
+    largest remainders (the first, the lead, first on a tie), so the parts add up exactly. A
+    negative total (credits to recover) is shared as its size is."""
+    if total < 0:
+        return [-part for part in split_pro_rata(-total, weights)]
     whole = sum(weights, Decimal(0))
     if not weights or whole <= 0:
         return [Decimal("0.00") for _ in weights]
@@ -940,16 +1169,30 @@ def spend_by_partner(db: Database, need_id: UUID) -> SpendByPartner | None:
     amounts = [by_partner[p] for p in partners]
     pooled = sum(amounts, Decimal(0))
     committed, spent = pounds(figures["committed"]), pounds(figures["spent"])
+    due = pounds(figures["due"])
     shares = split_pro_rata(Decimal(100), amounts)
     return SpendByPartner(
-        need_id=need_id, pooled_budget=pooled, committed=committed, spent=spent,
+        need_id=need_id, pooled_budget=pooled, committed=committed, spent=spent, due=due,
         partners=[
             PartnerSplit(partner=p, is_lead=p == lead, contribution=amount, share_pct=share,
-                         committed=part_committed, spent=part_spent)
-            for p, amount, share, part_committed, part_spent in zip(
+                         committed=part_committed, spent=part_spent, due=part_due)
+            for p, amount, share, part_committed, part_spent, part_due in zip(
                 partners, amounts, shares, split_pro_rata(committed, amounts),
-                split_pro_rata(spent, amounts), strict=True)
+                split_pro_rata(spent, amounts), split_pro_rata(due, amounts), strict=True)
         ],
+        workings={
+            "share_pct": "%, 2 places: the organisation's contribution over the pooled "
+                         f"budget of {money(pooled)} (the lead's envelope is its contribution)",
+            "committed": f"£: the need's committed {money(committed)} (the current budgets "
+                         "of its active agreements) split pro rata to the contributions",
+            "spent": f"£: the need's spend of {money(spent)} (payments by hand and of "
+                     "results payments) split pro rata to the contributions",
+            "due": f"£: the need's results payments due of {money(due)} split pro rata to "
+                   "the contributions",
+            "rounding": "each part rounded down to the penny, the pennies left over one each "
+                        "to the largest remainders, the lead first on a tie: the parts add up "
+                        "exactly",
+        },
     )
 
 

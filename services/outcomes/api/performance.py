@@ -41,7 +41,9 @@ def _views(request: Request) -> Database:
 @router.get("/performance/measures/{measure_id}", response_model=MeasurePerformance)
 def measure_performance(measure_id: UUID, request: Request,
                         _: CouncilReader) -> MeasurePerformance:
-    """An outcome measure's target against actual over time (the latest revision of each
+    """Rule: a period still running is provisional and sets no RAG.
+
+    An outcome measure's target against actual over time (the latest revision of each
     period's measurement, with how often it was revised) and the RAG of every period: green if
     the actual meets or beats the target, amber if short by no more than 10% of the targeted
     improvement on the baseline, red otherwise, none without a target or a measurement. The
@@ -63,7 +65,9 @@ def agreements_performance(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[AgreementPerformanceSummary]:
-    """Every agreement with its RAG (on its latest ended period), latest achievement, payments,
+    """Rule: cost per outcome is in each measure's own unit; a period still running is provisional.
+
+    Every agreement with its RAG (on its latest ended period), latest achievement, payments,
     spend, delivery volumes per unit and cost per outcome per attributed measure in the
     measure's own unit (with how it was worked out), best first: green, amber, red, none, then
     by title. A provider sees only its own agreements."""
@@ -78,7 +82,9 @@ def agreements_performance(
 @router.get("/performance/agreements/{agreement_id}", response_model=AgreementPerformance)
 def agreement_performance(agreement_id: UUID, request: Request,
                           principal: Reader) -> AgreementPerformance:
-    """One agreement: per attributed outcome, target against actual over its term with the RAG
+    """Rule: cost per outcome is in each measure's own unit; a period still running is provisional.
+
+    One agreement: per attributed outcome, target against actual over its term with the RAG
     of each period; its weighted achievement and RAG per period (the latest ended one is its
     overall RAG; one still running is provisional); delivery volumes per period, activity type
     and unit after corrections; payments per period (latest total and every recalculation's

@@ -213,7 +213,9 @@ def attribute(
 def agree_rate_card(
     agreement_id: UUID, body: RateCardIn, request: Request, principal: Writer
 ) -> TermsView:
-    """Agree (or replace) the agreement's rate card: payment per unit delivered and per unit of
+    """Rule: the card settles in the agreement's one payment frequency, or is refused.
+
+    Agree (or replace) the agreement's rate card: payment per unit delivered and per unit of
     outcome improvement, thresholds, caps, performance bands, the provider's share of penalties
     and a cap per period (records RateCardAgreed). Outcome rates need the measure attributed
     first. Every period is then recalculated under the new card."""
@@ -233,7 +235,9 @@ def get_terms(agreement_id: UUID, request: Request, principal: Reader) -> TermsV
 
 @router.get("/agreements/{agreement_id}/payments", response_model=PaymentSchedule)
 def get_payments(agreement_id: UUID, request: Request, principal: Reader) -> PaymentSchedule:
-    """The agreement's payment schedule: each period's payment with its calculation line by
+    """Rule: only the agreement's term is paid for; a period it covers in part is pro-rated by days.
+
+    The agreement's payment schedule: each period's payment with its calculation line by
     line, and its history (the first calculation, then each recalculation with its difference
     and reason)."""
     outcomes = outcomes_of(request)

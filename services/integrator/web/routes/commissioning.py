@@ -303,6 +303,7 @@ def _agreement_page(request: Request, viewer: Viewer, agreement_id: UUID,
         subject_names = record_names(db)
     failed = failed or {}
     cases = [b.business_case_id for b in agreement.business_cases if b.status == "proposed"]
+    dues = [d.due_id for d in agreement.results_due if d.paid_at is None]
     return page(
         request, "agreement.html", viewer, section="commissioning", status=status,
         agreement=agreement, need=need, names=names, brief=brief, outcomes=outcomes,
@@ -311,7 +312,8 @@ def _agreement_page(request: Request, viewer: Viewer, agreement_id: UUID,
         endings=[k.value for k in EndingKind],
         forms={**{name: failed.get(name, forms.FormState()) for name in AGREEMENT_FORMS},
                **{f"case-{case}": failed.get(f"case-{case}", forms.FormState())
-                  for case in cases}},
+                  for case in cases},
+               **{f"due-{due}": failed.get(f"due-{due}", forms.FormState()) for due in dues}},
         failed=next(iter(failed), ""),
     )
 
@@ -390,6 +392,17 @@ def spend(agreement_id: UUID, request: Request, viewer: SignedIn, values: Posted
     return _agreement_step(request, viewer, agreement_id, values, "spend", c.NewSpend,
                            lambda i, body: i.record_spend(agreement_id, body, viewer.principal),
                            "Spend recorded")
+
+
+@routes.post("/agreements/{agreement_id}/results-due/{due_id}/pay",
+             response_class=HTMLResponse)
+def pay_due(agreement_id: UUID, due_id: str, request: Request, viewer: SignedIn,
+            values: Posted) -> Response:
+    return _agreement_step(request, viewer, agreement_id, values, f"due-{due_id}",
+                           c.DuePayment,
+                           lambda i, body: i.pay_results_due(agreement_id, due_id, body,
+                                                             viewer.principal),
+                           "Results payment recorded")
 
 
 @routes.post("/agreements/{agreement_id}/end", response_class=HTMLResponse)
