@@ -70,7 +70,9 @@ class Stack:
             [sys.executable, "-m", "shared.cli", "serve", service],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
-        wait_for(lambda: self._healthy(service), 30, f"{service} /health")
+        # Generous: on a loaded 2-core machine a service on PostgreSQL may wait its turn to
+        # create its tables (the set-up lock) for many seconds.
+        wait_for(lambda: self._healthy(service), 90, f"{service} /health")
 
     def _healthy(self, service: str) -> bool:
         process = self.processes[service]
@@ -81,8 +83,14 @@ class Stack:
         return httpx.get(f"{self.url(service)}/health", timeout=1).status_code == 200
 
     def start_all(self) -> None:
-        for service in SERVICE_NAMES:
-            self.start(service)
+        """Start the three services; if one cannot start, stop those already started, so no
+        process is left holding database connections for the tests that follow."""
+        try:
+            for service in SERVICE_NAMES:
+                self.start(service)
+        except BaseException:
+            self.stop_all()
+            raise
 
     def wait_caught_up(self, timeout: float = 120.0) -> None:
         """Until every service has published what it stored and every read model has applied
