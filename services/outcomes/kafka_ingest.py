@@ -581,8 +581,8 @@ class KafkaDeliveryIngest:
         self.counts.duplicates += duplicates
         self.counts.rejected += len(rejects)
         if rejects or duplicates:
-            log.info("kafka_ingest_batch", messages=len(messages), accepted=accepted,
-                     duplicates=duplicates, rejected=len(rejects))
+            log.debug("kafka_ingest_batch", messages=len(messages), accepted=accepted,
+                      duplicates=duplicates, rejected=len(rejects))
         return rejects
 
     def _principal(self, header: str | None, seen: dict[str, Principal | str]) -> Principal | str:
