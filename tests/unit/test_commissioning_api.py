@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,7 +20,6 @@ from services.provider_registry.service import SPEC as REGISTRY
 from shared.contracts.provider_registry import ProviderStatus
 from shared.identity import Role, TokenStore
 from shared.settings import Settings
-from shared.sql import open_database
 from shared.web import Runtime, create_service_app
 from tests.problems import assert_errors, loc_of
 from tests.waiting import eventually
@@ -110,20 +108,6 @@ def lesson_body(**about: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path, relay_interval=0.01)
-
-
-@pytest.fixture
-def tokens(settings: Settings) -> Iterator[TokenStore]:
-    store = TokenStore(open_database(settings, "identity"))
-    try:
-        yield store
-    finally:
-        store.db.close()
 
 
 @pytest.fixture
