@@ -57,7 +57,9 @@ def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> N
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
-    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s")
+    # Libraries' own debug lines (a Kafka client's every request, bytes and all) say nothing
+    # about the council's work: debug is for ours.
+    logging.basicConfig(stream=sys.stderr, level=max(numeric, logging.INFO), format="%(message)s")
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
