@@ -131,3 +131,33 @@ def test_the_format_and_level_come_from_the_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("COUNCIL_LOG_FORMAT", "yaml")
     with pytest.raises(ValueError, match="log_format"):
         Settings()
+
+
+# --------------------------------------------------------------------------- council up's banner
+
+
+def _report(pending: int | None = 0, behind: dict[str, int] | None = None,
+            workers: dict[str, str] | None = None) -> dict[str, object]:
+    return {"relay_pending": pending,
+            "projections_behind": {"integrator.network": 0} if behind is None else behind,
+            "workers": {"relay": "running", "projections": "running"} if workers is None
+            else workers}
+
+
+@pytest.mark.parametrize(("report", "ready_for_the_banner"), [
+    (_report(), True),
+    (_report(workers={"relay": "thread"}), True),
+    (_report(pending=12), False),  # stored events not yet on the log
+    (_report(pending=None), False),  # the relay cannot say
+    (_report(behind={"integrator.network": 0, "integrator.timeline": 3}), False),
+    (_report(behind={}), True),  # a service with no read model
+    ({**_report(), "projections_behind": None}, False),  # the log cannot say where it ends
+    (_report(workers={"relay": "running", "projections": "restarting"}), False),
+    (None, False),  # /ready did not answer
+])
+def test_the_urls_wait_for_every_relay_and_read_model_to_catch_up(
+    report: dict[str, object] | None, ready_for_the_banner: bool
+) -> None:
+    from shared.cli import settled
+
+    assert settled(report) is ready_for_the_banner
