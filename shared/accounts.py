@@ -36,7 +36,8 @@ STAFF_ROLES = (Role.INTEGRATOR_ADMIN, Role.COMMISSIONER, Role.COUNCIL_STAFF, Rol
 MIN_PASSWORD = 10
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
-# scrypt cost: 2^14 x 8 x 128 bytes = 16 MiB and ~50 ms per check (OWASP's minimum is 2^13..2^17)
+# scrypt cost: 2^14 x 8 x 128 bytes = 16 MiB per check (OWASP's minimum is 2^13..2^17): slow
+# enough to make guessing dear, quick enough for a sign-in (its time: docs/performance.md)
 _N, _R, _P, _LEN = 2**14, 8, 1, 32
 
 _SCHEMA = (

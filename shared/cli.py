@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 from uuid import UUID
 
 from shared.errors import InfrastructureUnavailable, PersistenceNotConfigured
@@ -72,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from shared.workers import tune_gc
 
     settings = Settings()
-    configure_logging(args.service, settings.log_level)
+    configure_logging(args.service, settings.log_level, settings.log_format)
     preflight(settings)
     api = create_service_app(_spec(args.service), settings, workers=settings.workers)
     tune_gc()
@@ -98,7 +99,7 @@ def cmd_work(args: argparse.Namespace) -> int:
     from shared.web import run_workers
 
     settings = Settings()
-    configure_logging(args.service, settings.log_level)
+    configure_logging(args.service, settings.log_level, settings.log_format)
     spec = _spec(args.service)
     groups = args.group or spec.groups(settings)
     lower_priority(groups)
@@ -159,8 +160,10 @@ def load_demo_data(settings: Settings) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from services.integrator.demo import DemoError
+    from shared.logs import configure_logging
 
     settings = Settings()
+    configure_logging("demo", settings.log_level, settings.log_format)
     preflight(settings)
     try:
         load_demo_data(settings)
@@ -170,7 +173,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from shared.logs import configure_logging
+
     settings = Settings()
+    configure_logging("council", settings.log_level, settings.log_format)
     preflight(settings)
     if args.demo:
         from services.integrator.demo import DemoError
@@ -191,19 +197,22 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    deadline = time.monotonic() + args.start_timeout
-    waiting = set(SERVICE_NAMES)
-    while waiting and not stopping and time.monotonic() < deadline:
-        waiting = {n for n in waiting if not _healthy(settings.url_of(n))}
-        if any(c.poll() is not None for c in children.values()):
-            break
-        time.sleep(0.2)
+
+    def given_up() -> bool:
+        return stopping or any(c.poll() is not None for c in children.values())
+
+    waiting = _wait_healthy(settings, args.start_timeout, given_up)
     code = 0
     if waiting and not stopping:
         print(f"council: not healthy in time: {', '.join(sorted(waiting))}", file=sys.stderr)
         code = 1
-    else:
-        _announce(settings, args)
+    elif not given_up():
+        # The banner comes last, once the read models have caught up with the log: what
+        # the services log while starting would otherwise scroll it away.
+        attention = _wait_settled(settings, args.ready_timeout, given_up)
+        if not given_up():
+            _announce(settings, args, attention)
+    if code == 0:
         while not stopping and all(c.poll() is None for c in children.values()):
             time.sleep(0.2)
         dead = [n for n, c in children.items() if c.poll() is not None]
@@ -214,7 +223,85 @@ def cmd_up(args: argparse.Namespace) -> int:
     return code
 
 
-def _announce(settings: Settings, args: argparse.Namespace) -> None:
+def _wait_healthy(settings: Settings, timeout: float, given_up: Callable[[], bool]) -> set[str]:
+    """The services not answering /health when `timeout` ran out (or when `given_up`)."""
+    deadline = time.monotonic() + timeout
+    waiting = set(SERVICE_NAMES)
+    while waiting and not given_up() and time.monotonic() < deadline:
+        waiting = {n for n in waiting if not _healthy(settings.url_of(n))}
+        if waiting:
+            time.sleep(0.2)
+    return waiting
+
+
+def _readiness(url: str) -> dict[str, Any] | None:
+    """/ready's report (served with 200 or 503), or None when there is none to read."""
+    try:
+        with urllib.request.urlopen(f"{url}/ready", timeout=5) as response:  # noqa: S310
+            body = response.read()
+    except urllib.error.HTTPError as refused:
+        body = refused.read()
+    except (urllib.error.URLError, OSError):
+        return None
+    try:
+        report = json.loads(body)
+    except ValueError:
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def settled(report: dict[str, Any] | None) -> bool:
+    """Whether a service has started its background work and caught up: its relay has
+    published what is stored, and every read model has applied the whole log."""
+    if report is None:
+        return False
+    behind = report.get("projections_behind")
+    workers = report.get("workers") or {}
+    return (report.get("relay_pending") == 0 and isinstance(behind, dict)
+            and all(n == 0 for n in behind.values())
+            and all(state in ("running", "thread") for state in workers.values()))
+
+
+def _wait_settled(settings: Settings, timeout: float,
+                  given_up: Callable[[], bool]) -> list[str]:
+    """Wait until every service has settled (or `timeout`); what /ready still says is wrong."""
+    deadline = time.monotonic() + timeout
+    tty = sys.stdout.isatty()
+    said = False
+    reports: dict[str, dict[str, Any] | None] = {}
+    while not given_up():
+        reports = {name: _readiness(settings.url_of(name)) for name in SERVICE_NAMES}
+        if all(settled(r) for r in reports.values()) or time.monotonic() >= deadline:
+            break
+        behind = sum(sum(((r or {}).get("projections_behind") or {}).values())
+                     for r in reports.values())
+        if tty:
+            print(f"\r  read models catching up with the shared log: {behind:>7,} records "
+                  "to apply", end="", flush=True)
+        elif not said:
+            print("Waiting for the read models to catch up with the shared log...", flush=True)
+        said = True
+        time.sleep(0.5)
+    if said and tty:
+        print()
+    return _attention(reports)
+
+
+def _attention(reports: dict[str, dict[str, Any] | None]) -> list[str]:
+    """One line per check a service's /ready does not pass (or per service not settled)."""
+    lines = []
+    for name, report in reports.items():
+        if report is None:
+            lines.append(f"{name}: /ready did not answer")
+            continue
+        checks = report.get("checks") or {}
+        lines.extend(f"{name} {check}: {said}" for check, said in checks.items() if said != "ok")
+        if not settled(report):
+            lines.append(f"{name}: still catching up with the shared log (see /ready)")
+    return lines
+
+
+def _announce(settings: Settings, args: argparse.Namespace, attention: Sequence[str] = ()) -> None:
     print("\nCouncil Integrator is running:")
     for name in SERVICE_NAMES:
         print(f"  {name:<18} {settings.url_of(name)}   (API docs: {settings.url_of(name)}/docs)")
@@ -235,6 +322,10 @@ def _announce(settings: Settings, args: argparse.Namespace) -> None:
               "passwords each start):")
         for username, role, password in demo_users(settings):
             print(f"    {username:<13} {password}   ({role})")
+    if attention:
+        print("\n  not ready yet (each service's /ready says more):")
+        for line in attention:
+            print(f"    {line}")
     print("\nCtrl-C stops all three.", flush=True)
 
 
@@ -534,7 +625,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="create and print an integrator admin token")
     up.add_argument("--demo", action=argparse.BooleanOptionalAction, default=False,
                     help="load the demo data first, unless already loaded (make run does)")
-    up.add_argument("--start-timeout", type=float, default=60.0)
+    up.add_argument("--start-timeout", type=float, default=60.0,
+                    help="seconds for every service to answer /health")
+    up.add_argument("--ready-timeout", type=float, default=300.0,
+                    help="seconds to wait for the read models to catch up with the log "
+                    "before printing the URLs anyway")
     up.set_defaults(func=cmd_up)
 
     demo = sub.add_parser("demo", help="load the demo data set (Northshire County Council) "

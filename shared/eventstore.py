@@ -150,8 +150,8 @@ class CouncilApplication(Application[UUID]):
         `to_envelope(...).model_dump(mode="json")` gives, read straight from the stored bytes.
 
         The relay's hot path: rebuilding the domain event (the library's JSON decoding, a UUID
-        object per id) and then an envelope model only to dump it again cost more than half of
-        what publishing an event took. The data still goes through its contract's model, as
+        object per id) and then an envelope model only to dump it again was most of what
+        publishing an event cost. The data still goes through its contract's model, as
         before; events outside the catalogue, and stores that compress or encrypt, take the
         long way."""
         event_class = resolve_topic(notification.topic)

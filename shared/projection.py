@@ -8,6 +8,7 @@ events arrive in order, so an event at or below the position already applied is 
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -301,20 +302,23 @@ class ProjectionRunner:
 
     def _log_applied(self, done: dict[str, list[EventEnvelope]]) -> None:
         """One line per event, or per correlation id for the many events of one request (a
-        delivery batch): the trail of who caused what stays, without a line per event."""
+        delivery batch): the trail of who caused what stays, without a line per event. At debug
+        level only: a read model catching up applies thousands."""
+        if not log.is_enabled_for(logging.DEBUG):
+            return
         name = self.projection.name
         for correlation_id, events in done.items():
             first = events[0]
             with structlog.contextvars.bound_contextvars(correlation_id=correlation_id,
                                                          actor=first.actor or "system"):
                 if len(events) == 1:
-                    log.info("event_applied", projection=name, type=first.type,
-                             event_id=str(first.event_id), source=first.source)
+                    log.debug("event_applied", projection=name, type=first.type,
+                              event_id=str(first.event_id), source=first.source)
                 else:
-                    log.info("event_applied", projection=name, events=len(events),
-                             types=sorted({e.type for e in events}),
-                             event_id=str(first.event_id), last_event_id=str(events[-1].event_id),
-                             source=first.source)
+                    log.debug("event_applied", projection=name, events=len(events),
+                              types=sorted({e.type for e in events}),
+                              event_id=str(first.event_id),
+                              last_event_id=str(events[-1].event_id), source=first.source)
 
     def _stream_positions(self, tx: Tx, streams: set[str]) -> dict[str, int]:
         found: dict[str, int] = {}

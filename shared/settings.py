@@ -49,7 +49,11 @@ class Settings(BaseSettings):
     worker_stall_seconds: float = Field(
         default=60.0, gt=0, description="a read model still behind the log that has not moved "
         "for this long is reported stalled by /ready")
-    log_level: str = "info"
+    log_level: str = Field(default="info", description="debug shows a line per event applied "
+                           "and per batch relayed; info, warning, error")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="log lines on stderr: readable on a terminal and JSON "
+        "otherwise (auto), or always json or console")
     deliveries_inbound_topic: str = ""  # "" = <topic_prefix>.deliveries.inbound (Kafka only)
     deliveries_rejects_topic: str = ""  # "" = <topic_prefix>.deliveries.rejects
     deliveries_ingest_partitions: str = ""  # inbound partitions this instance reads ("0,2"); "" all

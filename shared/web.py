@@ -266,7 +266,7 @@ def run_workers(spec: ServiceSpec, settings: Settings, groups: Sequence[str],
     tune_gc()
     try:
         runtime.start(groups)
-        log.info("workers_started", groups=list(groups))
+        log.debug("workers_started", groups=list(groups))  # the service said it started
         while not stop.wait(1.0):
             if dead := runtime.dead_groups():
                 # End the process: its parent starts it again (shared.workers), and /ready
@@ -275,7 +275,7 @@ def run_workers(spec: ServiceSpec, settings: Settings, groups: Sequence[str],
                 raise WorkerDied(f"a worker of {', '.join(dead)} ended")
     finally:
         runtime.close()
-        log.info("workers_stopped", groups=list(groups))
+        log.debug("workers_stopped", groups=list(groups))
 
 
 class WorkerDied(RuntimeError):

@@ -12,7 +12,7 @@ processes (`council work <service> --group ...`), one per group:
 
 Why: CPython runs one thread of a process at a time. As threads of the HTTP process, the relay
 and the projections took the interpreter from request handlers as soon as a delivery batch's
-first events were stored, and an HTTP batch took twice as long as it needed to. As processes
+first events were stored, and an HTTP batch waited on them. As processes
 they use the machine's other cores, and a request holds its process's interpreter to itself.
 
 The read models and further workers run at a lower CPU priority (nice 10) than the HTTP process,
@@ -167,8 +167,8 @@ def tune_gc() -> None:
     Python's default suits short scripts. A service holds thousands of objects per batch (a
     delivery batch: each report's aggregate, event, dicts and outcome) until the batch is
     stored, so a collection ran every few hundred of them and each older-generation pass went
-    through all the batch held: a fifth of the Kafka ingest's CPU per report (measured with a
-    5,000-report batch on PostgreSQL: 75-82 us a report before, 57-62 after). Memory stays
+    through all the batch held, a good share of the Kafka ingest's CPU per report (see
+    docs/performance.md). Memory stays
     bounded: reference counting still frees everything not in a cycle at once; only cyclic
     garbage waits a little longer."""
     gc.freeze()

@@ -188,7 +188,7 @@ class DeliveryReport(CouncilAggregate):
     ) -> DeliveryReport:
         """A new report. The same as calling the class, through the library's `_create`, which
         skips matching the arguments against __init__'s signature again: a delivery batch
-        creates thousands of reports, and that matching was a third of the time each took.
+        creates thousands of reports, and that matching was a large share of each one's cost.
         A report naming service users (sealed) is a ReportedWithServiceUsers."""
         if service_users:
             return cls._create(

@@ -23,9 +23,9 @@ has no broker and so no inbound topic: providers there report over HTTP):
   is not active are all rejected here with the reason.
 
 How it is consumed (``KafkaDeliveryIngest``, a worker of the outcomes service, reading through
-librdkafka, since kafka-python decodes each record in the interpreter, a tenth of the ingest's
-time per report; rejects go out through kafka-python): partitions are assigned explicitly and
-read from offsets this service tracks itself, in the table
+librdkafka, since kafka-python decodes each record in the interpreter, taking it from the work
+of storing reports; rejects go out through kafka-python): partitions are assigned explicitly
+and read from offsets this service tracks itself, in the table
 ``kafka_inbound_offsets (topic, log_partition, next_offset)`` in the outcomes store's database;
 no consumer groups. Each polled batch is grouped by the reporting principal (each distinct
 token is authenticated once per batch) and handed to ``Outcomes.report_deliveries`` (the
@@ -581,8 +581,8 @@ class KafkaDeliveryIngest:
         self.counts.duplicates += duplicates
         self.counts.rejected += len(rejects)
         if rejects or duplicates:
-            log.info("kafka_ingest_batch", messages=len(messages), accepted=accepted,
-                     duplicates=duplicates, rejected=len(rejects))
+            log.debug("kafka_ingest_batch", messages=len(messages), accepted=accepted,
+                      duplicates=duplicates, rejected=len(rejects))
         return rejects
 
     def _principal(self, header: str | None, seen: dict[str, Principal | str]) -> Principal | str:

@@ -500,8 +500,8 @@ class PaymentsProcess:
             if changed:
                 self.app.save(terms)
         if changed and not self.quiet:
-            log.info("payment_settled", agreement_id=str(due.agreement_id), period=due.period,
-                     total=str(calc.total), reason=due.reason)
+            log.debug("payment_settled", agreement_id=str(due.agreement_id), period=due.period,
+                      total=str(calc.total), reason=due.reason)
         return changed
 
     def calculate(self, terms: AgreementTerms, period: str,

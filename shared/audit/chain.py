@@ -48,7 +48,8 @@ class ChainTip:
 class SealedEvent:
     """An event as the relay sealed it into its source's chain: the exact bytes its hash was
     computed with, ready for the log (shared.eventlog.Appendable). Not an envelope model:
-    building one per event only to hand the log its bytes cost as much as hashing them."""
+    building one per event only to hand the log its bytes would double the relay's work of
+    sealing."""
 
     source: str
     stream_id: str

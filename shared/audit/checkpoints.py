@@ -135,8 +135,8 @@ class CheckpointWriter:
                 " ON CONFLICT (chain) DO UPDATE SET count = excluded.count,"
                 " signed_at = excluded.signed_at",
                 (self.chain, checkpoint.count, checkpoint.signed_at))
-        log.info("audit_checkpoint_signed", chain=self.chain, count=checkpoint.count,
-                 hash=checkpoint.hash)
+        log.debug("audit_checkpoint_signed", chain=self.chain, count=checkpoint.count,
+                  hash=checkpoint.hash)
         return checkpoint
 
     def run(self, stop: threading.Event, idle_wait: float = 0.05) -> None:

@@ -5,8 +5,8 @@ acks="all" with the idempotent producer. Readers assign partitions explicitly an
 offsets they track themselves: no consumer-group joins, which are slow and which projections
 do not want (their positions live with their read models).
 
-Appends go through librdkafka (confluent-kafka): kafka-python's producer spends some 20 us of
-interpreter time per message, which capped the outbox relay near 20,000 events/s even alone;
+Appends go through librdkafka (confluent-kafka): kafka-python's producer spends interpreter
+time on every message, which capped the outbox relay well below what the store can give it;
 librdkafka batches and sends in its own threads, outside the interpreter. Its partitioner is set
 to murmur2, Kafka's Java client's and kafka-python's, so each stream id keeps the partition it
 always had. Reads go through librdkafka too (kafka-python decoded every record in the

@@ -1,14 +1,12 @@
 """Folding the shared log into read models fast, with the very Projection classes the live runners
 use, so a replay gives the live projection's answer.
 
-Where the time goes per record of the bench's million events (one core of this project's
-machine, CPU time): reading it from the embedded log ~2 us (from Kafka ~4 us); parsing and
-validating its envelope in one step ~5.5 us (parsing alone ~3.5 us, so reading the header first
-and validating later costs more for a record that is applied); the projection's `apply`, its own
-validation of the data (~2.3 us) and its statements' values (~2 us); SQLite running them ~5 us
-(an insert into an index of random keys); and a commit per batch would write every page the
-batch touched again (random keys touch most of an index). In all some 24 us, about 42,000
-records/s in one process.
+Each record of a replay is read from the log, its envelope parsed and validated, applied by
+the projection (which validates the event's data and works out its statements' values), and
+its statements run by SQLite (inserts into indexes of random keys). Parsing is most of what
+validating the envelope costs, so reading the header first and validating later costs more for
+a record that is applied; and a commit per batch would write every page the batch touched again
+(random keys touch most of an index). Where the time goes is in docs/performance.md.
 
 So: a replay parses and validates each record in one step (fold_batch); only the snapshot
 store's index reads records' headers alone (type, stream, position, business time: `entries`),
@@ -36,8 +34,8 @@ from shared.projection import Projection
 from shared.sql import Database, Row, Tx
 
 ENVELOPE_FIELDS = frozenset(EventEnvelope.model_fields)
-# EventEnvelope.model_validate_json without its Python wrapper, which costs a tenth as much
-# again as the validation (this runs once per record of a replay)
+# EventEnvelope.model_validate_json without its Python wrapper, whose own cost adds to the
+# validation's (this runs once per record of a replay)
 _validate_json = EventEnvelope.__pydantic_validator__.validate_json
 CACHE_KIB = 512 * 1024  # SQLite page cache per read model being built (a ceiling, not a grab)
 # Records from which a replay is worth a second process: starting one costs about what

@@ -2,8 +2,8 @@
 
 Per event, a full replay reads the record from the log, validates its envelope, runs the
 projection's `apply` (which validates the event's data and works out its statements), and
-SQLite runs those statements: some 24 us on one core (about 42,000 events/s). The work splits
-into two halves that need little from each other:
+SQLite runs those statements, all on one core (docs/performance.md). The work splits into two
+halves that need little from each other:
 
 - this process reads the log and runs the statements on the read model: it owns both;
 - a child process validates each record and folds it (shared.replay.fold.fold_batch, as a
@@ -20,7 +20,7 @@ replay fails with its reason.
 
 The child sends from the thread doing the work, not from a helper thread (as a Queue would): a
 helper needs the interpreter lock for every message, and a thread busy folding gives it up only
-every few milliseconds, which would cap the messages at a few hundred a second. Nothing can
+at the interpreter's switch interval, which would cap how many messages go per second. Nothing can
 deadlock: records are written here by a thread of their own, so this process's main thread
 only ever waits for the child's messages, and the child waits on a send only until this
 process reads it.
@@ -52,12 +52,12 @@ PIECE = 128
 DEPTH = 16
 PIPE_BYTES = 1 << 20
 # Records read from the log at a time: reading is done between pieces, and the child must not
-# run out of records meanwhile (5,000 from Kafka take some 20 ms; the pipe holds about 15 ms of
-# the child's work).
+# run out of records meanwhile (a read this size takes less time than the child needs for what
+# the pipe holds; a read of a whole 5,000-record batch from Kafka would take longer).
 READ = 1024
 WAIT_S = 5.0
 # Rows cross the pipes as columns: pickle remembers every tuple it writes (a dict entry each),
-# so a list of values per column pickles several times faster than a list of rows.
+# so a list of values per column pickles much quicker than a list of rows.
 Columns = tuple[list[list[Any]], int]  # the columns, and how many rows (for rows of none)
 Statements = list[tuple[str, Columns]]
 
@@ -93,7 +93,7 @@ def fold_in_two(batches: Iterable[list[LogRecord]], folder: Folder,
     feed = _Feed(iter(batches), records)
     try:
         # Full collections would otherwise go through everything this process holds (modules,
-        # schemas) every second or so, some 40 ms each, while the child waits for records.
+        # schemas) again and again, while the child waits for records.
         with rare_collections():
             yield from _run_pieces(feed, here, child, transaction, per_transaction)
         child.join(timeout=WAIT_S)  # it has nothing left to do but exit

@@ -272,8 +272,7 @@ class SnapshotStore:
         read. Safe to call from several threads and processes at once. A long way behind, the
         log is read ahead by `bulk_reader` when the store has one. How far behind is asked of
         the log only with `progress` or after a full first batch: a broker answers it a
-        partition at a time (Tansu: most of a second for nine), and a view as of a date
-        refreshes first."""
+        partition at a time, slowly, and a view as of a date refreshes first."""
         with self._refreshing:
             expected = self._expected_total() if progress else None
             shown = progress if progress and expected else None

@@ -45,6 +45,8 @@ class Stack:
             **os.environ,
             **env,
             "COUNCIL_VAR_DIR": str(workdir / "var"),
+            # Per-event lines (debug): the tests follow correlation ids across the services.
+            "COUNCIL_LOG_LEVEL": "debug",
             **{f"COUNCIL_{n.upper()}_PORT": str(p) for n, p in self.ports.items()},
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}

@@ -3,6 +3,7 @@ in the middle of relaying and projecting, and clear failures on unreachable infr
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -184,3 +185,39 @@ def test_council_up_serves_all_three_and_stops_cleanly_on_sigterm(tmp_path: Path
     for port in ports.values():
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+
+
+def test_council_up_prints_the_urls_last_once_the_demo_is_loaded_and_caught_up(
+    tmp_path: Path,
+) -> None:
+    """What `make run` shows: the demo load, the services starting (JSON lines: not a
+    terminal), then the URLs, token and passwords once every read model has caught up, with no
+    line per event applied to scroll them away."""
+    ports = {s: free_port() for s in ("integrator", "provider_registry", "outcomes")}
+    env = {**os.environ, "COUNCIL_VAR_DIR": str(tmp_path / "var"),
+           **{f"COUNCIL_{s.upper()}_PORT": str(p) for s, p in ports.items()}}
+    env.pop("COUNCIL_LOG_LEVEL", None)
+    env.pop("COUNCIL_LOG_FORMAT", None)
+    out = tmp_path / "up.out"
+    with open(out, "wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "shared.cli", "up", "--demo"],
+                                   env=env, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: "Ctrl-C stops all three." in out.read_text(), 600, "the banner")
+            token = out.read_text().split("admin token (demo): ")[1].split()[0]
+            summary = httpx.get(f"http://127.0.0.1:{ports['integrator']}/network/summary",
+                                headers={"Authorization": f"Bearer {token}"}).json()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=40) == 0
+    # The network read model had the whole demo when the URLs were printed.
+    assert sum(summary["providers_by_status"].values()) == 152
+    before, _, rest = out.read_text().partition("Council Integrator is running:")
+    banner = rest.partition("Ctrl-C stops all three.")[0]
+    assert "Loaded in" in before
+    assert "event_applied" not in before + rest
+    assert "web pages:" in banner
+    assert "commissioner" in banner
+    logged = [json.loads(line) for line in before.splitlines() if line.startswith("{")]
+    assert {line["event"] for line in logged} >= {"service_started"}
+    assert all(line["level"] != "debug" for line in logged)

@@ -6,7 +6,6 @@ in a second database."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -41,18 +40,6 @@ from shared.settings import Settings
 from shared.sql import Database, open_database
 
 REASON = "decided by the commissioning panel"
-
-
-@pytest.fixture(params=["embedded", "scale"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "embedded":
-        yield Settings(var_dir=tmp_path, log_url="embedded")
-        return
-    url = request.getfixturevalue("postgres_url")
-    bootstrap = request.getfixturevalue("kafka_bootstrap")
-    prefix = request.getfixturevalue("pg_schema_prefix")
-    yield Settings(var_dir=tmp_path, database_url=url, schema_prefix=prefix,
-                   log_url=f"kafka://{bootstrap}", topic_prefix=prefix)
 
 
 class Parts:

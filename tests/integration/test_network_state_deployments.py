@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -54,18 +53,6 @@ SNAPSHOT_DAYS = ("2024-06-30", "2024-12-31", "2025-06-30", "2025-12-31")
 
 def uid(name: str) -> UUID:
     return uuid5(NS, name)
-
-
-@pytest.fixture(params=["embedded", "scale"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "embedded":
-        yield Settings(var_dir=tmp_path, log_url="embedded")
-        return
-    url = request.getfixturevalue("postgres_url")
-    bootstrap = request.getfixturevalue("kafka_bootstrap")
-    prefix = request.getfixturevalue("pg_schema_prefix")
-    yield Settings(var_dir=tmp_path, database_url=url, schema_prefix=prefix,
-                   log_url=f"kafka://{bootstrap}", topic_prefix=prefix)
 
 
 class History:

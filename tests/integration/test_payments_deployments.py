@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal as D
-from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -52,20 +52,6 @@ def lookup(agreement_ids: Sequence[UUID]) -> dict[UUID, AgreementInfo]:
     return {i: AgreementInfo(i, "active", frozenset({PROVIDER}), date(2025, 1, 1),
                              date(2026, 12, 31), "quarterly")
             for i in agreement_ids if i == AGREEMENT}
-
-
-@pytest.fixture(params=["embedded", "scale"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "embedded":
-        yield Settings(var_dir=tmp_path, log_url="embedded", relay_interval=0.01)
-        return
-    url = request.getfixturevalue("postgres_url")
-    bootstrap = request.getfixturevalue("kafka_bootstrap")
-    prefix = request.getfixturevalue("pg_schema_prefix")
-    yield Settings(var_dir=tmp_path, database_url=url, schema_prefix=prefix,
-                   log_url=f"kafka://{bootstrap}", topic_prefix=prefix, relay_interval=0.01)
-
-
 
 
 def payments(app: Outcomes) -> list[EventEnvelope]:
@@ -145,6 +131,11 @@ class Parts:
         self.deliveries.catch_up()
         for process in processes:
             process.catch_up()
+
+
+@pytest.fixture
+def settings_options() -> dict[str, Any]:
+    return {"relay_interval": 0.01}  # tests that wait on many relay round trips
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,18 +47,6 @@ from tests.unit.test_performance import (
 )
 
 D = Decimal
-
-
-@pytest.fixture(params=["embedded", "scale"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "embedded":
-        yield Settings(var_dir=tmp_path, log_url="embedded")
-        return
-    url = request.getfixturevalue("postgres_url")
-    bootstrap = request.getfixturevalue("kafka_bootstrap")
-    prefix = request.getfixturevalue("pg_schema_prefix")
-    yield Settings(var_dir=tmp_path, database_url=url, schema_prefix=prefix,
-                   log_url=f"kafka://{bootstrap}", topic_prefix=prefix)
 
 
 class Live:

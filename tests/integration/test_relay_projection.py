@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -27,18 +26,6 @@ from shared.settings import Settings
 from shared.sql import Tx, open_database
 
 KINDS = list(OrganisationType)
-
-
-@pytest.fixture(params=["embedded", "scale"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "embedded":
-        yield Settings(var_dir=tmp_path, log_url="embedded")
-        return
-    url = request.getfixturevalue("postgres_url")
-    bootstrap = request.getfixturevalue("kafka_bootstrap")
-    prefix = request.getfixturevalue("pg_schema_prefix")
-    yield Settings(var_dir=tmp_path, database_url=url, schema_prefix=prefix,
-                   log_url=f"kafka://{bootstrap}", topic_prefix=prefix)
 
 
 def applicant(i: int, earlier: list[uuid.UUID]) -> NewProvider:

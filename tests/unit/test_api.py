@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -18,26 +17,11 @@ from services.outcomes.service import SPEC as OUTCOMES
 from services.provider_registry.service import SPEC as REGISTRY
 from shared.identity import Role, TokenStore
 from shared.settings import Settings
-from shared.sql import open_database
 from shared.web import MAX_BODY_BYTES, Runtime, ServiceSpec, create_service_app
 from tests.problems import assert_errors, loc_of
 from tests.waiting import eventually
 
 Auth = dict[str, str]
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path, relay_interval=0.01)
-
-
-@pytest.fixture
-def tokens(settings: Settings) -> Iterator[TokenStore]:
-    store = TokenStore(open_database(settings, "identity"))
-    try:
-        yield store
-    finally:
-        store.db.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -23,7 +22,6 @@ from shared.contracts.outcomes import PaymentCalculated, PaymentLine
 from shared.contracts.provider_registry import ProviderStatus
 from shared.identity import Role, TokenStore
 from shared.settings import Settings
-from shared.sql import open_database
 from shared.web import Runtime, create_service_app
 from tests.problems import assert_errors, loc_of
 from tests.waiting import eventually
@@ -112,20 +110,6 @@ def lesson_body(**about: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path, relay_interval=0.01)
-
-
-@pytest.fixture
-def tokens(settings: Settings) -> Iterator[TokenStore]:
-    store = TokenStore(open_database(settings, "identity"))
-    try:
-        yield store
-    finally:
-        store.db.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ parser on its own. Every data row is reported once; a bad row or a bad file writ
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -20,26 +19,11 @@ from services.provider_registry.imports import (
 from services.provider_registry.service import SPEC as REGISTRY
 from shared.identity import Role, TokenStore
 from shared.settings import Settings
-from shared.sql import open_database
 from shared.web import create_service_app
 from tests.problems import loc_of
 
 Auth = dict[str, str]
 CSV = {"Content-Type": "text/csv"}
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path, relay_interval=0.01)
-
-
-@pytest.fixture
-def tokens(settings: Settings) -> Iterator[TokenStore]:
-    store = TokenStore(open_database(settings, "identity"))
-    try:
-        yield store
-    finally:
-        store.db.close()
 
 
 @pytest.fixture

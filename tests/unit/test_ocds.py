@@ -1249,11 +1249,6 @@ def test_other_services_events_and_unknown_needs_are_passed_over(
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path, relay_interval=0.01)
-
-
-@pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_service_app(INTEGRATOR, settings)) as client:
         yield client

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal as D
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -22,7 +21,6 @@ from services.outcomes.service import SPEC
 from shared.contracts.outcomes import Channel
 from shared.identity import Role, TokenStore
 from shared.settings import Settings
-from shared.sql import open_database
 from shared.web import Runtime, create_service_app
 from tests.problems import loc_of
 from tests.waiting import eventually
@@ -65,20 +63,6 @@ CARD = {
     "provider_risk_pct": "40",
     "period_cap": "10000.00",
 }
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path, relay_interval=0.01)
-
-
-@pytest.fixture
-def tokens(settings: Settings) -> Iterator[TokenStore]:
-    store = TokenStore(open_database(settings, "identity"))
-    try:
-        yield store
-    finally:
-        store.db.close()
 
 
 @pytest.fixture

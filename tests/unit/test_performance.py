@@ -808,20 +808,6 @@ Auth = dict[str, str]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path, relay_interval=0.01)
-
-
-@pytest.fixture
-def tokens(settings: Settings) -> Iterator[TokenStore]:
-    store = TokenStore(open_database(settings, "identity"))
-    try:
-        yield store
-    finally:
-        store.db.close()
-
-
-@pytest.fixture
 def auth(tokens: TokenStore) -> Callable[..., Auth]:
     def make(role: Role, provider_id: UUID | None = None) -> Auth:
         issued = tokens.create(role, f"{role.value}-user", provider_id)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,7 +20,6 @@ from shared.contracts import spec_for
 from shared.contracts.provider_registry import ProviderStatus
 from shared.identity import Role, TokenStore
 from shared.settings import Settings
-from shared.sql import open_database
 from shared.web import MAX_BODY_BYTES, Runtime, create_service_app
 from tests.problems import assert_errors, loc_of
 
@@ -40,20 +38,6 @@ PLAN = {
                    {"title": "First 50 meals delivered"}],
     "reason": "a new community provider the market needs",
 }
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path, relay_interval=0.01)
-
-
-@pytest.fixture
-def tokens(settings: Settings) -> Iterator[TokenStore]:
-    store = TokenStore(open_database(settings, "identity"))
-    try:
-        yield store
-    finally:
-        store.db.close()
 
 
 @pytest.fixture

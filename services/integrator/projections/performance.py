@@ -97,8 +97,8 @@ _DROPPED = ("ip_measures", "ip_targets", "ip_actuals", "ip_attributions", "ip_pa
 def uuid_text(given: Any, value: UUID) -> str:
     """str(value) for a UUID validated from `given`: `given` itself when it is already that
     text (36 characters, lowercase: the only 36-character form a UUID is read from is the
-    hyphenated one), as the shared log carries it. str() of a UUID costs about a microsecond,
-    and a delivery report, most of the log, has two."""
+    hyphenated one), as the shared log carries it. str() of a UUID is not free, and a delivery
+    report, most of the log, has two (docs/performance.md)."""
     if type(given) is str and len(given) == 36 and given.islower():
         return given
     return str(value)

@@ -2,9 +2,9 @@
 applied its event, so the page that follows shows the change.
 
 Commands are stored at once, but reach the read models through the relay and the shared log,
-a few tens of milliseconds later. The wait watches the projection's position for the changed
-stream (kept beside its rows, in the same transaction), so it ends as soon as the change is
-readable; if the log is slow it gives up and the page says the view may lag.
+moments later. The wait watches the projection's position for the changed stream (kept beside
+its rows, in the same transaction), so it ends as soon as the change is readable; if the log
+is slow it gives up and the page says the view may lag.
 """
 
 from __future__ import annotations
