@@ -58,11 +58,7 @@ from shared.projection import ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.sql import Database, open_database
-from tests.integration.test_payments_deployments import (  # noqa: F401 - the fixture
-    PROVIDER,
-    define_obesity,
-    settings,
-)
+from tests.integration.test_payments_deployments import PROVIDER, define_obesity
 
 LEAD = "Northshire County Council"
 ADMIN = Principal("t1", Role.INTEGRATOR_ADMIN, "Lee Morgan (Finance)")
@@ -149,7 +145,12 @@ def commission(integrator: Integrator) -> tuple[UUID, UUID]:
 
 
 @pytest.fixture
-def parts(settings: Settings) -> Iterator[Parts]:  # noqa: F811 - the imported fixture
+def settings_options() -> dict[str, Any]:
+    return {"relay_interval": 0.01}  # tests that wait on many relay round trips
+
+
+@pytest.fixture
+def parts(settings: Settings) -> Iterator[Parts]:
     integrator = open_application(Integrator, settings)
     outcomes = open_application(Outcomes, settings)
     need_id, agreement_id = commission(integrator)
