@@ -6,7 +6,6 @@ calls."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import signal
@@ -16,16 +15,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any
 from uuid import UUID
 
+from shared.console import progress_bar, service_spec
 from shared.errors import InfrastructureUnavailable, PersistenceNotConfigured
 from shared.settings import SERVICE_NAMES, Settings
 from shared.workers import GROUPS
 
-
-def _spec(service: str):  # type: ignore[no-untyped-def]
-    return importlib.import_module(f"services.{service}.service").SPEC
+# How `council serve` starts a worker process: `council work <service> --group ...`.
+WORK_COMMAND = (sys.executable, "-m", "shared.cli", "work")
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -75,7 +74,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     configure_logging(args.service, settings.log_level, settings.log_format)
     preflight(settings)
-    api = create_service_app(_spec(args.service), settings, workers=settings.workers)
+    api = create_service_app(service_spec(args.service), settings, workers=settings.workers,
+                             worker_command=WORK_COMMAND)
     tune_gc()
     uvicorn.run(
         api, host=settings.host, port=settings.port_of(args.service),
@@ -100,7 +100,7 @@ def cmd_work(args: argparse.Namespace) -> int:
 
     settings = Settings()
     configure_logging(args.service, settings.log_level, settings.log_format)
-    spec = _spec(args.service)
+    spec = service_spec(args.service)
     groups = args.group or spec.groups(settings)
     lower_priority(groups)
     from shared.web import WorkerDied
@@ -120,27 +120,6 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _progress(stream: TextIO) -> Callable[[str, int, int], None]:
-    """A progress bar on a terminal; a line per quarter otherwise (logs, CI)."""
-    tty = stream.isatty()
-    shown: dict[str, int] = {}
-
-    def show(phase: str, done: int, total: int) -> None:
-        pct = done * 100 // total if total else 100
-        if tty:
-            filled = pct * 30 // 100
-            stream.write(f"\r  {phase:<30} [{'#' * filled}{'.' * (30 - filled)}] {pct:3d}%"
-                         f"  {done}/{total}")
-            if done >= total:
-                stream.write("\n")
-        elif pct // 25 > shown.get(phase, -1):
-            shown[phase] = pct // 25
-            stream.write(f"  {phase}: {pct}% ({done}/{total})\n")
-        stream.flush()
-
-    return show
-
-
 def load_demo_data(settings: Settings) -> None:
     """Load the demo data set (once) and say what it holds."""
     from services.integrator.demo import load_demo
@@ -148,7 +127,7 @@ def load_demo_data(settings: Settings) -> None:
     where = "PostgreSQL" if settings.uses_postgres else f"SQLite under {settings.var_dir}/"
     print(f"Demo data (Northshire County Council): event stores on {where}; shared log at "
           f"{settings.log_url}", flush=True)
-    summary = load_demo(settings, _progress(sys.stdout))
+    summary = load_demo(settings, progress_bar(sys.stdout))
     if summary.already_loaded:
         print("  demo data already loaded; nothing added", flush=True)
         return
@@ -439,7 +418,7 @@ def _projection_of(name: str):  # type: ignore[no-untyped-def]
     service = name.split(".", 1)[0]
     if service not in SERVICE_NAMES:
         return f"unknown projection {name!r}; names look like integrator.network"
-    spec = _spec(service)
+    spec = service_spec(service)
     found = [p for p in (*spec.projections(), *spec.followers()) if p.name == name]
     return found[0] if found else f"unknown projection {name!r}"
 
@@ -555,7 +534,7 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
     preflight(settings)
     with replayed(settings, args.as_of, full=args.full,
                   rebuild_snapshots=args.rebuild_snapshots, interval=args.snapshot_interval,
-                  progress=_progress(sys.stderr)) as done:
+                  progress=progress_bar(sys.stderr)) as done:
         state, market = report(done.db, done.as_of)
     outputs = {"text": lambda: as_text(done, state, market),
                "json": lambda: json.dumps(as_json(done, state, market), indent=2) + "\n",

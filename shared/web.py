@@ -173,9 +173,10 @@ class Runtime:
         return sorted(group for group, threads in self._threads.items()
                       if any(not thread.is_alive() for thread in threads))
 
-    def start_processes(self) -> None:
-        """Run the background work in child processes of this one (see shared.workers)."""
-        self.processes = WorkerProcesses(self.spec.name, self.spec.groups(self.settings))
+    def start_processes(self, command: Sequence[str]) -> None:
+        """Run the background work in child processes of this one (see shared.workers), each
+        started by `command`."""
+        self.processes = WorkerProcesses(command, self.spec.name, self.spec.groups(self.settings))
         self.processes.start()
 
     def close(self) -> None:
@@ -283,10 +284,14 @@ class WorkerDied(RuntimeError):
 
 
 def create_service_app(
-    spec: ServiceSpec, settings: Settings | None = None, workers: WorkerMode = "thread"
+    spec: ServiceSpec, settings: Settings | None = None, workers: WorkerMode = "thread",
+    worker_command: Sequence[str] = (),
 ) -> FastAPI:
     """The service's HTTP app. Its relay, projections and workers run as threads of this
-    process, or (`workers="process"`, what `council serve` does) in child processes."""
+    process, or (`workers="process"`, what `council serve` does) in child processes, each
+    started by `worker_command`."""
+    if workers == "process" and not worker_command:
+        raise ValueError("worker processes need the command that starts one")
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -297,7 +302,7 @@ def create_service_app(
         runtime.start_serving()
         api.state.metrics.watch(lambda: _figures(runtime))
         if workers == "process":
-            runtime.start_processes()
+            runtime.start_processes(worker_command)
         else:
             runtime.start()
         log.info("service_started", store=type(runtime.app.recorder).__module__,

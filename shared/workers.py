@@ -72,7 +72,8 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 class _Child:
-    def __init__(self, service: str, group: str) -> None:
+    def __init__(self, command: Sequence[str], service: str, group: str) -> None:
+        self.command = command
         self.service = service
         self.group = group
         self.process: subprocess.Popen[bytes] | None = None
@@ -81,8 +82,7 @@ class _Child:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "work", self.service, "--group", self.group,
-             "--parent", str(os.getpid())],
+            [*self.command, self.service, "--group", self.group, "--parent", str(os.getpid())],
             stdin=subprocess.PIPE,  # closed when this process dies, however it dies
             preexec_fn=_die_with_parent if _PRCTL is not None else None,
         )
@@ -93,10 +93,12 @@ class _Child:
 
 
 class WorkerProcesses:
-    """The child processes running one service's background groups, supervised."""
+    """The child processes running one service's background groups, supervised. `command`
+    starts one (given the service, `--group` and `--parent`): the tool that started the service
+    names it (`council work`), so the platform never names a layer above it."""
 
-    def __init__(self, service: str, groups: Sequence[str]) -> None:
-        self.children = [_Child(service, group) for group in groups]
+    def __init__(self, command: Sequence[str], service: str, groups: Sequence[str]) -> None:
+        self.children = [_Child(command, service, group) for group in groups]
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._lock = threading.Lock()

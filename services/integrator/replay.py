@@ -48,7 +48,8 @@ from services.integrator.projections.market import (
     network_state,
 )
 from shared.eventlog import EventLog, open_event_log
-from shared.replay.fold import IN_TWO_FROM, FoldCount, ReadModelFile, replay
+from shared.replay import IN_TWO_FROM, replay
+from shared.replay.fold import FoldCount, ReadModelFile
 from shared.replay.readahead import read_ahead
 from shared.replay.snapshots import SnapshotStore
 from shared.settings import Settings

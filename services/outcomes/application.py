@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, ClassVar, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder
-from eventsourcing.sqlite import SQLiteAggregateRecorder
-from psycopg.sql import SQL, Identifier
+from eventsourcing.persistence import IntegrityError
 from pydantic import ValidationError
 
+from services.outcomes.acceptance import (
+    CONFLICT,
+    INVALID,
+    AgreementInfo,
+    DeliveryOutcome,
+    accept,
+)
 from services.outcomes.activities import activity_types
 from services.outcomes.commands import (
     Attribution,
@@ -39,40 +42,16 @@ from services.outcomes.domain import (
     terms_id_for,
 )
 from services.outcomes.personal_data import PersonalData, Sealer
+from services.outcomes.stored_reports import first_events
 from shared.contracts.outcomes import Channel, Periodicity
 from shared.errors import ConcurrentChange, DomainRuleBroken, InvalidInput, NotFound
 from shared.eventstore import CouncilApplication
-
-
-@dataclass(frozen=True)
-class AgreementInfo:
-    """What this service knows of an agreement from the shared log."""
-
-    agreement_id: UUID
-    status: str  # drafted | active | ended
-    provider_ids: frozenset[UUID]
-    starts_on: date | None = None  # None: the term is not known here
-    ends_on: date | None = None  # its end now: as extended, or the day it ended early
-    # How often its results are paid (monthly | quarterly), from its reward terms; None when
-    # they name none (agreements drafted before the field existed, or without reward terms).
-    payment_frequency: str | None = None
-
-    @property
-    def term(self) -> tuple[date, date] | None:
-        """The first and last day of the agreement's term, if known."""
-        if self.starts_on is None or self.ends_on is None:
-            return None
-        return self.starts_on, self.ends_on
 
 
 class AgreementLookup(Protocol):
     def __call__(self, agreement_ids: Sequence[UUID]) -> dict[UUID, AgreementInfo]: ...
 
 
-# Why a delivery report was rejected: bad input (HTTP 422), not the provider's agreement (403),
-# or a clash with what is recorded: an inactive agreement, a reused key, a report already
-# corrected (409).
-INVALID, FORBIDDEN, CONFLICT = "invalid", "forbidden", "conflict"
 _CHUNK = 1000  # reports per query
 # Reports per transaction: a whole HTTP batch. Each commit waits for the disk (SQLite syncs its
 # log on every commit), and on a busy disk ten commits a batch cost more than the rest of it.
@@ -81,41 +60,12 @@ _STORE_ATTEMPTS = 5
 
 
 @dataclass
-class DeliveryOutcome:
-    """What became of one delivery report: accepted (new or a replay) or rejected, and why."""
-
-    index: int
-    delivery_id: UUID | None = None
-    duplicate: bool = False
-    # A duplicate of a report stored before this batch (by an earlier request: perhaps an
-    # earlier attempt at this very batch whose answer was lost), not of an earlier line of it.
-    already_stored: bool = False
-    error: str | None = None
-    field: str | None = None
-    code: str | None = None  # INVALID, FORBIDDEN or CONFLICT when rejected
-
-
-@dataclass
-class _Group:
+class _SavedTogether:
     """Delivery reports saved in one transaction: a report, and the reports that correct it
     or that it corrects."""
 
     indices: list[int]  # positions in the batch of the new reports among `aggregates`
     aggregates: list[DeliveryReport]
-
-
-def check_within_term(report: DeliveryIn,
-                      agreement: AgreementInfo) -> tuple[str, str] | None:
-    """The field and reason if the report's period is outside the agreement's term: delivery
-    before an agreement began or after it ends was not delivered under it (a period typed
-    as 0001-01-01 or 1900-01-01 would otherwise be summed and paid for)."""
-    if agreement.starts_on is not None and report.period_start < agreement.starts_on:
-        return "period_start", (f"period_start {report.period_start} is before the agreement "
-                                f"started on {agreement.starts_on}")
-    if agreement.ends_on is not None and report.period_end > agreement.ends_on:
-        return "period_end", (f"period_end {report.period_end} is after the agreement ends "
-                              f"on {agreement.ends_on}")
-    return None
 
 
 def rejection(error: Exception) -> tuple[str | None, str]:
@@ -364,7 +314,7 @@ class Outcomes(CouncilApplication):
     def _plan(
         self, provider_id: UUID, valid: Sequence[tuple[int, DeliveryIn]],
         agreements: dict[UUID, AgreementInfo], channel: Channel, sealer: Sealer | None = None,
-    ) -> tuple[list[DeliveryOutcome], list[_Group]]:
+    ) -> tuple[list[DeliveryOutcome], list[_SavedTogether]]:
         """What to do with each report given what is stored now: the outcome of every report,
         and the aggregates to save in groups that must be saved together (a correction with the
         report it supersedes)."""
@@ -372,8 +322,8 @@ class Outcomes(CouncilApplication):
         ids = [delivery_id_for(provider_id, r.idempotency_key) for _, r in valid]
         stored = self._stored_reports(set(ids))
         fresh: dict[UUID, DeliveryReport] = {}
-        groups: list[_Group] = []
-        group_of: dict[UUID, _Group] = {}  # fresh delivery id -> the group it is saved in
+        groups: list[_SavedTogether] = []
+        group_of: dict[UUID, _SavedTogether] = {}  # fresh delivery id -> the group it is saved in
         loaded: dict[UUID, DeliveryReport | None] = {}  # stored reports that are corrected
         for (index, report), delivery_id in zip(valid, ids, strict=True):
             previous: Any = stored.get(delivery_id)
@@ -385,7 +335,7 @@ class Outcomes(CouncilApplication):
                 replay.already_stored = earlier and replay.error is None
                 outcomes.append(replay)
                 continue
-            outcome = self._check(provider_id, report, agreements, index, delivery_id)
+            outcome = accept(provider_id, report, agreements, index, delivery_id)
             if outcome.error is None:
                 new = self._report(provider_id, delivery_id, report, channel, sealer)
                 problem, target = self._correct(provider_id, report, new, fresh, loaded, index)
@@ -398,33 +348,11 @@ class Outcomes(CouncilApplication):
                         group.indices.append(index)
                         group.aggregates.append(new)
                     else:
-                        group = _Group([index], [new] if target is None else [new, target])
+                        group = _SavedTogether([index], [new] if target is None else [new, target])
                         groups.append(group)
                     group_of[delivery_id] = group
             outcomes.append(outcome)
         return outcomes, groups
-
-    @staticmethod
-    def _check(provider_id: UUID, report: DeliveryIn, agreements: dict[UUID, AgreementInfo],
-               index: int, delivery_id: UUID) -> DeliveryOutcome:
-        agreement = agreements.get(report.agreement_id)
-        if agreement is None:
-            return DeliveryOutcome(
-                index, error=f"no agreement {report.agreement_id} in the shared log (yet)",
-                field="agreement_id", code=INVALID,
-            )
-        if provider_id not in agreement.provider_ids:
-            return DeliveryOutcome(index, error="the agreement is not one of this provider's",
-                                   field="agreement_id", code=FORBIDDEN)
-        if agreement.status != "active":
-            return DeliveryOutcome(
-                index, error=f"the agreement is {agreement.status}, not active: delivery is "
-                "reported only against active agreements", field="agreement_id", code=CONFLICT,
-            )
-        outside = check_within_term(report, agreement)
-        if outside is not None:
-            return DeliveryOutcome(index, error=outside[1], field=outside[0], code=INVALID)
-        return DeliveryOutcome(index, delivery_id=delivery_id)
 
     @staticmethod
     def _replay(index: int, delivery_id: UUID, report: DeliveryIn, previous: Any,
@@ -507,45 +435,18 @@ class Outcomes(CouncilApplication):
         found: dict[UUID, DeliveryReport.Reported] = {}
         ordered = list(delivery_ids)
         for start in range(0, len(ordered), _CHUNK):
-            for stored in self._first_events(ordered[start:start + _CHUNK]):
+            for stored in first_events(self.recorder, ordered[start:start + _CHUNK]):
                 event = self.mapper.to_domain_event(stored)
                 if isinstance(event, DeliveryReport.Reported):
                     found[event.originator_id] = event
         return found
 
-    def _first_events(self, ids: list[UUID]) -> list[StoredEvent]:
-        recorder: Any = self.recorder
-        if isinstance(recorder, SQLiteAggregateRecorder):
-            marks = ",".join("?" * len(ids))
-            with recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(
-                    f"SELECT originator_id, topic, state FROM {recorder.events_table_name}"
-                    f" WHERE originator_version = 1 AND originator_id IN ({marks})",
-                    [i.hex for i in ids],
-                )
-                return [StoredEvent(originator_id=UUID(row["originator_id"]),
-                                    originator_version=1, topic=row["topic"],
-                                    state=row["state"]) for row in cursor.fetchall()]
-        if isinstance(recorder, PostgresAggregateRecorder):
-            statement = SQL(
-                "SELECT originator_id, topic, state FROM {schema}.{table}"
-                " WHERE originator_id = ANY(%s) AND originator_version = 1"
-            ).format(schema=Identifier(recorder.datastore.schema),
-                     table=Identifier(recorder.events_table_name))
-            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
-                cursor.execute(statement, (ids,))
-                return [StoredEvent(originator_id=UUID(str(row["originator_id"])),
-                                    originator_version=1, topic=row["topic"],
-                                    state=bytes(row["state"])) for row in cursor.fetchall()]
-        # Any other recorder: one select per report.
-        return [event for i in ids for event in self.recorder.select_events(i, limit=1)]
-
-    def _store(self, groups: Sequence[_Group]) -> set[int] | None:
+    def _store(self, groups: Sequence[_SavedTogether]) -> set[int] | None:
         """Save the groups, up to 10,000 reports to a transaction (a group is never split into
         two), in order, so the store (and the shared log) keep the order of the batch. Returns
         None when all are saved; else, after a clash with a concurrent change, the positions of
         the reports that were saved."""
-        chunks: list[list[_Group]] = [[]]
+        chunks: list[list[_SavedTogether]] = [[]]
         size = 0
         for group in groups:
             if size >= _PER_TRANSACTION:

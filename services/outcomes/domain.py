@@ -186,10 +186,10 @@ class DeliveryReport(CouncilAggregate):
         idempotency_key: str, corrects: UUID | None, channel: str,
         service_users: list[dict[str, str]] | None = None,
     ) -> DeliveryReport:
-        """A new report. The same as calling the class, through the library's `_create`, which
-        skips matching the arguments against __init__'s signature again: a delivery batch
-        creates thousands of reports, and that matching was a large share of each one's cost.
-        A report naming service users (sealed) is a ReportedWithServiceUsers."""
+        """A new report: Reported, or ReportedWithServiceUsers when it names service users
+        (sealed). `_create(event_class, ...)` is how the event-sourcing library lets an
+        aggregate with two kinds of created event say which one happened; the plain case goes
+        the same way so both are built alike."""
         if service_users:
             return cls._create(
                 cls.ReportedWithServiceUsers, id=delivery_id, agreement_id=agreement_id,
@@ -222,11 +222,6 @@ class DeliveryReport(CouncilAggregate):
     @event(Superseded)
     def _superseded(self, by: UUID) -> None:
         self.superseded_by = by
-
-    def same_report(self, other: dict[str, Any]) -> bool:
-        """Whether a replayed report says the same as this one (else its key was reused)."""
-        mine = {k: getattr(self, k) for k in other}
-        return {k: str(v) for k, v in mine.items()} == {k: str(v) for k, v in other.items()}
 
 
 class AgreementTerms(CouncilAggregate):

@@ -64,7 +64,8 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from pydantic import ValidationError
 
-from services.outcomes.application import INVALID, DeliveryOutcome, Outcomes
+from services.outcomes.acceptance import INVALID, DeliveryOutcome
+from services.outcomes.application import Outcomes
 from services.outcomes.commands import DeliveryIn
 from services.outcomes.personal_data import redacted
 from shared.context import CommandContext, command_context, new_correlation_id
@@ -268,7 +269,7 @@ class IngestCounts:
 
 
 @dataclass
-class _Group:
+class _FromOnePrincipal:
     principal: Principal
     items: list[tuple[Any, DeliveryIn | Exception]] = field(default_factory=list)
 
@@ -536,7 +537,7 @@ class KafkaDeliveryIngest:
         the broker fails: the caller then reads the batch again."""
         rejects: list[Reject] = []
         principals: dict[str, Principal | str] = {}
-        groups: dict[str, _Group] = {}
+        groups: dict[str, _FromOnePrincipal] = {}
 
         def reject(m: Any, reason: str, where: str | None, who: UUID | None = None) -> None:
             rejects.append(Reject(reason, where, m.topic, m.partition, m.offset, m.key, m.value,
@@ -563,7 +564,8 @@ class KafkaDeliveryIngest:
                 report = exc
             except Exception as exc:  # whatever else one message does, it is its own reject
                 report = ValueError(f"could not be read: {type(exc).__name__}")
-            groups.setdefault(principal.token_id, _Group(principal)).items.append((m, report))
+            group = groups.setdefault(principal.token_id, _FromOnePrincipal(principal))
+            group.items.append((m, report))
 
         accepted = duplicates = 0
         for group in groups.values():
@@ -608,7 +610,7 @@ class KafkaDeliveryIngest:
         seen[header] = found
         return found
 
-    def _report(self, group: _Group) -> list[DeliveryOutcome]:
+    def _report(self, group: _FromOnePrincipal) -> list[DeliveryOutcome]:
         principal = group.principal
         assert principal.provider_id is not None
         context = CommandContext(actor=principal.actor, organisation=str(principal.provider_id),

@@ -44,57 +44,15 @@ ending) bounds what is paid:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-PENNY = Decimal("0.01")
+from shared.money import PENNY, to_penny
+from shared.periods import period_bounds
+
 HUNDRED = Decimal(100)
-
-
-def pounds(value: Decimal) -> Decimal:
-    return value.quantize(PENNY, rounding=ROUND_HALF_UP)
-
-
-# --- periods: a month ("2026-04") or a quarter ("2026-Q2") --------------------------------------
-
-_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
-_QUARTER = re.compile(r"^([0-9]{4})-Q([1-4])$")
-
-
-def period_of(day: date, periodicity: str) -> str:
-    """The period of `periodicity` ("monthly" or "quarterly") containing `day`."""
-    if periodicity == "monthly":
-        return f"{day.year:04d}-{day.month:02d}"
-    if periodicity == "quarterly":
-        return f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
-    raise ValueError(f"unknown periodicity {periodicity!r}")
-
-
-def periodicity_of(period: str) -> str:
-    """"monthly" for a month, "quarterly" for a quarter."""
-    if _MONTH.match(period):
-        return "monthly"
-    if _QUARTER.match(period):
-        return "quarterly"
-    raise ValueError(f"{period!r} is neither a month (2026-04) nor a quarter (2026-Q2)")
-
-
-def period_bounds(period: str) -> tuple[date, date]:
-    """The first and last day of a period."""
-    if found := _MONTH.match(period):
-        year, month = int(found[1]), int(found[2])
-        first = date(year, month, 1)
-        after = date(year + month // 12, month % 12 + 1, 1)
-    elif found := _QUARTER.match(period):
-        year, quarter = int(found[1]), int(found[2])
-        first = date(year, 3 * quarter - 2, 1)
-        after = date(year + quarter // 4, (3 * quarter) % 12 + 1, 1)
-    else:
-        raise ValueError(f"{period!r} is neither a month (2026-04) nor a quarter (2026-Q2)")
-    return first, after - timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -215,7 +173,7 @@ def _cap_of(cap: Decimal | None, part: Cover | None) -> tuple[Decimal | None, st
     """A per-period cap, pro-rated for a part period; and how that cap was reached."""
     if cap is None or part is None:
         return cap, ""
-    return pounds(part.share(cap)), f" (£{cap:,.2f} x {part.ratio})"
+    return to_penny(part.share(cap)), f" (£{cap:,.2f} x {part.ratio})"
 
 
 def _capped(amount: Decimal, cap: Decimal | None,
@@ -236,7 +194,7 @@ def delivery_line(rate: DeliveryRate, units: Decimal, part: Cover | None = None)
     if units < threshold:
         return Line(name, f"{units} units, below the threshold of {shown}: nothing due",
                     Decimal(0))
-    amount, capped = _capped(pounds(units * rate.rate), rate.cap, part)
+    amount, capped = _capped(to_penny(units * rate.rate), rate.cap, part)
     return Line(name, f"{units} units x £{rate.rate:,.2f}{capped}", amount)
 
 
@@ -256,7 +214,7 @@ def outcome_line(rate: OutcomeRate, result: OutcomeResult, part: Cover | None = 
     earned = better * rate.rate * rate.weight
     if part is not None:
         earned = part.share(earned)
-    amount, capped = _capped(pounds(earned), rate.cap, part)
+    amount, capped = _capped(to_penny(earned), rate.cap, part)
     return Line(
         name,
         f"improvement of {better} on the baseline {result.baseline} x £{rate.rate:,.2f} "
@@ -289,10 +247,10 @@ def band_line(card: RateCard, pct: Decimal, part: Cover | None = None) -> Line |
                 how = f"; £{band.adjustment:,.2f} bonus{_times(part)}" if (
                     part is not None and band.adjustment > 0) else ""
                 return Line(f"{kind}: {band.label}", f"{pct}% of target achieved{how}",
-                            pounds(adjustment))
-            share = pounds(adjustment * card.provider_risk_pct / HUNDRED)
+                            to_penny(adjustment))
+            share = to_penny(adjustment * card.provider_risk_pct / HUNDRED)
             penalty = f"£{-band.adjustment:,.2f} penalty" + (
-                f" x {part.ratio} = £{-pounds(adjustment):,.2f}" if part is not None else "")
+                f" x {part.ratio} = £{-to_penny(adjustment):,.2f}" if part is not None else "")
             return Line(
                 f"Penalty: {band.label}",
                 f"{pct}% of target achieved; {penalty}, the provider bearing "
@@ -352,4 +310,4 @@ def calculate(
         lines.append(Line("Period cap", f"the period's payment is capped at £{limit:,.2f}{how}",
                           limit - total))
         total = limit
-    return Calculation(period, tuple(lines), pounds(total), pct)
+    return Calculation(period, tuple(lines), to_penny(total), pct)

@@ -72,10 +72,6 @@ from services.outcomes.payments import (
     calculate,
     cover,
     outside_the_term,
-    period_bounds,
-    period_of,
-    periodicity_of,
-    pounds,
 )
 from services.outcomes.projections.agreements import AgreementsProjection
 from services.outcomes.projections.deliveries import (
@@ -98,6 +94,8 @@ from shared.contracts.outcomes import (
 from shared.envelope import EventEnvelope
 from shared.errors import NotFound
 from shared.eventlog import EventLog, open_event_log
+from shared.money import to_penny
+from shared.periods import period_bounds, period_of, periodicity_of
 from shared.projection import ProjectionRunner, TableProjection, event_context
 from shared.sql import Database, Tx
 from shared.web import Runtime
@@ -493,7 +491,7 @@ class PaymentsProcess:
             return False  # nothing was paid for it, and nothing is due
         calc = self.calculate(terms, due.period, covered)
         lines = [{"description": line.description, "basis": line.basis,
-                  "amount": pounds(line.amount)} for line in calc.lines]
+                  "amount": to_penny(line.amount)} for line in calc.lines]
         with command_context(due.context()):
             changed = terms.settle(due.period, short_id(), lines, calc.total,
                                    calc.achievement_pct, due.reason)

@@ -65,7 +65,7 @@ def add_audit_parser(sub: Any, infra_options: InfraOptions) -> Any:
 
 
 def _progress() -> Callable[[str, int, int], None]:
-    from shared.cli import _progress as bar
+    from shared.console import progress_bar as bar
 
     return bar(sys.stderr)
 
@@ -93,6 +93,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from shared.audit.bundle import verify_bundle
     from shared.audit.stores import service_stores
     from shared.audit.trail import verify_log
+    from shared.console import service_applications
     from shared.eventlog import open_event_log
 
     _quiet()
@@ -106,8 +107,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         event_log = open_event_log(settings)
         try:
-            with service_stores(settings, () if args.log_only else sources,
-                                event_log) as stores:
+            applications = {} if args.log_only else service_applications(sources)
+            with service_stores(settings, applications, event_log) as stores:
                 report, _ = verify_log(event_log, sources=sources, key=key, pins=args.pin,
                                        allow_unchained=args.allow_unchained,
                                        progress=_progress(),

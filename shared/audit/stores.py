@@ -18,9 +18,8 @@ read ahead of the other side), whatever the store's size.
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -236,14 +235,15 @@ Stores = dict[str, "ServiceStore | Break"]
 
 
 @contextmanager
-def service_stores(settings: Settings, sources: Sequence[str], event_log: EventLog,
-                   ) -> Iterator[Stores]:
-    """Each service's store, as configured (SQLite files or PostgreSQL schemas), opened for
-    the block; or, for one that cannot be, why not (a failure once its chain has events: a
-    store that is not there is not an empty one)."""
+def service_stores(settings: Settings, applications: Mapping[str, type[CouncilApplication]],
+                   event_log: EventLog) -> Iterator[Stores]:
+    """Each service's store (`applications`: source -> its application class, which the
+    caller names, so the platform never reaches up into the services), as configured (SQLite
+    files or PostgreSQL schemas), opened for the block; or, for one that cannot be, why not (a
+    failure once its chain has events: a store that is not there is not an empty one)."""
     stores: Stores = {}
     with ExitStack() as opened:
-        for source in sources:
+        for source, application in applications.items():
             if not settings.uses_postgres and not settings.sqlite_path(source).exists():
                 stores[source] = Break(Kind.STORE_UNREADABLE, source, (
                     f"there is no event store at {settings.sqlite_path(source)}"))
@@ -252,8 +252,7 @@ def service_stores(settings: Settings, sources: Sequence[str], event_log: EventL
                 # The relay's position first: what it had published by then is on the log.
                 published = relay_position(settings, source,
                                            f"{source}->{event_log.topic_for(source)}")
-                spec = importlib.import_module(f"services.{source}.service").SPEC
-                app = open_application(spec.application, settings)
+                app = open_application(application, settings)
                 opened.callback(app.close)
             except Exception as exc:
                 stores[source] = Break(Kind.STORE_UNREADABLE, source, (

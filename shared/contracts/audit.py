@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts import published
+from shared.contracts.catalogue import published
 
 SOURCE = "audit"
 CHECKPOINT = "AuditCheckpointSigned"

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts import published
+from shared.contracts.catalogue import published
 
 SOURCE = "outcomes"
 

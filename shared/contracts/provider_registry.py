@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts import published
+from shared.contracts.catalogue import published
 
 SOURCE = "provider_registry"
 

@@ -19,8 +19,8 @@ never the only copy. A long log is folded in two processes (shared.replay.parall
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,9 +38,6 @@ ENVELOPE_FIELDS = frozenset(EventEnvelope.model_fields)
 # validation's (this runs once per record of a replay)
 _validate_json = EventEnvelope.__pydantic_validator__.validate_json
 CACHE_KIB = 512 * 1024  # SQLite page cache per read model being built (a ceiling, not a grab)
-# Records from which a replay is worth a second process: starting one costs about what
-# validating this many records does.
-IN_TWO_FROM = 100_000
 
 
 class UnreadableRecord(ValueError):
@@ -371,46 +368,3 @@ def batched(db: Database) -> Iterator[BatchingTx]:
         tx = BatchingTx(raw)
         yield tx
         tx.flush()
-
-
-def replay(event_log: Any, folder: Folder,
-           transaction: Callable[[], AbstractContextManager[Tx]],
-           moment: datetime | None = None, topics: Sequence[str] | None = None,
-           progress: Callable[[str, int, int], None] | None = None,
-           batch: int = 5000, in_two_from: int | None = IN_TWO_FROM) -> FoldCount:
-    """Read the whole log from its beginning and fold it, in log order, into the read model
-    `transaction` opens (one transaction per batch); with `moment`, only the events that had
-    occurred by then. `topics` narrows what is read to those of the folder's topics. A log of
-    `in_two_from` records or more (None: never) is folded in two processes
-    (shared.replay.parallel); a shorter one, or one whose length the log cannot tell, here."""
-    wanted = [t for t in folder.topics if topics is None or t in topics]
-    ends = (event_log.end_position(wanted) if progress is not None or in_two_from is not None
-            else None)
-    total = sum(ends.values()) if ends else 0
-    shown = progress if progress is not None and total else None
-    if in_two_from is not None and ends is not None and total >= in_two_from:
-        from shared.replay.parallel import READ, fold_in_two
-
-        batches = fold_in_two(event_log.read_all(wanted, limit=min(batch, READ)), folder,
-                              transaction, moment, per_transaction=batch)
-    else:
-        batches = _fold_here(event_log.read_all(wanted, limit=batch), folder, transaction,
-                             moment)
-    count = FoldCount()
-    for done in batches:
-        count.add(done)
-        if shown is not None:
-            shown("replaying the log", min(count.read, total), total)
-    if shown is not None:
-        shown("replaying the log", total, total)
-    return count
-
-
-def _fold_here(batches: Iterable[list[LogRecord]], folder: Folder,
-               transaction: Callable[[], AbstractContextManager[Tx]],
-               moment: datetime | None) -> Iterator[FoldCount]:
-    """What each batch folded, folded in this process."""
-    seen: dict[str, int] = {}
-    for records in batches:
-        with transaction() as tx:
-            yield fold_batch(tx, folder, raw(records), seen, moment)

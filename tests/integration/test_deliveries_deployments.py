@@ -186,7 +186,8 @@ def test_delivery_reporting_end_to_end(world: World) -> None:
 def test_a_batch_is_stored_in_the_order_it_was_sent(settings: Settings) -> None:
     """The store writes many reports per statement; their notifications (and so the shared
     log) keep the order of the lines, across statements and transactions."""
-    from services.outcomes.application import AgreementInfo, Outcomes
+    from services.outcomes.acceptance import AgreementInfo
+    from services.outcomes.application import Outcomes
     from services.outcomes.commands import DeliveryIn
     from shared.contracts.outcomes import Channel
     from shared.eventstore import open_application

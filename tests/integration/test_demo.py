@@ -35,7 +35,7 @@ from services.integrator.domain.needs import Need
 from services.integrator.ocds import Publisher, record_package, release_package, releases_for
 from services.integrator.projections import NetworkProjection, list_providers
 from services.outcomes.application import Outcomes
-from services.outcomes.payments import cover, period_bounds
+from services.outcomes.payments import cover
 from services.provider_registry.application import ProviderRegistry
 from services.provider_registry.commands import AddressIn, NewProvider
 from services.provider_registry.domain import Provider, check_profile
@@ -47,12 +47,14 @@ from shared.audit.trail import verify_log
 from shared.audit.verify import Report
 from shared.cli import build_parser
 from shared.cli import main as council
+from shared.console import service_applications
 from shared.contracts.integrator import DecisionKind, EndingKind, VariationKind
 from shared.contracts.provider_registry import OrganisationType, ProviderStatus
 from shared.envelope import EventEnvelope, canonical_json
 from shared.eventlog import open_event_log
 from shared.eventstore import CouncilApplication, open_application, store_database
 from shared.identity import TokenStore
+from shared.periods import period_bounds
 from shared.projection import ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import SERVICE_NAMES, Settings
@@ -773,7 +775,7 @@ def _verified(settings: Settings) -> Report:
     """The log's chains, and every service's store against them."""
     event_log = open_event_log(settings)
     try:
-        with service_stores(settings, SERVICE_NAMES, event_log) as stores:
+        with service_stores(settings, service_applications(SERVICE_NAMES), event_log) as stores:
             report, _ = verify_log(event_log, key=load_signing_key(settings).public_key(),
                                    stores=stores)
     finally:

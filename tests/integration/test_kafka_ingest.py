@@ -26,7 +26,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from services.outcomes.application import AgreementInfo, Outcomes
+from services.outcomes.acceptance import AgreementInfo
+from services.outcomes.application import Outcomes
 from services.outcomes.domain import delivery_id_for
 from services.outcomes.kafka_ingest import (
     MAX_MESSAGE_BYTES,

@@ -19,7 +19,8 @@ from uuid import UUID
 
 import pytest
 
-from services.outcomes.application import AgreementInfo, Outcomes
+from services.outcomes.acceptance import AgreementInfo
+from services.outcomes.application import Outcomes
 from services.outcomes.commands import (
     Attribution,
     DeliveryIn,

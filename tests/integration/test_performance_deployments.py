@@ -21,12 +21,12 @@ from services.integrator.projections.asof import as_of_moment, state_as_of
 from services.integrator.projections.performance import network_performance
 from services.outcomes.projections.performance import (
     PerformanceProjection,
-    Rag,
     get_agreement_performance,
     list_agreement_performance,
 )
 from shared.envelope import EventEnvelope
 from shared.eventlog import EventLog, open_event_log
+from shared.performance_rule import Rag
 from shared.projection import Projection, ProjectionRunner
 from shared.settings import Settings
 from shared.sql import Database, open_database

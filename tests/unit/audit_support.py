@@ -21,6 +21,7 @@ from shared.audit.keys import load_signing_key
 from shared.audit.stores import service_stores
 from shared.audit.trail import verify_log
 from shared.audit.verify import Break, Kind, Report, first_break
+from shared.console import service_applications
 from shared.context import CommandContext, command_context
 from shared.contracts.audit import AuditCheckpointSigned
 from shared.contracts.provider_registry import OrganisationType
@@ -232,7 +233,8 @@ class Stack:
         key = load_signing_key(self.settings).public_key()
         if not stores:
             return verify_log(event_log, sources=sources, key=key)[0]
-        with service_stores(self.settings, sources, event_log) as opened:
+        with service_stores(self.settings, service_applications(sources),
+                            event_log) as opened:
             report, _ = verify_log(event_log, sources=sources, key=key, stores=opened)
         return report
 

@@ -29,8 +29,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.integrator.service import SPEC as INTEGRATOR
+from services.outcomes.acceptance import CONFLICT, AgreementInfo
 from services.outcomes.api.deliveries import MAX_BATCH_BYTES, MAX_BATCH_LINES
-from services.outcomes.application import CONFLICT, AgreementInfo, Outcomes
+from services.outcomes.application import Outcomes
 from services.outcomes.commands import DeliveryIn
 from services.outcomes.domain import delivery_id_for
 from services.outcomes.projections.agreements import AgreementsProjection, lookup_agreements

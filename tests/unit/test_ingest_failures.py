@@ -12,7 +12,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.outcomes.application import DeliveryBatch, DeliveryOutcome
+from services.outcomes.acceptance import DeliveryOutcome
+from services.outcomes.application import DeliveryBatch
 from services.outcomes.commands import DeliveryIn
 from services.outcomes.kafka_ingest import (
     STUCK_AFTER_S,

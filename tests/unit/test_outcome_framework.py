@@ -15,7 +15,8 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.outcomes.application import AgreementInfo, Outcomes
+from services.outcomes.acceptance import AgreementInfo
+from services.outcomes.application import Outcomes
 from services.outcomes.commands import DeliveryIn
 from services.outcomes.service import SPEC
 from shared.contracts.outcomes import Channel

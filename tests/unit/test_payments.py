@@ -196,7 +196,7 @@ def test_an_outcome_line_cap_limits_the_line() -> None:
 def test_periods_are_months_or_calendar_quarters() -> None:
     from datetime import date
 
-    from services.outcomes.payments import period_bounds, period_of, periodicity_of
+    from shared.periods import period_bounds, period_of, periodicity_of
 
     assert period_of(date(2026, 4, 5), "monthly") == "2026-04"
     assert period_of(date(2026, 4, 5), "quarterly") == "2026-Q2"

@@ -72,25 +72,15 @@ from services.integrator.projections.market import network_state
 from services.integrator.projections.performance import (
     network_performance,
     performance_evidence,
-    uuid_text,
+    uuid_as_given,
 )
 from services.integrator.service import SPEC as INTEGRATOR
 from services.outcomes.domain import terms_id_for
 from services.outcomes.projections.performance import (
-    MeasureFacts,
     PerformanceProjection,
-    Rag,
-    achievement_pct,
-    achievement_rag,
-    cost_unit,
     get_agreement_performance,
     get_measure_performance,
     list_agreement_performance,
-    measure_rag,
-    outcome_cost,
-    period_bounds,
-    period_of,
-    volumes_by_unit,
 )
 from services.outcomes.service import SPEC as OUTCOMES
 from shared.contracts import all_specs
@@ -99,6 +89,17 @@ from shared.contracts import outcomes as co
 from shared.envelope import EventEnvelope
 from shared.eventlog.embedded import EmbeddedEventLog
 from shared.identity import Role, TokenStore
+from shared.performance_rule import (
+    MeasureFacts,
+    Rag,
+    achievement_pct,
+    achievement_rag,
+    cost_unit,
+    measure_rag,
+    outcome_cost,
+    volumes_by_unit,
+)
+from shared.periods import period_bounds, period_of
 from shared.projection import ProjectionRunner
 from shared.settings import Settings
 from shared.sql import Database, open_database
@@ -953,4 +954,4 @@ def test_uuid_text_is_the_uuid_as_str_whatever_the_text_it_was_read_from(
             value = UUID_FIELD.validate_python(read_from)
         except ValueError:
             continue
-        assert uuid_text(read_from, value) == str(value)
+        assert uuid_as_given(read_from, value) == str(value)

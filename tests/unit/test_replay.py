@@ -52,15 +52,8 @@ from shared.errors import InfrastructureUnavailable
 from shared.eventlog import EventLog
 from shared.eventlog.embedded import EmbeddedEventLog
 from shared.projection import Projection, _stream_key
-from shared.replay import parallel, snapshots
-from shared.replay.fold import (
-    BatchingTx,
-    ReadModelFile,
-    UnreadableRecord,
-    entry_of,
-    replay,
-    utc_text,
-)
+from shared.replay import parallel, replay, snapshots
+from shared.replay.fold import BatchingTx, ReadModelFile, UnreadableRecord, entry_of, utc_text
 from shared.replay.readahead import read_ahead
 from shared.replay.snapshots import SnapshotStore
 from shared.settings import Settings

@@ -15,7 +15,7 @@ from services.integrator.projections.performance import (
     ArrangementPerformance,
     network_performance,
 )
-from services.outcomes.projections.performance import Rag
+from shared.performance_rule import Rag
 
 router = APIRouter(tags=["network state and market"])
 

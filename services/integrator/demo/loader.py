@@ -82,7 +82,6 @@ from services.integrator.domain.lessons import Lesson
 from services.integrator.domain.needs import Need
 from services.outcomes.application import Outcomes
 from services.outcomes.domain import AgreementTerms, DeliveryReport, OutcomeMeasure
-from services.outcomes.payments import period_bounds
 from services.provider_registry.application import ProviderRegistry, provider_id_for
 from services.provider_registry.commands import (
     AddressIn,
@@ -118,6 +117,7 @@ from shared.errors import NotFound
 from shared.eventlog import open_event_log
 from shared.eventstore import CouncilApplication, open_application, store_database
 from shared.identity import Principal, Role, TokenStore
+from shared.periods import period_bounds
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.sql import Database, open_database

@@ -27,7 +27,8 @@ from services.integrator.commands import DuePayment
 from services.integrator.demo import data
 from services.integrator.demo.data import END, AwardSpec, NeedSpec
 from services.integrator.results_payments import ResultsPaymentsProcess
-from services.outcomes.application import AgreementInfo, DeliveryOutcome, Outcomes
+from services.outcomes.acceptance import AgreementInfo, DeliveryOutcome
+from services.outcomes.application import Outcomes
 from services.outcomes.commands import (
     Attribution,
     BandIn,
@@ -40,7 +41,6 @@ from services.outcomes.commands import (
     TrajectoryPointIn,
 )
 from services.outcomes.domain import delivery_id_for
-from services.outcomes.payments import period_bounds
 from services.outcomes.payments_process import PaymentsProcess
 from services.outcomes.projections.agreements import term_end
 from services.outcomes.projections.deliveries import DeliveriesProjection
@@ -49,6 +49,7 @@ from shared.contracts.provider_registry import OrganisationType
 from shared.errors import NotFound
 from shared.eventlog import open_event_log
 from shared.eventstore import store_database
+from shared.periods import period_bounds, quarter_of, quarters
 from shared.projection import ProjectionRunner
 from shared.relay import OutboxRelay
 from shared.settings import Settings
@@ -61,17 +62,8 @@ D = Decimal
 QUARTER_DAYS = 91
 
 
-def quarter_of(day: date) -> str:
-    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
 
 
-def quarters(first: str, last: str) -> list[str]:
-    """The quarters from `first` to `last`, inclusive."""
-    found, day = [], period_bounds(first)[0]
-    while quarter_of(day) <= last:
-        found.append(quarter_of(day))
-        day = period_bounds(quarter_of(day))[1] + timedelta(days=1)
-    return found
 
 
 def _places(spec: data.MeasureSpec) -> int:
@@ -358,4 +350,4 @@ class Settlement:
         self.integrator_views.close()
 
 
-__all__ = ["OutcomesPlan", "Settlement", "new_measure", "planned", "quarter_of", "quarters"]
+__all__ = ["OutcomesPlan", "Settlement", "new_measure", "planned"]

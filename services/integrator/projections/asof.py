@@ -29,7 +29,8 @@ from pathlib import Path
 from services.integrator.projections.network import IGNORED
 from shared.eventlog import EventLog
 from shared.projection import Projection
-from shared.replay.fold import FoldCount, Folder, ReadModelFile, batched, replay
+from shared.replay import replay
+from shared.replay.fold import FoldCount, Folder, ReadModelFile, batched
 from shared.replay.snapshots import SnapshotStore
 from shared.sql import Database
 

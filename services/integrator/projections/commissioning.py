@@ -53,6 +53,7 @@ from shared.contracts.integrator import (
     SpendRecorded,
 )
 from shared.envelope import EventEnvelope
+from shared.money import pence, pounds
 from shared.projection import TableProjection
 from shared.sql import Database, Row, Tx
 
@@ -69,13 +70,8 @@ DRAFTED, ACTIVE, ENDED = "drafted", "active", "ended"
 OPEN, CLOSED = "open", "closed"
 
 
-def pence(amount: Decimal) -> int:
-    """Pounds (at most two decimal places, as the contracts allow) as whole pence."""
-    return int(amount.quantize(PENNY).scaleb(2))
 
 
-def pounds(amount: int) -> Decimal:
-    return Decimal(int(amount)).scaleb(-2)
 
 
 _TABLES = (

@@ -21,12 +21,9 @@ from fractions import Fraction
 
 from pydantic import BaseModel, Field
 
-from services.integrator.projections.commissioning import (
-    PENNY,
-    pence,
-    pounds,
-    scale_allocations,
-)
+from services.integrator.projections.commissioning import PENNY, scale_allocations
+from shared.money import pence, pounds
+from shared.periods import QUARTERLY, Period
 
 # Concentration bands of the Herfindahl-Hirschman index (0..10,000), as the UK competition
 # authorities' merger guidelines draw them.
@@ -113,21 +110,19 @@ class Quarter:
     end: datetime  # its last moment, UTC
 
 
-def quarter_of(day: date) -> Quarter:
-    month = (day.month - 1) // 3 * 3 + 3  # the quarter's last month
-    first_after = date(day.year + 1, 1, 1) if month == 12 else date(day.year, month + 1, 1)
-    last_day = first_after - timedelta(days=1)
-    return Quarter(f"{day.year}-Q{month // 3}", last_day,
-                   datetime.combine(last_day, END_OF_DAY, tzinfo=UTC))
+def quarter_holding(day: date) -> Quarter:
+    quarter = Period.containing(day, QUARTERLY)
+    return Quarter(quarter.label, quarter.last,
+                   datetime.combine(quarter.last, END_OF_DAY, tzinfo=UTC))
 
 
 def quarters(first: datetime, last: datetime) -> Iterator[Quarter]:
     """Every calendar quarter from the one holding `first` to the one holding `last` (UTC)."""
-    quarter = quarter_of(first.astimezone(UTC).date())
-    final = quarter_of(last.astimezone(UTC).date())
+    quarter = quarter_holding(first.astimezone(UTC).date())
+    final = quarter_holding(last.astimezone(UTC).date())
     while quarter.last_day <= final.last_day:
         yield quarter
-        quarter = quarter_of(quarter.last_day + timedelta(days=1))
+        quarter = quarter_holding(quarter.last_day + timedelta(days=1))
 
 
 # ---------------------------------------------------------------------- agreements over time

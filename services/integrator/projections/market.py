@@ -41,7 +41,6 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from services.integrator.domain import ACTIVE
-from services.integrator.projections.commissioning import pounds
 from services.integrator.projections.concentration import (
     BANDS,
     HHI_UNIT,
@@ -67,6 +66,7 @@ from services.provider_registry.taxonomy import taxonomy
 from shared import clock
 from shared.contracts.integrator import ArrangementType, SourcingStage
 from shared.contracts.provider_registry import OrganisationType
+from shared.money import pounds
 from shared.sql import Database, Row, Tx
 
 UNKNOWN = "unknown"  # a party the network projection has not (yet) heard of

@@ -17,18 +17,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from services.integrator.projections.commissioning import pounds
 from services.integrator.projections.concentration import percent
 from services.integrator.projections.market import UNKNOWN, NetworkState
-from services.outcomes.projections.performance import (
-    MeasureFacts,
-    PeriodAssessment,
-    assess,
-    overlaps,
-    period_order,
-    today_or_now,
-)
 from shared.contracts.provider_registry import OrganisationType
+from shared.money import pounds
+from shared.performance_rule import MeasureFacts, PeriodAssessment, assess
+from shared.periods import overlaps, period_bounds, period_order, quarter_of, today_or_now
 from shared.sql import Database, Tx
 
 # ---------------------------------------------------------------------- the network by area
@@ -105,9 +99,6 @@ class QuarterShares:
     share_pct: dict[str, Decimal]
 
 
-def quarter_of(period: str) -> str:
-    """The calendar quarter (2025-Q2) of a month (2025-05)."""
-    return f"{period[:4]}-Q{(int(period[5:7]) - 1) // 3 + 1}"
 
 
 def spend_by_type_over_time(db: Database) -> list[QuarterShares]:
@@ -120,7 +111,8 @@ def spend_by_type_over_time(db: Database) -> list[QuarterShares]:
                           " GROUP BY period, provider_id")
     quarters: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for period, provider_id, pence in rows:
-        quarters[quarter_of(str(period))][kinds.get(str(provider_id), UNKNOWN)] += int(pence)
+        quarter = quarter_of(period_bounds(str(period))[0])
+        quarters[quarter][kinds.get(str(provider_id), UNKNOWN)] += int(pence)
     order = [k.value for k in OrganisationType]
     found = []
     for quarter in sorted(quarters):

@@ -32,20 +32,6 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from services.outcomes.payments import period_bounds
-from services.outcomes.projections.performance import (
-    RAG_ORDER,
-    MeasureFacts,
-    OutcomeCost,
-    Rag,
-    UnitVolume,
-    assess,
-    outcome_costs,
-    pence,
-    pounds,
-    today_or_now,
-    volumes_by_unit,
-)
 from shared.contracts.integrator import ArrangementType
 from shared.contracts.outcomes import SOURCE as OUTCOMES
 from shared.contracts.outcomes import (
@@ -58,6 +44,18 @@ from shared.contracts.outcomes import (
     PaymentRecalculated,
 )
 from shared.envelope import EventEnvelope
+from shared.money import pence, pounds
+from shared.performance_rule import (
+    RAG_ORDER,
+    MeasureFacts,
+    OutcomeCost,
+    Rag,
+    UnitVolume,
+    assess,
+    outcome_costs,
+    volumes_by_unit,
+)
+from shared.periods import period_bounds, today_or_now
 from shared.projection import TableProjection
 from shared.sql import Database, Row, Tx
 
@@ -94,7 +92,7 @@ _DROPPED = ("ip_measures", "ip_targets", "ip_actuals", "ip_attributions", "ip_pa
             "ip_deliveries", "ip_schema")
 
 
-def uuid_text(given: Any, value: UUID) -> str:
+def uuid_as_given(given: Any, value: UUID) -> str:
     """str(value) for a UUID validated from `given`: `given` itself when it is already that
     text (36 characters, lowercase: the only 36-character form a UUID is read from is the
     hyphenated one), as the shared log carries it. str() of a UUID is not free, and a delivery
@@ -122,8 +120,8 @@ class AgreementPerformanceProjection(TableProjection):
                     "INSERT INTO ip_deliveries (delivery_id, agreement_id, quantity, corrects,"
                     " unit, activity_type) VALUES (?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (delivery_id) DO NOTHING",
-                    (uuid_text(data["delivery_id"], report.delivery_id),
-                     uuid_text(data["agreement_id"], report.agreement_id), str(report.quantity),
+                    (uuid_as_given(data["delivery_id"], report.delivery_id),
+                     uuid_as_given(data["agreement_id"], report.agreement_id), str(report.quantity),
                      str(report.corrects) if report.corrects else None, report.unit,
                      report.activity_type),
                 )

@@ -42,13 +42,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
+from services.outcomes.acceptance import CONFLICT, FORBIDDEN, DeliveryOutcome
 from services.outcomes.activities import activity_types
-from services.outcomes.application import (
-    CONFLICT,
-    FORBIDDEN,
-    DeliveryOutcome,
-    Outcomes,
-)
+from services.outcomes.application import Outcomes
 from services.outcomes.commands import DeliveryIn
 from services.outcomes.domain import DeliveryReport
 from services.outcomes.personal_data import ServiceUserView, may_read, read_service_users

@@ -15,7 +15,6 @@ from services.outcomes.projections.performance import (
     AgreementPerformance,
     AgreementPerformanceSummary,
     MeasurePerformance,
-    Rag,
     agreement_parties,
     get_agreement_performance,
     get_measure_performance,
@@ -23,6 +22,7 @@ from services.outcomes.projections.performance import (
 )
 from shared.errors import NotFound
 from shared.identity import COUNCIL_READERS, Principal, Role, require
+from shared.performance_rule import Rag
 from shared.sql import Database
 from shared.text import MAX_OFFSET
 from shared.web import Runtime

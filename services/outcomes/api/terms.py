@@ -16,11 +16,11 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
+from services.outcomes.acceptance import AgreementInfo
 from services.outcomes.api.measures import outcomes_of
-from services.outcomes.application import AgreementInfo, Outcomes
+from services.outcomes.application import Outcomes
 from services.outcomes.commands import Attribution, RateCardIn
 from services.outcomes.domain import AgreementTerms, terms_id_for
-from services.outcomes.payments import period_bounds
 from shared.contracts.outcomes import (
     BandTerm,
     DeliveryRateTerm,
@@ -31,6 +31,7 @@ from shared.contracts.outcomes import (
 from shared.envelope import EventEnvelope
 from shared.errors import NotFound
 from shared.identity import COUNCIL_READERS, COUNCIL_WRITERS, Principal, Role, acting_as, require
+from shared.periods import period_bounds
 
 router = APIRouter(tags=["payment by results"])
 

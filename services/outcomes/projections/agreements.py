@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import date
 from uuid import UUID
 
-from services.outcomes.application import AgreementInfo
+from services.outcomes.acceptance import AgreementInfo
 from shared.contracts.integrator import SOURCE as INTEGRATOR
 from shared.contracts.integrator import (
     AgreementActivated,

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from shared.contracts.outcomes import SOURCE, Channel, DeliveryReported, Periodicity
 from shared.envelope import EventEnvelope
+from shared.periods import quarter_of
 from shared.projection import TableProjection
 from shared.sql import Database, Row, Tx
 
@@ -60,9 +61,6 @@ def month_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-def quarter_of(day: date) -> str:
-    """The quarterly period a day falls in, e.g. 2026-Q2 (calendar quarters)."""
-    return f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
 
 
 def periodicity_of(period: str) -> Periodicity:

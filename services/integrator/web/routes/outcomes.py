@@ -16,7 +16,7 @@ from services.integrator.projections.performance import network_performance
 from services.integrator.web.pages import AsOf, SignedIn, router
 from services.integrator.web.render import page
 from services.integrator.web.views import read_models
-from services.outcomes.projections.performance import ended, today_or_now
+from shared.periods import ended, today_or_now
 
 routes = router()
 
