@@ -28,7 +28,7 @@ from shared.web import Runtime, create_service_app
 Auth = dict[str, str]
 AUDIT_READS = frozenset({"/audit/events", "/audit/state", "/audit/reads"})
 OPEN = frozenset({"/health", "/ready", "/metrics"})  # no token needed
-PUBLIC = ("/oruk",)  # open data: no token needed, read by anyone
+PUBLIC = ("/oruk", "/ocds")  # open data: no token needed, read by anyone
 REFERENCE = frozenset({"/activity-types"})  # reference data any unscoped token may read
 SAMPLE_BODIES = {
     "application/json": b"{}",
