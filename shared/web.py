@@ -52,6 +52,9 @@ RELAY_BATCH = 2000
 # Polled constantly: their lines would say nothing.
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+# Open data: any web page may read it (Open Referral UK asks for exactly this header).
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*",
+                "Access-Control-Expose-Headers": "x-correlation-id"}
 
 
 @dataclass
@@ -63,6 +66,8 @@ class ServiceSpec:
     projections: Callable[[], Sequence[Projection]]
     routers: Sequence[APIRouter]
     max_body_bytes: dict[str, int] = field(default_factory=dict)  # path prefix -> limit
+    # open data read by anyone, from any web page: these paths answer every origin (CORS)
+    public_prefixes: tuple[str, ...] = ()
     wire: Callable[[Runtime], None] | None = None  # connects the application to shared parts
     # further background workers (each with run(stop, idle_wait)), started with the service
     workers: Callable[[Runtime], Sequence[Worker]] | None = None
@@ -424,6 +429,14 @@ def _correlation_and_limits(
         given = request.headers.get("x-correlation-id", "")
         correlation_id = given if _CORRELATION.match(given) else new_correlation_id()
         request.state.correlation_id = correlation_id
+        public = bool(spec.public_prefixes) and request.url.path.startswith(spec.public_prefixes)
+        if public and request.method == "OPTIONS":
+            metrics.observe(request.method, _route_of(request), 204, 0.0)
+            return Response(status_code=204, headers={
+                **CORS_HEADERS, "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+                "Access-Control-Allow-Headers": request.headers.get(
+                    "access-control-request-headers", "*")[:500],
+                "Access-Control-Max-Age": "86400", "x-correlation-id": correlation_id})
         limit = next(
             (n for prefix, n in spec.max_body_bytes.items() if request.url.path.startswith(prefix)),
             MAX_BODY_BYTES,
@@ -460,6 +473,8 @@ def _correlation_and_limits(
                          status=response.status_code, ms=round(seconds * 1000, 2))
         metrics.observe(request.method, _route_of(request), response.status_code, seconds)
         response.headers["x-correlation-id"] = correlation_id
+        if public:
+            response.headers.update(CORS_HEADERS)
         return response
 
     return middleware

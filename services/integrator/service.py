@@ -51,6 +51,7 @@ SPEC = ServiceSpec(
     application=Integrator,
     projections=projections.service_projections,
     routers=[api.router, web.router],
+    public_prefixes=(api.ocds.PREFIX,),  # open contracting data: published for anyone
     wire=wire,
     # results payments calculated by the outcomes service become due on the agreements
     workers=results_workers,

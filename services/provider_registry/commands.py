@@ -95,6 +95,7 @@ class ContactIn(_Input):
 class AddressIn(_Input):
     lines: list[Text] = Field(default_factory=list, max_length=4)
     town: Text | None = None
+    county: Text | None = Field(default=None, description="county or unitary area")
     postcode: Postcode
 
 

@@ -29,7 +29,7 @@ The columns
 | `ukprn` | UK provider reference number (1 then 7 digits) |
 | `contact_name` | who to contact |
 | `contact_email`, `contact_phone` | how to reach them |
-| `address_line_1`, `address_line_2`, `town` | postal address |
+| `address_line_1`, `address_line_2`, `town`, `county` | postal address |
 | `postcode` | UK postcode; required once any cell of the address is given |
 | `areas_served` | areas served, separated by semicolons (`Leeds; Bradford`) |
 | `headcount` | staff headcount: for an `sme`, and only for one (with `turnover_gbp`) |
@@ -73,8 +73,8 @@ CONTACT_COLUMNS = {"contact_name": "name", "contact_email": "email", "contact_ph
 ADDRESS_LINE_COLUMNS = ("address_line_1", "address_line_2")
 COLUMNS: tuple[str, ...] = (
     "name", "organisation_type", "description", "website", *IDENTIFIER_COLUMNS,
-    *CONTACT_COLUMNS, *ADDRESS_LINE_COLUMNS, "town", "postcode", "areas_served", "headcount",
-    "turnover_gbp", "members",
+    *CONTACT_COLUMNS, *ADDRESS_LINE_COLUMNS, "town", "county", "postcode", "areas_served",
+    "headcount", "turnover_gbp", "members",
 )
 REQUIRED_COLUMNS = ("name", "organisation_type")
 
@@ -263,7 +263,9 @@ def _application(values: dict[str, str]) -> dict[str, Any]:
     contact = {key: values[column] for column, key in CONTACT_COLUMNS.items() if column in values}
     if contact:
         data["contact"] = contact
-    address: dict[str, Any] = {k: values[k] for k in ("town", "postcode") if k in values}
+    address: dict[str, Any] = {
+        k: values[k] for k in ("town", "county", "postcode") if k in values
+    }
     lines = [values[k] for k in ADDRESS_LINE_COLUMNS if k in values]
     if lines:
         address["lines"] = lines

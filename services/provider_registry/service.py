@@ -19,5 +19,6 @@ SPEC = ServiceSpec(
     projections=projections.projections,
     routers=[api.router],
     max_body_bytes={api.imports.IMPORT_PATH: api.imports.MAX_IMPORT_BYTES},  # CSV up to 8 MiB
+    public_prefixes=(api.oruk.PREFIX,),
     wire=wire,
 )

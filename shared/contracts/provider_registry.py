@@ -72,6 +72,8 @@ class Contact(_Data):
 class Address(_Data):
     lines: list[str] = Field(default_factory=list)
     town: str | None = None
+    # the county (or unitary area): Open Referral's state_province; absent from older events
+    county: str | None = None
     postcode: str | None = None
 
 

@@ -21,7 +21,8 @@ from services.provider_registry.commands import (
     NewProvider,
     NewQualityRating,
 )
-from services.provider_registry.directory import hsds_export, providers_csv
+from services.provider_registry.directory import providers_csv
+from services.provider_registry.oruk import hsds_export
 from services.provider_registry.projections import (
     DirectoryProjection,
     SearchFilters,

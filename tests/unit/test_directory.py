@@ -1,5 +1,6 @@
-"""The provider directory: the projection built from registry events, search, the Open Referral
-UK / HSDS 3.0 export (validated against tests/schemas/hsds) and the CSV export.
+"""The provider directory: the projection built from registry events, search, the HSDS export in
+Open Referral UK's fields (validated against the official profile schemas in tests/schemas/oruk)
+and the CSV export.
 
 A realistic directory is registered once for the module through the registry's own API; tests
 then read it through the directory endpoints, polling until the projection has caught up."""
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -18,18 +18,15 @@ from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
-from jsonschema import Draft202012Validator, FormatChecker
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from services.provider_registry.directory import (
     CSV_COLUMNS,
     Capability,
     DirectoryProvider,
-    hsds_export,
     providers_csv,
     safe_cell,
 )
+from services.provider_registry.oruk import hsds_export
 from services.provider_registry.projections import (
     CONTENT_EVENTS,
     IGNORED_EVENTS,
@@ -47,11 +44,10 @@ from shared.identity import Role, TokenStore
 from shared.settings import Settings
 from shared.sql import Database, open_database
 from shared.web import create_service_app
+from tests import oruk_profile
 from tests.problems import loc_of
 from tests.waiting import eventually
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "hsds"
-SCHEMA_BASE = "https://council-integrator.invalid/schemas/hsds/3.0/"
 COLLECTIONS = ("organization", "service", "location", "service_at_location", "taxonomy",
                "taxonomy_term", "attribute")
 
@@ -69,34 +65,40 @@ PROVIDERS: dict[str, dict[str, Any]] = {
         "contact": {"name": "Pat Lee", "email": "hello@hillside.example",
                     "phone": "+44 113 496 0000"},
         "address": {"lines": ["Hillside Centre", "2 Chapel Lane"], "town": "Leeds",
-                    "postcode": "ls6 3aa"},
+                    "county": "West Yorkshire", "postcode": "ls6 3aa"},
         "areas_served": ["Headingley", "Hyde Park"],
     },
     "care": {
         "name": "Aire Valley Care Ltd", "organisation_type": "sme",
+        "description": "Domiciliary support at home.",
         "website": "https://airevalleycare.example",
         "identifiers": {"companies_house": "01234567"},
         "sme_size": {"headcount": 40, "turnover_gbp": 3_000_000},
-        "address": {"lines": ["Unit 4, Canal Wharf"], "town": "Leeds", "postcode": "LS11 5PS"},
+        "address": {"lines": ["Unit 4, Canal Wharf"], "town": "Leeds",
+                    "county": "West Yorkshire", "postcode": "LS11 5PS"},
         "areas_served": ["Leeds"],
     },
     "carers": {
         "name": "St Mary's Carers Trust", "organisation_type": "vcse",
         "description": "Breaks, advice and a helpline for unpaid carers, since 1998.",
         "identifiers": {"charity_number": "1123456"},
-        "address": {"lines": ["St Mary's Hall"], "town": "Bradford", "postcode": "BD1 1AA"},
+        "address": {"lines": ["St Mary's Hall"], "town": "Bradford",
+                    "county": "West Yorkshire", "postcode": "BD1 1AA"},
     },
     "befrienders": {
         "name": "Glasgow Befrienders", "organisation_type": "vcse",
+        "description": "Befriending for older people.",
         "identifiers": {"charity_number": "SC012345"},
     },
     "college": {
         "name": "northern skills college", "organisation_type": "public_body",
+        "description": "Further education.",
         "identifiers": {"ukprn": "10012345"},
         "address": {"lines": [], "postcode": "LS2 8AA"},
     },
     "digital": {
         "name": "Digital Neighbours CIC", "organisation_type": "community_group",
+        "description": "Help getting online.",
         "areas_served": ["Armley"],
     },
     "builders": {
@@ -390,57 +392,31 @@ def test_directory_is_for_council_readers_only(directory: Directory, path: str) 
 # --------------------------------------------------------------------------- HSDS export
 
 
-@pytest.fixture(scope="module")
-def schemas() -> dict[str, Draft202012Validator]:
-    registry: Registry[Any] = Registry()
-    documents = {}
-    for path in sorted(SCHEMA_DIR.glob("*.json")):
-        contents = json.loads(path.read_text())
-        Draft202012Validator.check_schema(contents)
-        assert contents["$id"] == SCHEMA_BASE + path.name
-        documents[path.stem] = contents
-        registry = registry.with_resource(
-            contents["$id"], Resource.from_contents(contents, default_specification=DRAFT202012)
-        )
-    return {
-        name: Draft202012Validator(doc, registry=registry, format_checker=FormatChecker())
-        for name, doc in documents.items()
-    }
+# The flat export's collections, each item one of the profile's entities.
+ENTITY_SCHEMAS = {"organization": "organization", "service": "service", "location": "location",
+                  "service_at_location": "service_at_location", "taxonomy": "taxonomy",
+                  "taxonomy_term": "taxonomy_term", "attribute": "attribute"}
 
 
-def _schema_errors(export: dict[str, Any], schemas: dict[str, Draft202012Validator]) -> list[str]:
+def _schema_errors(export: dict[str, Any]) -> list[str]:
     problems = []
     for collection in COLLECTIONS:
-        validator = schemas[collection]
+        schema = oruk_profile.schema_named(ENTITY_SCHEMAS[collection])
         for i, item in enumerate(export[collection]):
-            for error in validator.iter_errors(item):
-                where = "/".join(str(p) for p in error.absolute_path)
-                problems.append(f"{collection}[{i}]/{where}: {error.message}")
+            outside = oruk_profile.undeclared(item, schema)
+            found = (oruk_profile.schema_errors(item, schema)
+                     + [f"not in the UK profile: {p}" for p in outside]
+                     + [f"blank: {p}" for p in oruk_profile.blanks(item)])
+            problems += [f"{collection}[{i}]{p}" for p in found]
     return problems
 
 
-def test_every_exported_record_is_valid_hsds(
-    directory: Directory, schemas: dict[str, Draft202012Validator]
-) -> None:
+def test_every_exported_record_is_valid_uk_profile_hsds(directory: Directory) -> None:
     every_status = sorted(set(FINAL_STATUS.values()))
     for export in (directory.hsds(), directory.hsds(status=every_status)):
         assert set(export) == set(COLLECTIONS)
         assert all(export[c] for c in COLLECTIONS), {c: len(export[c]) for c in COLLECTIONS}
-        assert _schema_errors(export, schemas) == []
-
-
-def test_the_schemas_refuse_what_hsds_refuses(schemas: dict[str, Draft202012Validator]) -> None:
-    org = {"id": str(uuid4()), "name": "A", "description": "B"}
-    assert schemas["organization"].is_valid(org)
-    assert not schemas["organization"].is_valid({**org, "id": "not-a-uuid"})
-    assert not schemas["organization"].is_valid({k: v for k, v in org.items() if k != "name"})
-    assert not schemas["organization"].is_valid({**org, "url": "https://a.example"})  # 2.0 name
-    assert not schemas["organization"].is_valid(
-        {**org, "organization_identifiers": [{"id": str(uuid4()), "identifier": "1"}]}
-    )
-    service = {"id": str(uuid4()), "organization_id": str(uuid4()), "name": "S"}
-    assert not schemas["service"].is_valid({**service, "status": "open"})
-    assert schemas["service"].is_valid({**service, "status": "temporarily closed"})
+        assert _schema_errors(export) == []
 
 
 def test_every_reference_in_the_export_resolves(directory: Directory) -> None:
@@ -453,14 +429,13 @@ def test_every_reference_in_the_export_resolves(directory: Directory) -> None:
     terms, taxonomies = set(ids["taxonomy_term"]), set(ids["taxonomy"])
 
     for org in export["organization"]:
-        for child in org.get("organization_identifiers", []) + org.get("phones", []):
+        for child in org.get("organization_identifiers", []):
             assert child["organization_id"] == org["id"]
     for service in export["service"]:
         assert service["organization_id"] in orgs
         for area in service.get("service_areas", []):
             assert area["service_id"] == service["id"]
     for location in export["location"]:
-        assert location["organization_id"] in orgs
         for address in location["addresses"]:
             assert address["location_id"] == location["id"]
     for link in export["service_at_location"]:
@@ -470,7 +445,7 @@ def test_every_reference_in_the_export_resolves(directory: Directory) -> None:
         assert term["taxonomy_id"] in taxonomies
         assert term.get("parent_id", term["id"]) in terms
     for attribute in export["attribute"]:
-        assert attribute["link_entity"] == "service"
+        assert attribute["link_type"] == "category"
         assert attribute["link_id"] in services
         assert attribute["taxonomy_term_id"] in terms
     every_id = [i for found in ids.values() for i in found]
@@ -485,7 +460,7 @@ def test_hsds_maps_providers_capabilities_addresses_and_categories(directory: Di
     care = by_name["Aire Valley Care Ltd"]
     assert care["id"] == str(directory.ids["care"])
     assert care["website"] == "https://airevalleycare.example"
-    assert care["description"]  # required: filled in when the provider gave none
+    assert care["description"] == "Domiciliary support at home."
     assert [(i["identifier_scheme"], i["identifier_type"], i["identifier"])
             for i in care["organization_identifiers"]] == [("GB-COH", "company", "01234567")]
     schemes = {
@@ -495,7 +470,7 @@ def test_hsds_maps_providers_capabilities_addresses_and_categories(directory: Di
     assert schemes == {"GB-COH": "01234567", "GB-CHC": "1123456", "GB-UKPRN": "10012345"}
     kitchen = by_name["Hillside Community Kitchen"]
     assert kitchen["email"] == "hello@hillside.example"
-    assert kitchen["phones"][0]["number"] == "+44 113 496 0000"
+    assert "phones" not in kitchen  # the UK profile has no organisation phones
 
     services = {s["name"]: s for s in export["service"]}
     home_care = services["Home care (domiciliary care) — Aire Valley Care Ltd"]
@@ -506,21 +481,22 @@ def test_hsds_maps_providers_capabilities_addresses_and_categories(directory: Di
     assert "Reablement and hospital discharge — Aire Valley Care Ltd" in services
     assert len(export["service"]) == sum(len(CAPABILITIES[k]) for k in APPROVED)
 
-    location = next(
-        loc for loc in export["location"] if loc["organization_id"] == kitchen["id"]
-    )
+    location = next(loc for loc in export["location"] if loc["name"] == kitchen["name"])
     assert location["location_type"] == "physical"
     address = location["addresses"][0]
-    assert (address["address_1"], address["address_2"], address["city"],
+    assert (address["address_1"], address["city"], address["state_province"],
             address["postal_code"], address["country"]) == (
-        "Hillside Centre", "2 Chapel Lane", "Leeds", "LS6 3AA", "GB")
-    # Each service is at its provider's location; a provider without an address has none.
+        "Hillside Centre, 2 Chapel Lane", "Leeds", "West Yorkshire", "LS6 3AA", "GB")
+    # Each service is at its provider's location; a provider without a complete address (the
+    # college: no lines, no town, no county) has none.
     located = {link["service_id"]: link["location_id"] for link in export["service_at_location"]}
-    location_of = {loc["organization_id"]: loc["id"] for loc in export["location"]}
+    location_of = {str(directory.ids[k]): loc["id"] for k in APPROVED
+                   for loc in export["location"] if loc["name"] == directory.name(k)}
+    assert str(directory.ids["college"]) not in location_of
     for service in export["service"]:
         assert located.get(service["id"]) == location_of.get(service["organization_id"])
 
-    terms = {t["code"]: t for t in export["taxonomy_term"]}
+    terms = {t["term"]: t for t in export["taxonomy_term"]}
     assert set(terms) == set(taxonomy().terms)
     assert terms["home-care"]["parent_id"] == terms["adult-social-care"]["id"]
     assert "parent_id" not in terms["adult-social-care"]
@@ -755,14 +731,26 @@ def test_the_pure_export_leaves_out_what_a_provider_did_not_give() -> None:
         provider_id=uuid4(), name="Bare", organisation_type="community_group",
         status="approved", registered_at="2026-01-01T00:00:00+00:00",
         updated_at="2026-01-01T00:00:00+00:00", status_changed_at="2026-01-01T00:00:00+00:00",
+        description="Litter picks.", address={"lines": ["1 A St"], "postcode": "LS1 1AA"},
         capabilities=(Capability("c1", "no-longer-in-the-taxonomy"),),
     )
     export = hsds_export([bare], taxonomy())
 
-    assert export["organization"] == [{
-        "id": str(bare.provider_id), "name": "Bare",
-        "description": "Bare: community group in the council's provider network.",
-        "legal_status": "community group",
-    }]
+    assert export["organization"] == [
+        {"id": str(bare.provider_id), "name": "Bare", "description": "Litter picks."}]
+    # No town or county: no location, rather than an address with blank required fields.
     assert export["location"] == export["service_at_location"] == export["attribute"] == []
     assert export["service"][0]["name"] == "no-longer-in-the-taxonomy — Bare"
+    assert "description" not in export["service"][0]
+
+
+def test_a_provider_that_has_not_described_itself_is_not_published() -> None:
+    silent = DirectoryProvider(
+        provider_id=uuid4(), name="Silent", organisation_type="sme", status="approved",
+        registered_at="2026-01-01T00:00:00+00:00", updated_at="2026-01-01T00:00:00+00:00",
+        status_changed_at="2026-01-01T00:00:00+00:00", description="  ",
+        capabilities=(Capability("c1", "home-care"),),
+    )
+    export = hsds_export([silent], taxonomy())
+
+    assert export["organization"] == export["service"] == []

@@ -1,7 +1,10 @@
 """Open contracting data: the integrator's commissioning as OCDS 1.1 release and record packages,
 made on demand from the integrator's events on the shared log (see services.integrator.ocds).
 
-The ocid prefix and the publisher come from COUNCIL_OCDS_* environment variables.
+Published as OCP's publication guidance asks: open to anyone without a token, from any web page
+(CORS: the service's `public_prefixes`), in pages a reader follows by the package's `links.next`
+(the API guidance's and the pagination extension's `links`). The ocid prefix and the publisher
+come from COUNCIL_OCDS_* environment variables.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,15 +31,20 @@ from services.integrator.projections.network import get_provider
 from shared.contracts.integrator import SOURCE
 from shared.envelope import EventEnvelope
 from shared.errors import NotFound
-from shared.identity import COUNCIL_READERS, Principal, require
 from shared.web import Runtime
 
-router = APIRouter(prefix="/ocds", tags=["open contracting"])
+PREFIX = "/ocds"
+MAX_PAGE = 100_000
+MAX_PER_PAGE = 1000
+router = APIRouter(prefix=PREFIX, tags=["open contracting (public)"])
 
-Reader = Annotated[Principal, Depends(require(*COUNCIL_READERS))]
 NeedFilter = Annotated[
     UUID | None, Query(description="only this need's contracting process")
 ]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description="page number, from 1")]
+PerPage = Annotated[int, Query(
+    ge=1, le=MAX_PER_PAGE, description="releases (or records) a page; `links.next` is the "
+    "next page's address, absent on the last")]
 
 
 class OcdsSettings(BaseSettings):
@@ -91,42 +99,66 @@ def _published(releases: list[Any]) -> datetime | None:
     return None if releases else datetime.now(UTC)
 
 
+def _links(request: Request, page: int, per_page: int, total: int) -> dict[str, str]:
+    """`next` and `prev` page addresses, each there only when that page is."""
+    links = {}
+    if page * per_page < total:
+        links["next"] = str(request.url.include_query_params(page=page + 1, per_page=per_page))
+    if page > 1:
+        links["prev"] = str(request.url.include_query_params(page=page - 1, per_page=per_page))
+    return links
+
+
+def _paged(package: dict[str, Any], links: dict[str, str]) -> JSONResponse:
+    if links:
+        package["links"] = links
+    return JSONResponse(package)
+
+
 @router.get("/releases", response_class=JSONResponse)
-def ocds_releases(request: Request, _: Reader, need_id: NeedFilter = None) -> JSONResponse:
-    """An OCDS 1.1 release package: every release of every commissioning need (one contracting
-    process each), oldest first, or only one need's with `?need_id=`."""
+def ocds_releases(request: Request, need_id: NeedFilter = None, page: Page = 1,
+                  per_page: PerPage = 100) -> JSONResponse:
+    """An OCDS 1.1 release package: the releases of every commissioning need (one contracting
+    process each) in the order they happened, a page at a time, or only one need's with
+    `?need_id=`. No two releases of a process share a date (one that would tie is dated a
+    second later), so the order in which OCDS merges them is unambiguous."""
     settings = OcdsSettings()
-    releases = _releases(_runtime(request), settings, need_id)
+    every = _releases(_runtime(request), settings, need_id)
+    releases = every[(page - 1) * per_page: page * per_page]
     package = release_package(
         releases, uri=str(request.url), publisher=settings.publisher,
         published_date=_published(releases), license_url=settings.license,
         publication_policy=settings.publication_policy,
     )
-    return JSONResponse(package)
+    return _paged(package, _links(request, page, per_page, len(every)))
 
 
-def _records(request: Request, need_id: UUID | None) -> JSONResponse:
+def _records(request: Request, need_id: UUID | None, page: int, per_page: int) -> JSONResponse:
     settings = OcdsSettings()
-    releases = _releases(_runtime(request), settings, need_id)
+    every = _releases(_runtime(request), settings, need_id)
+    ocids = list(dict.fromkeys(r["ocid"] for r in every))  # in order of first appearance
+    chosen = set(ocids[(page - 1) * per_page: page * per_page])
+    releases = [r for r in every if r["ocid"] in chosen]
+    # Each record's releases are all in the release package of its own need.
     source = request.url_for("ocds_releases")
-    if need_id is not None:
-        source = source.include_query_params(need_id=str(need_id))
+    packages = [str(source.include_query_params(need_id=ocid.split("-", 2)[2]))
+                for ocid in ocids if ocid in chosen]
     package = record_package(
         releases, uri=str(request.url), publisher=settings.publisher,
-        published_date=_published(releases), packages=[str(source)],
+        published_date=_published(releases), packages=packages,
         license_url=settings.license, publication_policy=settings.publication_policy,
     )
-    return JSONResponse(package)
+    return _paged(package, _links(request, page, per_page, len(ocids)))
 
 
 @router.get("/records", response_class=JSONResponse)
-def ocds_records(request: Request, _: Reader) -> JSONResponse:
+def ocds_records(request: Request, page: Page = 1, per_page: PerPage = 100) -> JSONResponse:
     """An OCDS 1.1 record package: one record per commissioning need, with its releases and the
-    compiled release (where the process stands now)."""
-    return _records(request, None)
+    compiled release (where the process stands now), a page of records at a time."""
+    return _records(request, None, page, per_page)
 
 
 @router.get("/records/{need_id}", response_class=JSONResponse)
-def ocds_record(need_id: UUID, request: Request, _: Reader) -> JSONResponse:
+def ocds_record(need_id: UUID, request: Request) -> JSONResponse:
     """The record of one commissioning need, as a record package holding that one record."""
-    return _records(request, need_id)
+    return _records(request, need_id, 1, 1)

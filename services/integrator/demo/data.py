@@ -37,6 +37,9 @@ DISTRICTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "LX": ("Lexford", ("LX1", "LX4")),
 }
 COUNTY_DISTRICTS = ("AM", "BF", "CT", "DB", "EM", "FW")
+# The county (or unitary area) of an address in each district: Open Referral's state_province.
+COUNTIES = {**dict.fromkeys(COUNTY_DISTRICTS, "Northshire"), "WV": "Westvale",
+            "LX": "Lexfordshire"}
 
 STREETS = (
     "Market Street", "High Street", "Station Road", "Church Lane", "Mill Road", "Victoria Road",

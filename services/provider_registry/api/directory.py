@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from services.provider_registry.directory import DirectoryProvider, hsds_export, providers_csv
+from services.provider_registry.directory import DirectoryProvider, providers_csv
+from services.provider_registry.oruk import hsds_export
 from services.provider_registry.projections import (
     SearchFilters,
     directory_providers,
@@ -132,9 +133,11 @@ def _statuses(given: list[ProviderStatus] | None, default: list[str] | None) -> 
 
 @router.get("/directory/hsds")
 def directory_hsds(request: Request, _: CouncilReader, status: Statuses = None) -> JSONResponse:
-    """The directory as Open Referral UK / HSDS 3.0 JSON: organization, service, location,
-    service_at_location, taxonomy, taxonomy_term and attribute collections. Only approved
-    providers unless `status` says otherwise. Ids are stable from one export to the next."""
+    """The directory as HSDS 3.0 collections in Open Referral UK's fields (organization,
+    service, location, service_at_location, taxonomy, taxonomy_term, attribute), for the
+    council: only approved providers unless `status` says otherwise. The public, paged form is
+    the ORUK API under /oruk. Ids are the same in both and stable from one export to the
+    next."""
     providers = directory_providers(
         _views(request), _statuses(status, [ProviderStatus.APPROVED.value])
     )
