@@ -186,6 +186,9 @@ def test_onboard_commission_vary_and_look_back(stack: Stack, browser: Browser) -
     page.select_option("#options-recommended", "vcse_grant")
     page.fill("#options-rationale", "reaches families the council does not")
     submit(tab, "#options", "Record the appraisal")
+    open_form(tab, "Record market engagement")  # the step before a decision
+    page.fill("#engagement-summary", "met the family clubs in Brookfield")
+    submit(tab, "#engagement", "Record the engagement")
     open_form(tab, "Record a commissioning decision")
     page.fill("#decision-awards-0-title", "Family clubs")
     page.select_option("#decision-awards-0-arrangement_type", "grant")
