@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import pytest
 
@@ -194,3 +195,35 @@ def test_a_need_walks_the_eight_steps_by_keyboard(stack: Stack, browser: Browser
     page.click("a:has-text('Decide and award')")
     assert "Commissioning decided" in text(tab, "#step-decision")
     tab.checked("step-5-mobilisation")
+
+
+def test_home_shows_an_accreditation_about_to_lapse(stack: Stack, browser: Browser) -> None:
+    """A provider holding an active agreement records insurance that expires in a month: it
+    appears first among what needs attention on the home page, where signing in lands."""
+    tab, page = browser, browser.page
+    holder = next(p for p in stack.get("integrator", "/network/state")["providers"]
+                  if p["active_agreements"])
+    sign_in(tab, "commissioner")
+    assert path_of(tab) == "/ui/home"
+    assert text(tab, "nav[aria-label='Main'] a[aria-current=page]") == "Home"
+    before = int(text(tab, "#fig-lapsing"))
+    tab.checked("home")
+    soon = (date.today() + timedelta(days=30)).isoformat()
+    tab.goto(f"/ui/providers/{holder['provider_id']}")
+    page.click("summary:has-text('Record an accreditation, insurance or check')")
+    page.select_option("#accreditation-kind", "insurance")
+    page.fill("#accreditation-name", "Employers' liability insurance (test)")
+    page.fill("#accreditation-expires_on", soon)
+    with page.expect_navigation():
+        page.click("#accreditation button[type=submit]")
+    for _ in range(40):  # the registry's event reaches the integrator's read model
+        tab.goto("/ui/home")
+        if int(text(tab, "#fig-lapsing")) == before + 1:
+            break
+        page.wait_for_timeout(250)
+    rows = text(tab, "#lapsing-table")
+    assert "Employers' liability insurance (test)" in rows
+    assert holder["name"] in rows
+    tab.checked("home-lapsing")
+    for figure in ("#fig-ending", "#fig-red", "#fig-waiting", "#fig-envelope"):
+        assert int(text(tab, figure)) >= 0
