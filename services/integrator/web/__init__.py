@@ -13,6 +13,7 @@ from services.integrator.web.routes import (
     audit,
     auth,
     commissioning,
+    home,
     market,
     network,
     outcomes,
@@ -22,5 +23,5 @@ from services.integrator.web.routes import (
 
 router = APIRouter()
 router.include_router(auth.root)
-for module in (auth, network, providers, commissioning, outcomes, market, audit, static):
+for module in (auth, home, network, providers, commissioning, outcomes, market, audit, static):
     router.include_router(module.routes)

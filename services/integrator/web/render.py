@@ -35,6 +35,7 @@ SECURITY_HEADERS = {
 }
 
 NAV = (
+    ("home", "Home", "/ui/home"),
     ("network", "Network", "/ui/network"),
     ("commissioning", "Commissioning", "/ui/commissioning"),
     ("outcomes", "Outcomes", "/ui/outcomes"),

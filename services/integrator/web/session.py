@@ -106,11 +106,11 @@ class Viewer:
 
     @property
     def home(self) -> str:
-        """Where "home" is: the network, or for a scoped viewer the record its scope names
-        (or the audit timeline)."""
+        """Where "home" is: what needs attention, or for a scoped viewer the record its scope
+        names (or the audit timeline)."""
         scope = self.principal.scope
         if scope is None:
-            return "/ui/network"
+            return "/ui/home"
         if scope.provider is not None:
             return f"/ui/providers/{scope.provider}"
         if scope.agreement is not None:
@@ -174,7 +174,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def local_path(target: str | None, default: str = "/ui/network") -> str:
+def local_path(target: str | None, default: str = "/ui/") -> str:
     """`target` if it is a page of ours (never another site: no open redirects)."""
     if target and target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
         return target

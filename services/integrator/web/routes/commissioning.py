@@ -22,6 +22,7 @@ from services.integrator.projections.commissioning import (
     get_need,
     list_agreements,
     list_needs,
+    search_lessons,
     spend_by_partner,
 )
 from services.integrator.projections.network import list_providers
@@ -37,6 +38,7 @@ from services.integrator.web import forms
 from services.integrator.web.pages import AsOf, Posted, SignedIn, forbidden, not_found, router
 from services.integrator.web.render import categories, page, redirect
 from services.integrator.web.session import Viewer
+from services.integrator.web.steps import FORMS, next_stages, sourcing_steps
 from services.integrator.web.sync import wait_applied
 from services.integrator.web.views import read_models, runtime_of
 from shared.contracts.integrator import SOURCE as INTEGRATOR
@@ -165,19 +167,32 @@ def define_need(request: Request, viewer: SignedIn, values: Posted,
 # ---------------------------------------------------------------------- a need
 
 
-NEED_FORMS = ("contribution", "options", "engagement", "decision", "stage", "close")
+NEED_FORMS = ("contribution", "options", "engagement", "decision", "stage", "close", "lesson")
+
+
+def _offered(stage: SourcingStage, failed: dict[str, forms.FormState]) -> tuple[str, ...]:
+    """The forms of the step the need is at, and a form just refused, whichever step it
+    belongs to, so that its messages are seen."""
+    return FORMS[stage] + tuple(name for name in failed
+                                if name in NEED_FORMS and name not in FORMS[stage])
 
 
 def _need_page(request: Request, viewer: Viewer, need_id: UUID, as_of: AsOf | None = None,
                failed: dict[str, forms.FormState] | None = None,
                status: int = 200) -> HTMLResponse:
-    with read_models(request, as_of.moment if as_of else None) as db:
+    moment = as_of.moment if as_of else None
+    with read_models(request, moment) as db:
         need = get_need(db, need_id)
         if need is None:
             return not_found(request, viewer, f"need {need_id}")
         providers = list_providers(db, 5000)
         split = spend_by_partner(db, need_id) if len(need.contributions) > 1 else None
         measures = dict(_measures(db))
+        own_lessons = len(search_lessons(db, need_id=need_id, limit=1000))
+    history = timeline(runtime_of(request).views, subjects=[str(need_id)], limit=500,
+                       until=moment, hidden_types=viewer.sight.hidden_types()).events
+    today = as_of.day if as_of and as_of.day else date.today()
+    steps = sourcing_steps(need, today=today, events=history, own_lessons=own_lessons)
     failed = failed or {}
     drafted = {a.award_id for a in need.agreements}
     awards = [(d, a) for d in need.decisions for a in d.awards]
@@ -187,6 +202,8 @@ def _need_page(request: Request, viewer: Viewer, need_id: UUID, as_of: AsOf | No
         approved=[(str(p.provider_id), p.name) for p in providers
                   if p.status.value == "approved"],
         split=split, measures=measures, awards=awards, drafted=drafted, rows=ROWS,
+        steps=steps, offered=_offered(need.stage, failed),
+        next_stages=[s.value for s in next_stages(need)],
         options=[o.value for o in SourcingOption], stages=[s.value for s in SourcingStage],
         arrangement_types=[k.value for k in ArrangementType], today=date.today(),
         forms={**{name: failed.get(name, forms.FormState()) for name in NEED_FORMS},
@@ -252,6 +269,20 @@ def stage(need_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> 
 def close(need_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> Response:
     return _need_step(request, viewer, need_id, values, "close", c.Closure,
                       lambda i, body: i.close_need(need_id, body), "Need closed")
+
+
+@routes.post("/needs/{need_id}/lessons", response_class=HTMLResponse)
+def lesson(need_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> Response:
+    data = forms.nest(values, skip=frozenset({"tags"}))
+    data["need_id"] = str(need_id)
+    data["tags"] = [t.strip() for v in values.get("tags", []) for t in v.split(",") if t.strip()]
+    return _run(request, viewer, values, "lesson", c.NewLesson,
+                lambda i, body: i.record_lesson(body),
+                lambda failed, status: _need_page(request, viewer, need_id, None, failed,
+                                                  status),
+                lambda _: f"/ui/needs/{need_id}", lambda lesson_id: lesson_id,
+                "Lesson recorded",
+                data=data)
 
 
 @routes.post("/needs/{need_id}/agreements", response_class=HTMLResponse)

@@ -1,0 +1,229 @@
+"""The commissioning team's working day in headless Chromium, over the three services as
+processes holding the demo data: a need walked through the eight strategic-sourcing steps
+(by keyboard alone where a person types), what needs attention on the home page, providers
+picked with the award preview changing, the network list sorted, paged and exported, lessons
+recorded and found again on a similar need, and the friendly pages for errors. Every page is
+screenshotted and checked with axe-core, as in test_web_browser."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import pytest
+
+from shared.cli import demo_users
+from tests.e2e.browser import ARTEFACTS, Browser, chromium, require_browser
+from tests.e2e.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+PASSWORDS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    require_browser()
+    built = Stack(tmp_path_factory.mktemp("day"), {"COUNCIL_LOG_URL": "embedded"})
+    loaded = subprocess.run([sys.executable, "-m", "shared.cli", "demo"], env=built.env,
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    PASSWORDS.update({username: password for username, _, password in demo_users(built.settings)})
+    built.start_all()
+    built.wait_caught_up()
+    yield built
+    built.stop_all()
+
+
+@pytest.fixture
+def browser(stack: Stack, request: pytest.FixtureRequest,
+            capsys: pytest.CaptureFixture[str]) -> Iterator[Browser]:
+    folder = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")
+    with chromium(stack.url("integrator"), ARTEFACTS / folder) as tab:
+        yield tab
+        with capsys.disabled():
+            print(f"\n{request.node.name}: {tab.report()}")
+        problems = tab.problems()
+        assert not problems, "\n".join(problems)
+
+
+def sign_in(tab: Browser, username: str) -> None:
+    tab.goto("/ui/sign-in")
+    tab.page.fill("#sign-in-username", username)
+    tab.page.fill("#sign-in-password", PASSWORDS[username])
+    with tab.page.expect_navigation():
+        tab.page.click("button:has-text('Sign in')")
+
+
+def text(tab: Browser, selector: str) -> str:
+    return str(tab.page.inner_text(selector)).strip()
+
+
+def path_of(tab: Browser) -> str:
+    return re.sub(r"^https?://[^/]+", "", tab.page.url)
+
+
+def focused(tab: Browser) -> str:
+    return str(tab.page.evaluate("() => document.activeElement.id || "
+                                 "document.activeElement.textContent.trim()"))
+
+
+def tab_to(tab: Browser, target: str, limit: int = 120) -> None:
+    """Press Tab until the element with id (or, for a button, text) `target` has the focus:
+    it must be reachable from the keyboard, in the page's order."""
+    for _ in range(limit):
+        if focused(tab) == target:
+            return
+        tab.page.keyboard.press("Tab")
+    raise AssertionError(f"{target} is not reachable with the Tab key (stuck at {focused(tab)})")
+
+
+def by_keyboard(tab: Browser, summary: str, fields: dict[str, str], button: str) -> None:
+    """Open a folded form from its summary with Enter, fill each field in the page's order
+    by Tab and typing (a select takes the typed start of its option's words), and send it
+    with Enter on its button: what a person without a mouse does. A date (YYYY-MM-DD) is
+    reached by Tab and then set, since how its parts are typed is the browser's locale's."""
+    page = tab.page
+    page.locator(f"summary:has-text('{summary}')").first.focus()
+    page.keyboard.press("Enter")
+    for field_id, value in fields.items():
+        tab_to(tab, field_id)
+        kind = page.evaluate("(id) => document.getElementById(id).type", field_id)
+        if kind.startswith("select"):
+            page.keyboard.type(value, delay=20)
+        elif kind == "date":
+            page.fill(f"#{field_id}", value)
+        else:
+            page.keyboard.type(value)
+    tab_to(tab, button)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def current_step(tab: Browser) -> str:
+    return text(tab, ".steps li[aria-current=step] .step-title")
+
+
+def checks(tab: Browser, where: str, met: bool) -> str:
+    """The checklist's items met (or not yet met) in `where`, one a line."""
+    return "\n".join(tab.page.locator(f"{where} li.{'met' if met else 'unmet'}")
+                     .all_inner_texts())
+
+
+def summaries(tab: Browser) -> list[str]:
+    return [s.strip() for s in tab.page.locator("#steps summary").all_inner_texts()]
+
+
+def test_a_need_walks_the_eight_steps_by_keyboard(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    sign_in(tab, "admin")
+    tab.goto("/ui/commissioning")
+    by_keyboard(tab, "Define a need", {
+        "need-title": "Active travel to school in Ashby",
+        "need-service_area": "Transport",
+        "need-population-description": "Children at Ashby's primary schools",
+        "need-outcomes-0-description": "More children walk or cycle to school",
+        "need-budget_envelope": "60000.00",
+        "need-starts_on": "2027-04-01", "need-ends_on": "2029-03-31"}, "Define the need")
+    assert "Need defined" in text(tab, "main"), text(tab, "main")[:1500]
+    need_path = path_of(tab)
+
+    # Step 1: only what this step needs is offered; the checklist says what is missing.
+    assert page.locator(".steps li").count() == 8
+    assert current_step(tab) == "Specify the objectives"
+    assert summaries(tab) == ["Record a partner's contribution (pooled budget)",
+                              "Appraise the options"]
+    assert "Each outcome tied to an outcome measure" in checks(tab, ".current-step", met=False)
+    tab.checked("step-1-objectives")
+
+    by_keyboard(tab, "Appraise the options", {
+        "options-options-0-option": "VCSE",
+        "options-options-0-description": "A grant to the walking bus charity",
+        "options-options-0-score": "75",
+        "options-options-1-option": "In",
+        "options-options-1-description": "The council's road safety team",
+        "options-options-1-score": "60",
+        "options-recommended": "VCSE",
+        "options-rationale": "volunteers already run two walking buses"}, "Record the appraisal")
+    assert current_step(tab) == "Appraise the options"
+    assert "A range of options (at least two)" in checks(tab, ".current-step", met=True)
+    assert "Record market engagement" in summaries(tab)
+    assert "Record a commissioning decision (awards)" not in summaries(tab)
+    history = page.locator("#step-objectives")
+    history.locator("summary").focus()
+    page.keyboard.press("Enter")
+    assert "Need defined" in history.inner_text()
+    tab.checked("step-2-options")
+
+    by_keyboard(tab, "Record market engagement", {
+        "engagement-summary": "A morning with the walking bus charities"},
+        "Record the engagement")
+    assert current_step(tab) == "Engage the market"
+    assert "Record a commissioning decision (awards)" in summaries(tab)
+    tab.checked("step-3-engagement")
+
+    page.click("summary:has-text('Record a commissioning decision')")
+    page.fill("#decision-awards-0-title", "Walking buses")
+    page.select_option("#decision-awards-0-arrangement_type", "grant")
+    page.fill("#decision-awards-0-allocation", "40000.00")
+    page.select_option("#decision-awards-0-provider_ids", index=0)
+    page.fill("#decision-rationale", "the charity's volunteers are already there")
+    page.fill("#decision-decision_maker", "Head of Commissioning")
+    with page.expect_navigation():
+        page.click("#decision button:has-text('Record the decision')")
+    assert "Decision recorded" in text(tab, ".flash"), text(tab, "main")
+    assert current_step(tab) == "Decide and award"
+    assert "Awards within the pooled budget" in checks(tab, ".current-step", met=True)
+    tab.checked("step-4-decision")
+
+    page.click("summary:has-text('Draft the agreement for this award')")
+    page.check("details[open] input[name=outcomes]")
+    page.fill("details[open] textarea[name=exit_plan]", "the schools take the buses on")
+    with page.expect_navigation():
+        page.click("details[open] button:has-text('Draft the agreement')")
+    assert "Agreement drafted" in text(tab, ".flash")
+    tab.goto(need_path)
+    by_keyboard(tab, "Move on to the next step", {
+        "stage-stage": "Mob", "stage-notes": "agreement drafted; signatures next"},
+        "Record the stage")
+    assert current_step(tab) == "Mobilise"
+    assert "An agreement drafted for every award" in checks(tab, ".current-step", met=True)
+    assert "Every agreement signed and in force" in checks(tab, ".current-step", met=False)
+    page.click("a:has-text('Decide and award')")
+    assert "Commissioning decided" in text(tab, "#step-decision")
+    tab.checked("step-5-mobilisation")
+
+
+def test_home_shows_an_accreditation_about_to_lapse(stack: Stack, browser: Browser) -> None:
+    """A provider holding an active agreement records insurance that expires in a month: it
+    appears first among what needs attention on the home page, where signing in lands."""
+    tab, page = browser, browser.page
+    holder = next(p for p in stack.get("integrator", "/network/state")["providers"]
+                  if p["active_agreements"])
+    sign_in(tab, "commissioner")
+    assert path_of(tab) == "/ui/home"
+    assert text(tab, "nav[aria-label='Main'] a[aria-current=page]") == "Home"
+    before = int(text(tab, "#fig-lapsing"))
+    tab.checked("home")
+    soon = (date.today() + timedelta(days=30)).isoformat()
+    tab.goto(f"/ui/providers/{holder['provider_id']}")
+    page.click("summary:has-text('Record an accreditation, insurance or check')")
+    page.select_option("#accreditation-kind", "insurance")
+    page.fill("#accreditation-name", "Employers' liability insurance (test)")
+    page.fill("#accreditation-expires_on", soon)
+    with page.expect_navigation():
+        page.click("#accreditation button[type=submit]")
+    for _ in range(40):  # the registry's event reaches the integrator's read model
+        tab.goto("/ui/home")
+        if int(text(tab, "#fig-lapsing")) == before + 1:
+            break
+        page.wait_for_timeout(250)
+    rows = text(tab, "#lapsing-table")
+    assert "Employers' liability insurance (test)" in rows
+    assert holder["name"] in rows
+    tab.checked("home-lapsing")
+    for figure in ("#fig-ending", "#fig-red", "#fig-waiting", "#fig-envelope"):
+        assert int(text(tab, figure)) >= 0
