@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from services.integrator.projections.commissioning import pounds
 from services.integrator.projections.performance import network_performance
+from shared.money import pounds
 from shared.sql import Database
 
 LAPSING = timedelta(days=60)  # time to chase a renewal before the cover lapses
