@@ -28,8 +28,8 @@ test-slow: $(STAMP)
 	$(BIN)/pytest -q -m "integration or e2e" || [ $$? -eq 5 ]
 
 lint: $(STAMP)
-	$(BIN)/ruff check services shared tests
-	$(BIN)/mypy --strict services shared
+	$(BIN)/ruff check council tests
+	$(BIN)/mypy --strict council
 
 bench: $(STAMP)
 	$(BIN)/council bench
@@ -46,9 +46,9 @@ run-scale: $(STAMP) kafka
 	COUNCIL_DATABASE_URL=$${COUNCIL_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 	COUNCIL_LOG_URL=$${COUNCIL_LOG_URL:-kafka://127.0.0.1:9092} $(BIN)/council up
 
-## Regenerate the AsyncAPI event catalogue (shared/asyncapi.json).
+## Regenerate the AsyncAPI event catalogue (council/kernel/asyncapi.json).
 catalogue: $(STAMP)
-	$(BIN)/python -m shared.asyncapi
+	$(BIN)/python -m council.kernel.asyncapi
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -142,7 +142,7 @@ def postgres_url(docker_available: bool) -> Iterator[str]:
 
 
 def _start_tansu(reasons: list[str]) -> tuple[subprocess.Popen[bytes], str, Path] | None:
-    from shared.tansu import free_port, start_broker
+    from council.tools.tansu import free_port, start_broker
 
     port = free_port()
     log_dir = TESTS_DIR.parent / "var"
@@ -273,7 +273,7 @@ class DurableBroker:
     its own. Killing the broker (kill -9) and starting it again finds the log as it was."""
 
     def __init__(self, workdir: Path) -> None:
-        from shared.tansu import free_port
+        from council.tools.tansu import free_port
 
         self.workdir = workdir
         self.port = free_port()
@@ -303,7 +303,7 @@ class DurableBroker:
         urllib.request.urlopen(request, timeout=10).close()
 
     def start(self) -> None:
-        from shared.tansu import start_broker
+        from council.tools.tansu import start_broker
 
         self.broker = start_broker(
             self.port, self.workdir / "broker.log", storage="s3://tansu/",

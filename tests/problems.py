@@ -1,5 +1,5 @@
-"""Reading problem details (RFC 9457, see shared.problems) in tests: the fields at fault and
-what is said of each."""
+"""Reading problem details (RFC 9457, see council.platform.problems) in tests: the fields at fault
+and what is said of each."""
 
 from __future__ import annotations
 

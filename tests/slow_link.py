@@ -10,7 +10,7 @@ import contextlib
 import threading
 import time
 
-from shared.tansu import free_port
+from council.tools.tansu import free_port
 
 
 class SlowLink:

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from shared.identity import Role, TokenStore
-from shared.settings import SERVICE_NAMES, Settings
-from shared.sql import open_database
-from shared.tansu import free_port
+from council.platform.identity import Role, TokenStore
+from council.platform.settings import SERVICE_NAMES, Settings
+from council.platform.sql import open_database
+from council.tools.tansu import free_port
 
 T = TypeVar("T")
 
@@ -69,7 +69,7 @@ class Stack:
     def start(self, service: str) -> None:
         log = open(self.log_path(service), "ab")  # noqa: SIM115 - owned by the process
         self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", service],
+            [sys.executable, "-m", "council.tools.cli", "serve", service],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         # Generous: on a loaded 2-core machine a service on PostgreSQL may wait its turn to

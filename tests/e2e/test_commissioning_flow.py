@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.contracts import spec_for
-from shared.envelope import EventEnvelope
-from shared.eventlog import open_event_log
+from council.kernel.contracts import spec_for
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog import open_event_log
 from tests.e2e.stack import Stack, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -21,8 +21,8 @@ import confluent_kafka
 import httpx
 import pytest
 
-from services.outcomes.domain import delivery_id_for
-from shared.eventlog import open_event_log
+from council.platform.eventlog import open_event_log
+from council.services.outcomes.domain.aggregates import delivery_id_for
 from tests.conftest import DurableBroker
 from tests.e2e.stack import Stack, wait_for
 from tests.e2e.test_worker_processes import _children

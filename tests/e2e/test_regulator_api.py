@@ -19,8 +19,8 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from shared.envelope import EventEnvelope
-from shared.eventlog import open_event_log
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog import open_event_log
 from tests.e2e.stack import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 
 def council(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], env=stack.env,
+    return subprocess.run([sys.executable, "-m", "council.tools.cli", *args], env=stack.env,
                           capture_output=True, text=True, timeout=60, check=False)
 
 

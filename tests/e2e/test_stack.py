@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.tansu import free_port
+from council.tools.tansu import free_port
 from tests.e2e.stack import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -141,7 +141,8 @@ def _run_council(
     args: list[str], env: dict[str, str], tmp_path: Path
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "council.tools.cli", *args], capture_output=True, text=True,
+        timeout=60,
         env={**os.environ, "COUNCIL_VAR_DIR": str(tmp_path), **env},
     )
 
@@ -169,7 +170,7 @@ def test_council_up_serves_all_three_and_stops_cleanly_on_sigterm(tmp_path: Path
            **{f"COUNCIL_{s.upper()}_PORT": str(p) for s, p in ports.items()}}
     out = tmp_path / "up.out"
     with open(out, "wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "shared.cli", "up"], env=env,
+        process = subprocess.Popen([sys.executable, "-m", "council.tools.cli", "up"], env=env,
                                    stdout=sink, stderr=subprocess.STDOUT)
         try:
             wait_for(lambda: "admin token" in out.read_text(), 60, "council up")
@@ -200,7 +201,7 @@ def test_council_up_prints_the_urls_last_once_the_demo_is_loaded_and_caught_up(
     env.pop("COUNCIL_LOG_FORMAT", None)
     out = tmp_path / "up.out"
     with open(out, "wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "shared.cli", "up", "--demo"],
+        process = subprocess.Popen([sys.executable, "-m", "council.tools.cli", "up", "--demo"],
                                    env=env, stdout=sink, stderr=subprocess.STDOUT)
         try:
             wait_for(lambda: "Ctrl-C stops all three." in out.read_text(), 600, "the banner")

@@ -16,8 +16,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from shared.cli import demo_users
-from shared.identity import Role
+from council.platform.identity import Role
+from council.tools.cli import demo_users
 from tests.e2e.browser import ARTEFACTS, Browser, chromium, require_browser
 from tests.e2e.stack import Stack, wait_for
 
@@ -33,7 +33,7 @@ PROVIDER = "Hillside Community Kitchen"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     require_browser()
     built = Stack(tmp_path_factory.mktemp("web"), {"COUNCIL_LOG_URL": "embedded"})
-    loaded = subprocess.run([sys.executable, "-m", "shared.cli", "demo"], env=built.env,
+    loaded = subprocess.run([sys.executable, "-m", "council.tools.cli", "demo"], env=built.env,
                             capture_output=True, text=True, timeout=600, check=False)
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     # The demo's users, as `council up --demo` makes them (new passwords each time).
@@ -330,8 +330,8 @@ def test_a_scoped_regulator_sees_its_provider_and_nothing_else(stack: Stack,
     """A regulator's token scoped to one provider and one year, as a session: its provider's
     page, as of the year's end, and the audit timeline; another provider's page and the
     network are refused with the friendly page."""
-    from shared.identity import Scope, TokenStore
-    from shared.sql import open_database
+    from council.platform.identity import Scope, TokenStore
+    from council.platform.sql import open_database
 
     state = stack.get("integrator", "/network/state")
     holders = [p for p in state["providers"] if p["active_agreements"]]

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from shared.cli import demo_users
+from council.tools.cli import demo_users
 from tests.e2e.browser import ARTEFACTS, Browser, chromium, require_browser
 from tests.e2e.stack import Stack
 
@@ -28,7 +28,7 @@ PASSWORDS: dict[str, str] = {}
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     require_browser()
     built = Stack(tmp_path_factory.mktemp("day"), {"COUNCIL_LOG_URL": "embedded"})
-    loaded = subprocess.run([sys.executable, "-m", "shared.cli", "demo"], env=built.env,
+    loaded = subprocess.run([sys.executable, "-m", "council.tools.cli", "demo"], env=built.env,
                             capture_output=True, text=True, timeout=600, check=False)
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     PASSWORDS.update({username: password for username, _, password in demo_users(built.settings)})

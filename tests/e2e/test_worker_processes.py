@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.provider_registry.application import ProviderRegistry
-from shared.eventlog import open_event_log
-from shared.eventstore import open_application, store_database
-from shared.relay import OutboxRelay
+from council.platform.eventlog import open_event_log
+from council.platform.eventstore import open_application, store_database
+from council.platform.relay import OutboxRelay
+from council.services.provider_registry.application import ProviderRegistry
 from tests.e2e.stack import Stack, wait_for
 
 pytestmark = pytest.mark.e2e

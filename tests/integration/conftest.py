@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.settings import Settings
+from council.platform.settings import Settings
 
 
 @pytest.fixture

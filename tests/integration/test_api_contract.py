@@ -4,7 +4,8 @@ declared parameters and bodies (and, to see them refused as declared, ones that 
 the declaration), sent with no token, a provider's credentials and an integrator
 admin's, and then sequences of calls following the links schemathesis infers between
 operations. No answer may be a 5xx, and every answer must be one the operation declares, with
-the declared content type, headers and body (errors as problem details, see shared.problems).
+the declared content type, headers and body (errors as problem details, see
+council.platform.problems).
 
 Run time is bounded by the examples per operation: COUNCIL_CONTRACT_EXAMPLES (default 6) and,
 for the call sequences, COUNCIL_CONTRACT_SEQUENCES (default 10)."""
@@ -30,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared.settings import Settings
+from council.platform.settings import Settings
 from tests.unit.test_deliveries_api import World, build_world
 
 pytestmark = pytest.mark.integration

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from shared.audit.bundle import export_bundle, verify_bundle
-from shared.audit.keys import load_signing_key
-from shared.audit.trail import verify_log
-from shared.audit.verify import Kind, Report
-from shared.eventlog import LogRecord
-from shared.eventlog.kafka import KafkaEventLog
-from shared.settings import SERVICE_NAMES, Settings
+from council.platform.audit.keys import load_signing_key
+from council.platform.audit.trail import verify_log
+from council.platform.audit.verify import Kind, Report
+from council.platform.eventlog import LogRecord
+from council.platform.eventlog.kafka import KafkaEventLog
+from council.platform.settings import SERVICE_NAMES, Settings
+from council.tools.audit_bundle import export_bundle, verify_bundle
 from tests.unit.audit_support import (
     REGISTRY,
     Stack,

@@ -36,14 +36,14 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from psycopg import sql
 
-from services.outcomes.domain import delivery_id_for
-from services.outcomes.kafka_ingest import inbound_topic, rejects_topic
-from services.outcomes.vault import VAULT_DATABASE, vault_database
-from shared.audit.keys import load_signing_key
-from shared.audit.trail import verify_log
-from shared.eventlog import open_event_log
-from shared.identity import Role
-from shared.settings import Settings
+from council.platform.audit.keys import load_signing_key
+from council.platform.audit.trail import verify_log
+from council.platform.eventlog import open_event_log
+from council.platform.identity import Role
+from council.platform.settings import Settings
+from council.services.outcomes.adapters.kafka_ingest import inbound_topic, rejects_topic
+from council.services.outcomes.adapters.vault import VAULT_DATABASE, vault_database
+from council.services.outcomes.domain.aggregates import delivery_id_for
 from tests.unit.test_deliveries_api import (
     World,
     build_world,
@@ -105,7 +105,7 @@ def council_cli(settings: Settings) -> Any:
 
     def run(*args: str, stdin: str = "") -> tuple[int, str]:
         """The exit code and what was printed (standard output, then standard error)."""
-        done = subprocess.run([sys.executable, "-m", "shared.cli", *args], input=stdin,
+        done = subprocess.run([sys.executable, "-m", "council.tools.cli", *args], input=stdin,
                               capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
                               check=False)
         return done.returncode, done.stdout + done.stderr

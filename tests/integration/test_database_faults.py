@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from shared.sql import Database
+from council.platform.sql import Database
 
 pytestmark = pytest.mark.integration
 

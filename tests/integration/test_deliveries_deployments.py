@@ -17,15 +17,15 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.outcomes.domain import delivery_id_for
-from services.outcomes.projections.deliveries import (
+from council.platform.eventlog import open_event_log
+from council.platform.identity import Role
+from council.platform.settings import Settings
+from council.services.outcomes.domain.aggregates import delivery_id_for
+from council.services.outcomes.projections.deliveries import (
     get_delivery_row,
     units_delivered,
     units_delivered_in,
 )
-from shared.eventlog import open_event_log
-from shared.identity import Role
-from shared.settings import Settings
 from tests.unit.test_deliveries_api import (
     MISSING,
     World,
@@ -186,11 +186,11 @@ def test_delivery_reporting_end_to_end(world: World) -> None:
 def test_a_batch_is_stored_in_the_order_it_was_sent(settings: Settings) -> None:
     """The store writes many reports per statement; their notifications (and so the shared
     log) keep the order of the lines, across statements and transactions."""
-    from services.outcomes.acceptance import AgreementInfo
-    from services.outcomes.application import Outcomes
-    from services.outcomes.commands import DeliveryIn
-    from shared.contracts.outcomes import Channel
-    from shared.eventstore import open_application
+    from council.kernel.contracts.outcomes import Channel
+    from council.platform.eventstore import open_application
+    from council.services.outcomes.application import Outcomes
+    from council.services.outcomes.domain.acceptance import AgreementInfo
+    from council.services.outcomes.domain.commands import DeliveryIn
 
     app = open_application(Outcomes, settings)
     try:

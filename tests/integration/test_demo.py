@@ -25,40 +25,45 @@ from jsonschema import Draft4Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from services.integrator.application import Integrator
-from services.integrator.demo import DemoError, DemoSummary, load_demo, summarise
-from services.integrator.demo import data as demo_data
-from services.integrator.demo.loader import DemoLoader, demo_provider_ids
-from services.integrator.domain.agreements import Agreement, AgreementStatus, check_terms
-from services.integrator.domain.delegation import check_authority
-from services.integrator.domain.needs import Need
-from services.integrator.ocds import Publisher, record_package, release_package, releases_for
-from services.integrator.projections import NetworkProjection, list_providers
-from services.outcomes.application import Outcomes
-from services.outcomes.payments import cover
-from services.provider_registry.application import ProviderRegistry
-from services.provider_registry.commands import AddressIn, NewProvider
-from services.provider_registry.domain import Provider, check_profile
-from services.provider_registry.taxonomy import taxonomy
-from shared.audit.bundle import export_bundle, verify_bundle
-from shared.audit.keys import load_signing_key
-from shared.audit.stores import service_stores
-from shared.audit.trail import verify_log
-from shared.audit.verify import Report
-from shared.cli import build_parser
-from shared.cli import main as council
-from shared.console import service_applications
-from shared.contracts.integrator import DecisionKind, EndingKind, VariationKind
-from shared.contracts.provider_registry import OrganisationType, ProviderStatus
-from shared.envelope import EventEnvelope, canonical_json
-from shared.eventlog import open_event_log
-from shared.eventstore import CouncilApplication, open_application, store_database
-from shared.identity import TokenStore
-from shared.periods import period_bounds
-from shared.projection import ProjectionRunner
-from shared.relay import OutboxRelay
-from shared.settings import SERVICE_NAMES, Settings
-from shared.sql import Database, open_database
+from council.kernel.contracts.integrator import DecisionKind, EndingKind, VariationKind
+from council.kernel.contracts.provider_registry import OrganisationType, ProviderStatus
+from council.kernel.envelope import EventEnvelope, canonical_json
+from council.kernel.periods import period_bounds
+from council.kernel.taxonomy import taxonomy
+from council.platform.audit.keys import load_signing_key
+from council.platform.audit.stores import service_stores
+from council.platform.audit.trail import verify_log
+from council.platform.audit.verify import Report
+from council.platform.eventlog import open_event_log
+from council.platform.eventstore import CouncilApplication, open_application, store_database
+from council.platform.identity import TokenStore
+from council.platform.projection import ProjectionRunner
+from council.platform.relay import OutboxRelay
+from council.platform.settings import SERVICE_NAMES, Settings
+from council.platform.sql import Database, open_database
+from council.services.integrator.application import Integrator
+from council.services.integrator.domain.agreements import Agreement, AgreementStatus, check_terms
+from council.services.integrator.domain.delegation import check_authority
+from council.services.integrator.domain.needs import Need
+from council.services.integrator.projections import NetworkProjection, list_providers
+from council.services.integrator.projections.ocds import (
+    Publisher,
+    record_package,
+    release_package,
+    releases_for,
+)
+from council.services.outcomes.application import Outcomes
+from council.services.outcomes.domain.payments import cover
+from council.services.provider_registry.application import ProviderRegistry
+from council.services.provider_registry.domain.commands import AddressIn, NewProvider
+from council.services.provider_registry.domain.providers import Provider, check_profile
+from council.tools.audit_bundle import export_bundle, verify_bundle
+from council.tools.cli import build_parser
+from council.tools.cli import main as council
+from council.tools.console import service_applications
+from council.tools.demo import DemoError, DemoSummary, load_demo, summarise
+from council.tools.demo import data as demo_data
+from council.tools.demo.loader import DemoLoader, demo_provider_ids
 from tests.ocds_coherence import check_record_package, check_release_package, counts
 from tests.unit.test_ocds import SCHEMA_BASE, SCHEMAS, _format_checker, problems
 
@@ -697,8 +702,8 @@ def test_the_relay_reads_every_stored_event_as_the_domain_event_gives_it(
 def test_no_stream_goes_back_in_business_time(embedded: tuple[Settings, str, str]) -> None:
     """Each stream's events are dated in the order of their positions, as the services write
     them (occurred_at is the clock's, or the load's business time, which moves forward): views
-    as of a date rely on it (shared.replay.snapshots), and the replay bench's generated history
-    continues the demo's streams only forward (services.integrator.bench)."""
+    as of a date rely on it (council.platform.replay.snapshots), and the replay bench's generated
+    history continues the demo's streams only forward (council.tools.bench.replay)."""
     latest: dict[tuple[str, str], tuple[int, datetime]] = {}
     for e in _log_envelopes(embedded[0]):
         key = (e.source, e.stream_id)

@@ -11,8 +11,17 @@ from uuid import UUID
 
 import pytest
 
-from services.provider_registry.application import ProviderRegistry
-from services.provider_registry.commands import (
+from council.kernel.context import CommandContext, command_context
+from council.kernel.taxonomy import taxonomy
+from council.platform.eventlog import EventLog, open_event_log
+from council.platform.eventstore import open_application, store_database
+from council.platform.identity import TokenStore
+from council.platform.projection import ProjectionRunner
+from council.platform.relay import OutboxRelay
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.services.provider_registry.application import ProviderRegistry
+from council.services.provider_registry.domain.commands import (
     DetailsUpdate,
     IncubationPlan,
     NewAccreditation,
@@ -21,24 +30,15 @@ from services.provider_registry.commands import (
     NewProvider,
     NewQualityRating,
 )
-from services.provider_registry.directory import providers_csv
-from services.provider_registry.oruk import hsds_export
-from services.provider_registry.projections import (
+from council.services.provider_registry.oruk import hsds_export
+from council.services.provider_registry.projections import (
     DirectoryProjection,
     SearchFilters,
     directory_providers,
     directory_snapshot,
     search_providers,
 )
-from services.provider_registry.taxonomy import taxonomy
-from shared.context import CommandContext, command_context
-from shared.eventlog import EventLog, open_event_log
-from shared.eventstore import open_application, store_database
-from shared.identity import TokenStore
-from shared.projection import ProjectionRunner
-from shared.relay import OutboxRelay
-from shared.settings import Settings
-from shared.sql import Database, open_database
+from council.services.provider_registry.projections.directory import providers_csv
 
 REASON = "decided by the commissioning panel"
 

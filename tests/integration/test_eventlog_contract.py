@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from shared.envelope import EventEnvelope
-from shared.errors import InfrastructureUnavailable
-from shared.eventlog import EventLog, LogPosition, LogRecord, advance, partition_key
-from shared.eventlog.embedded import EmbeddedEventLog
+from council.kernel.envelope import EventEnvelope
+from council.kernel.errors import InfrastructureUnavailable
+from council.platform.eventlog import EventLog, LogPosition, LogRecord, advance, partition_key
+from council.platform.eventlog.embedded import EmbeddedEventLog
 
 pytestmark = pytest.mark.integration
 
@@ -145,7 +145,7 @@ def log_factory(
 
     else:
         bootstrap: str = request.getfixturevalue("kafka_bootstrap")
-        from shared.eventlog.kafka import KafkaEventLog
+        from council.platform.eventlog.kafka import KafkaEventLog
 
         def make() -> EventLog:
             log = KafkaEventLog(
@@ -499,7 +499,7 @@ def test_embedded_two_os_processes_appending_lose_nothing(tmp_path: Path) -> Non
 
 
 def test_kafka_unreachable_broker_raises_infrastructure_unavailable_naming_the_url() -> None:
-    from shared.eventlog.kafka import KafkaEventLog
+    from council.platform.eventlog.kafka import KafkaEventLog
 
     started = time.monotonic()
     with pytest.raises(InfrastructureUnavailable, match=r"kafka://127\.0\.0\.1:1\b"):

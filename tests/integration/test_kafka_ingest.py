@@ -26,23 +26,23 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from services.outcomes.acceptance import AgreementInfo
-from services.outcomes.application import Outcomes
-from services.outcomes.domain import delivery_id_for
-from services.outcomes.kafka_ingest import (
+from council.platform.eventlog import open_event_log
+from council.platform.eventstore import open_application, store_database
+from council.platform.identity import Role, TokenStore
+from council.platform.relay import OutboxRelay
+from council.platform.settings import Settings
+from council.platform.sql import open_database
+from council.services.outcomes.adapters.kafka_ingest import (
     MAX_MESSAGE_BYTES,
     KafkaDeliveryIngest,
     inbound_topic,
     partition_shares,
     rejects_topic,
 )
-from shared.eventlog import open_event_log
-from shared.eventstore import open_application, store_database
-from shared.identity import Role, TokenStore
-from shared.relay import OutboxRelay
-from shared.settings import Settings
-from shared.sql import open_database
-from shared.tansu import free_port, start_broker
+from council.services.outcomes.application import Outcomes
+from council.services.outcomes.domain.acceptance import AgreementInfo
+from council.services.outcomes.domain.aggregates import delivery_id_for
+from council.tools.tansu import free_port, start_broker
 
 pytestmark = pytest.mark.integration
 
@@ -664,8 +664,8 @@ def test_ingest_instances_sharing_out_the_partitions_take_every_report_once(
 def test_the_outcomes_service_runs_the_ingest_only_with_kafka(
     sqlite_settings: Settings, tmp_path: Path,
 ) -> None:
-    from services.outcomes.service import SPEC
-    from shared.web import Runtime
+    from council.platform.runtime import Runtime
+    from council.services.outcomes.service import SPEC
 
     embedded = Runtime(SPEC, Settings(var_dir=tmp_path / "embedded"))
     try:

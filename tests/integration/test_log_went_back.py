@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import InfrastructureUnavailable
-from shared.eventlog import kafka as kafka_module
-from shared.eventlog.findings import findings
-from shared.eventlog.kafka import KafkaEventLog
-from shared.projection import ProjectionRunner
-from shared.readiness import findings_check
-from shared.sql import Database
-from shared.tansu import free_port, start_broker
+from council.kernel.errors import InfrastructureUnavailable
+from council.platform.eventlog import kafka as kafka_module
+from council.platform.eventlog.findings import findings
+from council.platform.eventlog.kafka import KafkaEventLog
+from council.platform.projection import ProjectionRunner
+from council.platform.readiness import findings_check
+from council.platform.sql import Database
+from council.tools.tansu import free_port, start_broker
 from tests.unit.test_projection_runner import Tally, counted, tally
 
 pytestmark = pytest.mark.integration

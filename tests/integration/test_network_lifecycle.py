@@ -13,17 +13,31 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.integrator.domain import NetworkProvider
-from services.integrator.projections import (
+from council.kernel.context import CommandContext, command_context
+from council.kernel.contracts import all_specs
+from council.kernel.contracts.provider_registry import SOURCE as REGISTRY
+from council.kernel.contracts.provider_registry import OrganisationType, ProviderStatus, SizeBand
+from council.kernel.envelope import EventEnvelope
+from council.kernel.errors import InvalidInput
+from council.platform.eventlog import EventLog, open_event_log
+from council.platform.eventstore import open_application, store_database
+from council.platform.identity import Role, TokenStore
+from council.platform.projection import ProjectionRunner
+from council.platform.relay import OutboxRelay
+from council.platform.runtime import create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import open_database
+from council.services.integrator.domain import NetworkProvider
+from council.services.integrator.projections import (
     IGNORED,
     NetworkProjection,
     get_provider,
     list_providers,
     network_summary,
 )
-from services.integrator.service import SPEC as INTEGRATOR
-from services.provider_registry.application import ProviderRegistry
-from services.provider_registry.commands import (
+from council.services.integrator.service import SPEC as INTEGRATOR
+from council.services.provider_registry.application import ProviderRegistry
+from council.services.provider_registry.domain.commands import (
     DetailsUpdate,
     IncubationPlan,
     NewAccreditation,
@@ -32,20 +46,6 @@ from services.provider_registry.commands import (
     NewProvider,
     NewQualityRating,
 )
-from shared.context import CommandContext, command_context
-from shared.contracts import all_specs
-from shared.contracts.provider_registry import SOURCE as REGISTRY
-from shared.contracts.provider_registry import OrganisationType, ProviderStatus, SizeBand
-from shared.envelope import EventEnvelope
-from shared.errors import InvalidInput
-from shared.eventlog import EventLog, open_event_log
-from shared.eventstore import open_application, store_database
-from shared.identity import Role, TokenStore
-from shared.projection import ProjectionRunner
-from shared.relay import OutboxRelay
-from shared.settings import Settings
-from shared.sql import open_database
-from shared.web import create_service_app
 
 ADMIN = "integrator_admin:sam"
 S = ProviderStatus

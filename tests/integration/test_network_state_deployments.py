@@ -19,7 +19,16 @@ from uuid import UUID, uuid5
 import pytest
 from pydantic import BaseModel
 
-from services.integrator.projections import (
+from council.kernel.contracts import all_specs
+from council.kernel.contracts import integrator as ci
+from council.kernel.contracts import provider_registry as pr
+from council.kernel.envelope import EventEnvelope
+from council.kernel.taxonomy import taxonomy
+from council.platform.eventlog import EventLog, open_event_log
+from council.platform.projection import ProjectionRunner
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.services.integrator.projections import (
     CommissioningProjection,
     NetworkProjection,
     get_agreement,
@@ -31,16 +40,7 @@ from services.integrator.projections import (
     search_lessons,
     spend_by_partner,
 )
-from services.integrator.projections.asof import as_of_moment, state_as_of
-from services.provider_registry.taxonomy import taxonomy
-from shared.contracts import all_specs
-from shared.contracts import integrator as ci
-from shared.contracts import provider_registry as pr
-from shared.envelope import EventEnvelope
-from shared.eventlog import EventLog, open_event_log
-from shared.projection import ProjectionRunner
-from shared.settings import Settings
-from shared.sql import Database, open_database
+from council.services.integrator.projections.asof import as_of_moment, state_as_of
 
 D = Decimal
 SPECS = {spec.data: spec for spec in all_specs()}

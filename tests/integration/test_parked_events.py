@@ -17,15 +17,15 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.integrator.projections.network import NetworkProjection
-from services.outcomes.payments_process import PaymentsToSettle
-from services.outcomes.projections.deliveries import DeliveriesProjection, get_delivery_row
-from services.provider_registry.projections import DirectoryProjection
-from shared.cli import main as council
-from shared.envelope import EventEnvelope
-from shared.eventlog import open_event_log
-from shared.projection import Projection
-from shared.settings import Settings
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog import open_event_log
+from council.platform.projection import Projection
+from council.platform.settings import Settings
+from council.services.integrator.projections.network import NetworkProjection
+from council.services.outcomes.processes.payments import PaymentsToSettle
+from council.services.outcomes.projections.deliveries import DeliveriesProjection, get_delivery_row
+from council.services.provider_registry.projections import DirectoryProjection
+from council.tools.cli import main as council
 from tests.unit.test_api import _sample
 from tests.unit.test_deliveries_api import (
     World,

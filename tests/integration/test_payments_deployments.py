@@ -19,28 +19,28 @@ from uuid import UUID
 
 import pytest
 
-from services.outcomes.acceptance import AgreementInfo
-from services.outcomes.application import Outcomes
-from services.outcomes.commands import (
+from council.kernel.contracts.outcomes import Channel
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog import open_event_log
+from council.platform.eventstore import open_application, store_database
+from council.platform.projection import ProjectionRunner
+from council.platform.relay import OutboxRelay
+from council.platform.runtime import Runtime
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.services.outcomes.application import Outcomes
+from council.services.outcomes.domain.acceptance import AgreementInfo
+from council.services.outcomes.domain.aggregates import terms_id_for
+from council.services.outcomes.domain.commands import (
     Attribution,
     DeliveryIn,
     NewMeasure,
     NewMeasurement,
     RateCardIn,
 )
-from services.outcomes.domain import terms_id_for
-from services.outcomes.payments_process import PaymentsProcess
-from services.outcomes.projections.deliveries import DeliveriesProjection
-from services.outcomes.service import SPEC
-from shared.contracts.outcomes import Channel
-from shared.envelope import EventEnvelope
-from shared.eventlog import open_event_log
-from shared.eventstore import open_application, store_database
-from shared.projection import ProjectionRunner
-from shared.relay import OutboxRelay
-from shared.settings import Settings
-from shared.sql import Database, open_database
-from shared.web import Runtime
+from council.services.outcomes.processes.payments import PaymentsProcess
+from council.services.outcomes.projections.deliveries import DeliveriesProjection
+from council.services.outcomes.service import SPEC
 from tests.waiting import eventually
 
 PROVIDER = UUID("0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c")

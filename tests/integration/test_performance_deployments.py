@@ -16,20 +16,20 @@ from typing import Any
 
 import pytest
 
-from services.integrator.projections import projections as integrator_projections
-from services.integrator.projections.asof import as_of_moment, state_as_of
-from services.integrator.projections.performance import network_performance
-from services.outcomes.projections.performance import (
+from council.kernel.envelope import EventEnvelope
+from council.kernel.performance_rule import Rag
+from council.platform.eventlog import EventLog, open_event_log
+from council.platform.projection import Projection, ProjectionRunner
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.services.integrator.projections import projections as integrator_projections
+from council.services.integrator.projections.asof import as_of_moment, state_as_of
+from council.services.integrator.projections.performance import network_performance
+from council.services.outcomes.projections.performance import (
     PerformanceProjection,
     get_agreement_performance,
     list_agreement_performance,
 )
-from shared.envelope import EventEnvelope
-from shared.eventlog import EventLog, open_event_log
-from shared.performance_rule import Rag
-from shared.projection import Projection, ProjectionRunner
-from shared.settings import Settings
-from shared.sql import Database, open_database
 from tests.unit.test_performance import (
     AG1,
     AG2,

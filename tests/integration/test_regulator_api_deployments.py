@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from services.integrator.application import Integrator
-from services.integrator.service import SPEC as INTEGRATOR
-from shared.envelope import EventEnvelope
-from shared.eventlog import open_event_log
-from shared.identity import Principal, Role, Scope, TokenStore
-from shared.settings import SERVICE_NAMES, Settings
-from shared.sql import open_database
-from shared.web import Runtime, create_service_app
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog import open_event_log
+from council.platform.identity import Principal, Role, Scope, TokenStore
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import SERVICE_NAMES, Settings
+from council.platform.sql import open_database
+from council.services.integrator.application import Integrator
+from council.services.integrator.service import SPEC as INTEGRATOR
 from tests.unit.test_audit_api import SCOPE, T4, trail_history
 from tests.unit.test_network_state import AG4, N2, P4
 from tests.waiting import eventually

@@ -8,22 +8,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.integrator.projections import (
+from council.kernel.context import CommandContext, command_context
+from council.kernel.contracts.provider_registry import OrganisationType
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog import open_event_log
+from council.platform.eventstore import open_application, store_database
+from council.platform.projection import ProjectionRunner
+from council.platform.relay import OutboxRelay
+from council.platform.settings import Settings
+from council.platform.sql import Tx, open_database
+from council.services.integrator.projections import (
     NetworkProjection,
     list_providers,
     provider_counts,
 )
-from services.provider_registry.application import ProviderRegistry
-from services.provider_registry.commands import NewProvider
-from shared.context import CommandContext, command_context
-from shared.contracts.provider_registry import OrganisationType
-from shared.envelope import EventEnvelope
-from shared.eventlog import open_event_log
-from shared.eventstore import open_application, store_database
-from shared.projection import ProjectionRunner
-from shared.relay import OutboxRelay
-from shared.settings import Settings
-from shared.sql import Tx, open_database
+from council.services.provider_registry.application import ProviderRegistry
+from council.services.provider_registry.domain.commands import NewProvider
 
 KINDS = list(OrganisationType)
 

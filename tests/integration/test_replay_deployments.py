@@ -22,24 +22,24 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.integrator.demo import load_demo
-from services.integrator.projections.asof import (
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog import EventLog, open_event_log
+from council.platform.identity import Role, TokenStore
+from council.platform.projection import ProjectionRunner
+from council.platform.runtime import create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.services.integrator.projections.asof import (
     as_of_moment,
     default_projections,
     register_snapshots,
     unregister_snapshots,
 )
-from services.integrator.projections.market import market_view, network_state
-from services.integrator.replay import full_replay, open_snapshots
-from services.integrator.service import SPEC
-from shared.cli import main
-from shared.envelope import EventEnvelope
-from shared.eventlog import EventLog, open_event_log
-from shared.identity import Role, TokenStore
-from shared.projection import ProjectionRunner
-from shared.settings import Settings
-from shared.sql import Database, open_database
-from shared.web import create_service_app
+from council.services.integrator.projections.market import market_view, network_state
+from council.services.integrator.projections.replay import full_replay, open_snapshots
+from council.services.integrator.service import SPEC
+from council.tools.cli import main
+from council.tools.demo import load_demo
 
 DATES = ("2023-06-30", "2023-12-31", "2024-06-30", "2025-03-31", "2025-12-31", "2026-06-30")
 SOURCES = ("provider_registry", "integrator", "outcomes")
@@ -157,7 +157,7 @@ def test_replay_of_the_demo_as_of_past_dates_equals_the_live_projection(
             if extra[0] == "--snapshot-interval" and day != DATES[0]:
                 assert replayed["replay"]["how"].startswith("from the snapshot of")
 
-    # A long log is folded in two processes (shared.replay.parallel): the demo's, made to.
+    # A long log is folded in two processes (council.platform.replay.parallel): the demo's, made to.
     reader = open_event_log(settings)
     try:
         for day in (DATES[2], DATES[-1]):

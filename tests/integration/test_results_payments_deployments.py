@@ -24,8 +24,18 @@ from uuid import UUID
 
 import pytest
 
-from services.integrator.application import Integrator
-from services.integrator.commands import (
+from council.kernel.context import CommandContext, command_context
+from council.kernel.contracts.outcomes import Channel
+from council.kernel.contracts.provider_registry import ProviderStatus
+from council.platform.eventlog import open_event_log
+from council.platform.eventstore import open_application, store_database
+from council.platform.identity import Principal, Role
+from council.platform.projection import ProjectionRunner
+from council.platform.relay import OutboxRelay
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.services.integrator.application import Integrator
+from council.services.integrator.domain.commands import (
     Activation,
     DelegationLimits,
     DuePayment,
@@ -36,28 +46,23 @@ from services.integrator.commands import (
     OptionsAppraisal,
     Signature,
 )
-from services.integrator.projections.commissioning import (
+from council.services.integrator.processes.results_payments import ResultsPaymentsProcess
+from council.services.integrator.projections.commissioning import (
     CommissioningProjection,
     get_agreement,
     get_need,
     spend_by_partner,
 )
-from services.integrator.results_payments import ResultsPaymentsProcess
-from services.outcomes.application import Outcomes
-from services.outcomes.commands import Attribution, DeliveryIn, NewMeasurement, RateCardIn
-from services.outcomes.payments_process import PaymentsProcess
-from services.outcomes.projections.agreements import AgreementsProjection, lookup_agreements
-from services.outcomes.projections.deliveries import DeliveriesProjection
-from shared.context import CommandContext, command_context
-from shared.contracts.outcomes import Channel
-from shared.contracts.provider_registry import ProviderStatus
-from shared.eventlog import open_event_log
-from shared.eventstore import open_application, store_database
-from shared.identity import Principal, Role
-from shared.projection import ProjectionRunner
-from shared.relay import OutboxRelay
-from shared.settings import Settings
-from shared.sql import Database, open_database
+from council.services.outcomes.application import Outcomes
+from council.services.outcomes.domain.commands import (
+    Attribution,
+    DeliveryIn,
+    NewMeasurement,
+    RateCardIn,
+)
+from council.services.outcomes.processes.payments import PaymentsProcess
+from council.services.outcomes.projections.agreements import AgreementsProjection, lookup_agreements
+from council.services.outcomes.projections.deliveries import DeliveriesProjection
 from tests.integration.test_payments_deployments import PROVIDER, define_obesity
 
 LEAD = "Northshire County Council"

@@ -8,9 +8,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from services.outcomes.service import SPEC
-from shared.settings import Settings
-from shared.web import Runtime
+from council.platform.runtime import Runtime
+from council.platform.settings import Settings
+from council.services.outcomes.service import SPEC
 
 STARTING = 6
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.eventlog.kafka import KafkaEventLog
-from shared.projection import ProjectionRunner
-from shared.sql import Database
-from shared.tansu import free_port, start_broker
+from council.platform.eventlog.kafka import KafkaEventLog
+from council.platform.projection import ProjectionRunner
+from council.platform.sql import Database
+from council.tools.tansu import free_port, start_broker
 from tests.slow_link import SlowLink
 from tests.unit.test_projection_runner import Tally, counted
 

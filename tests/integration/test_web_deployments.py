@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.settings import Settings
-from shared.tansu import free_port
+from council.platform.settings import Settings
+from council.tools.tansu import free_port
 from tests.unit.test_web_pages import (  # the fixtures, with this module's settings
     app,  # noqa: F401
     onboard_and_commission,

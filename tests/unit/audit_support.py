@@ -14,22 +14,22 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.provider_registry.application import ProviderRegistry
-from services.provider_registry.commands import NewProvider
-from shared.audit.checkpoints import CheckpointWriter
-from shared.audit.keys import load_signing_key
-from shared.audit.stores import service_stores
-from shared.audit.trail import verify_log
-from shared.audit.verify import Break, Kind, Report, first_break
-from shared.console import service_applications
-from shared.context import CommandContext, command_context
-from shared.contracts.audit import AuditCheckpointSigned
-from shared.contracts.provider_registry import OrganisationType
-from shared.envelope import canonical_json
-from shared.eventlog import EventLog, open_event_log
-from shared.eventstore import CouncilApplication, open_application, store_database
-from shared.relay import OutboxRelay
-from shared.settings import SERVICE_NAMES, Settings
+from council.kernel.context import CommandContext, command_context
+from council.kernel.contracts.audit import AuditCheckpointSigned
+from council.kernel.contracts.provider_registry import OrganisationType
+from council.kernel.envelope import canonical_json
+from council.platform.audit.checkpoints import CheckpointWriter
+from council.platform.audit.keys import load_signing_key
+from council.platform.audit.stores import service_stores
+from council.platform.audit.trail import verify_log
+from council.platform.audit.verify import Break, Kind, Report, first_break
+from council.platform.eventlog import EventLog, open_event_log
+from council.platform.eventstore import CouncilApplication, open_application, store_database
+from council.platform.relay import OutboxRelay
+from council.platform.settings import SERVICE_NAMES, Settings
+from council.services.provider_registry.application import ProviderRegistry
+from council.services.provider_registry.domain.commands import NewProvider
+from council.tools.console import service_applications
 
 REGISTRY = "provider_registry"
 KINDS = [k for k in OrganisationType if k not in (OrganisationType.SME,
@@ -178,8 +178,8 @@ class Stack:
     a store as someone with its database could."""
 
     def __init__(self, settings: Settings) -> None:
-        from services.integrator.application import Integrator
-        from services.outcomes.application import Outcomes
+        from council.services.integrator.application import Integrator
+        from council.services.outcomes.application import Outcomes
 
         self.settings = settings
         self.apps: dict[str, CouncilApplication] = {
@@ -196,9 +196,9 @@ class Stack:
     def write(self, round_: int = 0) -> None:
         """A few events in every store: providers registered and reviewed, audit reads, an
         outcome measure with a measurement."""
-        from services.integrator.application import Integrator
-        from services.outcomes.application import Outcomes
-        from services.outcomes.commands import NewMeasure, NewMeasurement
+        from council.services.integrator.application import Integrator
+        from council.services.outcomes.application import Outcomes
+        from council.services.outcomes.domain.commands import NewMeasure, NewMeasurement
 
         registry, integrator, outcomes = (self.apps[REGISTRY], self.apps["integrator"],
                                           self.apps["outcomes"])
@@ -290,7 +290,7 @@ def forged_tip(stack: Stack, service: str = REGISTRY) -> dict[str, Any]:
 
 
 class _Raw:
-    """Bytes put on the log as they are (shared.eventlog.Appendable)."""
+    """Bytes put on the log as they are (council.platform.eventlog.Appendable)."""
 
     def __init__(self, source: str, stream_id: str, event_id: str, raw: bytes) -> None:
         self.source, self.stream_id, self.event_id, self.raw = source, stream_id, event_id, raw

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.identity import TokenStore
-from shared.settings import Settings
-from shared.sql import open_database
+from council.platform.identity import TokenStore
+from council.platform.settings import Settings
+from council.platform.sql import open_database
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.integrator.service import SPEC as INTEGRATOR
-from services.outcomes.service import SPEC as OUTCOMES
-from services.provider_registry.service import SPEC as REGISTRY
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.web import MAX_BODY_BYTES, Runtime, ServiceSpec, create_service_app
+from council.platform.identity import Role, TokenStore
+from council.platform.runtime import MAX_BODY_BYTES, Runtime, ServiceSpec, create_service_app
+from council.platform.settings import Settings
+from council.services.integrator.service import SPEC as INTEGRATOR
+from council.services.outcomes.service import SPEC as OUTCOMES
+from council.services.provider_registry.service import SPEC as REGISTRY
 from tests.problems import assert_errors, loc_of
 from tests.waiting import eventually
 

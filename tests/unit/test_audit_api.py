@@ -18,15 +18,15 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from services.integrator.application import Integrator
-from services.integrator.service import SPEC as INTEGRATOR
-from shared.contracts import outcomes as co
-from shared.envelope import EventEnvelope
-from shared.eventlog import EventLog, open_event_log
-from shared.identity import Principal, Role, Scope, TokenStore
-from shared.settings import Settings
-from shared.sql import open_database
-from shared.web import Runtime, create_service_app
+from council.kernel.contracts import outcomes as co
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog import EventLog, open_event_log
+from council.platform.identity import Principal, Role, Scope, TokenStore
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import open_database
+from council.services.integrator.application import Integrator
+from council.services.integrator.service import SPEC as INTEGRATOR
 from tests.problems import loc_of
 from tests.unit.test_network_state import (
     AG1,

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.audit.chain import GENESIS, ChainTip, seal, split_hash
-from shared.audit.verify import ChainChecker, Kind, Place
-from shared.envelope import EventEnvelope, canonical_json
-from shared.settings import Settings
-from shared.sql import Database
+from council.kernel.envelope import EventEnvelope, canonical_json
+from council.platform.audit.chain import GENESIS, ChainTip, seal, split_hash
+from council.platform.audit.verify import ChainChecker, Kind, Place
+from council.platform.settings import Settings
+from council.platform.sql import Database
 from tests.unit.audit_support import EmbeddedLogFile, Trail, only_break, parsed, resealed
 
 AT = datetime(2025, 3, 31, 12, 0, tzinfo=UTC)
@@ -179,7 +179,7 @@ def test_two_databases_share_the_tip_layout(tmp_path: Path) -> None:
         tx.execute("CREATE TABLE outbox_position (relay TEXT PRIMARY KEY,"
                    " notification_id BIGINT NOT NULL)")
         tx.execute("INSERT INTO outbox_position VALUES ('r', 7)")
-    from shared.audit.chain import add_tip_columns, read_tip
+    from council.platform.audit.chain import add_tip_columns, read_tip
 
     with old.transaction() as tx:
         add_tip_columns(tx, old.dialect)

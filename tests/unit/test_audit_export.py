@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.audit.bundle import ExportRefused, export_bundle, verify_bundle
-from shared.audit.checkpoints import envelope_of, sign
-from shared.audit.keys import key_id, load_signing_key, public_pem
-from shared.audit.verify import Kind, Place
-from shared.cli import main
-from shared.contracts.audit import AuditCheckpointSigned
-from shared.settings import Settings
+from council.kernel.contracts.audit import AuditCheckpointSigned
+from council.platform.audit.checkpoints import envelope_of, sign
+from council.platform.audit.keys import key_id, load_signing_key, public_pem
+from council.platform.audit.verify import Kind, Place
+from council.platform.settings import Settings
+from council.tools.audit_bundle import ExportRefused, export_bundle, verify_bundle
+from council.tools.cli import main
 from tests.unit.audit_support import (
     REGISTRY,
     EmbeddedLogFile,
@@ -55,7 +55,7 @@ def append_checkpoint(trail: Trail, checkpoint: AuditCheckpointSigned) -> None:
 
 
 def test_checkpoints_are_signed_every_so_many_events(trail: Trail) -> None:
-    from shared.audit.checkpoints import CheckpointWriter
+    from council.platform.audit.checkpoints import CheckpointWriter
 
     writer = CheckpointWriter.for_service(trail.settings, REGISTRY, trail.db, trail.log())
     assert writer.write() is None  # nothing published yet
@@ -84,7 +84,7 @@ def test_a_checkpoint_is_a_statement_openssl_can_check(trail: Trail, tmp_path: P
     publish(trail)
     signed = trail.checkpoint()
     assert signed is not None
-    from shared.audit.checkpoints import statement
+    from council.platform.audit.checkpoints import statement
 
     (tmp_path / "key.pem").write_bytes(public_pem(trail.public_key))
     (tmp_path / "statement.json").write_bytes(statement(signed))
@@ -110,7 +110,7 @@ def test_a_forged_checkpoint_fails(trail: Trail) -> None:
 def test_a_checkpoint_signed_by_another_key_fails(trail: Trail) -> None:
     publish(trail)
     stranger = Ed25519PrivateKey.generate()
-    from shared.audit.chain import ChainTip
+    from council.platform.audit.chain import ChainTip
 
     events = [parsed(v) for v in EmbeddedLogFile(trail.settings).values()]
     append_checkpoint(trail, sign(stranger, REGISTRY, ChainTip(len(events), events[-1]["hash"])))
@@ -411,8 +411,8 @@ def test_the_default_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
 def test_a_running_service_signs_its_chain_and_again_as_it_stops(tmp_path: Path) -> None:
     """The checkpoint writer runs beside the relay in every service; stopping the service
     publishes what was stored and signs where the chain then ends."""
-    from services.provider_registry.service import SPEC
-    from shared.web import Runtime
+    from council.platform.runtime import Runtime
+    from council.services.provider_registry.service import SPEC
 
     settings = Settings(var_dir=tmp_path, log_url="embedded", relay_interval=0.01,
                         audit_checkpoint_every=1000, audit_checkpoint_seconds=3600)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.audit.verify import Kind, Report
-from shared.cli import main
-from shared.settings import SERVICE_NAMES, Settings
+from council.platform.audit.verify import Kind, Report
+from council.platform.settings import SERVICE_NAMES, Settings
+from council.tools.cli import main
 from tests.unit.audit_support import REGISTRY, Stack, forged_tip, only_break
 
 # A text in each service's second stored event (a review, a finished read, a measurement).
@@ -96,8 +96,8 @@ def test_a_forged_tip_is_named_at_once_and_the_genuine_event_after_it(stack: Sta
 
     stack.write(1)  # the real event under that sequence, and more, in one-event batches
     for name, app in stack.apps.items():
-        from shared.audit.checkpoints import CheckpointWriter
-        from shared.relay import OutboxRelay
+        from council.platform.audit.checkpoints import CheckpointWriter
+        from council.platform.relay import OutboxRelay
 
         writer = CheckpointWriter.for_service(stack.settings, name, stack.dbs[name],
                                               stack.log())

@@ -17,10 +17,10 @@ from jsonschema.exceptions import ValidationError as SchemaValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from shared import asyncapi
-from shared.contracts import EventSpec, all_specs, spec_for
-from shared.envelope import EventEnvelope, event_id_for
-from shared.eventlog.port import EventLog
+from council.kernel import asyncapi
+from council.kernel.contracts import EventSpec, all_specs, spec_for
+from council.kernel.envelope import EventEnvelope, event_id_for
+from council.platform.eventlog.port import EventLog
 
 DOCUMENT_URI = "urn:council-integrator:asyncapi"
 COMMITTED = Path(asyncapi.__file__).with_name("asyncapi.json")
@@ -493,8 +493,8 @@ def resolve(document: dict[str, Any], ref: str) -> Any:
 def test_committed_document_matches_the_catalogue() -> None:
     committed = COMMITTED.read_text(encoding="utf-8") if COMMITTED.exists() else ""
     assert committed == asyncapi.render_document(), (
-        "shared/asyncapi.json is out of date with the event catalogue: "
-        "run `python -m shared.asyncapi` and commit the result"
+        "council/kernel/asyncapi.json is out of date with the event catalogue: "
+        "run `python -m council.kernel.asyncapi` and commit the result"
     )
 
 
@@ -526,7 +526,7 @@ def test_check_fails_clearly_when_out_of_date(
     assert asyncapi.main(["--check", str(target)]) == 1
     err = capsys.readouterr().err
     assert "out of date" in err
-    assert "python -m shared.asyncapi" in err
+    assert "python -m council.kernel.asyncapi" in err
     assert target.read_text(encoding="utf-8") != asyncapi.render_document()  # not rewritten
 
 
@@ -562,8 +562,8 @@ def test_catalogue_entry_is_well_formed(spec: EventSpec) -> None:
 def test_the_registry_publishes_exactly_its_catalogue_entries() -> None:
     from eventsourcing.domain import CanMutateAggregate
 
-    from services.provider_registry.application import ProviderRegistry
-    from services.provider_registry.domain import Provider
+    from council.services.provider_registry.application import ProviderRegistry
+    from council.services.provider_registry.domain.providers import Provider
 
     catalogued = {spec.type for spec in SPECS if spec.source == "provider_registry"}
     assert set(ProviderRegistry.published.values()) == catalogued

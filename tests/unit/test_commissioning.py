@@ -18,8 +18,31 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.integrator.application import Integrator, agreement_id_for
-from services.integrator.commands import (
+from council.kernel.clock import business_time
+from council.kernel.context import CommandContext, command_context
+from council.kernel.contracts import all_specs, spec_for
+from council.kernel.contracts.integrator import (
+    DecisionKind,
+    EndingKind,
+    SourcingStage,
+    VariationKind,
+)
+from council.kernel.contracts.outcomes import PaymentCalculated, PaymentLine
+from council.kernel.contracts.provider_registry import ProviderStatus
+from council.kernel.errors import (
+    ConcurrentChange,
+    DomainRuleBroken,
+    InvalidInput,
+    NotAuthorised,
+    NotFound,
+)
+from council.platform.eventstore import open_application
+from council.platform.identity import Principal, Role
+from council.platform.settings import Settings
+from council.services.integrator.application import Integrator, agreement_id_for
+from council.services.integrator.domain.agreements import Agreement, AgreementStatus, check_terms
+from council.services.integrator.domain.audit import AuditRead, SignInAttempt
+from council.services.integrator.domain.commands import (
     Activation,
     Closure,
     DelegationLimits,
@@ -41,27 +64,9 @@ from services.integrator.commands import (
     SignInFailure,
     StageStep,
 )
-from services.integrator.domain.agreements import Agreement, AgreementStatus, check_terms
-from services.integrator.domain.audit import AuditRead, SignInAttempt
-from services.integrator.domain.delegation import SchemeOfDelegation, check_authority
-from services.integrator.domain.lessons import Lesson
-from services.integrator.domain.needs import Need
-from shared.clock import business_time
-from shared.context import CommandContext, command_context
-from shared.contracts import all_specs, spec_for
-from shared.contracts.integrator import DecisionKind, EndingKind, SourcingStage, VariationKind
-from shared.contracts.outcomes import PaymentCalculated, PaymentLine
-from shared.contracts.provider_registry import ProviderStatus
-from shared.errors import (
-    ConcurrentChange,
-    DomainRuleBroken,
-    InvalidInput,
-    NotAuthorised,
-    NotFound,
-)
-from shared.eventstore import open_application
-from shared.identity import Principal, Role
-from shared.settings import Settings
+from council.services.integrator.domain.delegation import SchemeOfDelegation, check_authority
+from council.services.integrator.domain.lessons import Lesson
+from council.services.integrator.domain.needs import Need
 
 D = Decimal
 LEAD = "Northshire County Council"

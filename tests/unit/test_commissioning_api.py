@@ -15,14 +15,14 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from services.integrator.api import commissioning
-from services.integrator.service import SPEC as INTEGRATOR
-from services.provider_registry.service import SPEC as REGISTRY
-from shared.contracts.outcomes import PaymentCalculated, PaymentLine
-from shared.contracts.provider_registry import ProviderStatus
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.web import Runtime, create_service_app
+from council.kernel.contracts.outcomes import PaymentCalculated, PaymentLine
+from council.kernel.contracts.provider_registry import ProviderStatus
+from council.platform.identity import Role, TokenStore
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import Settings
+from council.services.integrator.api import commissioning
+from council.services.integrator.service import SPEC as INTEGRATOR
+from council.services.provider_registry.service import SPEC as REGISTRY
 from tests.problems import assert_errors, loc_of
 from tests.waiting import eventually
 

@@ -18,11 +18,11 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from services.integrator.service import SPEC as INTEGRATOR
-from shared.contracts.provider_registry import ProviderStatus
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.web import Runtime, create_service_app
+from council.kernel.contracts.provider_registry import ProviderStatus
+from council.platform.identity import Role, TokenStore
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import Settings
+from council.services.integrator.service import SPEC as INTEGRATOR
 
 Auth = dict[str, str]
 LEAD = "Northshire County Council"

@@ -15,10 +15,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.outcomes.domain import delivery_id_for
-from services.outcomes.projections.data_subjects import list_erasures
-from shared.identity import Role
-from shared.settings import Settings
+from council.platform.identity import Role
+from council.platform.settings import Settings
+from council.services.outcomes.domain.aggregates import delivery_id_for
+from council.services.outcomes.projections.data_subjects import list_erasures
 from tests.unit.test_deliveries_api import (
     DEADLINE_SECONDS,
     Auth,

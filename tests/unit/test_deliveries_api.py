@@ -28,30 +28,30 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.integrator.service import SPEC as INTEGRATOR
-from services.outcomes.acceptance import CONFLICT, AgreementInfo
-from services.outcomes.api.deliveries import MAX_BATCH_BYTES, MAX_BATCH_LINES
-from services.outcomes.application import Outcomes
-from services.outcomes.commands import DeliveryIn
-from services.outcomes.domain import delivery_id_for
-from services.outcomes.projections.agreements import AgreementsProjection, lookup_agreements
-from services.outcomes.projections.deliveries import (
+from council.kernel.contracts.outcomes import Channel, Periodicity
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog import open_event_log
+from council.platform.identity import Role, TokenStore
+from council.platform.projection import ProjectionRunner
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.services.integrator.service import SPEC as INTEGRATOR
+from council.services.outcomes.api.deliveries import MAX_BATCH_BYTES, MAX_BATCH_LINES
+from council.services.outcomes.application import Outcomes
+from council.services.outcomes.domain.acceptance import CONFLICT, AgreementInfo
+from council.services.outcomes.domain.aggregates import delivery_id_for
+from council.services.outcomes.domain.commands import DeliveryIn
+from council.services.outcomes.projections.agreements import AgreementsProjection, lookup_agreements
+from council.services.outcomes.projections.deliveries import (
     DeliveriesProjection,
     get_delivery_row,
     list_deliveries,
     units_delivered,
     units_delivered_in,
 )
-from services.outcomes.service import SPEC as OUTCOMES
-from services.provider_registry.service import SPEC as REGISTRY
-from shared.contracts.outcomes import Channel, Periodicity
-from shared.envelope import EventEnvelope
-from shared.eventlog import open_event_log
-from shared.identity import Role, TokenStore
-from shared.projection import ProjectionRunner
-from shared.settings import Settings
-from shared.sql import Database, open_database
-from shared.web import Runtime, create_service_app
+from council.services.outcomes.service import SPEC as OUTCOMES
+from council.services.provider_registry.service import SPEC as REGISTRY
 from tests.problems import loc_of
 from tests.waiting import eventually
 
@@ -899,7 +899,7 @@ def test_the_activity_types_are_listed(world: World) -> None:
 
 
 def _standalone(tmp_path: Path) -> tuple[Outcomes, UUID, UUID]:
-    from shared.eventstore import open_application
+    from council.platform.eventstore import open_application
 
     app = open_application(Outcomes, Settings(var_dir=tmp_path))
     provider, agreement = uuid4(), uuid4()

@@ -19,15 +19,15 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.provider_registry.directory import (
-    CSV_COLUMNS,
-    Capability,
-    DirectoryProvider,
-    providers_csv,
-    safe_cell,
-)
-from services.provider_registry.oruk import hsds_export
-from services.provider_registry.projections import (
+from council.kernel.contracts import all_specs
+from council.kernel.envelope import EventEnvelope
+from council.kernel.taxonomy import taxonomy
+from council.platform.identity import Role, TokenStore
+from council.platform.runtime import create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.services.provider_registry.oruk import hsds_export
+from council.services.provider_registry.projections import (
     CONTENT_EVENTS,
     IGNORED_EVENTS,
     STATUS_EVENTS,
@@ -36,14 +36,14 @@ from services.provider_registry.projections import (
     directory_providers,
     search_providers,
 )
-from services.provider_registry.service import SPEC as REGISTRY
-from services.provider_registry.taxonomy import taxonomy
-from shared.contracts import all_specs
-from shared.envelope import EventEnvelope
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.sql import Database, open_database
-from shared.web import create_service_app
+from council.services.provider_registry.projections.directory import (
+    CSV_COLUMNS,
+    Capability,
+    DirectoryProvider,
+    providers_csv,
+    safe_cell,
+)
+from council.services.provider_registry.service import SPEC as REGISTRY
 from tests import oruk_profile
 from tests.problems import loc_of
 from tests.waiting import eventually

@@ -12,28 +12,28 @@ import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from services.outcomes.application import Outcomes
-from services.outcomes.commands import NewMeasure
-from services.outcomes.domain import OutcomeMeasure
-from services.provider_registry.application import (
-    ProviderRegistry,
-    claim_id_for,
-    provider_id_for,
-)
-from services.provider_registry.commands import NewProvider
-from services.provider_registry.domain import Provider
-from shared.context import CommandContext, command_context
-from shared.contracts.outcomes import Direction, OutcomeMeasureDefined
-from shared.contracts.provider_registry import (
+from council.kernel.context import CommandContext, command_context
+from council.kernel.contracts.outcomes import Direction, OutcomeMeasureDefined
+from council.kernel.contracts.provider_registry import (
     Identifiers,
     OrganisationType,
     ProviderRegistered,
     ProviderStatus,
 )
-from shared.envelope import event_id_for
-from shared.errors import NotFound, PersistenceNotConfigured
-from shared.eventstore import CouncilApplication, open_application, persistence_env
-from shared.settings import Settings
+from council.kernel.envelope import event_id_for
+from council.kernel.errors import NotFound, PersistenceNotConfigured
+from council.platform.eventstore import CouncilApplication, open_application, persistence_env
+from council.platform.settings import Settings
+from council.services.outcomes.application import Outcomes
+from council.services.outcomes.domain.aggregates import OutcomeMeasure
+from council.services.outcomes.domain.commands import NewMeasure
+from council.services.provider_registry.application import (
+    ProviderRegistry,
+    claim_id_for,
+    provider_id_for,
+)
+from council.services.provider_registry.domain.commands import NewProvider
+from council.services.provider_registry.domain.providers import Provider
 
 
 def applicant(name: str, kind: OrganisationType, **details: Any) -> NewProvider:
@@ -290,7 +290,7 @@ def test_open_application_refuses_to_keep_events_in_memory(
 ) -> None:
     # Whatever the environment came to say, memory is refused.
     monkeypatch.setattr(
-        "shared.eventstore.persistence_env",
+        "council.platform.eventstore.persistence_env",
         lambda *_: {"PERSISTENCE_MODULE": "eventsourcing.popo"},
     )
 

@@ -20,15 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from services.integrator.service import SPEC as INTEGRATOR
-from services.outcomes.service import SPEC as OUTCOMES
-from services.provider_registry.service import SPEC as REGISTRY
-from shared import problems
-from shared.identity import Role, TokenStore
-from shared.problems import PROBLEM_JSON, PROBLEM_STATUSES
-from shared.settings import Settings
-from shared.sql import open_database
-from shared.web import ServiceSpec, create_service_app
+from council.platform import problems
+from council.platform.identity import Role, TokenStore
+from council.platform.problems import PROBLEM_JSON, PROBLEM_STATUSES
+from council.platform.runtime import ServiceSpec, create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import open_database
+from council.services.integrator.service import SPEC as INTEGRATOR
+from council.services.outcomes.service import SPEC as OUTCOMES
+from council.services.provider_registry.service import SPEC as REGISTRY
 
 SPECS = {"integrator": INTEGRATOR, "provider_registry": REGISTRY, "outcomes": OUTCOMES}
 HUGE = "9223372036854775808"  # one past the largest 64-bit integer

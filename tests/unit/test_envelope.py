@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.contracts import spec_for
-from shared.envelope import (
+from council.kernel.contracts import spec_for
+from council.kernel.envelope import (
     EventEnvelope,
     canonical_json,
     event_id_for,

@@ -9,8 +9,8 @@ from uuid import uuid4
 
 import pytest
 
-from shared.identity import TOKEN_PREFIX, Principal, Role, TokenStore
-from shared.sql import Database
+from council.platform.identity import TOKEN_PREFIX, Principal, Role, TokenStore
+from council.platform.sql import Database
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_a_secret_containing_underscores_still_authenticates(
     store: TokenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # URL-safe secrets may contain the separator; only the first two underscores split.
-    monkeypatch.setattr("shared.identity.secrets.token_urlsafe", lambda _n: "a_b__c-d_")
+    monkeypatch.setattr("council.platform.identity.secrets.token_urlsafe", lambda _n: "a_b__c-d_")
     issued = store.create(Role.REGULATOR, "audit")
 
     assert issued.token.endswith("_a_b__c-d_")

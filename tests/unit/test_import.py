@@ -10,16 +10,16 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.provider_registry.application import ProviderRegistry
-from services.provider_registry.imports import (
+from council.platform.identity import Role, TokenStore
+from council.platform.runtime import create_service_app
+from council.platform.settings import Settings
+from council.services.provider_registry.adapters.csv_import import (
     MAX_ROWS,
     ImportFileError,
     parse_providers_csv,
 )
-from services.provider_registry.service import SPEC as REGISTRY
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.web import create_service_app
+from council.services.provider_registry.application import ProviderRegistry
+from council.services.provider_registry.service import SPEC as REGISTRY
 from tests.problems import loc_of
 
 Auth = dict[str, str]

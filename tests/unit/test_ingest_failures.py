@@ -12,18 +12,18 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.outcomes.acceptance import DeliveryOutcome
-from services.outcomes.application import DeliveryBatch
-from services.outcomes.commands import DeliveryIn
-from services.outcomes.kafka_ingest import (
+from council.kernel.errors import InfrastructureUnavailable
+from council.platform.identity import TokenStore
+from council.platform.sql import Database
+from council.services.outcomes.adapters.kafka_ingest import (
     STUCK_AFTER_S,
     KafkaDeliveryIngest,
     Reject,
     read_health,
 )
-from shared.errors import InfrastructureUnavailable
-from shared.identity import TokenStore
-from shared.sql import Database
+from council.services.outcomes.application import DeliveryBatch
+from council.services.outcomes.domain.acceptance import DeliveryOutcome
+from council.services.outcomes.domain.commands import DeliveryIn
 
 PROVIDER = uuid4()
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import structlog
 
-import shared.projection
-from shared.envelope import EventEnvelope
-from shared.eventlog.embedded import EmbeddedEventLog
-from shared.logs import chosen_format, configure_logging
-from shared.projection import Projection, ProjectionRunner
-from shared.settings import Settings
-from shared.sql import Database, Tx
+import council.platform.projection
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog.embedded import EmbeddedEventLog
+from council.platform.logs import chosen_format, configure_logging
+from council.platform.projection import Projection, ProjectionRunner
+from council.platform.settings import Settings
+from council.platform.sql import Database, Tx
 
 
 class Terminal(io.StringIO):
@@ -57,7 +57,7 @@ def _stderr(monkeypatch: pytest.MonkeyPatch, stream: io.StringIO) -> io.StringIO
 def _apply_three_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A read model applying three events, logging through a logger made under the current
     configuration (module loggers keep the one they were first used with)."""
-    monkeypatch.setattr(shared.projection, "log", structlog.get_logger("projection"))
+    monkeypatch.setattr(council.platform.projection, "log", structlog.get_logger("projection"))
     log = EmbeddedEventLog(tmp_path / "log.sqlite")
     now = datetime.now(UTC)
     log.append([EventEnvelope(event_id=uuid.uuid4(), type="Counted", schema_version=1,
@@ -158,6 +158,6 @@ def _report(pending: int | None = 0, behind: dict[str, int] | None = None,
 def test_the_urls_wait_for_every_relay_and_read_model_to_catch_up(
     report: dict[str, object] | None, ready_for_the_banner: bool
 ) -> None:
-    from shared.cli import settled
+    from council.tools.cli import settled
 
     assert settled(report) is ready_for_the_banner

@@ -26,21 +26,21 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from services.integrator.projections.asof import as_of_moment, state_as_of
-from services.integrator.projections.market import MarketView, market_view
-from services.integrator.service import SPEC as INTEGRATOR
-from services.integrator.web.sync import wait_caught_up
-from shared.accounts import UserStore
-from shared.clock import business_time
-from shared.contracts import integrator as ci
-from shared.contracts import provider_registry as pr
-from shared.contracts.integrator import VariationKind
-from shared.eventlog import open_event_log
-from shared.eventlog.embedded import EmbeddedEventLog
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.sql import Database, open_database
-from shared.web import create_service_app
+from council.kernel.clock import business_time
+from council.kernel.contracts import integrator as ci
+from council.kernel.contracts import provider_registry as pr
+from council.kernel.contracts.integrator import VariationKind
+from council.platform.accounts import UserStore
+from council.platform.eventlog import open_event_log
+from council.platform.eventlog.embedded import EmbeddedEventLog
+from council.platform.identity import Role, TokenStore
+from council.platform.runtime import create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.services.integrator.projections.asof import as_of_moment, state_as_of
+from council.services.integrator.projections.market import MarketView, market_view
+from council.services.integrator.service import SPEC as INTEGRATOR
+from council.services.integrator.web.sync import wait_caught_up
 from tests.unit.test_network_state import History, Views
 from tests.unit.test_web_pages import PASSWORD, follow, post, sign_in, text_of
 from tests.unit.test_web_pages import runtime_of as web_runtime

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from shared.money import pence, pounds, to_penny
-from shared.periods import (
+from council.kernel.money import pence, pounds, to_penny
+from council.kernel.periods import (
     Period,
     ended,
     overlaps,

@@ -22,8 +22,20 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from services.integrator.domain.agreements import Agreement
-from services.integrator.projections import (
+from council.kernel.contracts import all_specs
+from council.kernel.contracts import integrator as ci
+from council.kernel.contracts import provider_registry as pr
+from council.kernel.contracts.integrator import VariationKind
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog import open_event_log
+from council.platform.eventlog.embedded import EmbeddedEventLog
+from council.platform.identity import Role, TokenStore
+from council.platform.projection import ProjectionRunner
+from council.platform.runtime import create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.services.integrator.domain.agreements import Agreement
+from council.services.integrator.projections import (
     CommissioningProjection,
     NetworkProjection,
     get_agreement,
@@ -35,22 +47,10 @@ from services.integrator.projections import (
     search_lessons,
     spend_by_partner,
 )
-from services.integrator.projections.asof import as_of_moment, build_as_of, state_as_of
-from services.integrator.projections.commissioning import scale_allocations, split_pro_rata
-from services.integrator.projections.market import hhi_of
-from services.integrator.service import SPEC as INTEGRATOR
-from shared.contracts import all_specs
-from shared.contracts import integrator as ci
-from shared.contracts import provider_registry as pr
-from shared.contracts.integrator import VariationKind
-from shared.envelope import EventEnvelope
-from shared.eventlog import open_event_log
-from shared.eventlog.embedded import EmbeddedEventLog
-from shared.identity import Role, TokenStore
-from shared.projection import ProjectionRunner
-from shared.settings import Settings
-from shared.sql import Database, open_database
-from shared.web import create_service_app
+from council.services.integrator.projections.asof import as_of_moment, build_as_of, state_as_of
+from council.services.integrator.projections.commissioning import scale_allocations, split_pro_rata
+from council.services.integrator.projections.market import hhi_of
+from council.services.integrator.service import SPEC as INTEGRATOR
 
 D = Decimal
 LEAD, ICB, POLICE = "Northshire County Council", "Northshire ICB", "Northshire Police"
@@ -577,8 +577,11 @@ def test_lessons_search_what_why_and_tags(live: Views) -> None:
 
 def test_the_projection_agrees_with_the_integrators_own_records(tmp_path: Path) -> None:
     """What the Integrator application publishes, projected, says what its aggregates say."""
-    from services.integrator.application import Integrator
-    from services.integrator.commands import (
+    from council.kernel.clock import business_time
+    from council.platform.eventstore import open_application
+    from council.platform.identity import Principal
+    from council.services.integrator.application import Integrator
+    from council.services.integrator.domain.commands import (
         Activation,
         EnvelopeRaise,
         NewAgreement,
@@ -591,9 +594,6 @@ def test_the_projection_agrees_with_the_integrators_own_records(tmp_path: Path) 
         OptionsAppraisal,
         Signature,
     )
-    from shared.clock import business_time
-    from shared.eventstore import open_application
-    from shared.identity import Principal
 
     admin = Principal("t1", Role.INTEGRATOR_ADMIN, "sam")
     jo = Principal("t2", Role.COMMISSIONER, "jo")

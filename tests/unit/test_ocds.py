@@ -1,6 +1,6 @@
 """The open contracting export: the integrator's commissioning events as OCDS 1.1 releases, release
-packages and record packages (services.integrator.ocds, GET /ocds/...), validated against the
-OCDS 1.1.5 schemas in tests/schemas/ocds.
+packages and record packages (council.services.integrator.projections.ocds, GET /ocds/...),
+validated against the OCDS 1.1.5 schemas in tests/schemas/ocds.
 
 One realistic commission is built from the event contracts: a need with two partners pooling
 budget, options appraised, the market engaged, a decision with three awards, their agreements
@@ -31,20 +31,8 @@ from pydantic import BaseModel
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from services.integrator.ocds import (
-    DEFAULT_OCID_PREFIX,
-    Publisher,
-    compiled_record,
-    ocid_for,
-    provider_ids_in,
-    record_package,
-    release_package,
-    releases_for,
-)
-from services.integrator.projections.network import get_provider
-from services.integrator.service import SPEC as INTEGRATOR
-from shared.contracts import spec_for
-from shared.contracts.integrator import (
+from council.kernel.contracts import spec_for
+from council.kernel.contracts.integrator import (
     AgreementActivated,
     AgreementDrafted,
     AgreementEnded,
@@ -78,12 +66,24 @@ from shared.contracts.integrator import (
     SpendRecorded,
     VariationKind,
 )
-from shared.contracts.provider_registry import OrganisationType, ProviderRegistered
-from shared.envelope import EventEnvelope, canonical_json, event_id_for
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.sql import open_database
-from shared.web import Runtime, create_service_app
+from council.kernel.contracts.provider_registry import OrganisationType, ProviderRegistered
+from council.kernel.envelope import EventEnvelope, canonical_json, event_id_for
+from council.platform.identity import Role, TokenStore
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import open_database
+from council.services.integrator.projections.network import get_provider
+from council.services.integrator.projections.ocds import (
+    DEFAULT_OCID_PREFIX,
+    Publisher,
+    compiled_record,
+    ocid_for,
+    provider_ids_in,
+    record_package,
+    release_package,
+    releases_for,
+)
+from council.services.integrator.service import SPEC as INTEGRATOR
 from tests.ocds_coherence import (
     Finding,
     check_process,

@@ -27,11 +27,11 @@ from ocdskit.combine import merge
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from services.integrator.projections.network import get_provider
-from services.integrator.service import SPEC as INTEGRATOR
-from shared.contracts.integrator import NeedClosed
-from shared.settings import Settings
-from shared.web import Runtime, create_service_app
+from council.kernel.contracts.integrator import NeedClosed
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import Settings
+from council.services.integrator.projections.network import get_provider
+from council.services.integrator.service import SPEC as INTEGRATOR
 from tests.ocds_coherence import check_record_package, check_release_package
 from tests.unit.test_ocds import NAMES, History, at, commission, need_defined, registered
 from tests.waiting import DEADLINE_SECONDS

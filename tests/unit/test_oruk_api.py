@@ -16,13 +16,13 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.provider_registry.oruk import taxonomy_id, taxonomy_term_id
-from services.provider_registry.service import SPEC as REGISTRY
-from services.provider_registry.taxonomy import taxonomy
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.sql import open_database
-from shared.web import create_service_app
+from council.kernel.taxonomy import taxonomy
+from council.platform.identity import Role, TokenStore
+from council.platform.runtime import create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import open_database
+from council.services.provider_registry.oruk import taxonomy_id, taxonomy_term_id
+from council.services.provider_registry.service import SPEC as REGISTRY
 from tests import oruk_profile
 from tests.waiting import eventually
 

@@ -15,14 +15,14 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.outcomes.acceptance import AgreementInfo
-from services.outcomes.application import Outcomes
-from services.outcomes.commands import DeliveryIn
-from services.outcomes.service import SPEC
-from shared.contracts.outcomes import Channel
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.web import Runtime, create_service_app
+from council.kernel.contracts.outcomes import Channel
+from council.platform.identity import Role, TokenStore
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import Settings
+from council.services.outcomes.application import Outcomes
+from council.services.outcomes.domain.acceptance import AgreementInfo
+from council.services.outcomes.domain.commands import DeliveryIn
+from council.services.outcomes.service import SPEC
 from tests.problems import loc_of
 from tests.waiting import eventually
 

@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.outcomes.payments import (
+from council.services.outcomes.domain.payments import (
     Band,
     DeliveryRate,
     OutcomeRate,
@@ -196,7 +196,7 @@ def test_an_outcome_line_cap_limits_the_line() -> None:
 def test_periods_are_months_or_calendar_quarters() -> None:
     from datetime import date
 
-    from shared.periods import period_bounds, period_of, periodicity_of
+    from council.kernel.periods import period_bounds, period_of, periodicity_of
 
     assert period_of(date(2026, 4, 5), "monthly") == "2026-04"
     assert period_of(date(2026, 4, 5), "quarterly") == "2026-Q2"
@@ -216,7 +216,7 @@ def test_periods_are_months_or_calendar_quarters() -> None:
 def test_how_much_of_a_period_the_term_covers() -> None:
     from datetime import date
 
-    from services.outcomes.payments import cover
+    from council.services.outcomes.domain.payments import cover
 
     starts, ends = date(2023, 10, 2), date(2026, 3, 31)
     # 2023-Q4 has 31 + 30 + 31 = 92 days; from 2 October: 30 + 30 + 31 = 91 of them
@@ -238,7 +238,7 @@ def test_how_much_of_a_period_the_term_covers() -> None:
 def test_a_period_outside_the_term_earns_nothing() -> None:
     from datetime import date
 
-    from services.outcomes.payments import cover
+    from council.services.outcomes.domain.payments import cover
 
     card = RateCard(delivery=(SESSIONS,),
                     outcomes=(OutcomeRate("teen-obesity", rate=D("10000"), weight=D("0.6")),),
@@ -260,7 +260,7 @@ def test_a_period_outside_the_term_earns_nothing() -> None:
 def test_a_period_the_term_covers_in_part_is_pro_rated_by_days() -> None:
     from datetime import date
 
-    from services.outcomes.payments import cover
+    from council.services.outcomes.domain.payments import cover
 
     card = RateCard(delivery=(SESSIONS, MEALS),
                     outcomes=(OutcomeRate("teen-obesity", rate=D("10000"), weight=D("0.6")),),
@@ -304,7 +304,7 @@ def test_a_period_the_term_covers_in_part_is_pro_rated_by_days() -> None:
 def test_a_delivery_threshold_is_pro_rated_and_pennies_round_once() -> None:
     from datetime import date
 
-    from services.outcomes.payments import cover
+    from council.services.outcomes.domain.payments import cover
 
     card = RateCard(delivery=(SESSIONS,),
                     outcomes=(OutcomeRate("employment", rate=D("500")),), bands=BANDS)
@@ -329,7 +329,7 @@ def test_a_delivery_threshold_is_pro_rated_and_pennies_round_once() -> None:
 def test_a_whole_period_in_the_term_is_calculated_as_before() -> None:
     from datetime import date
 
-    from services.outcomes.payments import cover
+    from council.services.outcomes.domain.payments import cover
 
     card = RateCard(outcomes=(OutcomeRate("teen-obesity", rate=D("10000"), weight=D("0.6")),),
                     bands=BANDS, provider_risk_pct=D("40"))

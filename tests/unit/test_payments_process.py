@@ -31,30 +31,30 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import BaseModel
 
-from services.outcomes.application import Outcomes
-from services.outcomes.commands import (
+from council.kernel.contracts import all_specs
+from council.kernel.contracts import integrator as ci
+from council.kernel.contracts.outcomes import Channel
+from council.kernel.envelope import EventEnvelope
+from council.platform.eventlog import EventLog, open_event_log
+from council.platform.eventstore import open_application, store_database
+from council.platform.parking import parked
+from council.platform.projection import ProjectionRunner, Retried
+from council.platform.readiness import parked_by_projection, parked_check
+from council.platform.relay import OutboxRelay
+from council.platform.settings import Settings
+from council.platform.sql import Database, Tx, open_database
+from council.services.outcomes.application import Outcomes
+from council.services.outcomes.domain.aggregates import terms_id_for
+from council.services.outcomes.domain.commands import (
     Attribution,
     DeliveryIn,
     NewMeasure,
     NewMeasurement,
     RateCardIn,
 )
-from services.outcomes.domain import terms_id_for
-from services.outcomes.payments_process import PaymentsProcess, PaymentsToSettle
-from services.outcomes.projections.agreements import AgreementsProjection, lookup_agreements
-from services.outcomes.projections.deliveries import DeliveriesProjection
-from shared.contracts import all_specs
-from shared.contracts import integrator as ci
-from shared.contracts.outcomes import Channel
-from shared.envelope import EventEnvelope
-from shared.eventlog import EventLog, open_event_log
-from shared.eventstore import open_application, store_database
-from shared.parking import parked
-from shared.projection import ProjectionRunner, Retried
-from shared.readiness import parked_by_projection, parked_check
-from shared.relay import OutboxRelay
-from shared.settings import Settings
-from shared.sql import Database, Tx, open_database
+from council.services.outcomes.processes.payments import PaymentsProcess, PaymentsToSettle
+from council.services.outcomes.projections.agreements import AgreementsProjection, lookup_agreements
+from council.services.outcomes.projections.deliveries import DeliveriesProjection
 
 PROVIDER = UUID("0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c")
 AGREEMENT = UUID("6c5b4a3f-2e1d-4c0b-9a8f-7e6d5c4b3a29")

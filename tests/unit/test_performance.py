@@ -66,30 +66,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter
 
-from services.integrator.projections import projections as integrator_projections
-from services.integrator.projections.asof import as_of_moment, state_as_of
-from services.integrator.projections.market import network_state
-from services.integrator.projections.performance import (
-    network_performance,
-    performance_evidence,
-    uuid_as_given,
-)
-from services.integrator.service import SPEC as INTEGRATOR
-from services.outcomes.domain import terms_id_for
-from services.outcomes.projections.performance import (
-    PerformanceProjection,
-    get_agreement_performance,
-    get_measure_performance,
-    list_agreement_performance,
-)
-from services.outcomes.service import SPEC as OUTCOMES
-from shared.contracts import all_specs
-from shared.contracts import integrator as ci
-from shared.contracts import outcomes as co
-from shared.envelope import EventEnvelope
-from shared.eventlog.embedded import EmbeddedEventLog
-from shared.identity import Role, TokenStore
-from shared.performance_rule import (
+from council.kernel.contracts import all_specs
+from council.kernel.contracts import integrator as ci
+from council.kernel.contracts import outcomes as co
+from council.kernel.envelope import EventEnvelope
+from council.kernel.performance_rule import (
     MeasureFacts,
     Rag,
     achievement_pct,
@@ -99,11 +80,30 @@ from shared.performance_rule import (
     outcome_cost,
     volumes_by_unit,
 )
-from shared.periods import period_bounds, period_of
-from shared.projection import ProjectionRunner
-from shared.settings import Settings
-from shared.sql import Database, open_database
-from shared.web import Runtime, create_service_app
+from council.kernel.periods import period_bounds, period_of
+from council.platform.eventlog.embedded import EmbeddedEventLog
+from council.platform.identity import Role, TokenStore
+from council.platform.projection import ProjectionRunner
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.services.integrator.projections import projections as integrator_projections
+from council.services.integrator.projections.asof import as_of_moment, state_as_of
+from council.services.integrator.projections.market import network_state
+from council.services.integrator.projections.performance import (
+    network_performance,
+    performance_evidence,
+    uuid_as_given,
+)
+from council.services.integrator.service import SPEC as INTEGRATOR
+from council.services.outcomes.domain.aggregates import terms_id_for
+from council.services.outcomes.projections.performance import (
+    PerformanceProjection,
+    get_agreement_performance,
+    get_measure_performance,
+    list_agreement_performance,
+)
+from council.services.outcomes.service import SPEC as OUTCOMES
 from tests.waiting import eventually
 
 D = Decimal
@@ -905,7 +905,7 @@ def test_the_pages_label_units_and_say_provisional(settings: Settings) -> None:
     """The integrator's outcomes and agreement pages, as of 1 December 2026 (2026-Q4 running,
     with an early figure for it): costs per outcome in each measure's unit with how they were
     worked out, deliveries per unit, the running quarter marked provisional."""
-    from shared.accounts import UserStore
+    from council.platform.accounts import UserStore
     from tests.unit.test_web_pages import PASSWORD, sign_in, text_of
 
     db = open_database(settings, "identity")

@@ -19,15 +19,11 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import ValidationError
 
-from services.outcomes.commands import DeliveryIn
-from services.outcomes.domain import (
-    DataSubjectErasure,
-    DeliveryReport,
-    erasure_id_for,
-)
-from services.outcomes.erasure import ErasureIn
-from services.outcomes.kafka_ingest import Reject
-from services.outcomes.personal_data import (
+from council.kernel.contracts.outcomes import SealedServiceUser
+from council.kernel.errors import InvalidInput
+from council.platform.settings import Settings
+from council.services.outcomes.adapters.kafka_ingest import Reject
+from council.services.outcomes.adapters.personal_data import (
     MAX_SERVICE_USERS,
     ReferenceType,
     Sealer,
@@ -38,7 +34,7 @@ from services.outcomes.personal_data import (
     seal,
     unseal,
 )
-from services.outcomes.vault import (
+from council.services.outcomes.adapters.vault import (
     VAULT_DATABASE,
     SubjectKey,
     SubjectVault,
@@ -47,9 +43,13 @@ from services.outcomes.vault import (
     secret_file,
     vault_database,
 )
-from shared.contracts.outcomes import SealedServiceUser
-from shared.errors import InvalidInput
-from shared.settings import Settings
+from council.services.outcomes.domain.aggregates import (
+    DataSubjectErasure,
+    DeliveryReport,
+    erasure_id_for,
+)
+from council.services.outcomes.domain.commands import DeliveryIn
+from council.services.outcomes.erasure import ErasureIn
 
 NHS = "943 476 5919"  # a valid NHS number (check digit 9)
 ALICE = {"reference_type": "nhs_number", "reference": NHS, "name": "Alice Quennell",
@@ -435,7 +435,7 @@ def test_rejects_never_repeat_personal_data() -> None:
 
 
 def test_the_audit_timeline_says_a_report_names_people_without_showing_them() -> None:
-    from services.integrator.web.render import describe
+    from council.services.integrator.web.render import describe
 
     gist = describe({"quantity": "3", "unit": "sessions",
                      "service_users": [{"subject_id": str(uuid4())}] * 2})
@@ -447,7 +447,7 @@ def test_the_audit_timeline_says_a_report_names_people_without_showing_them() ->
 def test_the_erase_command_refuses_a_bad_request_naming_the_field(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from shared.cli import main
+    from council.tools.cli import main
 
     erase = ["privacy", "erase", "--legal-basis", "objection", "--reason", "DSR-9", "--by", "Sam"]
     monkeypatch.setattr("sys.stdin", io.StringIO("943 476 5918\n"))

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.envelope import EventEnvelope
-from shared.errors import InfrastructureUnavailable
-from shared.eventlog.embedded import EmbeddedEventLog
-from shared.eventlog.findings import findings
-from shared.parking import parked
-from shared.projection import Projection, ProjectionRunner, Retried
-from shared.sql import Database, Tx
+from council.kernel.envelope import EventEnvelope
+from council.kernel.errors import InfrastructureUnavailable
+from council.platform.eventlog.embedded import EmbeddedEventLog
+from council.platform.eventlog.findings import findings
+from council.platform.parking import parked
+from council.platform.projection import Projection, ProjectionRunner, Retried
+from council.platform.sql import Database, Tx
 
 
 class Tally(Projection):

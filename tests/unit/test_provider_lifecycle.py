@@ -15,8 +15,18 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from services.provider_registry.application import ProviderRegistry
-from services.provider_registry.domain import (
+from council.kernel.contracts.provider_registry import (
+    OrganisationType,
+    ProviderRegistered,
+    ProviderStatus,
+    SizeBand,
+    StandingKind,
+)
+from council.kernel.errors import DomainRuleBroken, InvalidInput
+from council.platform.eventstore import open_application
+from council.platform.settings import Settings
+from council.services.provider_registry.application import ProviderRegistry
+from council.services.provider_registry.domain.providers import (
     CLOSED,
     TRANSITIONS,
     Provider,
@@ -24,16 +34,6 @@ from services.provider_registry.domain import (
     is_expired,
     size_band,
 )
-from shared.contracts.provider_registry import (
-    OrganisationType,
-    ProviderRegistered,
-    ProviderStatus,
-    SizeBand,
-    StandingKind,
-)
-from shared.errors import DomainRuleBroken, InvalidInput
-from shared.eventstore import open_application
-from shared.settings import Settings
 
 S = ProviderStatus
 ALL_STATUSES = list(ProviderStatus)

@@ -13,14 +13,14 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.provider_registry.application import claim_id_for
-from services.provider_registry.domain import TRANSITIONS
-from services.provider_registry.service import SPEC
-from shared.contracts import spec_for
-from shared.contracts.provider_registry import ProviderStatus
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.web import MAX_BODY_BYTES, Runtime, create_service_app
+from council.kernel.contracts import spec_for
+from council.kernel.contracts.provider_registry import ProviderStatus
+from council.platform.identity import Role, TokenStore
+from council.platform.runtime import MAX_BODY_BYTES, Runtime, create_service_app
+from council.platform.settings import Settings
+from council.services.provider_registry.application import claim_id_for
+from council.services.provider_registry.domain.providers import TRANSITIONS
+from council.services.provider_registry.service import SPEC
 from tests.problems import assert_errors, loc_of
 
 Auth = dict[str, str]

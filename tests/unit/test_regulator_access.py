@@ -16,14 +16,14 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.integrator.service import SPEC as INTEGRATOR
-from services.outcomes.service import SPEC as OUTCOMES
-from services.provider_registry.service import SPEC as REGISTRY
-from shared.eventlog import open_event_log
-from shared.identity import Role, Scope, TokenStore
-from shared.settings import SERVICE_NAMES, Settings
-from shared.sql import open_database
-from shared.web import Runtime, create_service_app
+from council.platform.eventlog import open_event_log
+from council.platform.identity import Role, Scope, TokenStore
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import SERVICE_NAMES, Settings
+from council.platform.sql import open_database
+from council.services.integrator.service import SPEC as INTEGRATOR
+from council.services.outcomes.service import SPEC as OUTCOMES
+from council.services.provider_registry.service import SPEC as REGISTRY
 
 Auth = dict[str, str]
 AUDIT_READS = frozenset({"/audit/events", "/audit/state", "/audit/reads"})

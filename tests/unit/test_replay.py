@@ -30,7 +30,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from services.integrator.projections.asof import (
+from council.kernel.contracts import all_specs
+from council.kernel.contracts import integrator as ci
+from council.kernel.contracts import outcomes as co
+from council.kernel.contracts import provider_registry as pr
+from council.kernel.envelope import EventEnvelope, event_id_for
+from council.kernel.errors import InfrastructureUnavailable
+from council.platform.eventlog import EventLog
+from council.platform.eventlog.embedded import EmbeddedEventLog
+from council.platform.projection import Projection, _stream_key
+from council.platform.replay import parallel, replay, snapshots
+from council.platform.replay.fold import (
+    BatchingTx,
+    ReadModelFile,
+    UnreadableRecord,
+    entry_of,
+    utc_text,
+)
+from council.platform.replay.readahead import read_ahead
+from council.platform.replay.snapshots import SnapshotStore
+from council.platform.settings import Settings
+from council.platform.sql import Database
+from council.services.integrator.projections.asof import (
     SKIPPED,
     as_of_moment,
     build_as_of,
@@ -40,24 +61,9 @@ from services.integrator.projections.asof import (
     state_as_of,
     unregister_snapshots,
 )
-from services.integrator.projections.market import market_view, network_state
-from services.integrator.replay import open_snapshots
-from shared.cli import main
-from shared.contracts import all_specs
-from shared.contracts import integrator as ci
-from shared.contracts import outcomes as co
-from shared.contracts import provider_registry as pr
-from shared.envelope import EventEnvelope, event_id_for
-from shared.errors import InfrastructureUnavailable
-from shared.eventlog import EventLog
-from shared.eventlog.embedded import EmbeddedEventLog
-from shared.projection import Projection, _stream_key
-from shared.replay import parallel, replay, snapshots
-from shared.replay.fold import BatchingTx, ReadModelFile, UnreadableRecord, entry_of, utc_text
-from shared.replay.readahead import read_ahead
-from shared.replay.snapshots import SnapshotStore
-from shared.settings import Settings
-from shared.sql import Database
+from council.services.integrator.projections.market import market_view, network_state
+from council.services.integrator.projections.replay import open_snapshots
+from council.tools.cli import main
 
 D = Decimal
 SPECS = {spec.data: spec for spec in all_specs()}
@@ -767,11 +773,11 @@ def test_audit_replay_prints_and_writes_the_network_state(
 def test_the_integrator_service_keeps_a_store_for_its_as_of_views(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from services.integrator.projections.asof import snapshots_for
-    from services.integrator.service import SPEC
-    from shared.identity import Role, TokenStore
-    from shared.sql import open_database
-    from shared.web import create_service_app
+    from council.platform.identity import Role, TokenStore
+    from council.platform.runtime import create_service_app
+    from council.platform.sql import open_database
+    from council.services.integrator.projections.asof import snapshots_for
+    from council.services.integrator.service import SPEC
 
     settings = Settings(var_dir=tmp_path, log_url="embedded")
     events = random_history(17)

@@ -30,9 +30,9 @@ from uuid import uuid4
 
 import pytest
 
-from services.integrator.domain.agreements import Agreement, results_month, share_out
-from shared.contracts.integrator import VariationKind
-from shared.errors import DomainRuleBroken
+from council.kernel.contracts.integrator import VariationKind
+from council.kernel.errors import DomainRuleBroken
+from council.services.integrator.domain.agreements import Agreement, results_month, share_out
 from tests.unit.test_commissioning import P1, P2, P3, active, new_agreement, replay, unchanged
 
 D = Decimal

@@ -39,18 +39,18 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from services.integrator.projections.overview import spend_by_type_over_time
-from services.integrator.service import SPEC as INTEGRATOR
-from services.outcomes.service import SPEC as OUTCOMES
-from shared.accounts import UserStore
-from shared.contracts import all_specs
-from shared.contracts import outcomes as co
-from shared.contracts.provider_registry import ProviderStatus
-from shared.envelope import EventEnvelope, event_id_for
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.sql import open_database
-from shared.web import Runtime, create_service_app
+from council.kernel.contracts import all_specs
+from council.kernel.contracts import outcomes as co
+from council.kernel.contracts.provider_registry import ProviderStatus
+from council.kernel.envelope import EventEnvelope, event_id_for
+from council.platform.accounts import UserStore
+from council.platform.identity import Role, TokenStore
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import open_database
+from council.services.integrator.projections.overview import spend_by_type_over_time
+from council.services.integrator.service import SPEC as INTEGRATOR
+from council.services.outcomes.service import SPEC as OUTCOMES
 from tests.unit.test_web_pages import PASSWORD, figure, follow, post, sign_in, text_of
 from tests.waiting import eventually
 

@@ -1,6 +1,6 @@
 """The eight strategic-sourcing steps read from a need's record: which is current, what each
 step's checklist finds, which forms the step offers, and which events were taken at which
-step (services.integrator.web.steps; the browser walks it in tests/e2e)."""
+step (council.services.integrator.web.steps; the browser walks it in tests/e2e)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from services.integrator.projections.commissioning import NeedDetail
-from services.integrator.projections.timeline import TimelineEvent
-from services.integrator.web.steps import FORMS, next_stages, sourcing_steps
-from shared.contracts.integrator import SourcingStage
+from council.kernel.contracts.integrator import SourcingStage
+from council.services.integrator.projections.commissioning import NeedDetail
+from council.services.integrator.projections.timeline import TimelineEvent
+from council.services.integrator.web.steps import FORMS, next_stages, sourcing_steps
 
 TODAY = date(2027, 6, 1)
 NOW = datetime(2027, 6, 1, tzinfo=UTC)

@@ -13,9 +13,9 @@ from uuid import UUID
 
 import pytest
 
-from shared.cli import main as council
-from shared.identity import Principal, Role, Scope, TokenStore
-from shared.sql import Database
+from council.platform.identity import Principal, Role, Scope, TokenStore
+from council.platform.sql import Database
+from council.tools.cli import main as council
 
 PROVIDER = UUID("0b6a7c1e-2f4d-4e8a-9c3b-5d7e9f1a2b3c")
 

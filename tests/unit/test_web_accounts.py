@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.accounts import (
+from council.platform.accounts import (
     Attempt,
     SignInThrottle,
     Throttle,
@@ -17,10 +17,10 @@ from shared.accounts import (
     hash_password,
     password_matches,
 )
-from shared.cli import demo_users, main
-from shared.identity import Role, TokenStore
-from shared.settings import Settings
-from shared.sql import Database, open_database
+from council.platform.identity import Role, TokenStore
+from council.platform.settings import Settings
+from council.platform.sql import Database, open_database
+from council.tools.cli import demo_users, main
 
 PASSWORD = "correct horse battery"
 

@@ -21,17 +21,17 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from services.integrator.service import SPEC as INTEGRATOR
-from services.integrator.web import charts, forms
-from services.integrator.web.session import SESSION_COOKIE
-from services.integrator.web.sync import wait_caught_up
-from services.provider_registry.service import SPEC as REGISTRY
-from shared.accounts import UserStore
-from shared.identity import Role
-from shared.settings import Settings
-from shared.sql import open_database
-from shared.tansu import free_port
-from shared.web import Runtime, create_service_app
+from council.platform.accounts import UserStore
+from council.platform.identity import Role
+from council.platform.runtime import Runtime, create_service_app
+from council.platform.settings import Settings
+from council.platform.sql import open_database
+from council.services.integrator.service import SPEC as INTEGRATOR
+from council.services.integrator.web import charts, forms
+from council.services.integrator.web.session import SESSION_COOKIE
+from council.services.integrator.web.sync import wait_caught_up
+from council.services.provider_registry.service import SPEC as REGISTRY
+from council.tools.tansu import free_port
 from tests.waiting import eventually
 
 PASSWORD = "a long enough password"
@@ -641,11 +641,11 @@ def test_the_web_read_models_rebuild_to_the_same_answer(app: TestClient, registr
 def test_as_of_views_kept_for_reuse_match_a_full_replay_of_the_log(
     app: TestClient, registry: str,
 ) -> None:
-    from services.integrator.projections import projections
-    from services.integrator.projections.asof import state_as_of
-    from services.integrator.projections.market import market_view
-    from services.integrator.projections.network import list_providers, network_summary
-    from services.integrator.web.views import AsOfViews
+    from council.services.integrator.projections import projections
+    from council.services.integrator.projections.asof import state_as_of
+    from council.services.integrator.projections.market import market_view
+    from council.services.integrator.projections.network import list_providers, network_summary
+    from council.services.integrator.web.views import AsOfViews
 
     def seen(db: Any) -> tuple[Any, ...]:
         return market_view(db), network_summary(db), list_providers(db)
@@ -694,7 +694,7 @@ def test_as_of_views_kept_for_reuse_match_a_full_replay_of_the_log(
 def network(settings: Settings, users: None) -> Iterator[TestClient]:
     """The integrator over a log holding test_network_state's two years of history: Acorn Care
     (P1) holds AG1, Beacon Trust (P2) holds AG2 and a share of AG4, all under needs N1 and N2."""
-    from shared.eventlog import open_event_log
+    from council.platform.eventlog import open_event_log
     from tests.unit.test_network_state import history
 
     event_log = open_event_log(settings)
@@ -710,7 +710,7 @@ def network(settings: Settings, users: None) -> Iterator[TestClient]:
 def scoped_session(client: TestClient, *scope: str) -> TestClient:
     """A browser whose session cookie carries a scoped regulator's token (the pages take any
     token of a role they serve as a session)."""
-    from shared.identity import Scope
+    from council.platform.identity import Scope
 
     issued = runtime_of(client).tokens.create(Role.REGULATOR, "CQC inspector",
                                               scope=Scope.parse(scope))

@@ -1,4 +1,4 @@
-"""How a service's processes set up the garbage collector (shared.workers.tune_gc)."""
+"""How a service's processes set up the garbage collector (council.platform.workers.tune_gc)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.workers import GC_THRESHOLDS, rare_collections, tune_gc
+from council.platform.workers import GC_THRESHOLDS, rare_collections, tune_gc
 
 
 @pytest.fixture

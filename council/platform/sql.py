@@ -1,0 +1,203 @@
+"""A deliberately small SQL adapter for read models, positions and tokens: the same statements
+(with `?` placeholders) run on SQLite in the embedded deployment and PostgreSQL at scale."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from council.kernel.errors import InfrastructureUnavailable
+
+Row = tuple[Any, ...]
+
+
+class Tx(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+def redact(url: str) -> str:
+    """The URL with any password removed, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _unreachable(url: str, exc: Exception) -> InfrastructureUnavailable:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InfrastructureUnavailable(f"PostgreSQL at {redact(url)} is unreachable: {reason}")
+
+
+@contextmanager
+def setup_lock(url: str | None, name: str) -> Iterator[None]:
+    """Hold the PostgreSQL advisory lock `name` for the block (nothing to hold on SQLite).
+
+    PostgreSQL's CREATE ... IF NOT EXISTS is not safe against a twin running at the same moment:
+    one of two processes creating the same schema, table or index fails with "tuple concurrently
+    updated" or a duplicate key in the catalogue. A service's processes (council.platform.workers)
+    start together, so they create their tables one process at a time under this lock."""
+    if not url or url.startswith("sqlite:"):
+        yield
+        return
+    import psycopg
+
+    try:
+        conn = psycopg.connect(url, connect_timeout=3, autocommit=True)
+    except psycopg.Error as exc:
+        raise _unreachable(url, exc) from None
+    with conn:  # closing the session releases the lock, whatever happens in the block
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        yield
+
+
+def table_exists(tx: Tx, dialect: str, table: str) -> bool:
+    """Whether `table` is in the transaction's database (PostgreSQL: on its search path)."""
+    if dialect == "sqlite":
+        return bool(tx.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)))
+    return bool(tx.execute("SELECT to_regclass(?)", (table,))[0][0])
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, [tuple(r) for r in rows])
+
+
+class _PgTx:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cur = self._conn.execute(sql.replace("?", "%s"), tuple(params))
+        return list(cur.fetchall()) if cur.description else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self._conn.cursor() as cur:
+                cur.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
+
+
+class Database:
+    """One database (an SQLite file, or a schema in PostgreSQL) with short transactions."""
+
+    dialect: Literal["sqlite", "postgres"]
+
+    def __init__(self, url: str, schema: str | None = None) -> None:
+        self.url = url
+        self.schema = schema
+        self._local = threading.local()
+        self._pool: Any = None
+        if url.startswith("sqlite:"):
+            self.dialect = "sqlite"
+            self.path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite:"))
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            self.dialect = "postgres"
+            self._open_pool()
+
+    @classmethod
+    def sqlite(cls, path: Path) -> Database:
+        return cls(f"sqlite:///{path}")
+
+    def _open_pool(self) -> None:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        try:
+            with psycopg.connect(self.url, connect_timeout=3, autocommit=True) as conn:
+                if self.schema:
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+        except psycopg.Error as exc:
+            raise _unreachable(self.url, exc) from None
+        options = f"-c search_path={self.schema}" if self.schema else ""
+        self._pool = ConnectionPool(
+            self.url,
+            # None kept idle: a service is several processes, each with a few databases it may
+            # not use (council.platform.workers), and PostgreSQL has a connection limit.
+            min_size=0,
+            max_size=4,
+            kwargs={"options": options, "connect_timeout": 3,
+                    "application_name": f"council:{self.schema or 'public'}"[:63]},
+            # A connection is checked as it is handed out: one the server closed (PostgreSQL
+            # restarted, a fail-over) is dropped and replaced, instead of failing every request
+            # that draws it until the pool happens to recycle it.
+            check=ConnectionPool.check_connection,
+            # Waiting for a connection while the database is down ends in PoolTimeout (503 with
+            # Retry-After, see council.platform.problems) after this long, not the default 30 s.
+            timeout=5.0,
+            open=True,
+        )
+
+    def _sqlite_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """All statements inside commit together, or none do."""
+        if self.dialect == "sqlite":
+            conn = self._sqlite_conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        else:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PgTx(conn)
+
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        """A read-only transaction: one consistent view of the data. On SQLite it takes no
+        write lock (WAL readers never wait for writers), so reads on a hot path, such as a
+        request's agreement lookup or a relay's position, do not queue behind a projection's
+        or a store's write transaction as `transaction()` would make them."""
+        if self.dialect == "sqlite":
+            conn = self._sqlite_conn()
+            conn.execute("BEGIN")
+            try:
+                yield _SqliteTx(conn)
+            finally:
+                conn.execute("COMMIT")
+        else:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PgTx(conn)
+
+    def ping(self) -> None:
+        with self.transaction() as tx:
+            tx.execute("SELECT 1")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def open_database(settings: Any, name: str) -> Database:
+    """The database named `name` for these settings: var/<name>.sqlite or schema <prefix>_<name>."""
+    if settings.uses_postgres:
+        return Database(settings.database_url, schema=settings.schema_of(name))
+    return Database.sqlite(settings.sqlite_path(name))

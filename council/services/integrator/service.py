@@ -1,0 +1,63 @@
+"""Assembly of the integrator service (used by `council serve integrator`)."""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import partial
+from uuid import UUID
+
+import structlog
+
+from council.kernel.contracts.provider_registry import ProviderStatus
+from council.platform.runtime import Runtime, ServiceSpec, Worker
+from council.services.integrator import api, projections, web
+from council.services.integrator.application import Integrator
+from council.services.integrator.processes.results_payments import (
+    ResultsPaymentsToRecord,
+    results_workers,
+)
+from council.services.integrator.projections.network import get_provider
+from council.services.integrator.projections.performance import performance_evidence
+from council.services.integrator.projections.replay import SnapshotWorker
+from council.services.integrator.web.views import KeptViewsCloser
+
+log = structlog.get_logger("integrator")
+
+
+def wire(runtime: Runtime) -> None:
+    """Commissioning asks the network projection whether a provider is approved, and the
+    performance projection what performance data it holds for an agreement (extensions)."""
+    assert isinstance(runtime.app, Integrator)
+
+    def provider_status(provider_id: UUID) -> ProviderStatus | None:
+        provider = get_provider(runtime.views, provider_id)
+        return provider.status if provider else None
+
+    runtime.app.provider_status = provider_status
+    runtime.app.performance_evidence = partial(performance_evidence, runtime.views)
+
+
+def serving(runtime: Runtime) -> list[Worker]:
+    """Snapshots for the HTTP process's as-of views, kept up to date with the log in the
+    background. They are a cache: without them (var/ not writable, say) the views replay the
+    whole log instead."""
+    kept: list[Worker] = [KeptViewsCloser(runtime)]
+    try:
+        return [SnapshotWorker(runtime.settings, runtime.event_log), *kept]
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("as_of_snapshots_unavailable", error=str(exc))
+        return kept
+
+
+SPEC = ServiceSpec(
+    name="integrator",
+    application=Integrator,
+    projections=projections.service_projections,
+    routers=[api.router, web.router],
+    public_prefixes=(api.ocds.PREFIX,),  # open contracting data: published for anyone
+    wire=wire,
+    # results payments calculated by the outcomes service become due on the agreements
+    workers=results_workers,
+    followers=lambda: [ResultsPaymentsToRecord()],
+    serving=serving,
+)

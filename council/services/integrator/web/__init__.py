@@ -1,0 +1,27 @@
+"""Web pages for the council's integrator teams, served by the integrator under /ui.
+
+Server-rendered (Jinja2) from the integrator's read models, with forms that run the
+integrator's commands (and the provider registry's, over its HTTP API); an entry point that
+only translates, like the HTTP API beside it. See README, "Web pages".
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from council.services.integrator.web.routes import (
+    audit,
+    auth,
+    commissioning,
+    home,
+    market,
+    network,
+    outcomes,
+    providers,
+    static,
+)
+
+router = APIRouter()
+router.include_router(auth.root)
+for module in (auth, home, network, providers, commissioning, outcomes, market, audit, static):
+    router.include_router(module.routes)
