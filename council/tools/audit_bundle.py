@@ -209,7 +209,7 @@ def _write_ocds(work: Path, event_log: EventLog) -> int:
     the registry's events (in the bundle if exported, else on the log)."""
     from council.kernel.envelope import EventEnvelope
     from council.services.integrator.api.ocds import OcdsSettings
-    from council.services.integrator.projections.ocds import (
+    from council.services.integrator.projections.ocds_releases import (
         provider_ids_in,
         release_package,
         releases_for,

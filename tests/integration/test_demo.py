@@ -46,7 +46,7 @@ from council.services.integrator.domain.agreements import Agreement, AgreementSt
 from council.services.integrator.domain.delegation import check_authority
 from council.services.integrator.domain.needs import Need
 from council.services.integrator.projections import NetworkProjection, list_providers
-from council.services.integrator.projections.ocds import (
+from council.services.integrator.projections.ocds_releases import (
     Publisher,
     record_package,
     release_package,

@@ -1,5 +1,5 @@
 """The open contracting export: the integrator's commissioning events as OCDS 1.1 releases, release
-packages and record packages (council.services.integrator.projections.ocds, GET /ocds/...),
+packages and record packages (council.services.integrator.projections.ocds_releases, GET /ocds/...),
 validated against the OCDS 1.1.5 schemas in tests/schemas/ocds.
 
 One realistic commission is built from the event contracts: a need with two partners pooling
@@ -73,7 +73,7 @@ from council.platform.runtime import Runtime, create_service_app
 from council.platform.settings import Settings
 from council.platform.sql import open_database
 from council.services.integrator.projections.network import get_provider
-from council.services.integrator.projections.ocds import (
+from council.services.integrator.projections.ocds_releases import (
     DEFAULT_OCID_PREFIX,
     Publisher,
     compiled_record,

@@ -1,6 +1,6 @@
 """Open contracting data: the integrator's commissioning as OCDS 1.1 release and record packages,
 made on demand from the integrator's events on the shared log (see
-council.services.integrator.projections.ocds).
+council.services.integrator.projections.ocds_releases).
 
 Published as OCP's publication guidance asks: open to anyone without a token, from any web page
 (CORS: the service's `public_prefixes`), in pages a reader follows by the package's `links.next`
@@ -24,7 +24,7 @@ from council.kernel.envelope import EventEnvelope
 from council.kernel.errors import NotFound
 from council.platform.runtime import Runtime
 from council.services.integrator.projections.network import get_provider
-from council.services.integrator.projections.ocds import (
+from council.services.integrator.projections.ocds_releases import (
     DEFAULT_OCID_PREFIX,
     Publisher,
     ocid_for,
