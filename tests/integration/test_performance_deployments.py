@@ -25,8 +25,8 @@ from council.platform.sql import Database, open_database
 from council.services.integrator.projections import projections as integrator_projections
 from council.services.integrator.projections.asof import as_of_moment, state_as_of
 from council.services.integrator.projections.performance import network_performance
-from council.services.outcomes.projections.performance import (
-    PerformanceProjection,
+from council.services.outcomes.projections.performance import PerformanceProjection
+from council.services.outcomes.projections.performance_views import (
     get_agreement_performance,
     list_agreement_performance,
 )

@@ -97,8 +97,8 @@ from council.services.integrator.projections.performance import (
 )
 from council.services.integrator.service import SPEC as INTEGRATOR
 from council.services.outcomes.domain.aggregates import terms_id_for
-from council.services.outcomes.projections.performance import (
-    PerformanceProjection,
+from council.services.outcomes.projections.performance import PerformanceProjection
+from council.services.outcomes.projections.performance_views import (
     get_agreement_performance,
     get_measure_performance,
     list_agreement_performance,

@@ -17,7 +17,7 @@ from council.kernel.text import MAX_OFFSET
 from council.platform.identity import COUNCIL_READERS, Principal, Role, require
 from council.platform.runtime import Runtime
 from council.platform.sql import Database
-from council.services.outcomes.projections.performance import (
+from council.services.outcomes.projections.performance_views import (
     AgreementPerformance,
     AgreementPerformanceSummary,
     MeasurePerformance,
