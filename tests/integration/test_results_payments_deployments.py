@@ -47,12 +47,9 @@ from council.services.integrator.domain.commands import (
     Signature,
 )
 from council.services.integrator.processes.results_payments import ResultsPaymentsProcess
-from council.services.integrator.projections.commissioning import (
-    CommissioningProjection,
-    get_agreement,
-    get_need,
-    spend_by_partner,
-)
+from council.services.integrator.projections.agreement_queries import get_agreement
+from council.services.integrator.projections.commissioning import CommissioningProjection
+from council.services.integrator.projections.need_queries import get_need, spend_by_partner
 from council.services.outcomes.application import Outcomes
 from council.services.outcomes.domain.commands import (
     Attribution,

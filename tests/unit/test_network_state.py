@@ -48,8 +48,9 @@ from council.services.integrator.projections import (
     spend_by_partner,
 )
 from council.services.integrator.projections.asof import as_of_moment, build_as_of, state_as_of
-from council.services.integrator.projections.commissioning import scale_allocations, split_pro_rata
+from council.services.integrator.projections.commissioning import scale_allocations
 from council.services.integrator.projections.market import hhi_of
+from council.services.integrator.projections.need_queries import split_pro_rata
 from council.services.integrator.service import SPEC as INTEGRATOR
 
 D = Decimal

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from council.kernel.contracts.integrator import SourcingStage
-from council.services.integrator.projections.commissioning import NeedDetail
+from council.services.integrator.projections.commissioning_views import NeedDetail
 from council.services.integrator.projections.timeline import TimelineEvent
 from council.services.integrator.web.steps import FORMS, next_stages, sourcing_steps
 

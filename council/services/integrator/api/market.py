@@ -19,26 +19,27 @@ from council.kernel.text import MAX_OFFSET, QueryName, SearchText
 from council.platform.identity import COUNCIL_READERS, Principal, require
 from council.platform.runtime import Runtime
 from council.platform.sql import Database
+from council.services.integrator.projections.agreement_queries import get_agreement, list_agreements
 from council.services.integrator.projections.asof import as_of_moment, state_as_of
-from council.services.integrator.projections.commissioning import (
+from council.services.integrator.projections.commissioning_views import (
     AgreementDetail,
     AgreementSummary,
     LessonView,
     NeedDetail,
     NeedSummary,
     SpendByPartner,
-    get_agreement,
-    get_need,
-    list_agreements,
-    list_needs,
-    search_lessons,
-    spend_by_partner,
 )
 from council.services.integrator.projections.market import (
     MarketView,
     NetworkState,
     market_view,
     network_state,
+)
+from council.services.integrator.projections.need_queries import (
+    get_need,
+    list_needs,
+    search_lessons,
+    spend_by_partner,
 )
 
 router = APIRouter(tags=["network state and market"])

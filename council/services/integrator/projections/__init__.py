@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from council.platform.projection import Projection
+from council.services.integrator.projections.agreement_queries import get_agreement, list_agreements
 from council.services.integrator.projections.audit import AuditReadsProjection
-from council.services.integrator.projections.commissioning import (
-    CommissioningProjection,
-    get_agreement,
+from council.services.integrator.projections.commissioning import CommissioningProjection
+from council.services.integrator.projections.market import market_view, network_state
+from council.services.integrator.projections.need_queries import (
     get_need,
-    list_agreements,
     list_needs,
     search_lessons,
     spend_by_partner,
 )
-from council.services.integrator.projections.market import market_view, network_state
 from council.services.integrator.projections.network import (
     IGNORED,
     NetworkProjection,

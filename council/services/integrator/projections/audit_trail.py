@@ -36,12 +36,12 @@ from council.platform.eventlog import EventLog
 from council.platform.identity import Scope
 from council.platform.settings import SERVICE_NAMES
 from council.platform.sql import Database
-from council.services.integrator.projections.commissioning import list_needs
 from council.services.integrator.projections.market import (
     NetworkState,
     NetworkTotals,
     ProviderState,
 )
+from council.services.integrator.projections.need_queries import list_needs
 
 TRAIL_SOURCES = SERVICE_NAMES
 AUDIT_READ_TYPES = frozenset({"AuditReadStarted", "AuditReadFinished"})

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from council.kernel.contracts.integrator import SourcingStage
-from council.services.integrator.projections.commissioning import NeedDetail
+from council.services.integrator.projections.commissioning_views import NeedDetail
 from council.services.integrator.projections.timeline import TimelineEvent
 
 StepState = Literal["done", "current", "later"]

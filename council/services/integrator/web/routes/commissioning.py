@@ -28,10 +28,9 @@ from council.platform.identity import acting_as
 from council.platform.sql import Database
 from council.services.integrator.application import Integrator
 from council.services.integrator.domain import commands as c
-from council.services.integrator.projections.commissioning import (
-    get_agreement,
+from council.services.integrator.projections.agreement_queries import get_agreement, list_agreements
+from council.services.integrator.projections.need_queries import (
     get_need,
-    list_agreements,
     list_needs,
     search_lessons,
     spend_by_partner,

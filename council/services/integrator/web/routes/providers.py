@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from council.kernel.contracts.provider_registry import SOURCE as REGISTRY
 from council.kernel.contracts.provider_registry import OrganisationType, StandingKind
-from council.services.integrator.projections.commissioning import list_agreements
+from council.services.integrator.projections.agreement_queries import list_agreements
 from council.services.integrator.projections.network import get_provider, list_providers
 from council.services.integrator.projections.overview import areas_served, record_names
 from council.services.integrator.projections.performance import performance_of
