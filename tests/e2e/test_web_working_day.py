@@ -169,7 +169,7 @@ def test_a_need_walks_the_eight_steps_by_keyboard(stack: Stack, browser: Browser
     page.fill("#decision-awards-0-title", "Walking buses")
     page.select_option("#decision-awards-0-arrangement_type", "grant")
     page.fill("#decision-awards-0-allocation", "40000.00")
-    page.select_option("#decision-awards-0-provider_ids", index=0)
+    page.locator("#decision-form .candidates input[type=checkbox]").first.check()
     page.fill("#decision-rationale", "the charity's volunteers are already there")
     page.fill("#decision-decision_maker", "Head of Commissioning")
     with page.expect_navigation():
@@ -227,3 +227,66 @@ def test_home_shows_an_accreditation_about_to_lapse(stack: Stack, browser: Brows
     tab.checked("home-lapsing")
     for figure in ("#fig-ending", "#fig-red", "#fig-waiting", "#fig-envelope"):
         assert int(text(tab, figure)) >= 0
+
+
+def need_at_engagement(stack: Stack, title: str, area: str = "weight-management") -> str:
+    """A need defined, appraised and with the market engaged, over the integrator's API: the
+    decision is its next step."""
+    need = stack.post("integrator", "/needs", {
+        "title": title, "service_area": area,
+        "population": {"description": "Families in Brookfield", "areas": ["Brookfield"]},
+        "outcomes": [{"description": "Fewer children living with obesity"}],
+        "budget_envelope": "300000.00", "starts_on": "2027-04-01", "ends_on": "2029-03-31"})
+    assert need.status_code == 201, need.text
+    need_id = str(need.json()["need_id"])
+    for path, body in (
+            ("options", {"options": [{"option": "vcse_grant", "description": "a grant"}],
+                         "recommended": "vcse_grant", "rationale": "local reach"}),
+            ("market-engagement", {"summary": "an open morning",
+                                   "engaged_on": "2026-11-02"})):
+        done = stack.post("integrator", f"/needs/{need_id}/{path}", body)
+        assert done.status_code == 200, done.text
+    return need_id
+
+
+def test_providers_are_picked_and_the_award_preview_follows(stack: Stack,
+                                                            browser: Browser) -> None:
+    tab, page = browser, browser.page
+    need_id = need_at_engagement(stack, "Family weight clubs in Brookfield")
+    sign_in(tab, "admin")
+    tab.goto(f"/ui/needs/{need_id}")
+    assert current_step(tab) == "Engage the market"
+    # Searching a broad category finds the providers of what lies below it; a type narrows.
+    page.select_option("#pick-category", "public-health")
+    page.select_option("#pick-type", "vcse")
+    with page.expect_navigation():
+        page.click("#picker-search button:has-text('Find providers')")
+    picker = "#decision-form .candidates"
+    rows = page.locator(f"{picker} tbody tr")
+    assert rows.count() > 0
+    kinds = page.locator(f"{picker} tbody td:nth-child(3)").all_text_contents()
+    assert kinds
+    assert all(k.startswith("VCSE") for k in kinds), kinds
+    standing = page.locator(f"{picker} tbody td:nth-child(5)").all_text_contents()
+    assert all("Good standing" in s or "Lapsed" in s for s in standing), standing
+    tab.checked("picker")
+
+    page.click("summary:has-text('Record a commissioning decision')")
+    vcse_before = text(tab, "#preview-vcse")
+    providers_before = text(tab, "#award-preview tbody")
+    page.locator(f"{picker} input[type=checkbox]").first.check()
+    page.fill("#decision-awards-0-allocation", "250000.00")
+    page.wait_for_function("() => document.getElementById('award-preview')"
+                           ".getAttribute('data-drawn') !== null"
+                           " && document.getElementById('preview-vcse').textContent"
+                           f" !== {vcse_before!r}")
+    assert float(text(tab, "#preview-vcse").rstrip("%")) > float(vcse_before.rstrip("%"))
+    assert text(tab, "#award-preview tbody") != providers_before
+    assert "would rest on a single provider" in text(tab, "#award-preview")
+    tab.checked("award-preview")
+    # A second provider shares the award: the preview is drawn again.
+    drawn = page.get_attribute("#award-preview", "data-drawn")
+    page.locator(f"{picker} input[type=checkbox]").nth(1).check()
+    page.wait_for_function("(drawn) => document.getElementById('award-preview')"
+                           ".getAttribute('data-drawn') !== drawn", arg=drawn)
+    assert "would rest on a single provider" not in text(tab, "#award-preview")

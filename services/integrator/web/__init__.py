@@ -17,11 +17,13 @@ from services.integrator.web.routes import (
     market,
     network,
     outcomes,
+    picking,
     providers,
     static,
 )
 
 router = APIRouter()
 router.include_router(auth.root)
-for module in (auth, home, network, providers, commissioning, outcomes, market, audit, static):
+for module in (auth, home, network, providers, commissioning, picking, outcomes, market, audit,
+               static):
     router.include_router(module.routes)

@@ -36,6 +36,7 @@ from services.integrator.projections.performance import performance_of
 from services.integrator.projections.timeline import timeline
 from services.integrator.web import forms
 from services.integrator.web.pages import AsOf, Posted, SignedIn, forbidden, not_found, router
+from services.integrator.web.picking import award_preview, picker, proposed_of
 from services.integrator.web.render import categories, page, redirect
 from services.integrator.web.session import Viewer
 from services.integrator.web.steps import FORMS, next_stages, sourcing_steps
@@ -189,9 +190,15 @@ def _need_page(request: Request, viewer: Viewer, need_id: UUID, as_of: AsOf | No
         split = spend_by_partner(db, need_id) if len(need.contributions) > 1 else None
         measures = dict(_measures(db))
         own_lessons = len(search_lessons(db, need_id=need_id, limit=1000))
+        areas = areas_served(db)
+    today = as_of.day if as_of and as_of.day else date.today()
+    # Choosing providers is for deciding now: the live read models, whatever date is shown.
+    live = runtime_of(request).views
+    chosen = (failed or {}).get("decision")
+    picking = picker(live, request.query_params, need, today)
+    preview = award_preview(live, need, proposed_of(chosen.values if chosen else {}))
     history = timeline(runtime_of(request).views, subjects=[str(need_id)], limit=500,
                        until=moment, hidden_types=viewer.sight.hidden_types()).events
-    today = as_of.day if as_of and as_of.day else date.today()
     steps = sourcing_steps(need, today=today, events=history, own_lessons=own_lessons)
     failed = failed or {}
     drafted = {a.award_id for a in need.agreements}
@@ -202,7 +209,8 @@ def _need_page(request: Request, viewer: Viewer, need_id: UUID, as_of: AsOf | No
         approved=[(str(p.provider_id), p.name) for p in providers
                   if p.status.value == "approved"],
         split=split, measures=measures, awards=awards, drafted=drafted, rows=ROWS,
-        steps=steps, offered=_offered(need.stage, failed),
+        steps=steps, offered=_offered(need.stage, failed), picking=picking, preview=preview,
+        categories=categories(), areas=areas,
         next_stages=[s.value for s in next_stages(need)],
         options=[o.value for o in SourcingOption], stages=[s.value for s in SourcingStage],
         arrangement_types=[k.value for k in ArrangementType], today=date.today(),
