@@ -7,12 +7,16 @@ screenshotted and checked with axe-core, as in test_web_browser."""
 
 from __future__ import annotations
 
+import csv
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
 
+import openpyxl
 import pytest
 
 from shared.cli import demo_users
@@ -290,3 +294,59 @@ def test_providers_are_picked_and_the_award_preview_follows(stack: Stack,
     page.wait_for_function("(drawn) => document.getElementById('award-preview')"
                            ".getAttribute('data-drawn') !== drawn", arg=drawn)
     assert "would rest on a single provider" not in text(tab, "#award-preview")
+
+
+def pounds_in(cell: str) -> Decimal:
+    figure = cell.split("\n")[0].strip()
+    return Decimal(0) if figure == "—" else Decimal(re.sub(r"[£,]", "", figure))
+
+
+def test_the_network_list_sorts_pages_and_exports(stack: Stack, browser: Browser,
+                                                  tmp_path: Path) -> None:
+    tab, page = browser, browser.page
+    sign_in(tab, "staff")
+    tab.goto("/ui/network?status=approved")
+    matched = int(text(tab, "#matched").split()[0])
+    assert matched > 25
+    assert text(tab, "#page-of") == f"Page 1 of {-(-matched // 25)}"
+    assert page.locator("#providers tbody tr").count() == 25
+    # Sorted by committed, largest first: the header says so, the figures fall.
+    with page.expect_navigation():
+        page.click("#providers th a:has-text('Committed')")
+    with page.expect_navigation():
+        page.click("#providers th a:has-text('Committed')")
+    assert page.get_attribute("#providers th[aria-sort]", "aria-sort") == "descending"
+    committed = [pounds_in(c) for c in
+                 page.locator("#providers tbody td:nth-child(7)").all_inner_texts()]
+    assert committed == sorted(committed, reverse=True)
+    assert committed[0] > 0
+    tab.checked("network-sorted")
+    with page.expect_navigation():
+        page.click(".pager a:has-text('Next')")
+    assert text(tab, "#page-of").startswith("Page 2 of")
+    later = [pounds_in(c) for c in
+             page.locator("#providers tbody td:nth-child(7)").all_inner_texts()]
+    assert max(later) <= min(committed)
+    tab.checked("network-page-2")
+    # Exported as shown: every approved provider, in this order.
+    with page.expect_download() as csv_download:
+        page.click("#export-csv")
+    csv_path = tmp_path / "providers.csv"
+    csv_download.value.save_as(csv_path)
+    with csv_path.open(encoding="utf-8-sig", newline="") as f:
+        records = list(csv.DictReader(f))
+    assert len(records) == matched
+    assert {r["Status"] for r in records} == {"Approved"}
+    with page.expect_download() as xlsx_download:
+        page.click("#export-xlsx")
+    xlsx_path = tmp_path / "providers.xlsx"
+    xlsx_download.value.save_as(xlsx_path)
+    sheet = openpyxl.load_workbook(xlsx_path).active
+    assert sheet is not None
+    table = list(sheet.iter_rows(values_only=True))
+    assert table[0][0] == "Provider"
+    assert table[0][8] == "Committed (£)"
+    assert len(table) == matched + 1
+    amounts = [Decimal(str(row[8])) for row in table[1:]]
+    assert amounts == sorted(amounts, reverse=True)
+    assert [row[0] for row in table[1:]] == [r["Provider"] for r in records]
