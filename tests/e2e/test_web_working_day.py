@@ -350,3 +350,46 @@ def test_the_network_list_sorts_pages_and_exports(stack: Stack, browser: Browser
     amounts = [Decimal(str(row[8])) for row in table[1:]]
     assert amounts == sorted(amounts, reverse=True)
     assert [row[0] for row in table[1:]] == [r["Provider"] for r in records]
+
+
+def test_a_lesson_recorded_appears_on_a_similar_need(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    earlier = need_at_engagement(stack, "Cooking clubs in Castleton")
+    later = stack.post("integrator", "/needs", {
+        "title": "Healthy weight for Eastmoor families", "service_area": "weight-management",
+        "population": {"description": "Families in Eastmoor"},
+        "outcomes": [{"description": "Fewer children living with obesity"}],
+        "budget_envelope": "90000.00", "starts_on": "2027-04-01", "ends_on": "2029-03-31"})
+    assert later.status_code == 201, later.text
+    sign_in(tab, "commissioner")
+    page.click("nav >> text=Lessons")
+    tab.checked("lessons")
+    by_keyboard(tab, "Record a lesson", {
+        "lesson-need_id": "Cooking clubs in Castleton",
+        "lesson-stage": "Mob",
+        "lesson-went": "Badly",
+        "lesson-what": "Volunteers were not vetted before the clubs opened",
+        "lesson-why": "safeguarding checks were left to the week before launch",
+        "lesson-tags": "safeguarding, vcse"}, "Record the lesson")
+    assert "Lesson recorded" in text(tab, ".flash")
+    assert page.locator(".lesson").count() >= 1
+    page.fill("#l-q", "vetted")
+    page.select_option("#l-went", "badly")
+    with page.expect_navigation():
+        page.click("form[aria-label=Lessons] button:has-text('Search')")
+    assert text(tab, "#lessons-matched") == "1 lesson matches."
+    assert "Cooking clubs in Castleton" in text(tab, ".lessons")
+    tab.checked("lessons-found")
+    page.select_option("#l-went", "well")
+    with page.expect_navigation():
+        page.click("form[aria-label=Lessons] button:has-text('Search')")
+    assert text(tab, "#lessons-matched") == "0 lessons match."
+    # The newer need, in the same market, shows it before its options are appraised.
+    tab.goto(f"/ui/needs/{later.json()['need_id']}")
+    assert current_step(tab) == "Specify the objectives"
+    similar = text(tab, "#similar-lessons")
+    assert "Volunteers were not vetted before the clubs opened" in similar
+    assert "Cooking clubs in Castleton" in similar
+    tab.checked("need-similar-lessons")
+    tab.goto(f"/ui/needs/{earlier}")  # its own lesson is not "similar" to itself
+    assert "Volunteers were not vetted" not in text(tab, "#similar-lessons")

@@ -14,6 +14,7 @@ from services.integrator.web.routes import (
     auth,
     commissioning,
     home,
+    lessons,
     market,
     network,
     outcomes,
@@ -24,6 +25,6 @@ from services.integrator.web.routes import (
 
 router = APIRouter()
 router.include_router(auth.root)
-for module in (auth, home, network, providers, commissioning, picking, outcomes, market, audit,
-               static):
+for module in (auth, home, network, providers, commissioning, picking, lessons, outcomes,
+               market, audit, static):
     router.include_router(module.routes)

@@ -27,6 +27,14 @@ def lineage(code: str) -> list[str]:
     return taxonomy().lineage(code)
 
 
+def same_market(code: str) -> list[str]:
+    """Every category in the market `code` belongs to (its top-level category and all below
+    it): where a similar need would be filed."""
+    tax = taxonomy()
+    top = tax.top(code)
+    return [c for c in tax.terms if tax.top(c) == top] or [code]
+
+
 def search_of(params: QueryParams, need: NeedDetail) -> Search:
     """The picker's search: the need's own service area until another is asked for."""
     def given(name: str, default: str = "") -> str:

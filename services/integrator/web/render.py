@@ -38,6 +38,7 @@ NAV = (
     ("home", "Home", "/ui/home"),
     ("network", "Network", "/ui/network"),
     ("commissioning", "Commissioning", "/ui/commissioning"),
+    ("lessons", "Lessons", "/ui/lessons"),
     ("outcomes", "Outcomes", "/ui/outcomes"),
     ("market", "Market", "/ui/market"),
     ("audit", "Audit timeline", "/ui/audit"),

@@ -25,6 +25,7 @@ from services.integrator.projections.commissioning import (
     search_lessons,
     spend_by_partner,
 )
+from services.integrator.projections.lessons import similar_lessons
 from services.integrator.projections.network import list_providers
 from services.integrator.projections.overview import (
     agreement_outcomes,
@@ -36,7 +37,13 @@ from services.integrator.projections.performance import performance_of
 from services.integrator.projections.timeline import timeline
 from services.integrator.web import forms
 from services.integrator.web.pages import AsOf, Posted, SignedIn, forbidden, not_found, router
-from services.integrator.web.picking import award_preview, picker, proposed_of
+from services.integrator.web.picking import (
+    award_preview,
+    lineage,
+    picker,
+    proposed_of,
+    same_market,
+)
 from services.integrator.web.render import categories, page, redirect
 from services.integrator.web.session import Viewer
 from services.integrator.web.steps import FORMS, next_stages, sourcing_steps
@@ -190,6 +197,8 @@ def _need_page(request: Request, viewer: Viewer, need_id: UUID, as_of: AsOf | No
         split = spend_by_partner(db, need_id) if len(need.contributions) > 1 else None
         measures = dict(_measures(db))
         own_lessons = len(search_lessons(db, need_id=need_id, limit=1000))
+        similar = similar_lessons(db, need_id, same_market(need.service_area),
+                                  lineage(need.service_area))
         areas = areas_served(db)
     today = as_of.day if as_of and as_of.day else date.today()
     # Choosing providers is for deciding now: the live read models, whatever date is shown.
@@ -210,7 +219,7 @@ def _need_page(request: Request, viewer: Viewer, need_id: UUID, as_of: AsOf | No
                   if p.status.value == "approved"],
         split=split, measures=measures, awards=awards, drafted=drafted, rows=ROWS,
         steps=steps, offered=_offered(need.stage, failed), picking=picking, preview=preview,
-        categories=categories(), areas=areas,
+        categories=categories(), areas=areas, similar=similar,
         next_stages=[s.value for s in next_stages(need)],
         options=[o.value for o in SourcingOption], stages=[s.value for s in SourcingStage],
         arrangement_types=[k.value for k in ArrangementType], today=date.today(),
