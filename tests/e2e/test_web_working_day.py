@@ -393,3 +393,18 @@ def test_a_lesson_recorded_appears_on_a_similar_need(stack: Stack, browser: Brow
     tab.checked("need-similar-lessons")
     tab.goto(f"/ui/needs/{earlier}")  # its own lesson is not "similar" to itself
     assert "Volunteers were not vetted" not in text(tab, "#similar-lessons")
+
+
+def test_errors_answer_friendly_pages(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    sign_in(tab, "regulator")
+    for name, path, said in (("bad-id", "/ui/agreements/not-an-id", "There is no agreement"),
+                             ("no-page", "/ui/no-such-page", "There is no page")):
+        response = page.goto(tab.url(path))
+        assert response is not None
+        assert response.status == 404
+        assert text(tab, "h1") == "Not found"
+        assert said in text(tab, "#problem-message")
+        tab.checked(f"error-{name}")
+    decimals = stack.get("integrator", "/network/state")
+    assert "E+" not in str(decimals)

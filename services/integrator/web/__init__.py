@@ -16,6 +16,7 @@ from services.integrator.web.routes import (
     home,
     lessons,
     market,
+    missing,
     network,
     outcomes,
     picking,
@@ -26,5 +27,5 @@ from services.integrator.web.routes import (
 router = APIRouter()
 router.include_router(auth.root)
 for module in (auth, home, network, providers, commissioning, picking, lessons, outcomes,
-               market, audit, static):
+               market, audit, static, missing):
     router.include_router(module.routes)
