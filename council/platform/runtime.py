@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 import structlog
@@ -288,6 +289,24 @@ class WorkerDied(RuntimeError):
     """A worker thread of `council work` ended on its own."""
 
 
+# A JSON string holding nothing but a decimal in exponent form, as pydantic writes a Decimal
+# such as Decimal("1.90E+3") (what arithmetic on exact amounts can leave).
+_EXPONENT_DECIMAL = re.compile(rb'"(-?[0-9]+(?:\.[0-9]+)?E[+-]?[0-9]+)"')
+
+
+def _plain(found: re.Match[bytes]) -> bytes:
+    return b'"' + format(Decimal(found.group(1).decode()), "f").encode() + b'"'
+
+
+class PlainNumbersJSON(JSONResponse):
+    """JSON whose decimals read as plain numbers ("1900", never "1.90E+3"): people and
+    spreadsheets read these figures, and the exponent form is a surprise to both."""
+
+    def render(self, content: Any) -> bytes:
+        body = super().render(content)
+        return _EXPONENT_DECIMAL.sub(_plain, body) if b"E" in body else body
+
+
 def create_service_app(
     spec: ServiceSpec, settings: Settings | None = None, workers: WorkerMode = "thread",
     worker_command: Sequence[str] = (),
@@ -322,6 +341,7 @@ def create_service_app(
         title=f"Council Integrator: {spec.name.replace('_', ' ')}",
         version="0.1.0",
         lifespan=lifespan,
+        default_response_class=PlainNumbersJSON,
     )
     metrics = ServiceMetrics(spec.name)
     api.state.metrics = metrics

@@ -194,7 +194,7 @@ def test_onboard_commission_vary_and_look_back(stack: Stack, browser: Browser) -
     page.fill("#decision-awards-0-title", "Family clubs")
     page.select_option("#decision-awards-0-arrangement_type", "grant")
     page.fill("#decision-awards-0-allocation", "150000.00")
-    page.select_option("#decision-awards-0-provider_ids", provider_id)
+    page.check(f"#decision-pick-{provider_id}")  # the picker finds it by its capability
     page.fill("#decision-rationale", "the best local reach")
     page.fill("#decision-decision_maker", "Cabinet Member for Public Health")
     submit(tab, "#decision", "Record the decision")

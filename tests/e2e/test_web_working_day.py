@@ -7,12 +7,16 @@ screenshotted and checked with axe-core, as in test_web_browser."""
 
 from __future__ import annotations
 
+import csv
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
 
+import openpyxl
 import pytest
 
 from council.tools.cli import demo_users
@@ -169,7 +173,7 @@ def test_a_need_walks_the_eight_steps_by_keyboard(stack: Stack, browser: Browser
     page.fill("#decision-awards-0-title", "Walking buses")
     page.select_option("#decision-awards-0-arrangement_type", "grant")
     page.fill("#decision-awards-0-allocation", "40000.00")
-    page.select_option("#decision-awards-0-provider_ids", index=0)
+    page.locator("#decision-form .candidates input[type=checkbox]").first.check()
     page.fill("#decision-rationale", "the charity's volunteers are already there")
     page.fill("#decision-decision_maker", "Head of Commissioning")
     with page.expect_navigation():
@@ -227,3 +231,180 @@ def test_home_shows_an_accreditation_about_to_lapse(stack: Stack, browser: Brows
     tab.checked("home-lapsing")
     for figure in ("#fig-ending", "#fig-red", "#fig-waiting", "#fig-envelope"):
         assert int(text(tab, figure)) >= 0
+
+
+def need_at_engagement(stack: Stack, title: str, area: str = "weight-management") -> str:
+    """A need defined, appraised and with the market engaged, over the integrator's API: the
+    decision is its next step."""
+    need = stack.post("integrator", "/needs", {
+        "title": title, "service_area": area,
+        "population": {"description": "Families in Brookfield", "areas": ["Brookfield"]},
+        "outcomes": [{"description": "Fewer children living with obesity"}],
+        "budget_envelope": "300000.00", "starts_on": "2027-04-01", "ends_on": "2029-03-31"})
+    assert need.status_code == 201, need.text
+    need_id = str(need.json()["need_id"])
+    for path, body in (
+            ("options", {"options": [{"option": "vcse_grant", "description": "a grant"}],
+                         "recommended": "vcse_grant", "rationale": "local reach"}),
+            ("market-engagement", {"summary": "an open morning",
+                                   "engaged_on": "2026-11-02"})):
+        done = stack.post("integrator", f"/needs/{need_id}/{path}", body)
+        assert done.status_code == 200, done.text
+    return need_id
+
+
+def test_providers_are_picked_and_the_award_preview_follows(stack: Stack,
+                                                            browser: Browser) -> None:
+    tab, page = browser, browser.page
+    need_id = need_at_engagement(stack, "Family weight clubs in Brookfield")
+    sign_in(tab, "admin")
+    tab.goto(f"/ui/needs/{need_id}")
+    assert current_step(tab) == "Engage the market"
+    # Searching a broad category finds the providers of what lies below it; a type narrows.
+    page.select_option("#pick-category", "public-health")
+    page.select_option("#pick-type", "vcse")
+    with page.expect_navigation():
+        page.click("#picker-search button:has-text('Find providers')")
+    picker = "#decision-form .candidates"
+    rows = page.locator(f"{picker} tbody tr")
+    assert rows.count() > 0
+    kinds = page.locator(f"{picker} tbody td:nth-child(3)").all_text_contents()
+    assert kinds
+    assert all(k.startswith("VCSE") for k in kinds), kinds
+    standing = page.locator(f"{picker} tbody td:nth-child(5)").all_text_contents()
+    assert all("Good standing" in s or "Lapsed" in s for s in standing), standing
+    tab.checked("picker")
+
+    page.click("summary:has-text('Record a commissioning decision')")
+    vcse_before = text(tab, "#preview-vcse")
+    providers_before = text(tab, "#award-preview tbody")
+    page.locator(f"{picker} input[type=checkbox]").first.check()
+    page.fill("#decision-awards-0-allocation", "250000.00")
+    page.wait_for_function("() => document.getElementById('award-preview')"
+                           ".getAttribute('data-drawn') !== null"
+                           " && document.getElementById('preview-vcse').textContent"
+                           f" !== {vcse_before!r}")
+    assert float(text(tab, "#preview-vcse").rstrip("%")) > float(vcse_before.rstrip("%"))
+    assert text(tab, "#award-preview tbody") != providers_before
+    assert "would rest on a single provider" in text(tab, "#award-preview")
+    tab.checked("award-preview")
+    # A second provider shares the award: the preview is drawn again.
+    drawn = page.get_attribute("#award-preview", "data-drawn")
+    page.locator(f"{picker} input[type=checkbox]").nth(1).check()
+    page.wait_for_function("(drawn) => document.getElementById('award-preview')"
+                           ".getAttribute('data-drawn') !== drawn", arg=drawn)
+    assert "would rest on a single provider" not in text(tab, "#award-preview")
+
+
+def pounds_in(cell: str) -> Decimal:
+    figure = cell.split("\n")[0].strip()
+    return Decimal(0) if figure == "—" else Decimal(re.sub(r"[£,]", "", figure))
+
+
+def test_the_network_list_sorts_pages_and_exports(stack: Stack, browser: Browser,
+                                                  tmp_path: Path) -> None:
+    tab, page = browser, browser.page
+    sign_in(tab, "staff")
+    tab.goto("/ui/network?status=approved")
+    matched = int(text(tab, "#matched").split()[0])
+    assert matched > 25
+    assert text(tab, "#page-of") == f"Page 1 of {-(-matched // 25)}"
+    assert page.locator("#providers tbody tr").count() == 25
+    # Sorted by committed, largest first: the header says so, the figures fall.
+    with page.expect_navigation():
+        page.click("#providers th a:has-text('Committed')")
+    with page.expect_navigation():
+        page.click("#providers th a:has-text('Committed')")
+    assert page.get_attribute("#providers th[aria-sort]", "aria-sort") == "descending"
+    committed = [pounds_in(c) for c in
+                 page.locator("#providers tbody td:nth-child(7)").all_inner_texts()]
+    assert committed == sorted(committed, reverse=True)
+    assert committed[0] > 0
+    tab.checked("network-sorted")
+    with page.expect_navigation():
+        page.click(".pager a:has-text('Next')")
+    assert text(tab, "#page-of").startswith("Page 2 of")
+    later = [pounds_in(c) for c in
+             page.locator("#providers tbody td:nth-child(7)").all_inner_texts()]
+    assert max(later) <= min(committed)
+    tab.checked("network-page-2")
+    # Exported as shown: every approved provider, in this order.
+    with page.expect_download() as csv_download:
+        page.click("#export-csv")
+    csv_path = tmp_path / "providers.csv"
+    csv_download.value.save_as(csv_path)
+    with csv_path.open(encoding="utf-8-sig", newline="") as f:
+        records = list(csv.DictReader(f))
+    assert len(records) == matched
+    assert {r["Status"] for r in records} == {"Approved"}
+    with page.expect_download() as xlsx_download:
+        page.click("#export-xlsx")
+    xlsx_path = tmp_path / "providers.xlsx"
+    xlsx_download.value.save_as(xlsx_path)
+    sheet = openpyxl.load_workbook(xlsx_path).active
+    assert sheet is not None
+    table = list(sheet.iter_rows(values_only=True))
+    assert table[0][0] == "Provider"
+    assert table[0][8] == "Committed (£)"
+    assert len(table) == matched + 1
+    amounts = [Decimal(str(row[8])) for row in table[1:]]
+    assert amounts == sorted(amounts, reverse=True)
+    assert [row[0] for row in table[1:]] == [r["Provider"] for r in records]
+
+
+def test_a_lesson_recorded_appears_on_a_similar_need(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    earlier = need_at_engagement(stack, "Cooking clubs in Castleton")
+    later = stack.post("integrator", "/needs", {
+        "title": "Healthy weight for Eastmoor families", "service_area": "weight-management",
+        "population": {"description": "Families in Eastmoor"},
+        "outcomes": [{"description": "Fewer children living with obesity"}],
+        "budget_envelope": "90000.00", "starts_on": "2027-04-01", "ends_on": "2029-03-31"})
+    assert later.status_code == 201, later.text
+    sign_in(tab, "commissioner")
+    page.click("nav >> text=Lessons")
+    tab.checked("lessons")
+    by_keyboard(tab, "Record a lesson", {
+        "lesson-need_id": "Cooking clubs in Castleton",
+        "lesson-stage": "Mob",
+        "lesson-went": "Badly",
+        "lesson-what": "Volunteers were not vetted before the clubs opened",
+        "lesson-why": "safeguarding checks were left to the week before launch",
+        "lesson-tags": "safeguarding, vcse"}, "Record the lesson")
+    assert "Lesson recorded" in text(tab, ".flash")
+    assert page.locator(".lesson").count() >= 1
+    page.fill("#l-q", "vetted")
+    page.select_option("#l-went", "badly")
+    with page.expect_navigation():
+        page.click("form[aria-label=Lessons] button:has-text('Search')")
+    assert text(tab, "#lessons-matched") == "1 lesson matches."
+    assert "Cooking clubs in Castleton" in text(tab, ".lessons")
+    tab.checked("lessons-found")
+    page.select_option("#l-went", "well")
+    with page.expect_navigation():
+        page.click("form[aria-label=Lessons] button:has-text('Search')")
+    assert text(tab, "#lessons-matched") == "0 lessons match."
+    # The newer need, in the same market, shows it before its options are appraised.
+    tab.goto(f"/ui/needs/{later.json()['need_id']}")
+    assert current_step(tab) == "Specify the objectives"
+    similar = text(tab, "#similar-lessons")
+    assert "Volunteers were not vetted before the clubs opened" in similar
+    assert "Cooking clubs in Castleton" in similar
+    tab.checked("need-similar-lessons")
+    tab.goto(f"/ui/needs/{earlier}")  # its own lesson is not "similar" to itself
+    assert "Volunteers were not vetted" not in text(tab, "#similar-lessons")
+
+
+def test_errors_answer_friendly_pages(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    sign_in(tab, "regulator")
+    for name, path, said in (("bad-id", "/ui/agreements/not-an-id", "There is no agreement"),
+                             ("no-page", "/ui/no-such-page", "There is no page")):
+        response = page.goto(tab.url(path))
+        assert response is not None
+        assert response.status == 404
+        assert text(tab, "h1") == "Not found"
+        assert said in text(tab, "#problem-message")
+        tab.checked(f"error-{name}")
+    decimals = stack.get("integrator", "/network/state")
+    assert "E+" not in str(decimals)

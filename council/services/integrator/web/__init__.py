@@ -14,14 +14,18 @@ from council.services.integrator.web.routes import (
     auth,
     commissioning,
     home,
+    lessons,
     market,
+    missing,
     network,
     outcomes,
+    picking,
     providers,
     static,
 )
 
 router = APIRouter()
 router.include_router(auth.root)
-for module in (auth, home, network, providers, commissioning, outcomes, market, audit, static):
+for module in (auth, home, network, providers, commissioning, picking, lessons, outcomes,
+               market, audit, static, missing):
     router.include_router(module.routes)

@@ -8,14 +8,24 @@ from collections.abc import Callable, Coroutine, Iterator
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute
 
 from council.kernel.clock import moment_text
 from council.kernel.contracts.integrator import AuditEndpoint
+from council.kernel.errors import (
+    ConcurrentChange,
+    DomainRuleBroken,
+    InfrastructureUnavailable,
+    NotAuthorised,
+    NotFound,
+)
 from council.kernel.text import without_controls
 from council.platform.identity import Role, admission_refusal
+from council.platform.problems import database_fault
 from council.services.integrator.api.audit import RecordedRead
 from council.services.integrator.domain.access import Record
 from council.services.integrator.projections.asof import as_of_moment
@@ -29,6 +39,8 @@ from council.services.integrator.web.session import (
     current_viewer,
     signed_in,
 )
+
+log = structlog.get_logger("web")
 
 SignedIn = Annotated[Viewer, Depends(signed_in)]
 
@@ -59,9 +71,43 @@ class PageRefused(Exception):
                     message=self.message)
 
 
+# What each error status is called on its page.
+ERROR_TITLES = {400: "Not understood", 403: "Not allowed", 404: "Not found",
+                405: "Not done here", 409: "Could not be done", 413: "Too large",
+                422: "Not understood", 429: "Too many requests", 500: "Something went wrong",
+                503: "Not available just now"}
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """The friendly page for an error status: what happened in words, never a raw body."""
+    title = ERROR_TITLES.get(status, "Something went wrong" if status >= 500 else
+                             "Could not be done")
+    return page(request, "problem.html", current_viewer(request), status=status, title=title,
+                message=message, reference=getattr(request.state, "correlation_id", None))
+
+
+def _not_understood(request: Request, exc: RequestValidationError) -> HTMLResponse:
+    """A bad id in a page's address is a page that does not exist; anything else in the
+    address is a question asked wrongly."""
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        if loc[:1] == ["path"] and loc[-1].endswith("_id"):
+            what = loc[-1].removesuffix("_id").replace("_", " ")
+            given = str(request.path_params.get(loc[-1], ""))[:60]
+            return error_page(request, 404, f"There is no {what} {given}: a {what}'s id "
+                                            "looks like 5b81cd6c-2d4a-48c4-a402-594cf3556e25. "
+                                            "Check the address, or find it from the lists.")
+    fields = ", ".join(sorted({str(e.get("loc", ("", ""))[-1]) for e in exc.errors()}))
+    return error_page(request, 400, f"This address asks for something the page does not "
+                                    f"understand ({fields}): check it, or start again from "
+                                    "the menu.")
+
+
 class PageRoute(APIRoute):
     """A page's route: a PageRefused raised anywhere in answering it (a dependency included)
-    becomes the friendly 403 page rather than an error."""
+    becomes the friendly 403 page, and every other error the friendly page for its status
+    (a bad id: 404; a lost database: 503; a fault of ours: 500, logged with its reference),
+    never a raw JSON body or a bare "Internal Server Error"."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -71,8 +117,38 @@ class PageRoute(APIRoute):
                 return await handler(request)
             except PageRefused as refused:
                 return refused.answer(request)
+            except RequestValidationError as exc:
+                return _not_understood(request, exc)
+            except HTTPException as exc:
+                if exc.status_code < 400:  # a redirect (to sign in)
+                    raise
+                return error_page(request, exc.status_code, str(exc.detail))
+            except NotFound as exc:
+                return error_page(request, 404, str(exc.args[0]) if exc.args else "Not found.")
+            except (DomainRuleBroken, ConcurrentChange) as exc:
+                return error_page(request, 409, str(exc))
+            except NotAuthorised as exc:
+                return error_page(request, 403, str(exc))
+            except InfrastructureUnavailable as exc:
+                return _unavailable(request, str(exc))
+            except Exception as exc:
+                lost = database_fault(exc)
+                if lost is not None:
+                    return _unavailable(request, str(lost))
+                log.exception("page_failed", path=request.url.path)
+                return error_page(request, 500, "The page could not be built: the fault is "
+                                                "ours and has been logged. Try again in a "
+                                                "moment; if it persists, give the reference "
+                                                "below to the integrator's administrators.")
 
         return answer
+
+
+def _unavailable(request: Request, why: str) -> HTMLResponse:
+    response = error_page(request, 503, f"The records cannot be reached just now ({why}). "
+                                        "Nothing was lost: try again in a moment.")
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def page_access(request: Request) -> None:

@@ -38,6 +38,7 @@ NAV = (
     ("home", "Home", "/ui/home"),
     ("network", "Network", "/ui/network"),
     ("commissioning", "Commissioning", "/ui/commissioning"),
+    ("lessons", "Lessons", "/ui/lessons"),
     ("outcomes", "Outcomes", "/ui/outcomes"),
     ("market", "Market", "/ui/market"),
     ("audit", "Audit timeline", "/ui/audit"),
@@ -138,6 +139,7 @@ def type_words(kind: str) -> str:
 _SAID = ("name", "title", "kind", "category", "scheme", "rating", "partner", "option", "stage",
          "how", "period", "new_end", "activity_type", "reason", "rationale", "summary",
          "justification", "what", "legal_basis")
+_CODED = ("kind", "category", "option", "stage", "activity_type")  # codes, said as words
 _AMOUNTS = ("amount", "budget_change", "new_budget", "budget", "allocation", "cost", "total",
             "budget_envelope")
 
@@ -148,8 +150,10 @@ def describe(data: dict[str, Any], limit: int = 180) -> str:
     for key in _SAID:
         value = data.get(key)
         if isinstance(value, str | int) and str(value):
-            said.append(str(value) if key in ("name", "title", "reason", "rationale",
-                                              "summary", "what") else f"{words(key)}: {value}")
+            if key in ("name", "title", "reason", "rationale", "summary", "what"):
+                said.append(str(value))
+            else:  # a code ("market_engagement", "weight-management") as the council says it
+                said.append(f"{words(key)}: {words(value) if key in _CODED else value}")
     for key in _AMOUNTS:
         value = data.get(key)
         if isinstance(value, str | int | float | Decimal) and str(value):

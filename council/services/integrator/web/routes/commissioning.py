@@ -29,6 +29,7 @@ from council.platform.sql import Database
 from council.services.integrator.application import Integrator
 from council.services.integrator.domain import commands as c
 from council.services.integrator.projections.agreement_queries import get_agreement, list_agreements
+from council.services.integrator.projections.lessons import similar_lessons
 from council.services.integrator.projections.need_queries import (
     get_need,
     list_needs,
@@ -52,6 +53,13 @@ from council.services.integrator.web.pages import (
     forbidden,
     not_found,
     router,
+)
+from council.services.integrator.web.picking import (
+    award_preview,
+    lineage,
+    picker,
+    proposed_of,
+    same_market,
 )
 from council.services.integrator.web.render import categories, page, redirect
 from council.services.integrator.web.session import Viewer
@@ -195,9 +203,17 @@ def _need_page(request: Request, viewer: Viewer, need_id: UUID, as_of: AsOf | No
         split = spend_by_partner(db, need_id) if len(need.contributions) > 1 else None
         measures = dict(_measures(db))
         own_lessons = len(search_lessons(db, need_id=need_id, limit=1000))
+        similar = similar_lessons(db, need_id, same_market(need.service_area),
+                                  lineage(need.service_area))
+        areas = areas_served(db)
+    today = as_of.day if as_of and as_of.day else date.today()
+    # Choosing providers is for deciding now: the live read models, whatever date is shown.
+    live = runtime_of(request).views
+    chosen = (failed or {}).get("decision")
+    picking = picker(live, request.query_params, need, today)
+    preview = award_preview(live, need, proposed_of(chosen.values if chosen else {}))
     history = timeline(runtime_of(request).views, subjects=[str(need_id)], limit=500,
                        until=moment, hidden_types=viewer.sight.hidden_types()).events
-    today = as_of.day if as_of and as_of.day else date.today()
     steps = sourcing_steps(need, today=today, events=history, own_lessons=own_lessons)
     failed = failed or {}
     drafted = {a.award_id for a in need.agreements}
@@ -208,7 +224,8 @@ def _need_page(request: Request, viewer: Viewer, need_id: UUID, as_of: AsOf | No
         approved=[(str(p.provider_id), p.name) for p in providers
                   if p.status.value == "approved"],
         split=split, measures=measures, awards=awards, drafted=drafted, rows=ROWS,
-        steps=steps, offered=_offered(need.stage, failed),
+        steps=steps, offered=_offered(need.stage, failed), picking=picking, preview=preview,
+        categories=categories(), areas=areas, similar=similar,
         next_stages=[s.value for s in next_stages(need)],
         options=[o.value for o in SourcingOption], stages=[s.value for s in SourcingStage],
         arrangement_types=[k.value for k in ArrangementType], today=date.today(),

@@ -3,38 +3,79 @@ what they hold under active agreements, with search and filters; now or as of a 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from council.kernel.contracts.provider_registry import OrganisationType, ProviderStatus
 from council.services.integrator.domain import NetworkProvider, NetworkSummary
 from council.services.integrator.projections.market import ProviderState, network_state
 from council.services.integrator.projections.network import list_providers, network_summary
 from council.services.integrator.projections.overview import network_by_area, provider_areas
-from council.services.integrator.web.pages import AsOf, SignedIn, router
-from council.services.integrator.web.render import categories, page, words
+from council.services.integrator.web.listing import (
+    COLUMNS,
+    Order,
+    as_csv,
+    as_xlsx,
+    page_of,
+    rows_of,
+)
+from council.services.integrator.web.pages import AsOf, SignedIn, not_found, router
+from council.services.integrator.web.render import (
+    SECURITY_HEADERS,
+    categories,
+    page,
+    server_ms,
+    words,
+)
 from council.services.integrator.web.views import read_models
 
 routes = router()
-
-SHOWN = 500  # providers listed at once; filters narrow it
-
 
 def _choice(value: str, allowed: list[str]) -> str:
     return value if value in allowed else ""
 
 
+@dataclass(frozen=True)
+class _Filters:
+    q: str
+    organisation_type: str
+    status: str
+    category: str
+    area: str
+
+    @classmethod
+    def of(cls, request: Request) -> _Filters:
+        params = request.query_params
+        return cls(params.get("q", "").strip(),
+                   _choice(params.get("organisation_type", ""),
+                           [k.value for k in OrganisationType]),
+                   _choice(params.get("status", ""), [s.value for s in ProviderStatus]),
+                   params.get("category", "").strip(), params.get("area", "").strip())
+
+    def keep(self, p: NetworkProvider, areas: dict[str, set[str]]) -> bool:
+        return (all(w in p.name.casefold() for w in self.q.casefold().split())
+                and (not self.organisation_type
+                     or p.organisation_type.value == self.organisation_type)
+                and (not self.status or p.status.value == self.status)
+                and (not self.category or any(c.category == self.category
+                                              for c in p.capabilities))
+                and (not self.area or self.area in areas.get(str(p.provider_id), set())))
+
+    def query(self) -> dict[str, str]:
+        return {k: v for k, v in vars(self).items() if v}
+
+
 @routes.get("/network", response_class=HTMLResponse)
 def network(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
     params = request.query_params
-    q = params.get("q", "").strip()
-    kind = _choice(params.get("organisation_type", ""), [k.value for k in OrganisationType])
-    status = _choice(params.get("status", ""), [s.value for s in ProviderStatus])
-    category = params.get("category", "").strip()
-    area = params.get("area", "").strip()
+    filters = _Filters.of(request)
+    order = Order.of(params.get("sort", ""), params.get("dir", ""))
     with read_models(request, as_of.moment) as db:
         state = network_state(db, as_of.day)
         summary = network_summary(db)
@@ -42,25 +83,46 @@ def network(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
         areas = provider_areas(db)
         by_area = network_by_area(db, state)
     held = {str(p.provider_id): p for p in state.providers}
-    words = q.casefold().split()
-    rows = [p for p in everyone
-            if all(w in p.name.casefold() for w in words)
-            and (not kind or p.organisation_type.value == kind)
-            and (not status or p.status.value == status)
-            and (not category or any(c.category == category for c in p.capabilities))
-            and (not area or area in areas.get(str(p.provider_id), set()))]
+    rows = order.apply(rows_of([p for p in everyone if filters.keep(p, areas)], held))
+    kept = {**filters.query(), **({"as_of": as_of.text} if as_of.moment else {})}
     return page(
         request, "network.html", viewer, section="network", as_of=as_of, state=state,
-        rows=rows[:SHOWN], matched=len(rows), shown=SHOWN, held=held, by_area=by_area,
-        by_type=_by_type(everyone, held), by_category=_by_category(summary),
+        paged=page_of(rows, params.get("page", "1")), matched=len(rows), order=order,
+        columns={k: heading for k, (heading, _) in COLUMNS.items()}, kept=kept,
+        query=lambda **more: urlencode({**kept, **{k: v for k, v in more.items() if v}}),
+        by_area=by_area, by_type=_by_type(everyone, held), by_category=_by_category(summary),
         areas=sorted({a for found in areas.values() for a in found}, key=str.casefold),
         organisation_types=[k.value for k in OrganisationType],
         statuses=[s.value for s in ProviderStatus], categories=categories(),
         registered=len(everyone), approved=summary.providers_by_status.get("approved", 0),
-        filters={"q": q, "organisation_type": kind or "", "status": status or "",
-                 "category": category, "area": area},
-        filtered=bool(q or kind or status or category or area),
+        filters=vars(filters), filtered=bool(filters.query()),
     )
+
+
+@routes.get("/network/providers.{kind}")
+def export(kind: str, request: Request, viewer: SignedIn, as_of: AsOf) -> Response:
+    """The providers shown, every page of them in the order chosen, as CSV or Excel."""
+    if kind not in ("csv", "xlsx"):
+        return not_found(request, viewer, f"export as .{kind} (CSV or Excel: .csv, .xlsx)")
+    params = request.query_params
+    filters = _Filters.of(request)
+    with read_models(request, as_of.moment) as db:
+        state = network_state(db, as_of.day)
+        everyone = list_providers(db, 5000)
+        areas = provider_areas(db)
+    held = {str(p.provider_id): p for p in state.providers}
+    rows = Order.of(params.get("sort", ""), params.get("dir", "")).apply(
+        rows_of([p for p in everyone if filters.keep(p, areas)], held))
+    stamp = as_of.day.isoformat() if as_of.day else date.today().isoformat()
+    name = f"network-providers-{stamp}.{kind}"
+    if kind == "csv":
+        body, media = as_csv(rows, words), "text/csv; charset=utf-8"
+    else:
+        body = as_xlsx(rows, words, f"Providers in the network, {stamp}")
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    return Response(body, media_type=media, headers={
+        **SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"',
+        "Server-Timing": f'app;dur={server_ms(request):.1f};desc="export"'})
 
 
 def _by_type(everyone: list[NetworkProvider], held: dict[str, ProviderState],

@@ -12,6 +12,35 @@
     };
     window.addEventListener("hashchange", openTarget);
     openTarget();
+    // Redraw the award preview as providers are picked and amounts typed (the server works
+    // it out: the rule lives in one place).
+    var decision = document.getElementById("decision-form");
+    var preview = document.getElementById("award-preview");
+    if (decision && preview) {
+      var asked = 0;
+      var timer = null;
+      var redraw = function () {
+        var params = new URLSearchParams();
+        new FormData(decision).forEach(function (value, key) {
+          if (key.indexOf("awards.") === 0) { params.append(key, value); }
+        });
+        var mine = ++asked;
+        fetch(preview.getAttribute("data-source") + "?" + params.toString(),
+              {credentials: "same-origin"})
+          .then(function (r) { return r.ok ? r.text() : null; })
+          .then(function (html) {
+            if (html !== null && mine === asked) {
+              preview.innerHTML = html;
+              preview.setAttribute("data-drawn", String(mine));
+            }
+          });
+      };
+      decision.addEventListener("change", redraw);
+      decision.addEventListener("input", function () {
+        clearTimeout(timer);
+        timer = setTimeout(redraw, 300);
+      });
+    }
     // Show a provider's SME size and partnership members only for those types.
     var kind = document.getElementById("register-organisation_type");
     if (kind) {
