@@ -20,6 +20,7 @@ def schema_errors(package: dict[str, Any], text: str, tmp_path: Path) -> list[st
     descriptor = copy.deepcopy(package)
     (resource,) = descriptor["resources"]
     name = f"{resource['name']}.csv"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / name).write_text(text, encoding="utf-8", newline="")
     resource["path"] = name
     (tmp_path / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
