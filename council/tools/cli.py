@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -525,6 +526,7 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
         as_csv,
         as_json,
         as_text,
+        network_package,
         replayed,
         report,
     )
@@ -554,6 +556,15 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
                 return _fail(f"--{kind}: cannot write {path}: {exc.strerror or exc}")
             print(f"council: wrote the network state as {kind.upper()} to {path}",
                   file=sys.stderr)
+    if args.csv:
+        # The CSV's columns and types, beside it, as every CSV the council publishes has.
+        package = Path(args.csv).with_suffix(".datapackage.json")
+        try:
+            package.write_text(json.dumps(network_package(Path(args.csv).name), indent=2) + "\n",
+                               encoding="utf-8")
+        except OSError as exc:
+            return _fail(f"--csv: cannot write {package}: {exc.strerror or exc}")
+        print(f"council: wrote its data package (Table Schema) to {package}", file=sys.stderr)
     if args.format or not (args.json or args.csv):
         sys.stdout.write(outputs[args.format or "text"]())
     return 0
@@ -584,7 +595,8 @@ def add_audit_replay(actions: argparse._SubParsersAction[argparse.ArgumentParser
                         help="what to print (default: text, unless --json/--csv write files)")
     replay.add_argument("--json", metavar="FILE", help="also write the state as JSON to FILE")
     replay.add_argument("--csv", metavar="FILE",
-                        help="also write one row per provider and active agreement to FILE")
+                        help="also write one row per provider and active agreement to FILE, "
+                        "and its data package (Table Schema) to FILE.datapackage.json")
     infra_options(replay)
     replay.set_defaults(func=cmd_audit_replay)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,7 +23,9 @@ from fastapi.testclient import TestClient
 from council.kernel.contracts import all_specs
 from council.kernel.envelope import EventEnvelope
 from council.kernel.taxonomy import taxonomy
+from council.platform.eventlog import open_event_log
 from council.platform.identity import Role, TokenStore
+from council.platform.projection import ProjectionRunner
 from council.platform.runtime import create_service_app
 from council.platform.settings import Settings
 from council.platform.sql import Database, open_database
@@ -232,9 +235,10 @@ def _expected_summaries(ids: dict[str, UUID]) -> dict[str, tuple[str, list[str]]
     return expected
 
 
-@pytest.fixture(scope="module")
-def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
-    settings = Settings(var_dir=tmp_path_factory.mktemp("directory"), relay_interval=0.01)
+@contextmanager
+def registered_directory(var_dir: Path) -> Iterator[Directory]:
+    """A registry holding the providers above, once its directory has caught up."""
+    settings = Settings(var_dir=var_dir, relay_interval=0.01)
     tokens = TokenStore(open_database(settings, "identity"))
     admin = {"Authorization": f"Bearer {tokens.create(Role.INTEGRATOR_ADMIN, 'sam').token}"}
     staff = {"Authorization": f"Bearer {tokens.create(Role.COUNCIL_STAFF, 'kim').token}"}
@@ -251,6 +255,12 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
             yield built
     finally:
         tokens.db.close()
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
+    with registered_directory(tmp_path_factory.mktemp("directory")) as built:
+        yield built
 
 
 # --------------------------------------------------------------------------- search
@@ -582,9 +592,12 @@ def test_csv_quotes_and_defuses_formulas(directory: Directory) -> None:
 
     assert evil["name"] == "'" + PROVIDERS["formula"]["name"]
     assert evil["description"] == "'" + PROVIDERS["formula"]["description"]
-    assert kitchen["phone"] == "'+44 113 496 0000"
-    assert kitchen["address"] == "Hillside Centre, 2 Chapel Lane"  # a comma, quoted
-    assert '"Hillside Centre, 2 Chapel Lane"' in response.text
+    assert kitchen["contact_phone"] == "'+44 113 496 0000"
+    assert (kitchen["address_line_1"], kitchen["address_line_2"]) == (
+        "Hillside Centre", "2 Chapel Lane")
+    care = rows[str(directory.ids["care"])]
+    assert care["address_line_1"] == "Unit 4, Canal Wharf"  # a comma, quoted
+    assert '"Unit 4, Canal Wharf"' in response.text
     assert response.text.endswith("\r\n")
     # Nothing anywhere starts a formula.
     for row in rows.values():
@@ -618,13 +631,14 @@ def test_every_registry_event_type_is_handled_or_deliberately_ignored() -> None:
 class Feed:
     """Registry events for one provider, applied straight to a directory projection."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.projection = DirectoryProjection()
         self.provider_id = uuid4()
         self.position = 0
-        with db.transaction() as tx:
-            self.projection.create(tx)
+        log = open_event_log(settings)  # the runner makes the tables (and its position ones)
+        ProjectionRunner(self.projection, db, log)
+        log.close()
 
     def __call__(self, type_: str, **data: Any) -> None:
         self.position += 1
@@ -649,7 +663,7 @@ class Feed:
 @pytest.fixture
 def feed(tmp_path: Path) -> Iterator[Feed]:
     db = Database.sqlite(tmp_path / "views.sqlite")
-    yield Feed(db)
+    yield Feed(db, Settings(var_dir=tmp_path))
     db.close()
 
 

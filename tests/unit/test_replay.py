@@ -64,6 +64,7 @@ from council.services.integrator.projections.asof import (
 from council.services.integrator.projections.market import market_view, network_state
 from council.services.integrator.projections.replay import open_snapshots
 from council.tools.cli import main
+from tests.tables import schema_errors
 
 D = Decimal
 SPECS = {spec.data: spec for spec in all_specs()}
@@ -753,6 +754,10 @@ def test_audit_replay_prints_and_writes_the_network_state(
                                                 for p in expected_state["providers"]}
     held = [r for r in rows if r["agreement_id"]]
     assert len(held) == sum(len(p["active_agreements"]) for p in expected_state["providers"])
+    # Its data package is beside it, and frictionless finds the CSV conforms to it.
+    package = json.loads((tmp_path / "s.datapackage.json").read_text())
+    assert package["resources"][0]["path"] == "s.csv"
+    assert schema_errors(package, (tmp_path / "s.csv").read_text(), tmp_path / "check") == []
 
     code, out, _ = _cli(["audit", "replay"], capsys)
     assert code == 0

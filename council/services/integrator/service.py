@@ -54,7 +54,8 @@ SPEC = ServiceSpec(
     application=Integrator,
     projections=projections.service_projections,
     routers=[api.router, web.router],
-    public_prefixes=(api.ocds.PREFIX,),  # open contracting data: published for anyone
+    # open contracting data and the transparency code's registers: published for anyone
+    public_prefixes=(api.ocds.PREFIX, api.transparency.PREFIX),
     wire=wire,
     # results payments calculated by the outcomes service become due on the agreements
     workers=results_workers,

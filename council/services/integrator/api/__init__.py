@@ -12,6 +12,7 @@ from council.services.integrator.api import (
     network,
     ocds,
     performance,
+    transparency,
 )
 
 router = APIRouter()
@@ -22,3 +23,4 @@ router.include_router(ocds.router)
 router.include_router(market.router)
 router.include_router(performance.router)
 router.include_router(audit.router)
+router.include_router(transparency.router)

@@ -23,7 +23,9 @@ from council.kernel.contracts.integrator import SOURCE
 from council.kernel.envelope import EventEnvelope
 from council.kernel.errors import NotFound
 from council.platform.runtime import Runtime
+from council.services.integrator.domain.notices import NOTICE_TYPES
 from council.services.integrator.projections.network import get_provider
+from council.services.integrator.projections.notices import EXTENSIONS, notice_releases
 from council.services.integrator.projections.ocds_releases import (
     DEFAULT_OCID_PREFIX,
     Publisher,
@@ -33,6 +35,7 @@ from council.services.integrator.projections.ocds_releases import (
     release_package,
     releases_for,
 )
+from council.services.integrator.projections.performance import kpi_assessments
 
 PREFIX = "/ocds"
 MAX_PAGE = 100_000
@@ -78,7 +81,8 @@ def _events(runtime: Runtime) -> list[EventEnvelope]:
     return [record.envelope for batch in log.read_all([topic]) for record in batch]
 
 
-def _releases(runtime: Runtime, settings: OcdsSettings, need_id: UUID | None) -> list[Any]:
+def _releases(runtime: Runtime, settings: OcdsSettings, need_id: UUID | None,
+              notices: bool = False) -> list[Any]:
     events = _events(runtime)
     names: dict[UUID, str] = {}
     for provider_id in provider_ids_in(events):
@@ -86,6 +90,9 @@ def _releases(runtime: Runtime, settings: OcdsSettings, need_id: UUID | None) ->
         if found is not None:
             names[provider_id] = found.name
     releases = releases_for(events, names, settings.ocid_prefix)
+    if notices:
+        releases = notice_releases(events, releases, kpi_assessments(runtime.views),
+                                   settings.ocid_prefix)
     if need_id is None:
         return releases
     ocid = ocid_for(need_id, settings.ocid_prefix)
@@ -131,6 +138,36 @@ def ocds_releases(request: Request, need_id: NeedFilter = None, page: Page = 1,
         published_date=_published(releases), license_url=settings.license,
         publication_policy=settings.publication_policy,
     )
+    return _paged(package, _links(request, page, per_page, len(every)))
+
+
+NoticeTypeFilter = Annotated[
+    str | None, Query(pattern=r"^UK(7|9|10|11)$", description="only notices of this type: "
+                      "UK7, UK9, UK10 or UK11")]
+
+
+@router.get("/notices", response_class=JSONResponse)
+def ocds_notices(request: Request, need_id: NeedFilter = None,
+                 notice_type: NoticeTypeFilter = None, page: Page = 1,
+                 per_page: PerPage = 100) -> JSONResponse:
+    """Procurement Act 2023 transparency notices as an OCDS release package, in the form Find a
+    Tender publishes them: a release per notice (UK7 contract details, UK9 contract
+    performance, UK10 contract change, UK11 contract termination), the notice a document with
+    its `noticeType`, KPIs rated on the Act's scale. Derived from the integrator's events and
+    the performance figures that reach it from the outcomes service."""
+    settings = OcdsSettings()
+    every = _releases(_runtime(request), settings, need_id, notices=True)
+    if notice_type is not None:
+        kind = NOTICE_TYPES[notice_type]
+        every = [r for r in every if r["tag"] == list(kind.tags) and r["id"].endswith(
+            f"-{kind.code}")]
+    releases = every[(page - 1) * per_page: page * per_page]
+    package = release_package(
+        releases, uri=str(request.url), publisher=settings.publisher,
+        published_date=_published(releases), license_url=settings.license,
+        publication_policy=settings.publication_policy,
+    )
+    package["extensions"] = list(EXTENSIONS)
     return _paged(package, _links(request, page, per_page, len(every)))
 
 

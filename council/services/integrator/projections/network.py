@@ -16,6 +16,7 @@ from uuid import UUID
 from council.kernel.contracts.provider_registry import SOURCE as REGISTRY
 from council.kernel.contracts.provider_registry import (
     Capacity,
+    Identifiers,
     IncubationMilestoneMet,
     IncubationStarted,
     OrganisationType,
@@ -60,7 +61,9 @@ IGNORED = frozenset({
 
 # Bump when the tables below change shape: the read model is then dropped and replayed from the
 # log when the service starts (the log is the source of truth; this is only a view of it).
-SCHEMA_VERSION = 2
+# 3: network_providers.identifiers, the provider's registration numbers (Companies House,
+# charity, UKPRN), which the transparency registers publish.
+SCHEMA_VERSION = 3
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS network_providers ("
@@ -68,7 +71,7 @@ _TABLES = (
     " status TEXT NOT NULL, status_changed_at TEXT NOT NULL, status_reason TEXT,"
     " status_changed_by TEXT, sme_size_band TEXT, areas_served TEXT NOT NULL,"
     " members TEXT NOT NULL, milestones_total INTEGER, milestones_met INTEGER,"
-    " registered_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    " registered_at TEXT NOT NULL, updated_at TEXT NOT NULL, identifiers TEXT)",
     "CREATE INDEX IF NOT EXISTS network_providers_status ON network_providers (status)",
     "CREATE TABLE IF NOT EXISTS network_capabilities ("
     " provider_id TEXT NOT NULL, capability_id TEXT NOT NULL, category TEXT NOT NULL,"
@@ -146,11 +149,12 @@ class NetworkProjection(TableProjection):
         tx.execute(
             "INSERT INTO network_providers (provider_id, name, organisation_type, status,"
             " status_changed_at, status_changed_by, sme_size_band, areas_served, members,"
-            " registered_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " registered_at, updated_at, identifiers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (provider_id) DO NOTHING",
             (str(data.provider_id), data.name, data.organisation_type.value, S.APPLIED.value,
              at, event.actor, data.sme_size.band.value if data.sme_size else None,
-             json.dumps(data.areas_served), json.dumps([str(m) for m in data.members]), at, at),
+             json.dumps(data.areas_served), json.dumps([str(m) for m in data.members]), at, at,
+             _identifiers(data.identifiers)),
         )
         tx.execute(
             "INSERT INTO network_counts (organisation_type, providers) VALUES (?, 1)"
@@ -189,6 +193,8 @@ class NetworkProjection(TableProjection):
             values["sme_size_band"] = changes.sme_size.band.value
         if changes.members is not None:
             values["members"] = json.dumps([str(m) for m in changes.members])
+        if changes.identifiers is not None:
+            values["identifiers"] = _identifiers(changes.identifiers)
         if values:
             self._update(tx, event, data.provider_id, values)
 
@@ -219,7 +225,26 @@ class NetworkProjection(TableProjection):
         )
 
 
+def _identifiers(identifiers: Identifiers | None) -> str:
+    given = identifiers.model_dump(exclude_none=True) if identifiers else {}
+    return json.dumps(given, sort_keys=True)
+
+
 # ---------------------------------------------------------------------- queries
+
+
+def provider_identifiers(tx: Tx, provider_ids: list[str]) -> dict[str, dict[str, str]]:
+    """Each provider's registration numbers by scheme (companies_house, charity_number,
+    ukprn), as the registry last published them; {} for one that gave none."""
+    found: dict[str, dict[str, str]] = {}
+    for i in range(0, len(provider_ids), 500):
+        chunk = provider_ids[i:i + 500]
+        for provider_id, identifiers in tx.execute(
+            "SELECT provider_id, identifiers FROM network_providers WHERE provider_id IN"
+            f" ({','.join('?' * len(chunk))})", chunk,
+        ):
+            found[str(provider_id)] = json.loads(identifiers) if identifiers else {}
+    return found
 
 _COLUMNS = (
     "provider_id, name, organisation_type, status, status_changed_at, status_reason,"

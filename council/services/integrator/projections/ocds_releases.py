@@ -993,6 +993,12 @@ def _merge(target: Json, update: Mapping[str, Any]) -> None:
             target[key] = copy.deepcopy(value)
 
 
+def merge_release(target: Json, release: Mapping[str, Any]) -> None:
+    """Merge one release's fields into a compiled state, as a record compiles (the notices
+    keep each process compiled as far as the release they come from)."""
+    _merge(target, release)
+
+
 def _identified(items: list[Any]) -> bool:
     return bool(items) and all(isinstance(i, dict) and i.get("id") is not None for i in items)
 

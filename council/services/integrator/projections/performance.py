@@ -25,7 +25,8 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -61,8 +62,10 @@ from council.platform.sql import Database, Row, Tx
 
 # Bump when the tables below change shape: the read model is then dropped and replayed.
 # 2: measures keep their name and unit (the outcomes page's charts); 3: and their baseline
-# period, and delivery reports their unit and activity (volumes are added up per unit only)
-SCHEMA_VERSION = 3
+# period, and delivery reports their unit and activity (volumes are added up per unit only);
+# 4: when each measurement reached the log (ip_actuals.recorded_at: contract performance
+# notices are dated by it)
+SCHEMA_VERSION = 4
 
 _CHUNK = 500
 
@@ -74,7 +77,7 @@ _TABLES = (
     " measure_id TEXT NOT NULL, period TEXT NOT NULL, target TEXT NOT NULL,"
     " PRIMARY KEY (measure_id, period))",
     "CREATE TABLE IF NOT EXISTS ip_actuals ("
-    " measure_id TEXT NOT NULL, period TEXT NOT NULL, value TEXT NOT NULL,"
+    " measure_id TEXT NOT NULL, period TEXT NOT NULL, value TEXT NOT NULL, recorded_at TEXT,"
     " PRIMARY KEY (measure_id, period))",
     "CREATE TABLE IF NOT EXISTS ip_attributions ("
     " agreement_id TEXT NOT NULL, measure_id TEXT NOT NULL, weight TEXT NOT NULL,"
@@ -145,9 +148,11 @@ class AgreementPerformanceProjection(TableProjection):
             case "MeasurementRecorded":
                 measured = MeasurementRecorded.model_validate(data)
                 tx.execute(
-                    "INSERT INTO ip_actuals (measure_id, period, value) VALUES (?, ?, ?)"
-                    " ON CONFLICT (measure_id, period) DO UPDATE SET value = excluded.value",
-                    (str(measured.measure_id), measured.period, str(measured.value)),
+                    "INSERT INTO ip_actuals (measure_id, period, value, recorded_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (measure_id, period)"
+                    " DO UPDATE SET value = excluded.value, recorded_at = excluded.recorded_at",
+                    (str(measured.measure_id), measured.period, str(measured.value),
+                     event.occurred_at.isoformat()),
                 )
             case "OutcomeAttributed":
                 attributed = OutcomeAttributed.model_validate(data)
@@ -351,6 +356,47 @@ def _measures(tx: Tx, measure_ids: Sequence[str]) -> dict[str, MeasureFacts]:
             tx, "SELECT measure_id, lower_is_better, baseline, name, unit, baseline_period"
                 " FROM ip_measures", "measure_id", measure_ids)
     }
+
+
+@dataclass(frozen=True)
+class KpiAssessment:
+    """One measure tied to an agreement, in one period that has a target and a measurement:
+    what a contract performance notice reports as a KPI."""
+
+    agreement_id: str
+    measure: MeasureFacts
+    period: str
+    target: Decimal
+    actual: Decimal
+    recorded_at: datetime  # when the measurement (its latest revision) reached the log
+
+
+def kpi_assessments(db: Database) -> list[KpiAssessment]:
+    """Every KPI assessment the read model can make: each agreement's attributed measures, in
+    each period with a target and a measurement, by agreement, measure and period."""
+    with db.transaction() as tx:
+        if not _has_read_model(tx, db.dialect):
+            return []
+        pairs = [(str(a), str(m)) for a, m in tx.execute(
+            "SELECT agreement_id, measure_id FROM ip_attributions"
+            " ORDER BY agreement_id, measure_id")]
+        ids = sorted({m for _, m in pairs})
+        measures = _measures(tx, ids)
+        recorded = {(str(m), str(p)): str(at) for m, p, at in _select(
+            tx, "SELECT measure_id, period, recorded_at FROM ip_actuals WHERE recorded_at"
+                " IS NOT NULL", "measure_id", ids)}
+    found = []
+    for agreement_id, measure_id in pairs:
+        facts = measures.get(measure_id)
+        if facts is None:
+            continue
+        for period in facts.periods():
+            target, actual = facts.targets.get(period), facts.actuals.get(period)
+            at = recorded.get((measure_id, period))
+            if target is not None and actual is not None and at is not None:
+                found.append(KpiAssessment(agreement_id, facts, period, target, actual,
+                                           datetime.fromisoformat(at)))
+    return found
 
 
 def network_performance(

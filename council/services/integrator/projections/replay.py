@@ -40,6 +40,7 @@ from council.platform.replay.readahead import read_ahead
 from council.platform.replay.snapshots import SnapshotStore
 from council.platform.settings import Settings
 from council.platform.sql import Database
+from council.platform.tables import Column, data_package
 from council.services.integrator.projections.asof import (
     SKIPPED,
     as_of_moment,
@@ -218,12 +219,31 @@ def as_json(done: Replayed, state: NetworkState, market: MarketView) -> dict[str
     }
 
 
-CSV_COLUMNS = (
-    "provider_id", "provider_name", "organisation_type", "status", "agreement_id",
-    "agreement_title", "need_id", "need_title", "service_area", "arrangement_type", "starts_on",
-    "ends_on", "agreement_budget", "allocation", "spent", "rag", "provider_committed",
-    "provider_spent_to_date",
+_MONEY = "pounds, to the penny"
+NETWORK_COLUMNS: tuple[Column, ...] = (
+    Column("provider_id", required=True), Column("provider_name"),
+    Column("organisation_type", required=True), Column("status"),
+    Column("agreement_id", description="empty for a provider with no active agreement"),
+    Column("agreement_title"), Column("need_id"), Column("need_title"), Column("service_area"),
+    Column("arrangement_type"), Column("starts_on", "date"), Column("ends_on", "date"),
+    Column("agreement_budget", "number", description=_MONEY),
+    Column("allocation", "number", description=f"the provider's share of the budget, {_MONEY}"),
+    Column("spent", "number", description=f"paid to the provider under it, {_MONEY}"),
+    Column("rag", enum=("green", "amber", "red"), description="performance, by the council's "
+           "published rule"),
+    Column("provider_committed", "number", description=_MONEY),
+    Column("provider_spent_to_date", "number", description=_MONEY),
 )
+CSV_COLUMNS = tuple(c.name for c in NETWORK_COLUMNS)
+
+
+def network_package(csv_path: str) -> dict[str, Any]:
+    """The data package of the network state's CSV (as_csv) at `csv_path`."""
+    return data_package(
+        "network-state", "The council's provider network: providers and active agreements",
+        csv_path, NETWORK_COLUMNS, primary_key=(),
+        description="One row per provider and active agreement; a provider with none has one "
+                    "row with the agreement's columns empty.")
 
 
 def as_csv(state: NetworkState) -> str:

@@ -29,7 +29,7 @@ The columns
 | `ukprn` | UK provider reference number (1 then 7 digits) |
 | `contact_name` | who to contact |
 | `contact_email`, `contact_phone` | how to reach them |
-| `address_line_1`, `address_line_2`, `town`, `county` | postal address |
+| `address_line_1` to `address_line_4`, `town`, `county` | postal address |
 | `postcode` | UK postcode; required once any cell of the address is given |
 | `areas_served` | areas served, separated by semicolons (`Leeds; Bradford`) |
 | `headcount` | staff headcount: for an `sme`, and only for one (with `turnover_gbp`) |
@@ -38,6 +38,13 @@ The columns
 | | registered (not rows of the same file), separated by semicolons |
 
 Identifiers and postcodes are normalised as the API does (`ab1 2cd` is `AB1 2CD`).
+
+The directory's CSV export (`GET /directory/providers.csv`) writes these columns in these names,
+then the registry's record (`provider_id`, `status`, dates, categories, standing): those are
+accepted here and not used, so an exported file imports as it is. A cell the export defused
+with an apostrophe (`'+44 113 496 0000`, a spreadsheet would read `+44` as a formula) is read
+without it. The columns and their types are in
+council/services/provider_registry/spreadsheet.py.
 
 What comes back
 ---------------
@@ -63,19 +70,25 @@ from pydantic_core import ErrorDetails
 from council.kernel.contracts.provider_registry import OrganisationType
 from council.services.provider_registry.application import IDENTIFIER_NAMES
 from council.services.provider_registry.domain.commands import NewProvider
+from council.services.provider_registry.spreadsheet import (
+    ADDRESS_LINE_COLUMNS,
+    DETAIL_NAMES,
+    LIST_SEPARATOR,
+    RECORD_NAMES,
+    undefused,
+)
 
 MAX_ROWS = 10_000
 MAX_CELL_CHARS = 20_000
-LIST_SEPARATOR = ";"
 
 IDENTIFIER_COLUMNS = ("companies_house", "charity_number", "ukprn")
 CONTACT_COLUMNS = {"contact_name": "name", "contact_email": "email", "contact_phone": "phone"}
-ADDRESS_LINE_COLUMNS = ("address_line_1", "address_line_2")
-COLUMNS: tuple[str, ...] = (
-    "name", "organisation_type", "description", "website", *IDENTIFIER_COLUMNS,
-    *CONTACT_COLUMNS, *ADDRESS_LINE_COLUMNS, "town", "county", "postcode", "areas_served",
-    "headcount", "turnover_gbp", "members",
-)
+# The columns an application is read from: the provider spreadsheet's details, which the
+# directory's CSV export writes in the same names.
+COLUMNS: tuple[str, ...] = DETAIL_NAMES
+# The export's other columns (the registry's record) are accepted and not used, so an exported
+# file imports as it is.
+IGNORED_COLUMNS: tuple[str, ...] = RECORD_NAMES
 REQUIRED_COLUMNS = ("name", "organisation_type")
 
 # Reasons in a spreadsheet user's words where pydantic's would show a regular expression.
@@ -196,7 +209,8 @@ def _normal_heading(heading: str) -> str:
 def _columns(header: Sequence[str]) -> list[str | None]:
     """The column each position holds; None for a position without a heading."""
     columns: list[str | None] = [_normal_heading(h) or None for h in header]
-    unknown = [header[i].strip() for i, c in enumerate(columns) if c and c not in COLUMNS]
+    known = (*COLUMNS, *IGNORED_COLUMNS)
+    unknown = [header[i].strip() for i, c in enumerate(columns) if c and c not in known]
     if unknown:
         hint = ""
         if len(header) == 1 and any(sep in header[0] for sep in ";\t"):
@@ -233,6 +247,9 @@ def _parse_row(
                 problems.append(("", f"a value in column {_letters(position)}, which has no "
                                      "heading"))
             continue
+        if column in IGNORED_COLUMNS:
+            continue
+        value = undefused(value)
         if len(value) > MAX_CELL_CHARS:
             problems.append((column, f"over {MAX_CELL_CHARS:,} characters"))
         elif value:

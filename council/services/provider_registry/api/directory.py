@@ -18,6 +18,7 @@ from council.kernel.text import MAX_OFFSET, SearchText
 from council.platform.identity import COUNCIL_READERS, Principal, require
 from council.platform.runtime import Runtime
 from council.platform.sql import Database
+from council.platform.tables import csv_response
 from council.services.provider_registry.oruk import hsds_export
 from council.services.provider_registry.projections import (
     SearchFilters,
@@ -28,6 +29,7 @@ from council.services.provider_registry.projections.directory import (
     DirectoryProvider,
     providers_csv,
 )
+from council.services.provider_registry.spreadsheet import providers_package
 
 router = APIRouter(tags=["directory"])
 
@@ -149,13 +151,21 @@ def directory_hsds(request: Request, _: CouncilReader, status: Statuses = None) 
 
 
 @router.get("/directory/providers.csv", response_class=Response,
-            responses={200: {"content": {"text/csv": {}}}})
+            responses={200: {"content": {"text/csv": {}}, "headers": {"Link": {
+                "description": "the CSV's data package (rel=describedby)",
+                "schema": {"type": "string"}}}}})
 def directory_csv(request: Request, _: CouncilReader, status: Statuses = None) -> Response:
-    """One row per provider (every status unless `status` narrows it), for spreadsheets.
-    Cells a spreadsheet would run as formulas are prefixed with an apostrophe."""
+    """One row per provider (every status unless `status` narrows it), for spreadsheets; it
+    imports back unchanged through POST /providers/import. Its columns and their types are in
+    the data package the `Link` header points at (/directory/providers.datapackage.json). Cells
+    a spreadsheet would run as formulas are prefixed with an apostrophe."""
     providers = directory_providers(_views(request), _statuses(status, None))
-    return Response(
-        content=providers_csv(providers, taxonomy()),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="providers.csv"'},
-    )
+    return csv_response(providers_csv(providers, taxonomy()), "providers.csv",
+                        str(request.url_for("directory_csv_package")))
+
+
+@router.get("/directory/providers.datapackage.json")
+def directory_csv_package(request: Request, _: CouncilReader) -> JSONResponse:
+    """The Frictionless data package (Table Schema) of /directory/providers.csv: every column
+    with its type, so identifiers and postcodes stay text and dates are read as dates."""
+    return JSONResponse(providers_package(str(request.url_for("directory_csv"))))

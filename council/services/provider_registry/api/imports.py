@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from council.platform.identity import COUNCIL_WRITERS, Principal, acting_as, require
 from council.services.provider_registry.adapters.csv_import import (
     COLUMNS,
+    IGNORED_COLUMNS,
     MAX_ROWS,
     ImportFileError,
     column_of,
@@ -77,7 +78,10 @@ _DESCRIPTION = f"""Register many providers' applications from a CSV file sent as
 body (`Content-Type: text/csv`, UTF-8, at most {MAX_IMPORT_BYTES // (1024 * 1024)} MiB and
 {MAX_ROWS:,} rows). The header row names the columns: `name` and `organisation_type` are
 required; the others are {", ".join(f"`{c}`" for c in COLUMNS[2:])}. `areas_served` and
-`members` take several values separated by semicolons; empty cells are not given.
+`members` take several values separated by semicolons; empty cells are not given. The
+directory's CSV export (`GET /directory/providers.csv`) imports as it is: its further columns,
+the registry's record ({", ".join(f"`{c}`" for c in IGNORED_COLUMNS)}), are accepted and not
+used.
 
 Every row is either registered (status `applied`) or reported with the column and reason; a
 problem with the file itself is refused with 422 and nothing is registered."""

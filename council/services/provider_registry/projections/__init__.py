@@ -40,7 +40,7 @@ from council.kernel.contracts.provider_registry import (
 )
 from council.kernel.envelope import EventEnvelope
 from council.kernel.taxonomy import taxonomy
-from council.platform.projection import Projection
+from council.platform.projection import Projection, ensure_layout
 from council.platform.sql import Database, Tx
 from council.services.provider_registry.projections.directory import (
     Accreditation,
@@ -85,7 +85,7 @@ _TABLES = (
     " provider_id TEXT PRIMARY KEY, name TEXT NOT NULL, sort_name TEXT NOT NULL,"
     " organisation_type TEXT NOT NULL, status TEXT NOT NULL, description TEXT, website TEXT,"
     " identifiers TEXT NOT NULL, contact TEXT NOT NULL, address TEXT, postcode TEXT, town TEXT,"
-    " areas_served TEXT NOT NULL, sme_band TEXT, members TEXT NOT NULL,"
+    " areas_served TEXT NOT NULL, sme_band TEXT, sme_size TEXT, members TEXT NOT NULL,"
     " registered_at TEXT NOT NULL, updated_at TEXT NOT NULL, status_changed_at TEXT NOT NULL,"
     " search_text TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS directory_providers_order"
@@ -112,6 +112,11 @@ TABLE_NAMES = (
     "directory_providers", "directory_capabilities", "directory_areas",
     "directory_accreditations", "directory_quality_ratings",
 )
+# Bump when the tables above change shape: the read model is then dropped and replayed.
+# 2: directory_providers.sme_size, the headcount and turnover an SME gave (the CSV export
+# carries them so that it imports back unchanged).
+SCHEMA_VERSION = 2
+MARKER = "directory_schema"
 
 
 def _json(value: Any) -> str:
@@ -134,11 +139,12 @@ class DirectoryProjection(Projection):
     sources = (REGISTRY,)
 
     def create(self, tx: Tx) -> None:
+        ensure_layout(tx, self, MARKER, SCHEMA_VERSION)
         for ddl in _TABLES:
             tx.execute(ddl)
 
     def drop(self, tx: Tx) -> None:
-        for table in TABLE_NAMES:
+        for table in (*TABLE_NAMES, MARKER):
             tx.execute(f"DROP TABLE IF EXISTS {table}")
 
     def apply(self, tx: Tx, event: EventEnvelope) -> None:
@@ -228,8 +234,9 @@ class DirectoryProjection(Projection):
         tx.execute(
             "INSERT INTO directory_providers (provider_id, name, sort_name, organisation_type,"
             " status, description, website, identifiers, contact, address, postcode, town,"
-            " areas_served, sme_band, members, registered_at, updated_at, status_changed_at,"
-            " search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')"
+            " areas_served, sme_band, sme_size, members, registered_at, updated_at,"
+            " status_changed_at, search_text)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')"
             " ON CONFLICT (provider_id) DO NOTHING",
             (str(data.provider_id), data.name, sort_key(data.name),
              data.organisation_type.value, S.APPLIED.value, data.description, data.website,
@@ -237,6 +244,7 @@ class DirectoryProjection(Projection):
              _json(address) if address else None, address and address.get("postcode"),
              address and address.get("town"), _json(data.areas_served),
              data.sme_size.band.value if data.sme_size else None,
+             _json(_size(data.sme_size.model_dump(mode="json"))) if data.sme_size else None,
              _json([str(m) for m in data.members]), at, at, at),
         )
         self._refresh(tx, data.provider_id, at)
@@ -275,6 +283,7 @@ class DirectoryProjection(Projection):
                 columns[key] = _json(value or [])
             elif key == "sme_size":
                 columns["sme_band"] = value.get("band") if value else None
+                columns["sme_size"] = _json(_size(value)) if value else None
         if columns:
             assignments = ", ".join(f"{column} = ?" for column in columns)
             tx.execute(
@@ -327,6 +336,10 @@ class DirectoryProjection(Projection):
         )
 
 
+def _size(size: dict[str, Any]) -> dict[str, Any]:
+    return {"headcount": size["headcount"], "turnover_gbp": size["turnover_gbp"]}
+
+
 def _present(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
@@ -346,7 +359,7 @@ class SearchFilters:
 _PROVIDER_COLUMNS = (
     "provider_id, name, organisation_type, status, registered_at, updated_at,"
     " status_changed_at, description, website, identifiers, contact, address, areas_served,"
-    " sme_band, members"
+    " sme_band, members, sme_size"
 )
 
 
@@ -392,13 +405,14 @@ def _provider(row: Sequence[Any], capabilities: Sequence[Capability] = (),
               accreditations: Sequence[Accreditation] = (),
               ratings: Sequence[QualityRating] = ()) -> DirectoryProvider:
     (pid, name, kind, status, registered_at, updated_at, status_changed_at, description,
-     website, identifiers, contact, address, areas, sme_band, members) = row
+     website, identifiers, contact, address, areas, sme_band, members, sme_size) = row
     return DirectoryProvider(
         provider_id=UUID(pid), name=name, organisation_type=kind, status=status,
         registered_at=registered_at, updated_at=updated_at, status_changed_at=status_changed_at,
         description=description, website=website, identifiers=json.loads(identifiers),
         contact=json.loads(contact), address=json.loads(address) if address else None,
         areas_served=tuple(json.loads(areas)), sme_band=sme_band,
+        sme_size=json.loads(sme_size) if sme_size else None,
         members=tuple(json.loads(members)), capabilities=tuple(capabilities),
         accreditations=tuple(accreditations), quality_ratings=tuple(ratings),
     )

@@ -14,6 +14,12 @@ from typing import Any
 from uuid import UUID
 
 from council.kernel.taxonomy import Taxonomy
+from council.services.provider_registry.spreadsheet import (
+    ADDRESS_LINE_COLUMNS,
+    FORMULA_STARTS,
+    LIST_SEPARATOR,
+    NAMES,
+)
 
 # --------------------------------------------------------------------------- records
 
@@ -66,6 +72,7 @@ class DirectoryProvider:
     address: dict[str, Any] | None = None
     areas_served: tuple[str, ...] = ()
     sme_band: str | None = None
+    sme_size: dict[str, int] | None = None  # headcount and turnover_gbp, as the SME gave them
     members: tuple[str, ...] = ()
     capabilities: tuple[Capability, ...] = ()
     accreditations: tuple[Accreditation, ...] = ()
@@ -86,15 +93,10 @@ class DirectoryProvider:
 
 # --------------------------------------------------------------------------- CSV
 
-CSV_COLUMNS: tuple[str, ...] = (
-    "provider_id", "name", "organisation_type", "status", "status_changed_at", "description",
-    "website", "email", "phone", "companies_house", "charity_number", "ukprn", "address",
-    "town", "postcode", "areas_served", "sme_band", "members", "categories",
-    "category_names", "capability_areas", "accreditations", "earliest_expiry",
-    "quality_ratings", "registered_at", "updated_at",
-)
+# The spreadsheet's columns, shared with the CSV import (see spreadsheet.py).
+CSV_COLUMNS: tuple[str, ...] = NAMES
 # A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = FORMULA_STARTS
 
 
 def safe_cell(value: object) -> str:
@@ -110,8 +112,14 @@ def _latest_ratings(ratings: Sequence[QualityRating]) -> str:
     return "; ".join(f"{s}: {r.rating} ({r.rated_on})" for s, r in sorted(latest.items()))
 
 
+def _listed(values: Iterable[str]) -> str:
+    return f"{LIST_SEPARATOR} ".join(values)
+
+
 def csv_row(provider: DirectoryProvider, tax: Taxonomy) -> dict[str, str]:
     address = provider.address or {}
+    lines = list(address.get("lines") or [])
+    size = provider.sme_size or {}
     standing = sorted(provider.accreditations, key=lambda a: (a.kind, a.name, a.accreditation_id))
     expiries = [a.expires_on for a in standing if a.expires_on]
     categories = provider.categories
@@ -119,30 +127,37 @@ def csv_row(provider: DirectoryProvider, tax: Taxonomy) -> dict[str, str]:
         area for c in sorted(provider.capabilities, key=lambda c: c.category) for area in c.areas
     )
     raw: dict[str, object] = {
-        "provider_id": provider.provider_id,
+        # the provider's own details, as the import reads them
         "name": provider.name,
         "organisation_type": provider.organisation_type,
-        "status": provider.status,
-        "status_changed_at": provider.status_changed_at,
         "description": provider.description,
         "website": provider.website,
-        "email": provider.contact.get("email"),
-        "phone": provider.contact.get("phone"),
         "companies_house": provider.identifiers.get("companies_house"),
         "charity_number": provider.identifiers.get("charity_number"),
         "ukprn": provider.identifiers.get("ukprn"),
-        "address": ", ".join(address.get("lines") or []),
+        "contact_name": provider.contact.get("name"),
+        "contact_email": provider.contact.get("email"),
+        "contact_phone": provider.contact.get("phone"),
+        **{column: lines[i] if i < len(lines) else None
+           for i, column in enumerate(ADDRESS_LINE_COLUMNS)},
         "town": address.get("town"),
+        "county": address.get("county"),
         "postcode": address.get("postcode"),
-        "areas_served": "; ".join(provider.areas_served),
+        "areas_served": _listed(provider.areas_served),
+        "headcount": size.get("headcount"),
+        "turnover_gbp": size.get("turnover_gbp"),
+        "members": _listed(provider.members),
+        # the registry's record
+        "provider_id": provider.provider_id,
+        "status": provider.status,
+        "status_changed_at": provider.status_changed_at,
         "sme_band": provider.sme_band,
-        "members": "; ".join(provider.members),
-        "categories": "; ".join(categories),
-        "category_names": "; ".join(
+        "categories": _listed(categories),
+        "category_names": _listed(
             tax.terms[c].name if c in tax.terms else c for c in categories
         ),
-        "capability_areas": "; ".join(capability_areas),
-        "accreditations": "; ".join(
+        "capability_areas": _listed(capability_areas),
+        "accreditations": _listed(
             f"{a.kind}: {a.name}" + (f" (expires {a.expires_on})" if a.expires_on else "")
             for a in standing
         ),
@@ -155,7 +170,8 @@ def csv_row(provider: DirectoryProvider, tax: Taxonomy) -> dict[str, str]:
 
 
 def providers_csv(providers: Iterable[DirectoryProvider], tax: Taxonomy) -> str:
-    """One row per provider, RFC 4180 quoting (CRLF line ends), formula cells defused."""
+    """One row per provider, RFC 4180 quoting (CRLF line ends), formula cells defused; the
+    columns and their types are spreadsheet.COLUMNS (its data package: providers_package)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, quoting=csv.QUOTE_MINIMAL)
     writer.writeheader()
