@@ -25,6 +25,7 @@ from shared.identity import TokenStore
 from shared.metrics import CONTENT_TYPE as METRICS_TYPE
 from shared.metrics import Figures, ServiceMetrics
 from shared.projection import Projection, ProjectionRunner
+from shared.readcache import ReadCache, code_fingerprint, read_position
 from shared.readiness import (
     ProgressWatch,
     findings_check,
@@ -294,6 +295,8 @@ def create_service_app(
         runtime = Runtime(spec, settings)
         api.state.runtime = runtime
         api.state.tokens = runtime.tokens
+        api.state.read_cache = ReadCache(lambda: read_position(runtime.views),
+                                         salt=f"{spec.name} {code_fingerprint()}")
         runtime.start_serving()
         api.state.metrics.watch(lambda: _figures(runtime))
         if workers == "process":
