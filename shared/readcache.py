@@ -211,10 +211,12 @@ def who_asks(principal: Principal) -> str:
     return f"{principal.role.value}:{principal.provider_id or ''}"
 
 
-def cached(request: Request, principal: Principal, make: Callable[[], Answer]) -> Response:
-    """The service's read cache's answer (see ReadCache.answer)."""
+def cached(request: Request, principal: Principal, make: Callable[[], Answer],
+           also: str = "") -> Response:
+    """The service's read cache's answer (see ReadCache.answer); `also`: anything else the
+    answer depends on (settings read per request)."""
     cache: ReadCache = request.app.state.read_cache
-    return cache.answer(request, who_asks(principal), make)
+    return cache.answer(request, f"{who_asks(principal)}\n{also}", make)
 
 
 def uncached(make: Callable[[], Answer]) -> Response:
