@@ -75,12 +75,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     configure_logging(args.service, settings.log_level, settings.log_format)
     preflight(settings)
-    api = create_service_app(_spec(args.service), settings, workers=settings.workers)
+    if args.http_workers > 1:
+        return _serve_http_workers(args.service, args.http_workers, settings, args.http_only)
+    api = create_service_app(_spec(args.service), settings,
+                             workers="elsewhere" if args.http_only else settings.workers)
     tune_gc()
     uvicorn.run(
         api, host=settings.host, port=settings.port_of(args.service),
         log_config=None, access_log=False, timeout_graceful_shutdown=10,
     )
+    return 0
+
+
+def _serve_http_workers(service: str, count: int, settings: Settings,
+                        http_only: bool) -> int:
+    """`count` HTTP processes sharing the service's port (uvicorn's workers), and its
+    background work once, in child processes of this one (unless `http_only`): state is in
+    the stores and the log, so any HTTP process answers any request."""
+    import uvicorn
+
+    from shared.workers import WorkerProcesses
+
+    os.environ["COUNCIL_SERVE_SERVICE"] = service
+    background = WorkerProcesses(service, [] if http_only else _spec(service).groups(settings))
+    background.start()
+    try:
+        uvicorn.run(
+            "shared.web:http_worker_app", factory=True, workers=count, host=settings.host,
+            port=settings.port_of(service), log_config=None, access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        background.stop()  # after the last request: the relay publishes what was stored
     return 0
 
 
@@ -639,6 +665,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=SERVICE_NAMES)
+    serve.add_argument("--http-workers", type=_positive, default=1, metavar="N",
+                       help="HTTP processes sharing the port (default 1); the background "
+                       "work runs once beside them")
+    serve.add_argument("--http-only", action="store_true",
+                       help="no background work here (it runs once elsewhere: `council work`"
+                       " or one `council serve` without this): another machine's HTTP tier")
     infra_options(serve)
     serve.set_defaults(func=cmd_serve)
 

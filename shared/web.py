@@ -126,6 +126,7 @@ class Runtime:
         self._threads: dict[str, list[threading.Thread]] = {}
         self._started: set[str] = set()
         self.processes: WorkerProcesses | None = None
+        self.elsewhere = False  # background work run by the process that started this one
         self.progress = ProgressWatch(settings.worker_stall_seconds)
 
     def runner(self, name: str) -> ProjectionRunner:
@@ -226,6 +227,8 @@ class Runtime:
         if self.processes is not None:
             return {group: "running" if alive else "restarting"
                     for group, alive in self.processes.status().items()}
+        if self.elsewhere:  # its supervisor says; a stalled read model still shows below
+            return dict.fromkeys(self.spec.groups(self.settings), ELSEWHERE)
         dead = self.dead_groups()
         return {group: "dead" if group in dead else "thread" for group in sorted(self._started)}
 
@@ -250,13 +253,16 @@ class Runtime:
 def workers_check(status: dict[str, str], stalled: list[str]) -> str:
     """'ok', or which groups of background work are down and which read models stalled."""
     down = [f"{group} {state}" for group, state in status.items()
-            if state not in ("running", "thread")]
+            if state not in ("running", "thread", ELSEWHERE)]
     if stalled:
         down.append("stalled behind the log: " + ", ".join(stalled))
     return "; ".join(down) or "ok"
 
 
-WorkerMode = Literal["thread", "process"]
+# "elsewhere": this is one of several HTTP processes of the service; the process that started
+# them runs the background work (`council serve --http-workers N`).
+WorkerMode = Literal["thread", "process", "elsewhere"]
+ELSEWHERE: Literal["elsewhere"] = "elsewhere"
 
 
 def run_workers(spec: ServiceSpec, settings: Settings, groups: Sequence[str],
@@ -283,6 +289,23 @@ class WorkerDied(RuntimeError):
     """A worker thread of `council work` ended on its own."""
 
 
+def http_worker_app() -> FastAPI:
+    """One of several HTTP processes of a service (`council serve --http-workers N`; uvicorn
+    calls this in each): the service named by COUNCIL_SERVE_SERVICE, its background work left
+    to the process that started uvicorn."""
+    import importlib
+    import os
+
+    from shared.logs import configure_logging
+
+    service = os.environ["COUNCIL_SERVE_SERVICE"]
+    settings = Settings()
+    configure_logging(service, settings.log_level, settings.log_format)
+    tune_gc()
+    spec: ServiceSpec = importlib.import_module(f"services.{service}.service").SPEC
+    return create_service_app(spec, settings, workers=ELSEWHERE)
+
+
 def create_service_app(
     spec: ServiceSpec, settings: Settings | None = None, workers: WorkerMode = "thread"
 ) -> FastAPI:
@@ -301,8 +324,10 @@ def create_service_app(
         api.state.metrics.watch(lambda: _figures(runtime))
         if workers == "process":
             runtime.start_processes()
-        else:
+        elif workers == "thread":
             runtime.start()
+        else:
+            runtime.elsewhere = True
         log.info("service_started", store=type(runtime.app.recorder).__module__,
                  log_url=runtime.event_log.url)
         try:
