@@ -633,7 +633,8 @@ def add_audit_replay(actions: argparse._SubParsersAction[argparse.ArgumentParser
 def cmd_bench(args: argparse.Namespace) -> int:
     from shared.bench import main as bench_main
 
-    return bench_main(args.events, args.deployment, args.replay_events)
+    return bench_main(args.events, args.deployment, args.replay_events, args.quick,
+                      args.read_seconds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -752,8 +753,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure store, relay and projection throughput")
     bench.add_argument("--events", type=int, default=20000)
-    bench.add_argument("--deployment", choices=["embedded", "scale", "pages", "all"],
-                       default="all", help="pages: only the web pages' server times")
+    bench.add_argument("--deployment", choices=["embedded", "scale", "pages", "reads", "all"],
+                       default="all", help="pages: only the web pages' server times; reads: "
+                       "only the read load (embedded)")
+    bench.add_argument("--quick", action="store_true",
+                       help="a short fixed workload (CI): printed, never gating")
+    bench.add_argument("--read-seconds", type=float, default=5.0,
+                       help="how long wrk drives each read at each number of connections")
     bench.add_argument("--replay-events", type=int, default=1_000_000,
                        help="size of the log replayed (generated once under var/bench/); 0 skips")
     infra_options(bench)
