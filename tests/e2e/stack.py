@@ -66,10 +66,11 @@ class Stack:
     def log_path(self, service: str) -> Path:
         return self.workdir / f"{service}.log"
 
-    def start(self, service: str) -> None:
+    def start(self, service: str, *options: str) -> None:
+        """`council serve <service> [options]`, once it answers /health."""
         log = open(self.log_path(service), "ab")  # noqa: SIM115 - owned by the process
         self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", "council.tools.cli", "serve", service],
+            [sys.executable, "-m", "council.tools.cli", "serve", service, *options],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         # Generous: on a loaded 2-core machine a service on PostgreSQL may wait its turn to

@@ -119,3 +119,35 @@ def test_a_clean_stop_publishes_what_was_stored(stack: Stack) -> None:
         event_log.close()
         registry.close()
         db.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_several_http_processes_share_one_set_of_workers(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, {"COUNCIL_LOG_URL": "embedded"})
+    try:
+        stack.start("provider_registry")
+        stack.start("integrator", "--http-workers", "2")
+        integrator = stack.processes["integrator"].pid
+        assert set(_children(integrator)) == {"relay", "projections", "workers"}
+        http = [c for c in _all_children(integrator) if b"spawn_main" in _argv(c)]
+        assert len(http) == 2
+        ready = wait_for(lambda: (r := httpx.get(f"{stack.url('integrator')}/ready",
+                                                 timeout=5)).status_code == 200 and r.json(),
+                         60, "the integrator ready")
+        assert set(ready["workers"].values()) == {"elsewhere"}
+
+        provider_id = _register(stack, 1)
+        wait_for(lambda: _projected(stack, provider_id), 30, "the provider projected")
+        workers = [*_children(integrator).values(), *http]
+    finally:
+        stack.stop_all()
+    wait_for(lambda: not any(_alive(pid) for pid in workers), 20, "every child gone")
+
+
+def _argv(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def _all_children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()]

@@ -46,8 +46,10 @@ from council.services.integrator.domain.agreements import Agreement, AgreementSt
 from council.services.integrator.domain.delegation import check_authority
 from council.services.integrator.domain.needs import Need
 from council.services.integrator.projections import NetworkProjection, list_providers
+from council.services.integrator.projections.ocds import OcdsProjection, ocds_events
 from council.services.integrator.projections.ocds_releases import (
     Publisher,
+    ocid_for,
     record_package,
     release_package,
     releases_for,
@@ -746,6 +748,34 @@ def test_the_demo_trail_is_chained_signed_and_exports(
     assert problems(ocds_validator(), package) == []
     assert len(package["releases"]) > 1000
     assert package["releases"] == releases_for(integrator_events, names)
+
+
+def test_the_ocds_read_model_gives_each_need_the_releases_the_whole_log_gives_it(
+    embedded: tuple[Settings, str, str], tmp_path: Path
+) -> None:
+    """/ocds/records reads the OCDS read model, one need's events for one need's record: each
+    need's releases must be what mapping the whole log gives that need, and all needs' what it
+    gives in all."""
+    event_log = open_event_log(embedded[0])
+    views = Database.sqlite(tmp_path / "views.sqlite")
+    try:
+        topic = event_log.topic_for("integrator")
+        events = [r.envelope for b in event_log.read_all([topic]) for r in b]
+        ProjectionRunner(OcdsProjection(), views, event_log).catch_up()
+        names: dict[UUID, str] = {}
+        everything = releases_for(events, names)
+        by_need: dict[str, list[Any]] = {}
+        for release in everything:
+            by_need.setdefault(release["ocid"], []).append(release)
+        assert releases_for(ocds_events(views), names) == everything
+        needs = [UUID(str(e.data["need_id"])) for e in events if e.type == "NeedDefined"]
+        assert len(needs) == len(demo_data.NEEDS)
+        for need_id in needs:
+            mine = releases_for(ocds_events(views, need_id), names)
+            assert mine == by_need[ocid_for(need_id)], need_id
+    finally:
+        views.close()
+        event_log.close()
 
 
 def test_the_demo_ocds_passes_ocps_coherence_checks(

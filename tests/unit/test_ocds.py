@@ -1281,15 +1281,19 @@ def registered(provider_id: UUID, name: str) -> EventEnvelope:
 
 @pytest.fixture
 def published(client: TestClient, events: list[EventEnvelope]) -> Runtime:
-    """The commission on the shared log, with the providers in the network projection."""
+    """The commission on the shared log, with the providers in the network projection and its
+    events in the OCDS read model."""
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     assert isinstance(runtime, Runtime)
     runtime.event_log.append([registered(p, name) for p, name in NAMES.items()])
     runtime.event_log.append(events)
     deadline = time.monotonic() + DEADLINE_SECONDS
-    while any(get_provider(runtime.views, p) is None for p in NAMES):
+    ocds = runtime.runner("integrator.ocds")
+    ends = runtime.event_log.end_position(ocds.topics) or {}
+    while any(get_provider(runtime.views, p) is None for p in NAMES) or any(
+            ocds.position().get(key, 0) < end for key, end in ends.items()):
         if time.monotonic() > deadline:
-            pytest.fail("the network projection did not take in the providers")
+            pytest.fail("the network and OCDS read models did not take in the events")
         time.sleep(0.02)
     return runtime
 

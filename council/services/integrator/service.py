@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
+import threading
 from functools import partial
+from typing import IO
 from uuid import UUID
 
 import structlog
@@ -18,7 +21,7 @@ from council.services.integrator.processes.results_payments import (
 )
 from council.services.integrator.projections.network import get_provider
 from council.services.integrator.projections.performance import performance_evidence
-from council.services.integrator.projections.replay import SnapshotWorker
+from council.services.integrator.projections.replay import SnapshotWorker, snapshot_folder
 from council.services.integrator.web.views import KeptViewsCloser
 
 log = structlog.get_logger("integrator")
@@ -43,10 +46,48 @@ def serving(runtime: Runtime) -> list[Worker]:
     whole log instead."""
     kept: list[Worker] = [KeptViewsCloser(runtime)]
     try:
-        return [SnapshotWorker(runtime.settings, runtime.event_log), *kept]
+        lock = _snapshot_lock(runtime)
+        if lock is None:
+            # Another HTTP process of this service keeps the store (`--http-workers`): two
+            # writers of one store would collide, so this one's as-of views replay the log.
+            log.info("as_of_snapshots_kept_by_another_http_process")
+            return kept
+        try:
+            return [_Locked(SnapshotWorker(runtime.settings, runtime.event_log), lock), *kept]
+        except BaseException:
+            lock.close()
+            raise
     except (OSError, sqlite3.Error) as exc:
         log.warning("as_of_snapshots_unavailable", error=str(exc))
         return kept
+
+
+def _snapshot_lock(runtime: Runtime) -> IO[bytes] | None:
+    """The snapshot store's writer lock, if this is the first of the service's HTTP processes
+    to take it (None otherwise); held until closed."""
+    folder = snapshot_folder(runtime.settings)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(folder.parent / f"{folder.name}.writer.lock", "ab")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+class _Locked:
+    """A worker that holds a lock while it runs, and lets it go when it stops."""
+
+    def __init__(self, worker: Worker, lock: IO[bytes]) -> None:
+        self.worker = worker
+        self.lock = lock
+
+    def run(self, stop: threading.Event, idle_wait: float) -> None:
+        try:
+            self.worker.run(stop, idle_wait)
+        finally:
+            self.lock.close()
 
 
 SPEC = ServiceSpec(

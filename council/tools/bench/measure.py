@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +23,11 @@ def timed(work: Callable[[], int]) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
-def row(label: str, count: int, seconds: float, unit: str = "events", after: str = "") -> None:
+def row(label: str, count: int, seconds: float, unit: str = "events", after: str = "") -> float:
     rate = count / seconds if seconds else float("inf")
     print(f"  {label:<46} {count:>9,} {unit:<6}  {seconds:>8.2f} s  {rate:>11,.0f} {unit}/s"
           f"{after}", flush=True)
+    return rate
 
 
 def wait_until(what: str, done: Callable[[], bool], timeout: float = 300.0,
@@ -102,15 +103,17 @@ class Served:
 
 
 @contextmanager
-def served(service: str, settings: Settings, log_file: Path) -> Iterator[Served]:
-    """The service running as it does in production (`council serve`: the HTTP process and
-    its worker processes), on a free port, once /ready answers 200."""
+def served(service: str, settings: Settings, log_file: Path,
+           options: Sequence[str] = ()) -> Iterator[Served]:
+    """The service running as it does in production (`council serve [options]`: the HTTP
+    process and its worker processes), on a free port, once /ready answers 200."""
     from council.tools.tansu import free_port
 
     settings = settings.model_copy(update={f"{service}_port": free_port()})
     url = settings.url_of(service)
     with open(log_file, "ab") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "council.tools.cli", "serve", service],
+        process = subprocess.Popen([sys.executable, "-m", "council.tools.cli", "serve", service,
+                                    *options],
                                    env=settings_env(settings), stdout=sink,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:

@@ -324,9 +324,9 @@ class _Clock:
         self.wall = time.perf_counter()
         self.cpu = _cpu()
 
-    def row(self, label: str, count: int, unit: str = "events") -> None:
-        row(label, count, time.perf_counter() - self.wall, unit,
-             after=f"  CPU {_cpu() - self.cpu:6.2f} s")
+    def row(self, label: str, count: int, unit: str = "events") -> float:
+        return row(label, count, time.perf_counter() - self.wall, unit,
+                   after=f"  CPU {_cpu() - self.cpu:6.2f} s")
 
 
 def _cpu() -> float:
@@ -339,13 +339,13 @@ def _load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run(settings: Settings, event_log: EventLog, label: str) -> None:
+def run(settings: Settings, event_log: EventLog, label: str) -> float:
     """The replay figures over `event_log` (already holding the bench log); snapshots go under
-    settings.var_dir."""
+    settings.var_dir. Returns the full replay's events/s."""
     print(f"  replay bench on {label}: load average {_load()} (1, 5, 15 min)", flush=True)
     clock = _Clock()
     with full_replay(settings, event_log) as (_, count):
-        clock.row(f"replay {label}: full, log -> network state", count.read)
+        replay_per_s = clock.row(f"replay {label}: full, log -> network state", count.read)
     store = open_snapshots(settings, event_log, SNAPSHOT_INTERVAL)
     try:
         clock = _Clock()
@@ -377,21 +377,22 @@ def run(settings: Settings, event_log: EventLog, label: str) -> None:
     finally:
         store.close()
     print(f"  (load average now {_load()})", flush=True)
+    return replay_per_s
 
 
-def run_embedded(cache: Path, events: int) -> None:
+def run_embedded(cache: Path, events: int) -> float:
     path = bench_log(cache, events)
     with tempfile.TemporaryDirectory(prefix="council-bench-snapshots-") as tmp:
         settings = Settings(var_dir=Path(tmp), log_url=f"embedded://{path.parent}",
                             database_url=None)  # the bench log, read where it was generated
         event_log = open_event_log(settings)
         try:
-            run(settings, event_log, "embedded")
+            return run(settings, event_log, "embedded")
         finally:
             event_log.close()
 
 
-def run_kafka(cache: Path, events: int, settings: Settings) -> None:
+def run_kafka(cache: Path, events: int, settings: Settings) -> float:
     # Topics of its own: the replay reads the same log as on the embedded deployment, not also
     # what the benchmarks before it wrote to the broker.
     settings = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}.replay"})
@@ -411,7 +412,7 @@ def run_kafka(cache: Path, events: int, settings: Settings) -> None:
     with tempfile.TemporaryDirectory(prefix="council-bench-snapshots-") as tmp:
         reader = open_event_log(settings)
         try:
-            run(settings.model_copy(update={"var_dir": Path(tmp)}), reader, "Kafka")
+            return run(settings.model_copy(update={"var_dir": Path(tmp)}), reader, "Kafka")
         finally:
             reader.close()
 

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from council.kernel.contracts.provider_registry import OrganisationType
 from council.platform.eventlog import EventLog, open_event_log
@@ -72,7 +73,7 @@ def verify_chain(event_log: EventLog) -> int:
     return report.events
 
 
-def run_deployment(settings: Settings, events: int) -> None:
+def run_deployment(settings: Settings, events: int) -> dict[str, float]:
     from council.services.integrator.projections import NetworkProjection
     from council.services.provider_registry.adapters.csv_import import parse_providers_csv
     from council.services.provider_registry.application import ProviderRegistry
@@ -106,13 +107,15 @@ def run_deployment(settings: Settings, events: int) -> None:
             raise RuntimeError(f"CSV import refused rows: {report.rejected[:3]}")
         return len(report.accepted)
 
-    row("event store append, 1 event per save", *timed(save_singly))
-    row(f"event store append, {BATCH} events per save", *timed(save_batched))
+    figures = {"store_single_per_s": row("event store append, 1 event per save",
+                                          *timed(save_singly)),
+               "store_batched_per_s": row(f"event store append, {BATCH} events per save",
+                                           *timed(save_batched))}
 
     store_db = store_database(settings, ProviderRegistry.service)
     event_log = open_event_log(settings)
     relay = OutboxRelay(registry, event_log, store_db, batch_size=1000)
-    row("outbox relay, store -> shared log", *timed(relay.drain))
+    figures["relay_per_s"] = row("outbox relay, store -> shared log", *timed(relay.drain))
     verifier = open_event_log(settings)
     row("audit verify, shared log hash chain", *timed(lambda: verify_chain(verifier)))
     verifier.close()
@@ -120,7 +123,8 @@ def run_deployment(settings: Settings, events: int) -> None:
     views = open_database(settings, "integrator_views")
     reader = open_event_log(settings)
     runner = ProjectionRunner(NetworkProjection(), views, reader)
-    row("network projection, shared log -> read model", *timed(runner.catch_up))
+    figures["projection_per_s"] = row("network projection, shared log -> read model",
+                                       *timed(runner.catch_up))
     # Last, so the figures above count the same events as before.
     row(f"CSV import, parse + register ({len(file) // 1024} KiB)", *timed(import_file),
          unit="rows")
@@ -128,6 +132,7 @@ def run_deployment(settings: Settings, events: int) -> None:
         closeable.close()
     for db in (store_db, views):
         db.close()
+    return figures
 
 
 @contextmanager
@@ -181,47 +186,100 @@ def _summary(figures: dict[str, dict[str, float]]) -> None:
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())})")
 
 
-def main(events: int = 20000, deployment: str = "all", replay_events: int = 1_000_000) -> int:
+def _limits(url: str | None, bootstrap: str | None = None,
+            quick: bool = False) -> dict[str, float]:
+    """The raw limits (council.tools.bench.limits) this machine gives now."""
+    from council.tools.bench import limits as raw
+
+    rows = 20_000 if quick else raw.ROWS
+    found = {"json_decode": raw.json_decode_rate(rows)}
+    if url is not None:
+        try:
+            found["pg_copy"] = raw.pg_copy_rate(url, rows)
+            found["pg_insert"] = raw.pg_insert_rate(url, rows)
+        except Exception as exc:  # no PostgreSQL here: the ratios to it say n/a
+            print(f"  PostgreSQL limits: not measured ({type(exc).__name__}: {exc})")
+    if bootstrap is not None:
+        found["kafka_produce"] = raw.kafka_produce_rate(bootstrap, rows)
+    print("  raw limits: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in found.items()), flush=True)
+    return found
+
+
+def main(events: int = 20000, deployment: str = "all", replay_events: int = 1_000_000,
+         quick: bool = False, read_seconds: float = 5.0) -> int:
+    """Every measurement for `deployment`, then one table of figures against limits.
+    `quick`: a short fixed workload (for CI, printed, never gating): 2,000 events, no replay,
+    no pages, 20,000 Kafka reports, reads for 1 s each, embedded reads only."""
     from council.tools.bench import deliveries as outcomes_bench
     from council.tools.bench import kafka as kafka_bench
+    from council.tools.bench import ratios as bench_ratios
+    from council.tools.bench import reads as bench_reads
     from council.tools.bench import replay as replay_bench
 
     configure_logging("bench", "warning")
+    if quick:
+        events, replay_events, read_seconds = 2000, 0, 1.0
+    kafka_messages = 20_000 if quick else kafka_bench.MESSAGES
     events = max(BATCH, events)
-    print(f"council bench: {events:,} ProviderRegistered events per deployment, "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    print(f"council bench{' --quick' if quick else ''}: {events:,} ProviderRegistered events "
+          f"per deployment, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    url = os.environ.get("COUNCIL_BENCH_DATABASE_URL",
+                         "postgresql://postgres@127.0.0.1:5432/test")
     figures: dict[str, dict[str, float]] = {}
+    limits: dict[str, dict[str, float]] = {}
+    reads: dict[str, dict[str, Any]] = {}
+    if deployment in ("embedded", "all", "reads"):
+        limits["embedded"] = _limits(url, quick=quick)
     if deployment in ("embedded", "all"):
         with tempfile.TemporaryDirectory(prefix="council-bench-") as tmp:
             print("\nembedded (SQLite event store, embedded file log, SQLite read model)")
             settings = Settings(var_dir=Path(tmp), log_url="embedded", database_url=None)
-            run_deployment(settings, events)
-            figures["embedded"] = outcomes_bench.run(settings, Path(tmp))
-            kafka_bench.run(settings)
+            figures["embedded"] = run_deployment(settings, events)
+            figures["embedded"].update(outcomes_bench.run(settings, Path(tmp)))
+            kafka_bench.run(settings, kafka_messages)
         if replay_events:
-            replay_bench.run_embedded(_bench_cache(), replay_events)
-    if deployment in ("pages", "all"):
+            figures["embedded"]["replay_per_s"] = replay_bench.run_embedded(
+                _bench_cache(), replay_events)
+    if deployment in ("embedded", "all", "reads"):
+        print("\nembedded, reads on the demo data")
+        reads["embedded"] = bench_reads.run_embedded(read_seconds)
+        if "health" in reads["embedded"]:
+            limits["embedded"]["health"] = reads["embedded"]["health"][4].per_s
+    if deployment in ("pages", "all") and not quick:
         from council.tools.bench import pages as pages_bench
 
         with tempfile.TemporaryDirectory(prefix="council-bench-pages-") as tmp:
             pages_bench.run(Settings(var_dir=Path(tmp), log_url="embedded", database_url=None))
     if deployment in ("scale", "all"):
-        url = os.environ.get("COUNCIL_BENCH_DATABASE_URL",
-                             "postgresql://postgres@127.0.0.1:5432/test")
         prefix = f"bench{uuid.uuid4().hex[:8]}"
         with _broker() as bootstrap, tempfile.TemporaryDirectory(prefix="council-bench-") as tmp:
             print(f"\nscale-out (PostgreSQL event store and read model, Kafka protocol at "
                   f"{bootstrap})")
+            limits["scale"] = _limits(url, bootstrap, quick)
             settings = Settings(database_url=url, schema_prefix=prefix, var_dir=Path(tmp),
                                 log_url=f"kafka://{bootstrap}", topic_prefix=prefix)
             try:
-                run_deployment(settings, events)
-                figures["scale"] = outcomes_bench.run(settings, Path(tmp))
-                figures["scale"].update(kafka_bench.run(settings, log_dir=Path(tmp)))
+                figures["scale"] = run_deployment(settings, events)
+                figures["scale"].update(outcomes_bench.run(settings, Path(tmp)))
+                figures["scale"].update(kafka_bench.run(settings, kafka_messages,
+                                                        log_dir=Path(tmp)))
                 if replay_events:
-                    replay_bench.run_kafka(_bench_cache(), replay_events, settings)
+                    figures["scale"]["replay_per_s"] = replay_bench.run_kafka(
+                        _bench_cache(), replay_events, settings)
+                if not quick:
+                    print("\nscale-out, reads on the demo data")
+                    reads["scale"] = bench_reads.run(
+                        settings.model_copy(update={"schema_prefix": f"{prefix}_r",
+                                                    "topic_prefix": f"{prefix}_r"}),
+                        Path(tmp), read_seconds)
+                    if "health" in reads["scale"]:
+                        limits["scale"]["health"] = reads["scale"]["health"][4].per_s
             finally:
                 _drop_schemas(url, prefix)
+    if "scale" in limits and "health" not in limits["scale"] and "health" in limits.get(
+            "embedded", {}):  # the reads ran embedded only: the same machine's floor
+        limits["scale"]["health"] = limits["embedded"]["health"]
     if figures:
         _summary(figures)
+    bench_ratios.show(figures, limits, reads)
     return 0

@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from council.kernel.contracts.integrator import ArrangementType, SourcingStage
 from council.kernel.errors import NotFound
 from council.kernel.text import MAX_OFFSET, QueryName, SearchText
 from council.platform.identity import COUNCIL_READERS, Principal, require
+from council.platform.readcache import DEFAULT_PAGE, Answer, cached, json_of, page, uncached
 from council.platform.runtime import Runtime
 from council.platform.sql import Database
 from council.services.integrator.projections.agreement_queries import get_agreement, list_agreements
@@ -86,6 +87,20 @@ def read(request: Request, as_of: datetime | None, query: Callable[[Database], T
         return query(db)
 
 
+def answered(request: Request, principal: Principal, as_of: datetime | None,
+             make: Callable[[Database], Answer]) -> Response:
+    """The answer from the live read models, kept until they move (council.platform.readcache); or
+    one "as of" a moment, worked out each time."""
+    if as_of is None:
+        runtime: Runtime = request.app.state.runtime
+        return cached(request, principal, lambda: make(runtime.views))
+    return uncached(lambda: read(request, as_of, make))
+
+
+def one(value: T | None, what: str, shape: object) -> Answer:
+    return Answer(json_of(found(value, what), shape))
+
+
 def found(value: T | None, what: str) -> T:
     if value is None:
         raise NotFound(f"no {what}")
@@ -96,15 +111,16 @@ def found(value: T | None, what: str) -> T:
 
 
 @router.get("/network/state", response_model=NetworkState)
-def state(request: Request, _: Reader, as_of: AsOf) -> NetworkState:
+def state(request: Request, principal: Reader, as_of: AsOf) -> Response:
     """Providers x agreements x outcomes x budgets and spend: every approved provider and every
     party to an active agreement, with its active agreements (allocation, spend, outcomes) and
     what it has been paid to date; totals across the network."""
-    return read(request, as_of, lambda db: network_state(db, as_of.date() if as_of else None))
+    return answered(request, principal, as_of, lambda db: Answer(json_of(
+        network_state(db, as_of.date() if as_of else None), NetworkState)))
 
 
 @router.get("/market", response_model=MarketView)
-def market(request: Request, _: Reader, as_of: AsOf) -> MarketView:
+def market(request: Request, principal: Reader, as_of: AsOf) -> Response:
     """Rule: concentration (HHI) is rated per top-level category; supply gaps are per area.
 
     The market view: share of committed spend by organisation type; per service category
@@ -115,7 +131,8 @@ def market(request: Request, _: Reader, as_of: AsOf) -> MarketView:
     (open needs and their outcomes with no active agreement, and areas where an open need wants
     a category no approved provider holds there). Every figure's unit and how it was worked out
     is in `definitions`."""
-    return read(request, as_of, lambda db: market_view(db, as_of))
+    return answered(request, principal, as_of,
+                    lambda db: Answer(json_of(market_view(db, as_of), MarketView)))
 
 
 # ---------------------------------------------------------------------- needs
@@ -124,24 +141,27 @@ def market(request: Request, _: Reader, as_of: AsOf) -> MarketView:
 @router.get("/needs", response_model=list[NeedSummary])
 def needs(
     request: Request,
-    _: Reader,
+    principal: Reader,
     as_of: AsOf,
     status: Annotated[Literal["open", "closed"] | None, Query()] = None,
     service_area: Annotated[QueryName | None, Query()] = None,
     stage: Annotated[SourcingStage | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=5000)] = DEFAULT_PAGE,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> list[NeedSummary]:
-    """Commissioning needs in the order they were defined, with their budgets and spend."""
-    return read(request, as_of, lambda db: list_needs(
-        db, limit, offset, status=status, service_area=service_area, stage=stage))
+) -> Response:
+    """Commissioning needs in the order they were defined, with their budgets and spend, a page
+    at a time (the `Link` header names the next and previous pages)."""
+    return answered(request, principal, as_of, lambda db: page(request, list_needs(
+        db, limit + 1, offset, status=status, service_area=service_area, stage=stage),
+        limit, offset, list[NeedSummary]))
 
 
 @router.get("/needs/{need_id}", response_model=NeedDetail)
-def need(need_id: UUID, request: Request, _: Reader, as_of: AsOf) -> NeedDetail:
+def need(need_id: UUID, request: Request, principal: Reader, as_of: AsOf) -> Response:
     """One need with its contributions (the lead's envelope included), options, market
     engagement, decisions and awards, and its agreements."""
-    return found(read(request, as_of, lambda db: get_need(db, need_id)), f"need {need_id}")
+    return answered(request, principal, as_of,
+                    lambda db: one(get_need(db, need_id), f"need {need_id}", NeedDetail))
 
 
 @router.get("/needs/{need_id}/spend-by-partner", response_model=SpendByPartner)
@@ -161,28 +181,30 @@ def need_spend_by_partner(need_id: UUID, request: Request, _: Reader,
 @router.get("/agreements", response_model=list[AgreementSummary])
 def agreements(
     request: Request,
-    _: Reader,
+    principal: Reader,
     as_of: AsOf,
     status: Annotated[Literal["drafted", "active", "ended"] | None, Query()] = None,
     provider_id: Annotated[UUID | None, Query(description="agreements it is a party to")] = None,
     need_id: Annotated[UUID | None, Query()] = None,
     arrangement_type: Annotated[ArrangementType | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=5000)] = DEFAULT_PAGE,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> list[AgreementSummary]:
-    """Agreements in the order they were drafted; filters combine."""
-    return read(request, as_of, lambda db: list_agreements(
-        db, limit, offset, status=status, provider_id=provider_id, need_id=need_id,
-        arrangement_type=arrangement_type))
+) -> Response:
+    """Agreements in the order they were drafted, a page at a time (the `Link` header names the
+    next and previous pages); filters combine."""
+    return answered(request, principal, as_of, lambda db: page(request, list_agreements(
+        db, limit + 1, offset, status=status, provider_id=provider_id, need_id=need_id,
+        arrangement_type=arrangement_type), limit, offset, list[AgreementSummary]))
 
 
 @router.get("/agreements/{agreement_id}", response_model=AgreementDetail)
-def agreement(agreement_id: UUID, request: Request, _: Reader, as_of: AsOf) -> AgreementDetail:
+def agreement(agreement_id: UUID, request: Request, principal: Reader,
+              as_of: AsOf) -> Response:
     """Rule: spend counts payments by hand and results payments alike.
 
     One agreement with its parties, variations, extensions, business cases and spend."""
-    return found(read(request, as_of, lambda db: get_agreement(db, agreement_id)),
-                 f"agreement {agreement_id}")
+    return answered(request, principal, as_of, lambda db: one(
+        get_agreement(db, agreement_id), f"agreement {agreement_id}", AgreementDetail))
 
 
 # ---------------------------------------------------------------------- lessons

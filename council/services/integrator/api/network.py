@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from council.kernel.contracts.provider_registry import OrganisationType, ProviderStatus
 from council.kernel.errors import NotFound
 from council.kernel.text import MAX_OFFSET, QueryName
 from council.platform.identity import COUNCIL_READERS, Principal, require
+from council.platform.readcache import DEFAULT_PAGE, Answer, cached, json_of, page
 from council.platform.runtime import Runtime
 from council.services.integrator.domain import NetworkProvider, NetworkSummary
 from council.services.integrator.projections import get_provider, list_providers, network_summary
@@ -28,34 +29,41 @@ def _runtime(request: Request) -> Runtime:
 @router.get("/network/providers", response_model=list[NetworkProvider])
 def network_providers(
     request: Request,
-    _: Reader,
+    principal: Reader,
     status: Annotated[ProviderStatus | None, Query(description="lifecycle status")] = None,
     organisation_type: Annotated[OrganisationType | None, Query()] = None,
     category: Annotated[
         QueryName | None,
         Query(description="service category code: providers with a capability in it"),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=5000)] = DEFAULT_PAGE,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> list[NetworkProvider]:
-    """Providers in the council's network, as projected from the shared log, by name.
-    Filters combine: `?status=approved&category=home-care` lists who may be commissioned
-    for home care now."""
-    return list_providers(_runtime(request).views, limit, offset, status=status,
-                          organisation_type=organisation_type, category=category)
+) -> Response:
+    """Providers in the council's network, as projected from the shared log, by name, a page
+    at a time (the `Link` header names the next and previous pages). Filters combine:
+    `?status=approved&category=home-care` lists who may be commissioned for home care now."""
+    views = _runtime(request).views
+    return cached(request, principal, lambda: page(request, list_providers(
+        views, limit + 1, offset, status=status, organisation_type=organisation_type,
+        category=category), limit, offset, list[NetworkProvider]))
 
 
 @router.get("/network/providers/{provider_id}", response_model=NetworkProvider)
-def network_provider(provider_id: UUID, request: Request, _: Reader) -> NetworkProvider:
+def network_provider(provider_id: UUID, request: Request, principal: Reader) -> Response:
     """One provider as it stands in the network."""
-    found = get_provider(_runtime(request).views, provider_id)
-    if found is None:
-        raise NotFound(f"no provider {provider_id} in the network")
-    return found
+    def make() -> Answer:
+        found = get_provider(_runtime(request).views, provider_id)
+        if found is None:
+            raise NotFound(f"no provider {provider_id} in the network")
+        return Answer(json_of(found, NetworkProvider))
+
+    return cached(request, principal, make)
 
 
 @router.get("/network/summary", response_model=NetworkSummary)
-def summary(request: Request, _: Reader) -> NetworkSummary:
+def summary(request: Request, principal: Reader) -> Response:
     """The network in figures: registrations per organisation type, providers per status, and
     active (approved) providers per service category."""
-    return network_summary(_runtime(request).views)
+    views = _runtime(request).views
+    return cached(request, principal,
+                  lambda: Answer(json_of(network_summary(views), NetworkSummary)))

@@ -1,6 +1,7 @@
 """Open contracting data: the integrator's commissioning as OCDS 1.1 release and record packages,
-made on demand from the integrator's events on the shared log (see
-council.services.integrator.projections.ocds_releases).
+made from the integrator's events as the OCDS read model files them under their needs
+(council.services.integrator.projections.ocds; the mapping is ocds_releases), and kept until
+the read models move (council.platform.readcache).
 
 Published as OCP's publication guidance asks: open to anyone without a token, from any web page
 (CORS: the service's `public_prefixes`), in pages a reader follows by the package's `links.next`
@@ -10,22 +11,24 @@ come from COUNCIL_OCDS_* environment variables.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from council.kernel.contracts.integrator import SOURCE
-from council.kernel.envelope import EventEnvelope
 from council.kernel.errors import NotFound
+from council.platform.readcache import Answer, ReadCache
 from council.platform.runtime import Runtime
 from council.services.integrator.domain.notices import NOTICE_TYPES
 from council.services.integrator.projections.network import get_provider
 from council.services.integrator.projections.notices import EXTENSIONS, notice_releases
+from council.services.integrator.projections.ocds import ocds_events
 from council.services.integrator.projections.ocds_releases import (
     DEFAULT_OCID_PREFIX,
     Publisher,
@@ -75,15 +78,10 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-def _events(runtime: Runtime) -> list[EventEnvelope]:
-    log = runtime.event_log
-    topic = log.topic_for(SOURCE)
-    return [record.envelope for batch in log.read_all([topic]) for record in batch]
-
-
 def _releases(runtime: Runtime, settings: OcdsSettings, need_id: UUID | None,
               notices: bool = False) -> list[Any]:
-    events = _events(runtime)
+    # A need's releases depend on its own events alone: read only those (the OCDS read model).
+    events = ocds_events(runtime.views, need_id)
     names: dict[UUID, str] = {}
     for provider_id in provider_ids_in(events):
         found = get_provider(runtime.views, provider_id)
@@ -117,28 +115,41 @@ def _links(request: Request, page: int, per_page: int, total: int) -> dict[str, 
     return links
 
 
-def _paged(package: dict[str, Any], links: dict[str, str]) -> JSONResponse:
+def _paged(package: dict[str, Any], links: dict[str, str]) -> Answer:
     if links:
         package["links"] = links
-    return JSONResponse(package)
+    # The bytes JSONResponse would send.
+    return Answer(json.dumps(package, ensure_ascii=False, allow_nan=False,
+                             separators=(",", ":")).encode())
+
+
+def _kept(request: Request, settings: OcdsSettings, make: Callable[[], Answer]) -> Response:
+    """The package `make` gives, kept until the read models move (or the settings change):
+    the same for everyone, since publication is open."""
+    cache: ReadCache = request.app.state.read_cache
+    return cache.answer(request, f"public\n{settings.model_dump_json()}", make)
 
 
 @router.get("/releases", response_class=JSONResponse)
 def ocds_releases(request: Request, need_id: NeedFilter = None, page: Page = 1,
-                  per_page: PerPage = 100) -> JSONResponse:
+                  per_page: PerPage = 100) -> Response:
     """An OCDS 1.1 release package: the releases of every commissioning need (one contracting
     process each) in the order they happened, a page at a time, or only one need's with
     `?need_id=`. No two releases of a process share a date (one that would tie is dated a
     second later), so the order in which OCDS merges them is unambiguous."""
     settings = OcdsSettings()
-    every = _releases(_runtime(request), settings, need_id)
-    releases = every[(page - 1) * per_page: page * per_page]
-    package = release_package(
-        releases, uri=str(request.url), publisher=settings.publisher,
-        published_date=_published(releases), license_url=settings.license,
-        publication_policy=settings.publication_policy,
-    )
-    return _paged(package, _links(request, page, per_page, len(every)))
+
+    def make() -> Answer:
+        every = _releases(_runtime(request), settings, need_id)
+        releases = every[(page - 1) * per_page: page * per_page]
+        package = release_package(
+            releases, uri=str(request.url), publisher=settings.publisher,
+            published_date=_published(releases), license_url=settings.license,
+            publication_policy=settings.publication_policy,
+        )
+        return _paged(package, _links(request, page, per_page, len(every)))
+
+    return _kept(request, settings, make)
 
 
 NoticeTypeFilter = Annotated[
@@ -149,30 +160,40 @@ NoticeTypeFilter = Annotated[
 @router.get("/notices", response_class=JSONResponse)
 def ocds_notices(request: Request, need_id: NeedFilter = None,
                  notice_type: NoticeTypeFilter = None, page: Page = 1,
-                 per_page: PerPage = 100) -> JSONResponse:
+                 per_page: PerPage = 100) -> Response:
     """Procurement Act 2023 transparency notices as an OCDS release package, in the form Find a
     Tender publishes them: a release per notice (UK7 contract details, UK9 contract
     performance, UK10 contract change, UK11 contract termination), the notice a document with
     its `noticeType`, KPIs rated on the Act's scale. Derived from the integrator's events and
     the performance figures that reach it from the outcomes service."""
     settings = OcdsSettings()
-    every = _releases(_runtime(request), settings, need_id, notices=True)
-    if notice_type is not None:
-        kind = NOTICE_TYPES[notice_type]
-        every = [r for r in every if r["tag"] == list(kind.tags) and r["id"].endswith(
-            f"-{kind.code}")]
-    releases = every[(page - 1) * per_page: page * per_page]
-    package = release_package(
-        releases, uri=str(request.url), publisher=settings.publisher,
-        published_date=_published(releases), license_url=settings.license,
-        publication_policy=settings.publication_policy,
-    )
-    package["extensions"] = list(EXTENSIONS)
-    return _paged(package, _links(request, page, per_page, len(every)))
+
+    def make() -> Answer:
+        every = _releases(_runtime(request), settings, need_id, notices=True)
+        if notice_type is not None:
+            kind = NOTICE_TYPES[notice_type]
+            every = [r for r in every if r["tag"] == list(kind.tags) and r["id"].endswith(
+                f"-{kind.code}")]
+        releases = every[(page - 1) * per_page: page * per_page]
+        package = release_package(
+            releases, uri=str(request.url), publisher=settings.publisher,
+            published_date=_published(releases), license_url=settings.license,
+            publication_policy=settings.publication_policy,
+        )
+        package["extensions"] = list(EXTENSIONS)
+        return _paged(package, _links(request, page, per_page, len(every)))
+
+    return _kept(request, settings, make)
 
 
-def _records(request: Request, need_id: UUID | None, page: int, per_page: int) -> JSONResponse:
+def _records(request: Request, need_id: UUID | None, page: int, per_page: int) -> Response:
     settings = OcdsSettings()
+    return _kept(request, settings, lambda: _record_page(request, settings, need_id, page,
+                                                         per_page))
+
+
+def _record_page(request: Request, settings: OcdsSettings, need_id: UUID | None, page: int,
+                 per_page: int) -> Answer:
     every = _releases(_runtime(request), settings, need_id)
     ocids = list(dict.fromkeys(r["ocid"] for r in every))  # in order of first appearance
     chosen = set(ocids[(page - 1) * per_page: page * per_page])
@@ -190,13 +211,13 @@ def _records(request: Request, need_id: UUID | None, page: int, per_page: int) -
 
 
 @router.get("/records", response_class=JSONResponse)
-def ocds_records(request: Request, page: Page = 1, per_page: PerPage = 100) -> JSONResponse:
+def ocds_records(request: Request, page: Page = 1, per_page: PerPage = 100) -> Response:
     """An OCDS 1.1 record package: one record per commissioning need, with its releases and the
     compiled release (where the process stands now), a page of records at a time."""
     return _records(request, None, page, per_page)
 
 
 @router.get("/records/{need_id}", response_class=JSONResponse)
-def ocds_record(need_id: UUID, request: Request) -> JSONResponse:
+def ocds_record(need_id: UUID, request: Request) -> Response:
     """The record of one commissioning need, as a record package holding that one record."""
     return _records(request, need_id, 1, 1)

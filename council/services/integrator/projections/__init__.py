@@ -24,6 +24,7 @@ from council.services.integrator.projections.network import (
     network_summary,
     provider_counts,
 )
+from council.services.integrator.projections.ocds import OcdsProjection
 from council.services.integrator.projections.performance import AgreementPerformanceProjection
 from council.services.integrator.projections.standing import StandingProjection
 from council.services.integrator.projections.timeline import TimelineProjection
@@ -59,7 +60,8 @@ def projections() -> Sequence[Projection]:
 
 def service_projections() -> Sequence[Projection]:
     """Every read model the integrator service keeps up to date: those, the log of audit reads,
-    and the web pages' read models of provider standing and of every event (the timeline),
-    which are read live only: the timeline is filtered by date itself, so it is never rebuilt
-    "as of"."""
-    return (*projections(), AuditReadsProjection(), StandingProjection(), TimelineProjection())
+    the web pages' read models of provider standing and of every event (the timeline), and
+    the events behind the open contracting data, which are read live only: the timeline is
+    filtered by date itself, so it is never rebuilt "as of"."""
+    return (*projections(), AuditReadsProjection(), StandingProjection(), TimelineProjection(),
+            OcdsProjection())

@@ -137,13 +137,13 @@ def list_agreements(
         where.append("arrangement_type = ?")
         params.append(arrangement_type.value)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         return agreement_summaries(tx, clause, params, limit, offset)
 
 
 def get_agreement(db: Database, agreement_id: UUID) -> AgreementDetail | None:
     key = str(agreement_id)
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             f"SELECT {_AGREEMENT_COLUMNS}{_AGREEMENT_DETAIL_COLUMNS} FROM cm_agreements"
             " WHERE agreement_id = ?", (key,))

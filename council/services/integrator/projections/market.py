@@ -320,7 +320,7 @@ def network_state(db: Database, today: date | None = None) -> NetworkState:
     """Providers x agreements x outcomes x budgets and spend, all read at one moment; `today`,
     the day read for (what performance figures are still provisional; default today in
     business time)."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         providers = _providers(tx)
         needs = _needs(tx)
         agreements = {
@@ -400,7 +400,7 @@ def market_view(db: Database, at: datetime | None = None) -> MarketView:
     the view stands at, which only decides the current (partial) quarter: the "as of" moment,
     or by default now (council.kernel.clock's business time)."""
     moment = _utc(at or clock.now())
-    with db.transaction() as tx:
+    with db.reading() as tx:
         providers = _providers(tx)
         needs = _needs(tx)
         holdings = _active_holdings(tx)

@@ -138,7 +138,7 @@ def list_needs(
             where.append(f"{column} = ?")
             params.append(value)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             f"SELECT {_NEED_COLUMNS} FROM cm_needs{clause} ORDER BY defined_at, need_id"
             " LIMIT ? OFFSET ?", (*params, limit, offset))
@@ -163,7 +163,7 @@ def _contributions(tx: Tx, need_id: str, lead: str, envelope: int,
 
 def get_need(db: Database, need_id: UUID) -> NeedDetail | None:
     key = str(need_id)
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             f"SELECT {_NEED_COLUMNS}{_NEED_DETAIL_COLUMNS} FROM cm_needs WHERE need_id = ?",
             (key,))

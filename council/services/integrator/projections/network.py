@@ -310,7 +310,7 @@ def list_providers(
             "provider_id IN (SELECT provider_id FROM network_capabilities WHERE category = ?)")
         params.append(category)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             f"SELECT {_COLUMNS} FROM network_providers{clause}"
             " ORDER BY name, provider_id LIMIT ? OFFSET ?",
@@ -321,7 +321,7 @@ def list_providers(
 
 
 def get_provider(db: Database, provider_id: UUID) -> NetworkProvider | None:
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             f"SELECT {_COLUMNS} FROM network_providers WHERE provider_id = ?", (str(provider_id),)
         )
@@ -333,7 +333,7 @@ def get_provider(db: Database, provider_id: UUID) -> NetworkProvider | None:
 
 def provider_counts(db: Database) -> dict[str, int]:
     """Registrations per organisation type (whatever became of the providers since)."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         return _counts(tx)
 
 
@@ -344,7 +344,7 @@ def _counts(tx: Tx) -> dict[str, int]:
 
 def active_providers(db: Database) -> dict[str, dict[str, int]]:
     """Active (approved) providers per service category, by organisation type."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         return _active(tx)
 
 
@@ -363,7 +363,7 @@ def _active(tx: Tx) -> dict[str, dict[str, int]]:
 
 def network_summary(db: Database) -> NetworkSummary:
     """The network in figures, all read at one moment."""
-    with db.transaction() as tx:
+    with db.reading() as tx:
         by_type = _counts(tx)
         by_status = {
             str(status): int(n) for status, n in tx.execute(

@@ -408,7 +408,7 @@ def network_performance(
     measure's own unit: they do not rank one agreement against another). `rag` keeps one RAG,
     `unrated` those with none; `today`, the day read for (default today in business time)."""
     where, params = (" WHERE a.status = ?", [status]) if status is not None else ("", [])
-    with db.transaction() as tx:
+    with db.reading() as tx:
         rows = tx.execute(
             "SELECT a.agreement_id, a.title, a.need_id, n.title, n.service_area,"
             " a.arrangement_type, a.status, a.budget_pence FROM cm_agreements a"
