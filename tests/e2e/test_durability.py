@@ -205,7 +205,7 @@ def test_every_acknowledged_report_survives_killed_workers_and_a_broker_restart(
         assert len(acknowledged) > 20
         ids = {delivery_id_for(UUID(provider_id), key): key for key in acknowledged}
 
-        stack.wait_caught_up(timeout=240)
+        stack.wait_caught_up(timeout=480)
 
         def all_projected() -> set[UUID] | None:
             found: list[UUID] = []
@@ -220,7 +220,7 @@ def test_every_acknowledged_report_survives_killed_workers_and_a_broker_restart(
             return set(found) if set(ids) <= set(found) else None
 
         try:
-            projected = wait_for(all_projected, 240, "every acknowledged report in the read model")
+            projected = wait_for(all_projected, 480, "every acknowledged report in the read model")
         except AssertionError:
             stored = set()
             for page in range(0, 20):
