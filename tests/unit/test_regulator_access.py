@@ -28,7 +28,7 @@ from council.services.provider_registry.service import SPEC as REGISTRY
 Auth = dict[str, str]
 AUDIT_READS = frozenset({"/audit/events", "/audit/state", "/audit/reads"})
 OPEN = frozenset({"/health", "/ready", "/metrics"})  # no token needed
-PUBLIC = ("/oruk", "/ocds")  # open data: no token needed, read by anyone
+PUBLIC = ("/oruk", "/ocds", "/transparency")  # open data: no token needed, read by anyone
 REFERENCE = frozenset({"/activity-types"})  # reference data any unscoped token may read
 SAMPLE_BODIES = {
     "application/json": b"{}",

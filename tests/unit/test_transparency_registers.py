@@ -247,9 +247,13 @@ def test_each_register_conforms_to_its_data_package(
                 assert isinstance(row[name], str)
 
 
-def test_a_quarter_is_required_and_checked(client: TestClient) -> None:
-    for params in ({}, {"quarter": "2024-05"}, {"quarter": "2024-Q5"}):
+def test_the_quarter_is_checked_and_by_default_the_latest_ended(client: TestClient) -> None:
+    for params in ({"quarter": "2024-05"}, {"quarter": "2024-Q5"}):
         response = client.get("/transparency/spend.csv", params=params)
         assert response.status_code == 422, params
         assert "quarter" in response.text
+    latest = client.get("/transparency/spend.csv")
+    assert latest.status_code == 200
+    assert "spend-over-500-" in latest.headers["content-disposition"]
+    assert latest.text.startswith("transaction_id,")
     assert client.post("/transparency/contracts.csv").status_code == 405

@@ -8,12 +8,13 @@ Published for anyone, as the Code intends: no token, any web page (CORS: the ser
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from council.kernel.periods import Period
+from council.kernel.periods import QUARTERLY, Period, today_or_now
 from council.platform.runtime import Runtime
 from council.platform.tables import csv_response, csv_text
 from council.services.integrator.projections.registers import (
@@ -28,21 +29,25 @@ from council.services.integrator.projections.registers import (
 PREFIX = "/transparency"
 router = APIRouter(prefix=PREFIX, tags=["transparency code (public)"])
 
-Quarter = Annotated[str, Query(
+Quarter = Annotated[str | None, Query(
     pattern=r"^[0-9]{4}-Q[1-4]$", examples=["2025-Q2"],
-    description="the calendar quarter, 2025-Q2 for April to June 2025")]
+    description="the calendar quarter, 2025-Q2 for April to June 2025; by default the latest "
+                "quarter that has ended")]
 _CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}, "headers": {"Link": {
     "description": "the CSV's data package (rel=describedby)", "schema": {"type": "string"}}}}}
 
 
 @router.get("/spend.csv", response_class=Response, responses=_CSV)
-def spend_csv(request: Request, quarter: Quarter) -> Response:
+def spend_csv(request: Request, quarter: Quarter = None) -> Response:
     """Each payment to a provider (or credit recovered from one) of more than £500 recorded in
     the quarter, in the Code's columns: date incurred, department, beneficiary, purpose,
     amount, irrecoverable VAT, merchant category."""
     runtime: Runtime = request.app.state.runtime
-    rows = spend_register(runtime.views, Period.parse(quarter))
-    return csv_response(csv_text(SPEND_COLUMNS, rows), f"spend-over-500-{quarter}.csv",
+    # The Code asks for a quarter once it is over: by default the latest one that is.
+    chosen = Period.parse(quarter) if quarter else Period.containing(
+        Period.containing(today_or_now(None), QUARTERLY).first - timedelta(days=1), QUARTERLY)
+    rows = spend_register(runtime.views, chosen)
+    return csv_response(csv_text(SPEND_COLUMNS, rows), f"spend-over-500-{chosen.label}.csv",
                         str(request.url_for("spend_csv_package")))
 
 
