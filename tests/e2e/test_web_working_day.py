@@ -21,7 +21,7 @@ import pytest
 
 from shared.cli import demo_users
 from tests.e2e.browser import ARTEFACTS, Browser, chromium, require_browser
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -408,3 +408,63 @@ def test_errors_answer_friendly_pages(stack: Stack, browser: Browser) -> None:
         tab.checked(f"error-{name}")
     decimals = stack.get("integrator", "/network/state")
     assert "E+" not in str(decimals)
+
+
+def agreement_via_api(stack: Stack, title: str) -> str:
+    """A drafted agreement for a VCSE grant, over the integrator's API."""
+    need_id = need_at_engagement(stack, title)
+    need = stack.get("integrator", f"/needs/{need_id}")
+    provider = next(p for p in stack.get("integrator", "/network/state")["providers"]
+                    if p["status"] == "approved")
+    decided = stack.post("integrator", f"/needs/{need_id}/decisions", {
+        "awards": [{"title": title, "arrangement_type": "grant", "allocation": "50000.00",
+                    "provider_ids": [provider["provider_id"]]}],
+        "rationale": "the best reach", "decision_maker": "Head of Commissioning"})
+    assert decided.status_code == 201, decided.text
+    decisions = wait_for(lambda: stack.get("integrator", f"/needs/{need_id}")["decisions"],
+                         30, "the decision in the read model")
+    award_id = decisions[0]["awards"][0]["award_id"]
+    drafted = stack.post("integrator", "/agreements", {
+        "need_id": need_id, "award_id": award_id, "starts_on": "2027-04-01",
+        "ends_on": "2029-03-31", "exit_plan": "the clubs pass to the schools",
+        "outcomes": [{"outcome_id": need["outcomes"][0]["outcome_id"]}]})
+    assert drafted.status_code == 201, drafted.text
+    return str(drafted.json()["agreement_id"])
+
+
+def test_outcome_terms_are_set_on_the_agreement_page(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    measure = stack.post("outcomes", "/measures", {
+        "name": "Children in Brookfield walking to school", "unit": "%",
+        "direction": "higher_is_better", "baseline": "40.0", "baseline_period": "2026-Q4"})
+    assert measure.status_code == 201, measure.text
+    measure_id = measure.json()["measure_id"]
+    agreement_id = agreement_via_api(stack, "Walking to school clubs")
+    sign_in(tab, "commissioner")
+    option = f"#attribution-measure_id option[value='{measure_id}']"
+    for _ in range(60):  # the measure and the agreement reach the read models by the log
+        tab.goto(f"/ui/agreements/{agreement_id}")
+        if page.locator(option).count():
+            break
+        page.wait_for_timeout(250)
+    assert "No outcome measure attributed yet." in text(tab, "#outcome-terms")
+    tab.checked("terms-none")
+    for _ in range(40):  # until the outcomes service has the agreement from the log
+        page.click("summary:has-text('Attribute an outcome measure')")
+        page.select_option("#attribution-measure_id", measure_id)
+        page.fill("#attribution-weight", "1")
+        with page.expect_navigation():
+            page.click("#attribution button[type=submit]")
+        if page.locator(".flash").count():
+            break
+        page.wait_for_timeout(250)
+    assert "Outcome measure attributed" in text(tab, ".flash")
+    assert "Children in Brookfield walking to school" in text(tab, "#attributions")
+    page.click("summary:has-text('Agree or vary the rate card')")
+    page.fill("#rate_card-outcome_rates-0-rate", "4000.00")
+    with page.expect_navigation():
+        page.click("#rate_card button[type=submit]")
+    assert "Rate card agreed" in text(tab, ".flash")
+    tab.checked("terms-agreed")
+    card = stack.get("outcomes", f"/agreements/{agreement_id}/terms")["rate_card"]
+    assert [Decimal(r["rate"]) for r in card["outcome_rates"]] == [Decimal("4000.00")]

@@ -22,10 +22,11 @@ from services.integrator.web.routes import (
     picking,
     providers,
     static,
+    terms,
 )
 
 router = APIRouter()
 router.include_router(auth.root)
-for module in (auth, home, network, providers, commissioning, picking, lessons, outcomes,
+for module in (auth, home, network, providers, commissioning, terms, picking, lessons, outcomes,
                market, audit, static, missing):
     router.include_router(module.routes)
