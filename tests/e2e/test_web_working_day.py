@@ -468,3 +468,23 @@ def test_outcome_terms_are_set_on_the_agreement_page(stack: Stack, browser: Brow
     tab.checked("terms-agreed")
     card = stack.get("outcomes", f"/agreements/{agreement_id}/terms")["rate_card"]
     assert [Decimal(r["rate"]) for r in card["outcome_rates"]] == [Decimal("4000.00")]
+
+
+def test_a_regulator_verifies_the_trail_in_the_pages(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    sign_in(tab, "regulator")
+    tab.goto("/ui/audit")
+    with page.expect_navigation():
+        page.click("#verify-link")
+    tab.checked("verify")
+    with page.expect_navigation():
+        page.click("button:has-text('Verify the trail now')")
+    assert text(tab, "#result") == "Intact"
+    said = text(tab, "#verify-said")
+    assert "Every chain is whole" in said
+    counted = re.search(r"([\d,]+) events", said)
+    assert counted is not None
+    assert int(counted.group(1).replace(",", "")) > 1000
+    tab.checked("verified")
+    reads = stack.get("integrator", "/audit/reads")
+    assert any("/ui/audit/verify" in str(r) for r in reads)

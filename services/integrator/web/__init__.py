@@ -23,10 +23,11 @@ from services.integrator.web.routes import (
     providers,
     static,
     terms,
+    verify,
 )
 
 router = APIRouter()
 router.include_router(auth.root)
 for module in (auth, home, network, providers, commissioning, terms, picking, lessons, outcomes,
-               market, audit, static, missing):
+               market, audit, verify, static, missing):
     router.include_router(module.routes)
