@@ -488,3 +488,26 @@ def test_a_regulator_verifies_the_trail_in_the_pages(stack: Stack, browser: Brow
     tab.checked("verified")
     reads = stack.get("integrator", "/audit/reads")
     assert any("/ui/audit/verify" in str(r) for r in reads)
+
+
+def test_a_regulator_compares_the_network_on_two_dates(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    sign_in(tab, "regulator")
+    tab.goto("/ui/audit")
+    with page.expect_navigation():
+        page.click("#compare-link")
+    page.fill("#compare-from", "2025-03-31")
+    page.fill("#compare-to", "2026-03-31")
+    with page.expect_navigation():
+        page.click("button:has-text('Compare')")
+    summary = text(tab, "#compare-summary")
+    counts = [int(n) for n in re.findall(r"(\d+) (?:added|changed|ended)", summary)]
+    assert len(counts) == 3
+    assert sum(counts) > 0
+    assert page.locator("#compare-added tbody tr").count() == counts[0]
+    tab.checked("compare")
+    page.fill("#compare-to", "2024-01-01")  # before the first: refused beside the field
+    with page.expect_navigation():
+        page.click("button:has-text('Compare')")
+    assert "Must be after the first date" in text(tab, "#compare-to-error")
+    tab.checked("compare-refused")

@@ -13,6 +13,7 @@ from services.integrator.web.routes import (
     audit,
     auth,
     commissioning,
+    compare,
     home,
     lessons,
     market,
@@ -29,5 +30,5 @@ from services.integrator.web.routes import (
 router = APIRouter()
 router.include_router(auth.root)
 for module in (auth, home, network, providers, commissioning, terms, picking, lessons, outcomes,
-               market, audit, verify, static, missing):
+               market, audit, verify, compare, static, missing):
     router.include_router(module.routes)
