@@ -14,6 +14,7 @@ from services.integrator.web.routes import (
     auth,
     commissioning,
     compare,
+    evidence,
     home,
     lessons,
     market,
@@ -30,5 +31,5 @@ from services.integrator.web.routes import (
 router = APIRouter()
 router.include_router(auth.root)
 for module in (auth, home, network, providers, commissioning, terms, picking, lessons, outcomes,
-               market, audit, verify, compare, static, missing):
+               market, audit, verify, compare, evidence, static, missing):
     router.include_router(module.routes)
