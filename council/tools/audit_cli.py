@@ -93,7 +93,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from council.platform.audit.stores import service_stores
     from council.platform.audit.trail import verify_log
     from council.platform.eventlog import open_event_log
-    from council.tools.audit_bundle import verify_bundle
+    from council.services.integrator.adapters.evidence_bundle import verify_bundle
     from council.tools.console import service_applications
 
     _quiet()
@@ -187,7 +187,7 @@ def _moment(text: str | None, end_of_day: bool) -> datetime | None:
 def cmd_export(args: argparse.Namespace) -> int:
     from council.platform.audit.keys import load_signing_key
     from council.platform.eventlog import open_event_log
-    from council.tools.audit_bundle import ExportRefused, export_bundle
+    from council.services.integrator.adapters.evidence_bundle import ExportRefused, export_bundle
 
     _quiet()
     settings = Settings()

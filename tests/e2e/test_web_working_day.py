@@ -11,17 +11,20 @@ import csv
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import httpx
 import openpyxl
 import pytest
 
 from council.tools.cli import demo_users
 from tests.e2e.browser import ARTEFACTS, Browser, chromium, require_browser
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -408,3 +411,137 @@ def test_errors_answer_friendly_pages(stack: Stack, browser: Browser) -> None:
         tab.checked(f"error-{name}")
     decimals = stack.get("integrator", "/network/state")
     assert "E+" not in str(decimals)
+
+
+def shown(stack: Stack, path: str) -> dict[str, Any] | None:
+    """The integrator's answer at `path`, or None while its read model has not got there."""
+    answer = httpx.get(stack.url("integrator") + path, headers=stack.headers(), timeout=10)
+    if answer.status_code == 404:
+        return None
+    answer.raise_for_status()
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def agreement_via_api(stack: Stack, title: str) -> str:
+    """A drafted agreement for a VCSE grant, over the integrator's API."""
+    need_id = need_at_engagement(stack, title)
+    need = wait_for(lambda: shown(stack, f"/needs/{need_id}"), 30, "the need's read model")
+    provider = next(p for p in stack.get("integrator", "/network/state")["providers"]
+                    if p["status"] == "approved")
+    decided = stack.post("integrator", f"/needs/{need_id}/decisions", {
+        "awards": [{"title": title, "arrangement_type": "grant", "allocation": "50000.00",
+                    "provider_ids": [provider["provider_id"]]}],
+        "rationale": "the best reach", "decision_maker": "Head of Commissioning"})
+    assert decided.status_code == 201, decided.text
+    decisions = wait_for(lambda: (shown(stack, f"/needs/{need_id}") or {}).get("decisions"),
+                         30, "the decision in the read model")
+    award_id = decisions[0]["awards"][0]["award_id"]
+    drafted = stack.post("integrator", "/agreements", {
+        "need_id": need_id, "award_id": award_id, "starts_on": "2027-04-01",
+        "ends_on": "2029-03-31", "exit_plan": "the clubs pass to the schools",
+        "outcomes": [{"outcome_id": need["outcomes"][0]["outcome_id"]}]})
+    assert drafted.status_code == 201, drafted.text
+    return str(drafted.json()["agreement_id"])
+
+
+def test_outcome_terms_are_set_on_the_agreement_page(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    measure = stack.post("outcomes", "/measures", {
+        "name": "Children in Brookfield walking to school", "unit": "%",
+        "direction": "higher_is_better", "baseline": "40.0", "baseline_period": "2026-Q4"})
+    assert measure.status_code == 201, measure.text
+    measure_id = measure.json()["measure_id"]
+    agreement_id = agreement_via_api(stack, "Walking to school clubs")
+    sign_in(tab, "commissioner")
+    option = f"#attribution-measure_id option[value='{measure_id}']"
+    for _ in range(60):  # the measure and the agreement reach the read models by the log
+        tab.goto(f"/ui/agreements/{agreement_id}")
+        if page.locator(option).count():
+            break
+        page.wait_for_timeout(250)
+    assert "No outcome measure attributed yet." in text(tab, "#outcome-terms")
+    tab.checked("terms-none")
+    for _ in range(40):  # until the outcomes service has the agreement from the log
+        page.click("summary:has-text('Attribute an outcome measure')")
+        page.select_option("#attribution-measure_id", measure_id)
+        page.fill("#attribution-weight", "1")
+        with page.expect_navigation():
+            page.click("#attribution button[type=submit]")
+        if page.locator(".flash").count():
+            break
+        page.wait_for_timeout(250)
+    assert "Outcome measure attributed" in text(tab, ".flash")
+    assert "Children in Brookfield walking to school" in text(tab, "#attributions")
+    page.click("summary:has-text('Agree or vary the rate card')")
+    page.fill("#rate_card-outcome_rates-0-rate", "4000.00")
+    with page.expect_navigation():
+        page.click("#rate_card button[type=submit]")
+    assert "Rate card agreed" in text(tab, ".flash")
+    tab.checked("terms-agreed")
+    card = stack.get("outcomes", f"/agreements/{agreement_id}/terms")["rate_card"]
+    assert [Decimal(r["rate"]) for r in card["outcome_rates"]] == [Decimal("4000.00")]
+
+
+def test_a_regulator_verifies_the_trail_in_the_pages(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    sign_in(tab, "regulator")
+    tab.goto("/ui/audit")
+    with page.expect_navigation():
+        page.click("#verify-link")
+    tab.checked("verify")
+    with page.expect_navigation():
+        page.click("button:has-text('Verify the trail now')")
+    assert text(tab, "#result") == "Intact"
+    said = text(tab, "#verify-said")
+    assert "Every chain is whole" in said
+    counted = re.search(r"([\d,]+) events", said)
+    assert counted is not None
+    assert int(counted.group(1).replace(",", "")) > 1000
+    tab.checked("verified")
+    reads = stack.get("integrator", "/audit/reads")
+    assert any("/ui/audit/verify" in str(r) for r in reads)
+
+
+def test_a_regulator_compares_the_network_on_two_dates(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    sign_in(tab, "regulator")
+    tab.goto("/ui/audit")
+    with page.expect_navigation():
+        page.click("#compare-link")
+    page.fill("#compare-from", "2025-03-31")
+    page.fill("#compare-to", "2026-03-31")
+    with page.expect_navigation():
+        page.click("button:has-text('Compare')")
+    summary = text(tab, "#compare-summary")
+    counts = [int(n) for n in re.findall(r"(\d+) (?:added|changed|ended)", summary)]
+    assert len(counts) == 3
+    assert sum(counts) > 0
+    assert page.locator("#compare-added tbody tr").count() == counts[0]
+    tab.checked("compare")
+    page.fill("#compare-to", "2024-01-01")  # before the first: refused beside the field
+    with page.expect_navigation():
+        page.click("button:has-text('Compare')")
+    assert "Must be after the first date" in text(tab, "#compare-to-error")
+    tab.checked("compare-refused")
+
+
+def test_a_regulator_downloads_an_evidence_pack_that_verifies(stack: Stack, browser: Browser,
+                                                             tmp_path: Path) -> None:
+    tab, page = browser, browser.page
+    sign_in(tab, "regulator")
+    tab.goto("/ui/audit/verify")
+    page.fill("#pack-until", "2026-03-31")
+    with page.expect_download(timeout=120_000) as download:
+        page.click("#pack-download")
+    packed = tmp_path / "pack.zip"
+    download.value.save_as(packed)
+    with zipfile.ZipFile(packed) as archive:
+        archive.extractall(tmp_path)
+    folder = tmp_path / "evidence-pack-2026-03-31"
+    assert (folder / "README.md").exists()
+    verified = subprocess.run([sys.executable, "-m", "council.tools.cli", "audit", "verify",
+                               "--bundle", str(folder)], env=stack.env, capture_output=True,
+                              text=True, timeout=300, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "intact" in verified.stdout

@@ -22,7 +22,7 @@ from council.platform.audit.verify import Kind, Report
 from council.platform.eventlog import LogRecord
 from council.platform.eventlog.kafka import KafkaEventLog
 from council.platform.settings import SERVICE_NAMES, Settings
-from council.tools.audit_bundle import export_bundle, verify_bundle
+from council.services.integrator.adapters.evidence_bundle import export_bundle, verify_bundle
 from tests.unit.audit_support import (
     REGISTRY,
     Stack,

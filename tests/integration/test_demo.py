@@ -41,6 +41,7 @@ from council.platform.projection import ProjectionRunner
 from council.platform.relay import OutboxRelay
 from council.platform.settings import SERVICE_NAMES, Settings
 from council.platform.sql import Database, open_database
+from council.services.integrator.adapters.evidence_bundle import export_bundle, verify_bundle
 from council.services.integrator.application import Integrator
 from council.services.integrator.domain.agreements import Agreement, AgreementStatus, check_terms
 from council.services.integrator.domain.delegation import check_authority
@@ -59,7 +60,6 @@ from council.services.outcomes.domain.payments import cover
 from council.services.provider_registry.application import ProviderRegistry
 from council.services.provider_registry.domain.commands import AddressIn, NewProvider
 from council.services.provider_registry.domain.providers import Provider, check_profile
-from council.tools.audit_bundle import export_bundle, verify_bundle
 from council.tools.cli import build_parser
 from council.tools.cli import main as council
 from council.tools.console import service_applications

@@ -21,7 +21,11 @@ from council.platform.audit.checkpoints import envelope_of, sign
 from council.platform.audit.keys import key_id, load_signing_key, public_pem
 from council.platform.audit.verify import Kind, Place
 from council.platform.settings import Settings
-from council.tools.audit_bundle import ExportRefused, export_bundle, verify_bundle
+from council.services.integrator.adapters.evidence_bundle import (
+    ExportRefused,
+    export_bundle,
+    verify_bundle,
+)
 from council.tools.cli import main
 from tests.unit.audit_support import (
     REGISTRY,

@@ -594,6 +594,22 @@ def onboard_and_commission(app: TestClient) -> None:
     assert figure(as_of_tomorrow.text, "fig-budget") == "£175,000"
     assert "Agreement varied" in as_of_tomorrow.text  # its history, read from the live timeline
     assert "Family clubs" in app.get(f"{need_path}?as_of={tomorrow}").text
+    # The working day's pages read the same read models, on either deployment.
+    home = text_of(app.get("/ui/home").text)
+    assert "What needs attention" in home
+    preview = app.get(f"{need_path}/award-preview?awards.0.provider_ids={provider_id}"
+                      "&awards.0.allocation=1000.00")
+    assert preview.status_code == 200
+    assert "VCSE share" in preview.text
+    assert "Hillside Community Kitchen" in app.get(f"{need_path}?pick_type=vcse").text
+    follow(app, post(app, "/ui/lessons", {
+        "need_id": need_id.group(1), "stage": "decision", "went": "well",
+        "what": "The clubs were chosen with the schools", "why": "they know the families",
+        "tags": "schools"}, page="/ui/lessons"))
+    assert "The clubs were chosen with the schools" in app.get("/ui/lessons?q=schools").text
+    exported = app.get("/ui/network/providers.csv?q=hillside")
+    assert exported.status_code == 200
+    assert "Hillside Community Kitchen" in exported.text
 
 
 def test_unknown_records_and_dates_answer_plainly(app: TestClient) -> None:

@@ -83,6 +83,13 @@ def run(settings: Settings, rounds: int = ROUNDS) -> dict[str, list[float]]:
             "audit timeline": "/ui/audit",
             "audit, filtered": "/ui/audit?source=integrator&q=growth",
             "network as of a date (warm)": "/ui/network?as_of=2025-03-31",
+            "home (what needs attention)": "/ui/home", "lessons": "/ui/lessons",
+            "network, sorted, page 2": "/ui/network?sort=committed&dir=desc&page=2",
+            "network exported (.xlsx)": "/ui/network/providers.xlsx",
+            "need, picking providers": f"{need}?pick_category=public-health&pick_type=vcse",
+            "award preview (fragment)": f"{need}/award-preview?awards.0.provider_ids="
+                                        f"{provider.rsplit('/', 1)[1]}"
+                                        "&awards.0.allocation=10000.00",
         }
         client.get("/ui/network?as_of=2025-03-31")  # the warm date, built once
         for _ in range(rounds):

@@ -13,6 +13,8 @@ from council.services.integrator.web.routes import (
     audit,
     auth,
     commissioning,
+    compare,
+    evidence,
     home,
     lessons,
     market,
@@ -22,10 +24,12 @@ from council.services.integrator.web.routes import (
     picking,
     providers,
     static,
+    terms,
+    verify,
 )
 
 router = APIRouter()
 router.include_router(auth.root)
-for module in (auth, home, network, providers, commissioning, picking, lessons, outcomes,
-               market, audit, static, missing):
+for module in (auth, home, network, providers, commissioning, terms, picking, lessons, outcomes,
+               market, audit, verify, compare, evidence, static, missing):
     router.include_router(module.routes)

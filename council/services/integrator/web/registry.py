@@ -53,7 +53,9 @@ _NEEDS_LIMIT = frozenset({"greater_than", "greater_than_equal", "less_than_equal
 
 def call(base_url: str, token: str, method: str, path: str, body: dict[str, Any] | None = None,
          *, idempotency_key: str | None = None, correlation_id: str | None = None,
-         ) -> dict[str, Any]:
+         service: str = "provider registry") -> dict[str, Any]:
+    """`service`'s published API (the registry's, or the outcomes service's for an
+    agreement's outcome terms), as the signed-in person."""
     headers = {"Authorization": f"Bearer {token}"}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
@@ -63,12 +65,12 @@ def call(base_url: str, token: str, method: str, path: str, body: dict[str, Any]
         response = httpx.request(method, f"{base_url}{path}", json=body, headers=headers,
                                  timeout=15)
     except httpx.HTTPError as exc:
-        raise RegistryRefused(503, {FORM_LEVEL: f"The provider registry at {base_url} is not "
+        raise RegistryRefused(503, {FORM_LEVEL: f"The {service} at {base_url} is not "
                                                 f"answering ({type(exc).__name__}); try again"}
                               ) from None
     if response.status_code >= 500:
         raise RegistryRefused(response.status_code, {
-            FORM_LEVEL: f"The provider registry failed ({response.status_code}); try again"})
+            FORM_LEVEL: f"The {service} failed ({response.status_code}); try again"})
     if response.status_code >= 400:
         raise RegistryRefused(response.status_code, _errors(response))
     found: dict[str, Any] = response.json()

@@ -332,7 +332,8 @@ def draft(need_id: UUID, request: Request, viewer: SignedIn, values: Posted) -> 
 # ---------------------------------------------------------------------- an agreement
 
 
-AGREEMENT_FORMS = ("sign", "activate", "vary", "extend", "business_case", "spend", "end")
+AGREEMENT_FORMS = ("sign", "activate", "vary", "extend", "business_case", "spend", "end",
+                   "attribution", "rate_card")
 
 
 def _agreement_page(request: Request, viewer: Viewer, agreement_id: UUID,
@@ -355,6 +356,7 @@ def _agreement_page(request: Request, viewer: Viewer, agreement_id: UUID,
                            since=scope.starts if scope else None,
                            hidden_types=viewer.sight.hidden_types())
         subject_names = record_names(db)
+        measures = _measures(db)
     failed = failed or {}
     cases = [b.business_case_id for b in agreement.business_cases if b.status == "proposed"]
     dues = [d.due_id for d in agreement.results_due if d.paid_at is None]
@@ -363,7 +365,7 @@ def _agreement_page(request: Request, viewer: Viewer, agreement_id: UUID,
         agreement=agreement, need=need, names=names, brief=brief, outcomes=outcomes,
         history=history, subject_names=subject_names, as_of=as_of, today=date.today(),
         variation_kinds=[k.value for k in VariationKind if k is not VariationKind.BUSINESS_CASE],
-        endings=[k.value for k in EndingKind],
+        endings=[k.value for k in EndingKind], measures=measures,
         forms={**{name: failed.get(name, forms.FormState()) for name in AGREEMENT_FORMS},
                **{f"case-{case}": failed.get(f"case-{case}", forms.FormState())
                   for case in cases},
