@@ -14,25 +14,13 @@ from starlette.datastructures import QueryParams
 from services.integrator.domain.award_preview import AwardPreview, Proposed, preview
 from services.integrator.projections.commissioning import NeedDetail
 from services.integrator.projections.picker import Search, candidates, committed_now
-from services.provider_registry.taxonomy import taxonomy  # as the market page files spend
+from services.integrator.web.render import lineage
 from shared.contracts.provider_registry import OrganisationType, SizeBand
 from shared.sql import Database
 from shared.text import without_controls
 
 AWARD_ROWS = 3
 SIZES = [b.value for b in SizeBand] + ["large"]
-
-
-def lineage(code: str) -> list[str]:
-    return taxonomy().lineage(code)
-
-
-def same_market(code: str) -> list[str]:
-    """Every category in the market `code` belongs to (its top-level category and all below
-    it): where a similar need would be filed."""
-    tax = taxonomy()
-    top = tax.top(code)
-    return [c for c in tax.terms if tax.top(c) == top] or [code]
 
 
 def search_of(params: QueryParams, need: NeedDetail) -> Search:

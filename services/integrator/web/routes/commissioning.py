@@ -37,14 +37,14 @@ from services.integrator.projections.performance import performance_of
 from services.integrator.projections.timeline import timeline
 from services.integrator.web import forms
 from services.integrator.web.pages import AsOf, Posted, SignedIn, forbidden, not_found, router
-from services.integrator.web.picking import (
-    award_preview,
+from services.integrator.web.picking import award_preview, picker, proposed_of
+from services.integrator.web.render import (
+    categories,
     lineage,
-    picker,
-    proposed_of,
+    page,
+    redirect,
     same_market,
 )
-from services.integrator.web.render import categories, page, redirect
 from services.integrator.web.session import Viewer
 from services.integrator.web.steps import FORMS, next_stages, sourcing_steps
 from services.integrator.web.sync import wait_applied
