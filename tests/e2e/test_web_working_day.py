@@ -545,3 +545,21 @@ def test_a_regulator_downloads_an_evidence_pack_that_verifies(stack: Stack, brow
                               text=True, timeout=300, check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "intact" in verified.stdout
+
+
+def test_a_partner_statement_says_what_its_money_bought(stack: Stack, browser: Browser) -> None:
+    tab, page = browser, browser.page
+    sign_in(tab, "staff")
+    tab.goto("/ui/commissioning")
+    with page.expect_navigation():
+        page.click("#partners-link")
+    page.select_option("#partner", "Northshire Police")
+    with page.expect_navigation():
+        page.click("button:has-text('Show the statement')")
+    assert text(tab, "h1") == "Northshire Police: what its money bought"
+    assert pounds_in(text(tab, "#fig-contributed")) > 0
+    statements = page.locator("section.statement")
+    assert statements.count() >= 1
+    assert "pooled" in statements.first.inner_text()
+    assert pounds_in(text(tab, "#fig-spent")) > 0  # the Police's share of what was paid
+    tab.checked("partner-statement")

@@ -21,6 +21,7 @@ from council.services.integrator.web.routes import (
     missing,
     network,
     outcomes,
+    partners,
     picking,
     providers,
     static,
@@ -31,5 +32,5 @@ from council.services.integrator.web.routes import (
 router = APIRouter()
 router.include_router(auth.root)
 for module in (auth, home, network, providers, commissioning, terms, picking, lessons, outcomes,
-               market, audit, verify, compare, evidence, static, missing):
+               partners, market, audit, verify, compare, evidence, static, missing):
     router.include_router(module.routes)

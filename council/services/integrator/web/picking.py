@@ -12,27 +12,15 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from council.kernel.contracts.provider_registry import OrganisationType, SizeBand
-from council.kernel.taxonomy import taxonomy  # as the market page files spend
 from council.kernel.text import without_controls
 from council.platform.sql import Database
 from council.services.integrator.domain.award_preview import AwardPreview, Proposed, preview
 from council.services.integrator.projections.commissioning_views import NeedDetail
 from council.services.integrator.projections.picker import Search, candidates, committed_now
+from council.services.integrator.web.render import lineage
 
 AWARD_ROWS = 3
 SIZES = [b.value for b in SizeBand] + ["large"]
-
-
-def lineage(code: str) -> list[str]:
-    return taxonomy().lineage(code)
-
-
-def same_market(code: str) -> list[str]:
-    """Every category in the market `code` belongs to (its top-level category and all below
-    it): where a similar need would be filed."""
-    tax = taxonomy()
-    top = tax.top(code)
-    return [c for c in tax.terms if tax.top(c) == top] or [code]
 
 
 def search_of(params: QueryParams, need: NeedDetail) -> Search:

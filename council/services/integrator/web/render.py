@@ -78,6 +78,19 @@ def categories() -> list[tuple[str, str]]:
     return found
 
 
+def lineage(code: str) -> list[str]:
+    """A category and every one above it, nearest first (how the market page files spend)."""
+    return taxonomy().lineage(code)
+
+
+def same_market(code: str) -> list[str]:
+    """Every category in the market `code` belongs to (its top-level category and all below
+    it): where a similar need would be filed."""
+    tax = taxonomy()
+    top = tax.top(code)
+    return [c for c in tax.terms if tax.top(c) == top] or [code]
+
+
 def money(amount: Decimal | int | float | None, pence: bool = False) -> str:
     if amount is None:
         return "—"

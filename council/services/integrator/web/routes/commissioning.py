@@ -54,14 +54,14 @@ from council.services.integrator.web.pages import (
     not_found,
     router,
 )
-from council.services.integrator.web.picking import (
-    award_preview,
+from council.services.integrator.web.picking import award_preview, picker, proposed_of
+from council.services.integrator.web.render import (
+    categories,
     lineage,
-    picker,
-    proposed_of,
+    page,
+    redirect,
     same_market,
 )
-from council.services.integrator.web.render import categories, page, redirect
 from council.services.integrator.web.session import Viewer
 from council.services.integrator.web.steps import FORMS, next_stages, sourcing_steps
 from council.services.integrator.web.sync import wait_applied
