@@ -68,12 +68,13 @@ def table_schema(columns: Sequence[Column], primary_key: Sequence[str] = ()) -> 
 
 
 def data_package(name: str, title: str, path: str, columns: Sequence[Column], *,
-                 description: str = "", primary_key: Sequence[str] = ()) -> dict[str, Any]:
+                 description: str = "", primary_key: Sequence[str] = (),
+                 encoding: str = "utf-8") -> dict[str, Any]:
     """A tabular data package of one CSV resource (`path`, relative to the package's own
     address, or absolute) with its schema inline."""
     resource: dict[str, Any] = {
         "name": name, "path": path, "profile": "tabular-data-resource", "format": "csv",
-        "mediatype": "text/csv", "encoding": "utf-8",
+        "mediatype": "text/csv", "encoding": encoding,
         "dialect": {"delimiter": ",", "quoteChar": "\"", "doubleQuote": True,
                     "lineTerminator": "\r\n", "header": True},
         "schema": table_schema(columns, primary_key),

@@ -791,3 +791,25 @@ def test_an_organisation_scope_opens_its_needs_and_their_agreements(network: Tes
     assert police.get(f"/ui/needs/{N3}").status_code == 403
     assert police.get(f"/ui/providers/{P1}").status_code == 403
     assert police.get("/ui/").headers["location"] == "/ui/audit"
+
+
+def test_the_network_lists_csv_links_a_data_package_it_conforms_to(
+        network: TestClient, tmp_path: Path) -> None:
+    """Every CSV the council publishes says what each column holds (issue 17): the network
+    list's export too, so a typed reader keeps the money as numbers and the ids as text."""
+    from tests.tables import assert_package, schema_errors, typed_rows
+
+    assert sign_in(network, "jo").status_code == 303
+    exported = network.get("/ui/network/providers.csv?sort=committed&dir=desc")
+    assert exported.status_code == 200, exported.text
+    link = exported.headers["link"]
+    assert 'rel="describedby"' in link
+    package = network.get(link[link.index("<") + 1: link.index(">")]).json()
+    assert_package(package)
+    text = exported.content.decode("utf-8-sig")
+    assert schema_errors(package, text, tmp_path) == []
+    rows = typed_rows(package, text)
+    assert rows
+    assert all(isinstance(r["Active agreements"], int) for r in rows)
+    assert [r["Committed (£)"] for r in rows] == sorted(
+        (r["Committed (£)"] for r in rows), reverse=True)

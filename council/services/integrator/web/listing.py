@@ -13,6 +13,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from council.platform.tables import Column, data_package
 from council.services.integrator.domain import NetworkProvider
 from council.services.integrator.projections.market import ProviderState
 
@@ -96,9 +97,35 @@ def page_of(rows: list[NetworkRow], asked: str) -> Paged:
     return Paged(rows[start:start + PER_PAGE], number, pages, start + 1, len(rows))
 
 
-HEADINGS = ["Provider", "Provider id", "Organisation type", "Size", "Status",
-            "Service categories", "Areas served", "Active agreements", "Committed (£)",
-            "Spent to date (£)"]
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# The export's columns as its Table Schema states them, so a typed reader keeps each as it is.
+NETWORK_COLUMNS = (
+    Column("Provider", required=True, description="the provider's name"),
+    Column("Provider id", required=True, pattern=UUID_PATTERN,
+           description="the registry's id of the provider"),
+    Column("Organisation type", description="in words, e.g. Voluntary or community group"),
+    Column("Size", description="SME size band where known (micro, small, medium, large)"),
+    Column("Status", description="its standing in the registry, in words"),
+    Column("Service categories", description="the categories it delivers, separated by '; '"),
+    Column("Areas served", description="the areas it serves, separated by '; '"),
+    Column("Active agreements", "integer", required=True,
+           description="agreements in force naming it as a party"),
+    Column("Committed (£)", "number", required=True,
+           description="pounds, 2 places: its allocations under its active agreements"),
+    Column("Spent to date (£)", "number", required=True,
+           description="pounds, 2 places: everything recorded as spent with it, under any "
+                       "agreement, ended ones included"),
+)
+HEADINGS = [column.name for column in NETWORK_COLUMNS]
+
+
+def network_package(csv_path: str) -> dict[str, Any]:
+    """The data package describing the network list's CSV export (at `csv_path`)."""
+    return data_package(
+        "network-providers", "Providers in the council's network", csv_path, NETWORK_COLUMNS,
+        description="The providers the network list shows, as filtered and ordered when "
+                    "exported. The file starts with a UTF-8 byte order mark (for Excel).",
+        encoding="utf-8-sig")
 
 
 def _record(row: NetworkRow, words: Callable[[str], str]) -> list[Any]:

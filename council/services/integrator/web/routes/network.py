@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from council.kernel.contracts.provider_registry import OrganisationType, ProviderStatus
 from council.services.integrator.domain import NetworkProvider, NetworkSummary
@@ -22,6 +22,7 @@ from council.services.integrator.web.listing import (
     Order,
     as_csv,
     as_xlsx,
+    network_package,
     page_of,
     rows_of,
 )
@@ -99,6 +100,13 @@ def network(request: Request, viewer: SignedIn, as_of: AsOf) -> HTMLResponse:
     )
 
 
+@routes.get("/network/providers.datapackage.json", name="network_export_package")
+def export_package(request: Request, viewer: SignedIn) -> JSONResponse:
+    """The Frictionless data package (Table Schema) of the network list's CSV export."""
+    return JSONResponse(network_package("providers.csv"))
+
+
+# After the data package, which this pattern would otherwise take.
 @routes.get("/network/providers.{kind}")
 def export(kind: str, request: Request, viewer: SignedIn, as_of: AsOf) -> Response:
     """The providers shown, every page of them in the order chosen, as CSV or Excel."""
@@ -120,9 +128,13 @@ def export(kind: str, request: Request, viewer: SignedIn, as_of: AsOf) -> Respon
     else:
         body = as_xlsx(rows, words, f"Providers in the network, {stamp}")
         media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    return Response(body, media_type=media, headers={
-        **SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"',
-        "Server-Timing": f'app;dur={server_ms(request):.1f};desc="export"'})
+    headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"',
+               "Server-Timing": f'app;dur={server_ms(request):.1f};desc="export"'}
+    if kind == "csv":  # what each column holds, for typed readers (RFC 8288 describedby)
+        headers["Link"] = (f'<{request.url_for("network_export_package").path}>; '
+                           'rel="describedby"; type="application/json"')
+    return Response(body, media_type=media, headers=headers)
+
 
 
 def _by_type(everyone: list[NetworkProvider], held: dict[str, ProviderState],
