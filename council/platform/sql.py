@@ -90,6 +90,26 @@ class _PgTx:
                 cur.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
 
 
+def _check_connection(conn: Any) -> None:
+    """Whether a pooled connection is still usable, without a round trip when it plainly is.
+
+    A connection the server has closed (PostgreSQL restarted, a fail-over, an administrator's
+    pg_terminate_backend) has something to read (the server's farewell, or end of file) while
+    it sits idle in the pool; a healthy idle one has nothing. So only a connection with
+    something waiting is asked (the pool's own check, a round trip, which fails and has it
+    replaced); the others are handed out as they are. Asking every connection cost one round
+    trip per request, as much as the request's own statement."""
+    import select
+
+    from psycopg_pool import ConnectionPool
+
+    if conn.closed:
+        raise OSError("connection closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)
+
+
 class Database:
     """One database (an SQLite file, or a schema in PostgreSQL) with short transactions."""
 
@@ -129,12 +149,14 @@ class Database:
             # not use (council.platform.workers), and PostgreSQL has a connection limit.
             min_size=0,
             max_size=4,
-            kwargs={"options": options, "connect_timeout": 3,
+            # Autocommit: `query` runs its one statement in one round trip, with no BEGIN
+            # and COMMIT around it; `transaction` and `reading` still BEGIN explicitly.
+            kwargs={"options": options, "connect_timeout": 3, "autocommit": True,
                     "application_name": f"council:{self.schema or 'public'}"[:63]},
             # A connection is checked as it is handed out: one the server closed (PostgreSQL
             # restarted, a fail-over) is dropped and replaced, instead of failing every request
             # that draws it until the pool happens to recycle it.
-            check=ConnectionPool.check_connection,
+            check=_check_connection,
             # Waiting for a connection while the database is down ends in PoolTimeout (503 with
             # Retry-After, see council.platform.problems) after this long, not the default 30 s.
             timeout=5.0,
@@ -182,6 +204,17 @@ class Database:
         else:
             with self._pool.connection() as conn, conn.transaction():
                 yield _PgTx(conn)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One read-only statement on its own, in one round trip (no BEGIN and COMMIT): for
+        the hot path of every request (a token's revocation generation, the read position),
+        where a transaction's extra round trips cost more than the statement. The statement
+        sees one consistent snapshot, as any statement does."""
+        if self.dialect == "sqlite":
+            return self._sqlite_conn().execute(sql, tuple(params)).fetchall()
+        with self._pool.connection() as conn:
+            cur = conn.execute(sql.replace("?", "%s"), tuple(params))
+            return list(cur.fetchall()) if cur.description else []
 
     def ping(self) -> None:
         with self.transaction() as tx:
