@@ -203,7 +203,8 @@ class ProjectionRunner:
                 if seen.get(key, 0) >= event.stream_position:
                     continue  # a republished duplicate
                 new.append(event)
-                done.setdefault(event_context(event).correlation_id or "", []).append(event)
+                # event_context(event).correlation_id, without making the context
+                done.setdefault(event.correlation_id or str(event.event_id), []).append(event)
                 seen[key] = event.stream_position
                 applied += 1
             self.projection.apply_all(tx, new)

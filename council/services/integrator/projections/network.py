@@ -111,6 +111,9 @@ class NetworkProjection(TableProjection):
         self._held = []
         try:
             for event in events:
+                if event.type == "ProviderRegistered":  # held: no context needed to hold it
+                    self.apply(tx, event)
+                    continue
                 with command_context(event_context(event)):
                     self.apply(tx, event)
             self._write_held(tx)
