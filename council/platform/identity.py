@@ -12,6 +12,13 @@ decided in one place, `admission_refusal`, for the HTTP API's guard and the web 
 
 A sign-in session's token names the account it was issued for, so disabling the account or
 changing its password revokes every session it has (`revoke_account`).
+
+Checking a token is on every request's path, so each HTTP process keeps the tokens it has
+verified (`TokenStore.authenticate`). Every revocation, by whichever process, counts up one
+*revocation generation* in the same transaction; a kept token is used only while the
+generation is the one it was verified under, so a revoked token is refused by the next request
+after the revocation commits, in every process. Reading the generation is one indexed row in
+one round trip (no transaction around it), cheaper than finding and checking the token.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -159,6 +167,20 @@ def _add_scope_column(tx: Tx, dialect: str) -> None:
         tx.execute("ALTER TABLE api_tokens ADD COLUMN scope TEXT")
 
 
+# One row counting revocations (see the module's docstring); `singleton` is always 1.
+_REVOCATIONS = (
+    "CREATE TABLE IF NOT EXISTS api_token_revocations ("
+    " singleton INTEGER PRIMARY KEY, generation BIGINT NOT NULL)"
+)
+KEPT_TOKENS = 4096  # verified tokens kept per process; past that the kept ones are let go
+
+
+def _count_revocation(tx: Tx) -> None:
+    """A token was revoked: tokens verified before now must be checked again."""
+    tx.execute("UPDATE api_token_revocations SET generation = generation + 1"
+               " WHERE singleton = 1")
+
+
 def _scope_of(stored: str | None) -> Scope | None:
     return Scope.from_items(json.loads(stored)) if stored else None
 
@@ -178,17 +200,33 @@ def revoke_account(tx: Tx, account: str) -> int:
     rows = tx.execute(
         "UPDATE api_tokens SET revoked_at = ? WHERE account = ? AND revoked_at IS NULL"
         " RETURNING token_id", (datetime.now(UTC).isoformat(), account))
+    if rows:
+        _count_revocation(tx)
     return len(rows)
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """A token found valid while the revocation generation was `generation`."""
+
+    principal: Principal
+    expires_at: datetime | None
+    generation: int
 
 
 class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._verified: dict[str, _Verified] = {}  # by the token's SHA-256
+        self._lock = threading.Lock()
         with db.transaction() as tx:
             tx.execute(_SCHEMA)
             _add_scope_column(tx, db.dialect)
             _add_column(tx, db.dialect, "expires_at")
             _add_column(tx, db.dialect, "account")
+            tx.execute(_REVOCATIONS)
+            tx.execute("INSERT INTO api_token_revocations (singleton, generation) VALUES (1, 0)"
+                       " ON CONFLICT (singleton) DO NOTHING")
 
     def create(self, role: Role, label: str, provider_id: UUID | None = None,
                scope: Scope | None = None, expires_at: datetime | None = None,
@@ -214,23 +252,49 @@ class TokenStore:
         return IssuedToken(f"{TOKEN_PREFIX}_{token_id}_{secret}", principal)
 
     def authenticate(self, token: str) -> Principal | None:
+        """The principal `token` stands for, or None if it is unknown, revoked or expired.
+        A token verified since the last revocation anywhere is not looked up again."""
         prefix, _, rest = token.partition("_")
         token_id, _, secret = rest.partition("_")
         if prefix != TOKEN_PREFIX or not token_id or not secret:
             return None
-        with self.db.reading() as tx:
-            rows = tx.execute(
-                "SELECT token_hash, role, label, provider_id, scope, expires_at, account"
-                " FROM api_tokens WHERE token_id = ? AND revoked_at IS NULL",
-                (token_id,),
-            )
+        # The generation is read before the token is looked up: a revocation committed after
+        # this read counts the generation past it, so what is kept below is checked again.
+        generation = self._generation()
+        key = _hash(token)
+        with self._lock:
+            verified = self._verified.get(key)
+        if verified is None or verified.generation != generation:
+            verified = self._look_up(token_id, secret, generation)
+            if verified is None:
+                return None
+            with self._lock:
+                if len(self._verified) >= KEPT_TOKENS:
+                    self._verified.clear()
+                self._verified[key] = verified
+        if verified.expires_at is not None and verified.expires_at <= datetime.now(UTC):
+            return None
+        return verified.principal
+
+    def _generation(self) -> int:
+        rows = self.db.query(
+            "SELECT generation FROM api_token_revocations WHERE singleton = 1")
+        return int(rows[0][0]) if rows else 0
+
+    def _look_up(self, token_id: str, secret: str, generation: int) -> _Verified | None:
+        rows = self.db.query(
+            "SELECT token_hash, role, label, provider_id, scope, expires_at, account"
+            " FROM api_tokens WHERE token_id = ? AND revoked_at IS NULL",
+            (token_id,),
+        )
         if not rows or not hmac.compare_digest(rows[0][0], _hash(secret)):
             return None
         _, role, label, provider_id, scope, expires_at, account = rows[0]
-        if expires_at and datetime.fromisoformat(expires_at) <= datetime.now(UTC):
-            return None
-        return Principal(token_id, Role(role), label, UUID(provider_id) if provider_id else None,
-                         _scope_of(scope), account)
+        principal = Principal(token_id, Role(role), label,
+                              UUID(provider_id) if provider_id else None, _scope_of(scope),
+                              account)
+        return _Verified(principal, datetime.fromisoformat(expires_at) if expires_at else None,
+                         generation)
 
     def revoke(self, token_id: str) -> bool:
         with self.db.transaction() as tx:
@@ -239,6 +303,8 @@ class TokenStore:
                 " RETURNING token_id",
                 (datetime.now(UTC).isoformat(), token_id),
             )
+            if rows:
+                _count_revocation(tx)
         return bool(rows)
 
     def list(self) -> list[tuple[str, str, str, str | None, str, str | None, str | None]]:

@@ -21,7 +21,7 @@ from council.kernel.envelope import EventEnvelope
 from council.platform import parking
 from council.platform.eventlog import EventLog, LogPosition, LogRecord, advance
 from council.platform.eventlog.findings import LogWatch, forget_findings
-from council.platform.sql import Database, Tx
+from council.platform.sql import Database, Tx, insert_rows
 
 log = structlog.get_logger("projection")
 
@@ -190,7 +190,11 @@ class ProjectionRunner:
         applied = 0
         relevant = [r for r in records if self._relevant(r)]
         done: dict[str, list[EventEnvelope]] = {}  # correlation id -> events applied
-        with self.db.transaction() as tx:
+        # Pipelined: on PostgreSQL the read model's writes for the whole batch, its stream
+        # positions and its log position go without a round trip each, and still commit
+        # together or not at all (one statement a round trip held the network read model
+        # to 0.07 of PostgreSQL's batched INSERT rate).
+        with self.db.pipelined() as tx:
             seen = self._stream_positions(tx, {_stream_key(r.envelope) for r in relevant})
             new: list[EventEnvelope] = []
             for record in relevant:
@@ -199,7 +203,8 @@ class ProjectionRunner:
                 if seen.get(key, 0) >= event.stream_position:
                     continue  # a republished duplicate
                 new.append(event)
-                done.setdefault(event_context(event).correlation_id or "", []).append(event)
+                # event_context(event).correlation_id, without making the context
+                done.setdefault(event.correlation_id or str(event.event_id), []).append(event)
                 seen[key] = event.stream_position
                 applied += 1
             self.projection.apply_all(tx, new)
@@ -249,20 +254,19 @@ class ProjectionRunner:
                   offset=record.offset, event_id=event_id, type=event_type, reason=reason)
 
     def _save_streams(self, tx: Tx, seen: dict[str, int]) -> None:
-        tx.executemany(
-            "INSERT INTO projection_stream (projection, stream_id, position) VALUES (?, ?, ?)"
-            " ON CONFLICT (projection, stream_id) DO UPDATE SET position = excluded.position",
+        insert_rows(  # a key a row: `seen` is keyed by stream
+            tx, "INSERT INTO projection_stream (projection, stream_id, position) VALUES",
             [(self.projection.name, stream, pos) for stream, pos in seen.items()],
-        )
+            "ON CONFLICT (projection, stream_id) DO UPDATE SET position = excluded.position")
 
     def _save_position(self, tx: Tx, before: LogPosition, after: LogPosition) -> None:
-        tx.executemany(
-            "INSERT INTO projection_position (projection, log_partition, next_offset)"
-            " VALUES (?, ?, ?) ON CONFLICT (projection, log_partition)"
-            " DO UPDATE SET next_offset = excluded.next_offset",
+        insert_rows(
+            tx, "INSERT INTO projection_position (projection, log_partition, next_offset)"
+            " VALUES",
             [(self.projection.name, k, offset) for k, offset in after.items()
              if before.get(k) != offset],
-        )
+            "ON CONFLICT (projection, log_partition) DO UPDATE SET next_offset ="
+            " excluded.next_offset")
 
     def retry_parked(self) -> Retried:
         """Apply again what this projection parked, in log order (after a fix): each applied
@@ -323,6 +327,14 @@ class ProjectionRunner:
     def _stream_positions(self, tx: Tx, streams: set[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         ordered = sorted(streams)
+        if self.db.dialect == "postgres" and ordered:
+            # One array, one statement: IN lists of 500 text parameters each took PostgreSQL
+            # tens of milliseconds to plan and run, a second per batch of 5,000 events.
+            rows = tx.execute(
+                "SELECT stream_id, position FROM projection_stream"
+                " WHERE projection = ? AND stream_id = ANY(?)",
+                (self.projection.name, ordered))
+            return {str(s): int(p) for s, p in rows}
         for i in range(0, len(ordered), 500):
             chunk = ordered[i : i + 500]
             marks = ",".join("?" * len(chunk))

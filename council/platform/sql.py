@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -80,8 +81,103 @@ class _PgTx:
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
+    @property
+    def connection(self) -> Any:
+        return self._conn
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cur = self._conn.execute(sql.replace("?", "%s"), tuple(params))
+        return list(cur.fetchall()) if cur.description else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self._conn.cursor() as cur:
+                cur.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
+
+
+def _check_connection(conn: Any) -> None:
+    """Whether a pooled connection is still usable, without a round trip when it plainly is.
+
+    A connection the server has closed (PostgreSQL restarted, a fail-over, an administrator's
+    pg_terminate_backend) has something to read (the server's farewell, or end of file) while
+    it sits idle in the pool; a healthy idle one has nothing. So only a connection with
+    something waiting is asked (the pool's own check, a round trip, which fails and has it
+    replaced); the others are handed out as they are. Asking every connection cost one round
+    trip per request, as much as the request's own statement."""
+    import select
+
+    from psycopg_pool import ConnectionPool
+
+    if conn.closed:
+        raise OSError("connection closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)
+
+
+ROWS_PER_INSERT = 500  # rows per multi-row INSERT: well inside both databases' parameter limits
+
+
+def insert_rows(tx: Tx, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+    """`rows` inserted by `head` ("INSERT INTO t (a, b) VALUES") and `tail` (an ON CONFLICT
+    clause), a few hundred rows a statement: each statement is one round trip and one call
+    into the driver, where an executemany makes one per row (some 35 us each in psycopg).
+    Unlike one statement a row, a statement does not see its own rows: with `tail` ON
+    CONFLICT ... DO UPDATE no two rows may have the same key (PostgreSQL refuses it)."""
+    if not rows:
+        return
+    width = len(rows[0])
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        part = rows[start:start + ROWS_PER_INSERT]
+        values = [value for row in part for value in row]
+        if isinstance(tx, _PgTx | _PipelinedPgTx):
+            # Numbered parameters through a raw cursor: psycopg would otherwise parse the
+            # statement's thousands of placeholders again every time (some 20 ms each).
+            import psycopg
+
+            with psycopg.RawCursor(tx.connection) as cur:
+                cur.execute(f"{head} {_numbered_groups(width, len(part))} {tail}", values)
+        else:
+            group = "(" + ", ".join("?" * width) + ")"
+            tx.execute(f"{head} {', '.join([group] * len(part))} {tail}", values)
+
+
+@lru_cache(maxsize=64)
+def _numbered_groups(width: int, count: int) -> str:
+    """"($1, $2), ($3, $4)" for `count` rows of `width` values."""
+    return ", ".join("(" + ", ".join(f"${row * width + column + 1}" for column in range(width))
+                     + ")" for row in range(count))
+
+
+def is_write(sql: str) -> bool:
+    """Whether a statement only writes (its answer is always empty)."""
+    head = sql.lstrip()[:7].upper()
+    return head.startswith(("INSERT", "UPDATE", "DELETE")) and "RETURNING" not in sql.upper()
+
+
+class _PipelinedPgTx:
+    """A PostgreSQL transaction in pipeline mode: a write is sent without waiting for its
+    answer (an error in it surfaces at the next read or at COMMIT, and fails the
+    transaction); a read first waits for everything before it. Statements run in the order
+    given, so the effect is that of running them one by one, without a round trip each."""
+
+    def __init__(self, conn: Any, pipeline: Any) -> None:
+        self._conn = conn
+        self._pipeline = pipeline
+        self._writes: dict[str, bool] = {}
+
+    @property
+    def connection(self) -> Any:
+        return self._conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        write = self._writes.get(sql)
+        if write is None:
+            write = self._writes[sql] = is_write(sql)
+        cur = self._conn.execute(sql.replace("?", "%s"), tuple(params))
+        if write:
+            return []
+        self._pipeline.sync()
         return list(cur.fetchall()) if cur.description else []
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -129,12 +225,14 @@ class Database:
             # not use (council.platform.workers), and PostgreSQL has a connection limit.
             min_size=0,
             max_size=4,
-            kwargs={"options": options, "connect_timeout": 3,
+            # Autocommit: `query` runs its one statement in one round trip, with no BEGIN
+            # and COMMIT around it; `transaction` and `reading` still BEGIN explicitly.
+            kwargs={"options": options, "connect_timeout": 3, "autocommit": True,
                     "application_name": f"council:{self.schema or 'public'}"[:63]},
             # A connection is checked as it is handed out: one the server closed (PostgreSQL
             # restarted, a fail-over) is dropped and replaced, instead of failing every request
             # that draws it until the pool happens to recycle it.
-            check=ConnectionPool.check_connection,
+            check=_check_connection,
             # Waiting for a connection while the database is down ends in PoolTimeout (503 with
             # Retry-After, see council.platform.problems) after this long, not the default 30 s.
             timeout=5.0,
@@ -167,6 +265,21 @@ class Database:
                 yield _PgTx(conn)
 
     @contextmanager
+    def pipelined(self) -> Iterator[Tx]:
+        """A transaction for many writes (a projection applying a batch of events): as
+        `transaction()`, but on PostgreSQL its writes go without waiting for each answer
+        (pipeline mode), so a batch's writes cost about one round trip, not one each. Reads
+        in it see the writes before them. On SQLite, which has no round trips, the same as
+        `transaction()`."""
+        if self.dialect == "sqlite":
+            with self.transaction() as tx:
+                yield tx
+        else:
+            with self._pool.connection() as conn, conn.pipeline() as pipeline, \
+                    conn.transaction():
+                yield _PipelinedPgTx(conn, pipeline)
+
+    @contextmanager
     def reading(self) -> Iterator[Tx]:
         """A read-only transaction: one consistent view of the data. On SQLite it takes no
         write lock (WAL readers never wait for writers), so reads on a hot path, such as a
@@ -182,6 +295,17 @@ class Database:
         else:
             with self._pool.connection() as conn, conn.transaction():
                 yield _PgTx(conn)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One read-only statement on its own, in one round trip (no BEGIN and COMMIT): for
+        the hot path of every request (a token's revocation generation, the read position),
+        where a transaction's extra round trips cost more than the statement. The statement
+        sees one consistent snapshot, as any statement does."""
+        if self.dialect == "sqlite":
+            return self._sqlite_conn().execute(sql, tuple(params)).fetchall()
+        with self._pool.connection() as conn:
+            cur = conn.execute(sql.replace("?", "%s"), tuple(params))
+            return list(cur.fetchall()) if cur.description else []
 
     def ping(self) -> None:
         with self.transaction() as tx:

@@ -751,9 +751,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure store, relay and projection throughput")
     bench.add_argument("--events", type=int, default=20000)
-    bench.add_argument("--deployment", choices=["embedded", "scale", "pages", "reads", "all"],
+    bench.add_argument("--deployment",
+                       choices=["embedded", "scale", "pages", "reads", "reads-scale", "all"],
                        default="all", help="pages: only the web pages' server times; reads: "
-                       "only the read load (embedded)")
+                       "only the read load (embedded); reads-scale: only the read load on "
+                       "PostgreSQL and Kafka")
     bench.add_argument("--quick", action="store_true",
                        help="a short fixed workload (CI): printed, never gating")
     bench.add_argument("--read-seconds", type=float, default=5.0,

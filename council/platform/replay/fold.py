@@ -31,7 +31,7 @@ from council.platform.eventlog import LogRecord
 from council.platform.eventlog.port import json_object
 from council.platform.projection import _TABLES as BOOKKEEPING
 from council.platform.projection import Projection
-from council.platform.sql import Database, Row, Tx
+from council.platform.sql import Database, Row, Tx, is_write
 
 ENVELOPE_FIELDS = frozenset(EventEnvelope.model_fields)
 # EventEnvelope.model_validate_json without its Python wrapper, whose own cost adds to the
@@ -148,11 +148,6 @@ def entries(records: Iterable[LogRecord]) -> Iterator[Entry]:
 # ---------------------------------------------------------------------- writing
 
 
-def _is_write(sql: str) -> bool:
-    head = sql.lstrip()[:7].upper()
-    return head.startswith(("INSERT", "UPDATE", "DELETE")) and "RETURNING" not in sql.upper()
-
-
 class BatchingTx:
     """A Tx that holds back writes and runs each run of consecutive identical statements as one
     executemany. Statements still run in the order they were issued (a read, or a different
@@ -168,7 +163,7 @@ class BatchingTx:
     def _writes_(self, sql: str) -> bool:
         known = self._writes.get(sql)
         if known is None:
-            known = self._writes[sql] = _is_write(sql)
+            known = self._writes[sql] = is_write(sql)
         return known
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -177,7 +172,7 @@ class BatchingTx:
             return []
         write = self._writes.get(sql)  # _writes_, written out: this runs once per statement
         if write is None:
-            write = self._writes[sql] = _is_write(sql)
+            write = self._writes[sql] = is_write(sql)
         if write:
             if sql != self._sql:
                 self.flush()

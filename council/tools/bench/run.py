@@ -276,6 +276,19 @@ def main(events: int = 20000, deployment: str = "all", replay_events: int = 1_00
                         limits["scale"]["health"] = reads["scale"]["health"][4].per_s
             finally:
                 _drop_schemas(url, prefix)
+    if deployment == "reads-scale":
+        prefix = f"bench{uuid.uuid4().hex[:8]}"
+        with _broker() as bootstrap, tempfile.TemporaryDirectory(prefix="council-bench-") as tmp:
+            print(f"\nscale-out, reads on the demo data (PostgreSQL, Kafka at {bootstrap})")
+            limits["scale"] = {}
+            settings = Settings(database_url=url, schema_prefix=prefix, var_dir=Path(tmp),
+                                log_url=f"kafka://{bootstrap}", topic_prefix=prefix)
+            try:
+                reads["scale"] = bench_reads.run(settings, Path(tmp), read_seconds)
+                if "health" in reads["scale"]:
+                    limits["scale"]["health"] = reads["scale"]["health"][4].per_s
+            finally:
+                _drop_schemas(url, prefix)
     if "scale" in limits and "health" not in limits["scale"] and "health" in limits.get(
             "embedded", {}):  # the reads ran embedded only: the same machine's floor
         limits["scale"]["health"] = limits["embedded"]["health"]
