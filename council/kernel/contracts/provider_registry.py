@@ -130,6 +130,10 @@ class _Decision(_Data):
     reason: str
 
 
+# What every lifecycle decision carries (provider and reason), for readers that treat them alike.
+LifecycleDecision = _Decision
+
+
 @published(SOURCE, "ProviderReviewStarted", stream_field="provider_id")
 class ProviderReviewStarted(_Decision):
     """The council started reviewing a provider's application."""

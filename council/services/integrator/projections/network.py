@@ -22,6 +22,7 @@ from council.kernel.contracts.provider_registry import (
     Identifiers,
     IncubationMilestoneMet,
     IncubationStarted,
+    LifecycleDecision,
     OrganisationType,
     ProviderApproved,
     ProviderCapabilityAdded,
@@ -48,6 +49,16 @@ from council.services.integrator.domain import (
 )
 
 S = ProviderStatus
+# The registry's lifecycle decisions: the event, its data's model, and the status it leaves.
+_DECISIONS: dict[str, tuple[type[LifecycleDecision], ProviderStatus]] = {
+    "ProviderReviewStarted": (ProviderReviewStarted, S.UNDER_REVIEW),
+    "ProviderApproved": (ProviderApproved, S.APPROVED),
+    "ProviderRejected": (ProviderRejected, S.REJECTED),
+    "ProviderSuspended": (ProviderSuspended, S.SUSPENDED),
+    "ProviderReinstated": (ProviderReinstated, S.APPROVED),
+    "ProviderExited": (ProviderExited, S.EXITED),
+    "ProviderGraduated": (ProviderGraduated, S.APPROVED),
+}
 
 # Registry events that do not change the network view, deliberately: a provider's standing
 # (accreditations, quality ratings, declared interests) is the standing projection's
@@ -131,30 +142,15 @@ class NetworkProjection(TableProjection):
             return
         self._write_held(tx)  # later events may be about the providers registered before
         data = event.data
+        decision = _DECISIONS.get(event.type)
+        if decision is not None:
+            model, status = decision
+            decided = model.model_validate(data)
+            self._decided(tx, event, decided.provider_id, status, decided.reason)
+            return
         match event.type:
             case "ProviderRegistered":
                 self._registered(tx, [event])
-            case "ProviderReviewStarted":
-                review = ProviderReviewStarted.model_validate(data)
-                self._decided(tx, event, review.provider_id, S.UNDER_REVIEW, review.reason)
-            case "ProviderApproved":
-                approved = ProviderApproved.model_validate(data)
-                self._decided(tx, event, approved.provider_id, S.APPROVED, approved.reason)
-            case "ProviderRejected":
-                rejected = ProviderRejected.model_validate(data)
-                self._decided(tx, event, rejected.provider_id, S.REJECTED, rejected.reason)
-            case "ProviderSuspended":
-                suspended = ProviderSuspended.model_validate(data)
-                self._decided(tx, event, suspended.provider_id, S.SUSPENDED, suspended.reason)
-            case "ProviderReinstated":
-                back = ProviderReinstated.model_validate(data)
-                self._decided(tx, event, back.provider_id, S.APPROVED, back.reason)
-            case "ProviderExited":
-                exited = ProviderExited.model_validate(data)
-                self._decided(tx, event, exited.provider_id, S.EXITED, exited.reason)
-            case "ProviderGraduated":
-                graduated = ProviderGraduated.model_validate(data)
-                self._decided(tx, event, graduated.provider_id, S.APPROVED, graduated.reason)
             case "IncubationStarted":
                 self._incubating(tx, event, IncubationStarted.model_validate(data))
             case "IncubationMilestoneMet":

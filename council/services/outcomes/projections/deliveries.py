@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from council.kernel.contracts.outcomes import SOURCE, Channel, DeliveryReported, Periodicity
 from council.kernel.envelope import EventEnvelope
-from council.kernel.periods import quarter_of
+from council.kernel.periods import MONTHLY, period_of, quarter_of
 from council.platform.projection import TableProjection
 from council.platform.sql import Database, Row, Tx
 
@@ -54,11 +54,6 @@ _TABLES = (
 )
 _DROPPED = ("oc_deliveries", "oc_deliveries_schema")
 _CHUNK = 500  # ids per IN (...) list
-
-
-def month_of(day: date) -> str:
-    """The monthly period a day falls in, e.g. 2026-04."""
-    return f"{day.year:04d}-{day.month:02d}"
 
 
 
@@ -137,7 +132,8 @@ class DeliveriesProjection(TableProjection):
                 delivery_id, str(report.agreement_id), str(report.provider_id),
                 report.activity_type, str(report.quantity), report.unit,
                 report.period_start.isoformat(), report.period_end.isoformat(),
-                month_of(report.period_end), quarter_of(report.period_end), report.location,
+                period_of(report.period_end, MONTHLY), quarter_of(report.period_end),
+                report.location,
                 report.idempotency_key, corrects, delivery_id, report.channel.value,
                 event.occurred_at.isoformat(), event.actor,
             ))
