@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -380,15 +380,24 @@ class ProjectionRunner:
         return self.catch_up()
 
     def run(self, stop: threading.Event, idle_wait: float = 0.05) -> None:
-        while not stop.is_set():
-            try:
-                moved = self.run_once()
-            except Exception as exc:
-                log.error("projection_failed", projection=self.projection.name, error=str(exc))
-                stop.wait(1.0)
-                continue
-            if not moved:
-                stop.wait(idle_wait)
+        keep_running(self.run_once, stop, idle_wait, "projection_failed",
+                     projection=self.projection.name)
+
+
+def keep_running(step: Callable[[], int], stop: threading.Event, idle_wait: float,
+                 failed: str, **about: str) -> None:
+    """Call `step` (how much it did) until `stop` is set: waiting `idle_wait` when it did
+    nothing, and a second after a failure, logged as `failed` with `about`, so one bad round
+    never ends a worker that the next round may find well again."""
+    while not stop.is_set():
+        try:
+            moved = step()
+        except Exception as exc:
+            log.error(failed, error=str(exc), **about)
+            stop.wait(1.0)
+            continue
+        if not moved:
+            stop.wait(idle_wait)
 
 
 def _envelope_or_none(record: LogRecord) -> EventEnvelope | None:

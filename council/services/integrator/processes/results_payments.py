@@ -44,7 +44,7 @@ from council.kernel.envelope import EventEnvelope
 from council.kernel.errors import ConcurrentChange
 from council.platform import parking
 from council.platform.eventlog import EventLog, open_event_log
-from council.platform.projection import ProjectionRunner, TableProjection
+from council.platform.projection import ProjectionRunner, TableProjection, keep_running
 from council.platform.runtime import Runtime
 from council.platform.sql import Database, Tx
 from council.services.integrator.application import Integrator
@@ -125,15 +125,7 @@ class ResultsPaymentsProcess:
 
     def run(self, stop: threading.Event, idle_wait: float = 0.05) -> None:
         try:
-            while not stop.is_set():
-                try:
-                    busy = self.run_once()
-                except Exception as exc:
-                    log.error("results_payments_process_failed", error=str(exc))
-                    stop.wait(1.0)
-                    continue
-                if not busy:
-                    stop.wait(idle_wait)
+            keep_running(self.run_once, stop, idle_wait, "results_payments_process_failed")
         finally:
             self.runner.event_log.close()
 

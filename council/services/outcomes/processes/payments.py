@@ -83,7 +83,12 @@ from council.kernel.money import to_penny
 from council.kernel.periods import period_bounds, period_of, periodicity_of
 from council.platform import parking
 from council.platform.eventlog import EventLog, open_event_log
-from council.platform.projection import ProjectionRunner, TableProjection, event_context
+from council.platform.projection import (
+    ProjectionRunner,
+    TableProjection,
+    event_context,
+    keep_running,
+)
 from council.platform.runtime import Runtime
 from council.platform.sql import Database, Tx
 from council.services.outcomes.application import Outcomes, short_id
@@ -389,15 +394,7 @@ class PaymentsProcess:
 
     def run(self, stop: threading.Event, idle_wait: float = 0.05) -> None:
         try:
-            while not stop.is_set():
-                try:
-                    busy = self.run_once()
-                except Exception as exc:
-                    log.error("payments_process_failed", error=str(exc))
-                    stop.wait(1.0)
-                    continue
-                if not busy:
-                    stop.wait(idle_wait)
+            keep_running(self.run_once, stop, idle_wait, "payments_process_failed")
         finally:
             self.runner.event_log.close()
 
